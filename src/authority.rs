@@ -1,0 +1,251 @@
+//! The CA hierarchy on disk: created on first start (or by `ecca init`), loaded afterwards.
+//!
+//! ```text
+//! DIR/ca/root.pem, root.key          self-signed root (trust anchor)
+//! DIR/ca/issuing.pem, issuing.key    issuing CA, signed by the root, pathLen 0
+//! DIR/tls/server.pem, server.key     the gRPC server's certificate (chain included)
+//! DIR/admin/cert.pem, key.pem, ca.pem  the first admin's client credential; ca.pem = root
+//! DIR/ecca.db                        the store
+//! ```
+//! Directories are 0700 and key files 0600; keys are never logged.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, IsCa, KeyIdMethod, KeyUsagePurpose, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::core::csr::{self, Attr};
+use crate::core::issue::{self, IssuerRef};
+use crate::core::keys::CaKeyAlg;
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::pemfile;
+use crate::signer::{Signer, SoftwareKey};
+
+/// Options for creating a CA hierarchy.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Algorithm of the root and issuing CA keys.
+    pub algorithm: CaKeyAlg,
+    /// Organization name in the CA subjects, and the prefix of their common names.
+    pub organization: String,
+    /// Country code in the CA subjects.
+    pub country: String,
+    /// Root validity in days.
+    pub root_days: u32,
+    /// Issuing CA validity in days.
+    pub issuing_days: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            algorithm: CaKeyAlg::P256,
+            organization: "ecca".into(),
+            country: "CN".into(),
+            root_days: 20 * 365,
+            issuing_days: 10 * 365,
+        }
+    }
+}
+
+/// Paths inside a data directory.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(dir: &Path) -> Self {
+        Layout {
+            dir: dir.to_path_buf(),
+        }
+    }
+    pub fn root_cert(&self) -> PathBuf {
+        self.dir.join("ca/root.pem")
+    }
+    pub fn root_key(&self) -> PathBuf {
+        self.dir.join("ca/root.key")
+    }
+    pub fn issuing_cert(&self) -> PathBuf {
+        self.dir.join("ca/issuing.pem")
+    }
+    pub fn issuing_key(&self) -> PathBuf {
+        self.dir.join("ca/issuing.key")
+    }
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("tls/server.pem")
+    }
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("tls/server.key")
+    }
+    pub fn admin_dir(&self) -> PathBuf {
+        self.dir.join("admin")
+    }
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("ecca.db")
+    }
+    /// True once a CA hierarchy exists here.
+    pub fn is_initialized(&self) -> bool {
+        self.root_cert().exists()
+    }
+}
+
+/// A CA certificate with what signing under it needs, parsed once.
+#[derive(Debug)]
+pub struct CaCert {
+    pub der: Vec<u8>,
+    pub subject_der: Vec<u8>,
+    pub key_id: Vec<u8>,
+    pub not_after: OffsetDateTime,
+    params: CertificateParams,
+    signer: Arc<dyn Signer>,
+}
+
+impl CaCert {
+    /// Wraps a CA certificate and its key, checking that they belong together.
+    pub fn new(der: Vec<u8>, signer: Arc<dyn Signer>) -> Result<Self> {
+        let (_, x509) = X509Certificate::from_der(&der)
+            .map_err(|e| Error::Config(format!("CA certificate does not parse: {e}")))?;
+        if x509.public_key().subject_public_key.data.as_ref() != signer.public_key_raw() {
+            return Err(Error::Config("CA certificate and key do not match".into()));
+        }
+        let key_id = x509
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| Error::Config("CA certificate has no subjectKeyIdentifier".into()))?;
+        let (attrs, _) = csr::name_attrs(&x509.subject)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = issue::distinguished_name(&attrs)?;
+        params.key_identifier_method = KeyIdMethod::PreSpecified(key_id.clone());
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let subject_der = x509.subject.as_raw().to_vec();
+        let not_after = x509.validity.not_after.to_datetime();
+        Ok(CaCert {
+            der,
+            subject_der,
+            key_id,
+            not_after,
+            params,
+            signer,
+        })
+    }
+
+    /// The view core::issue signs with.
+    pub fn issuer_ref(&self) -> IssuerRef<'_> {
+        IssuerRef {
+            params: &self.params,
+            subject_der: &self.subject_der,
+            key_id: &self.key_id,
+            not_after: self.not_after,
+            signer: self.signer.as_ref(),
+        }
+    }
+}
+
+/// The loaded CA hierarchy.
+#[derive(Debug)]
+pub struct Authority {
+    pub root: CaCert,
+    pub issuing: CaCert,
+}
+
+fn ca_params(
+    attrs: &[(Attr, String)],
+    days: u32,
+    path_len: Option<u8>,
+) -> Result<CertificateParams> {
+    let now = OffsetDateTime::now_utc();
+    let mut p = CertificateParams::default();
+    p.serial_number = Some(SerialNumber::from_slice(Serial::random()?.as_bytes()));
+    p.not_before = (now - issue::BACKDATE).replace_nanosecond(0).unwrap_or(now);
+    p.not_after = p.not_before + Duration::days(days.into());
+    p.distinguished_name = issue::distinguished_name(attrs)?;
+    p.is_ca = IsCa::Ca(match path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.use_authority_key_identifier_extension = true;
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    Ok(p)
+}
+
+impl Authority {
+    /// Creates a root and an issuing CA in `layout`, refusing to overwrite an existing CA.
+    pub fn create(layout: &Layout, opts: &InitOptions) -> Result<Self> {
+        if layout.is_initialized() {
+            return Err(Error::Config(format!(
+                "{} already holds a CA; choose an empty directory",
+                layout.dir.display()
+            )));
+        }
+        pemfile::private_dir(&layout.dir)?;
+        pemfile::private_dir(&layout.dir.join("ca"))?;
+        let org = opts.organization.trim();
+        let base = |cn: String| {
+            vec![
+                (Attr::Country, opts.country.clone()),
+                (Attr::Organization, org.to_string()),
+                (Attr::CommonName, cn),
+            ]
+        };
+
+        let root_key = Arc::new(SoftwareKey::generate(opts.algorithm)?);
+        let root_params = ca_params(&base(format!("{org} Root CA")), opts.root_days, None)?;
+        let root_der = issue::self_sign_root(&root_params, root_key.as_ref())?;
+        let root = CaCert::new(root_der, root_key.clone())?;
+
+        let issuing_key = Arc::new(SoftwareKey::generate(opts.algorithm)?);
+        let issuing_days = opts.issuing_days.min(opts.root_days);
+        let mut issuing_params =
+            ca_params(&base(format!("{org} Issuing CA 1")), issuing_days, Some(0))?;
+        issuing_params.not_after = issuing_params.not_after.min(root.not_after);
+        let issuing_der =
+            issue::sign_ca(&issuing_params, issuing_key.as_ref(), &root.issuer_ref())?;
+        let issuing = CaCert::new(issuing_der, issuing_key.clone())?;
+
+        // Keys first (create_new: never clobbers), certificates last: a half-written CA is
+        // never mistaken for a complete one, because is_initialized looks at root.pem.
+        root_key.save(&layout.root_key())?;
+        issuing_key.save(&layout.issuing_key())?;
+        pemfile::write_public(
+            &layout.issuing_cert(),
+            pemfile::certs_to_pem([issuing.der.as_slice()]).as_bytes(),
+        )?;
+        pemfile::write_public(
+            &layout.root_cert(),
+            pemfile::certs_to_pem([root.der.as_slice()]).as_bytes(),
+        )?;
+        Ok(Authority { root, issuing })
+    }
+
+    /// Loads an existing hierarchy.
+    pub fn load(layout: &Layout) -> Result<Self> {
+        let load = |cert: PathBuf, key: PathBuf| -> Result<CaCert> {
+            let pem = std::fs::read(&cert).map_err(|e| Error::io(&cert, e))?;
+            let der = pemfile::parse_certs(&pem)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Config(format!("{}: no certificate", cert.display())))?;
+            CaCert::new(der, Arc::new(SoftwareKey::load(&key)?))
+        };
+        Ok(Authority {
+            root: load(layout.root_cert(), layout.root_key())?,
+            issuing: load(layout.issuing_cert(), layout.issuing_key())?,
+        })
+    }
+
+    /// The chain a leaf needs, nearest first, without the root.
+    pub fn chain(&self) -> Vec<Vec<u8>> {
+        vec![self.issuing.der.clone()]
+    }
+}

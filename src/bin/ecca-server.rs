@@ -1,0 +1,106 @@
+//! `ecca-server`: the CA's gRPC API (mutual TLS) and its HTTP side.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecca::config::{ConfigFile, ServerConfig};
+use ecca::core::keys::CaKeyAlg;
+
+/// Certificate authority for e-commerce: issues over gRPC (mTLS), publishes over HTTP.
+///
+/// On first start with an empty --data-dir it creates a root CA, an issuing CA, the server's
+/// TLS certificate and an admin client credential (DIR/admin), without prompting.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Example:\n  ecca-server --data-dir ./ecca-data\n  ecca --data-dir ./ecca-data profiles"
+)]
+struct Args {
+    /// Data directory: CA keys and certificates, the database, the admin credential.
+    #[arg(long, env = "ECCA_DATA_DIR")]
+    data_dir: PathBuf,
+    /// gRPC (mutual TLS) listen address [default: 127.0.0.1:7443].
+    #[arg(long)]
+    grpc_listen: Option<SocketAddr>,
+    /// HTTP listen address for CA certificates and health [default: 127.0.0.1:7080].
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// TOML configuration file (see README "Configuration").
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// CA key algorithm, used only when the data directory is initialized.
+    #[arg(long, value_parser = ["p256", "p384", "ed25519"])]
+    algorithm: Option<String>,
+    /// Extra DNS name or IP address for the server's TLS certificate (repeatable).
+    #[arg(long = "server-name")]
+    server_names: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ECCA_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut config = ServerConfig::new(&args.data_dir);
+    if let Some(path) = &args.config {
+        match ConfigFile::load(path) {
+            Ok(file) => config.apply_file(file),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(a) = args.grpc_listen {
+        config.grpc_listen = a;
+    }
+    if let Some(a) = args.http_listen {
+        config.http_listen = a;
+    }
+    if let Some(alg) = args.algorithm.as_deref().and_then(CaKeyAlg::parse) {
+        config.init.algorithm = alg;
+    }
+    config.server_names.extend(args.server_names);
+
+    let running = match ecca::server::start(config.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let dir = config.data_dir.display();
+    if running.initialized {
+        println!("ecca: created a new CA in {dir}");
+    }
+    println!("ecca: gRPC (mTLS) on https://{}", running.endpoints.grpc);
+    println!(
+        "ecca: HTTP on http://{}  (/health, /ca/root.der, /ca/bundle.pem)",
+        running.endpoints.http
+    );
+    println!("ecca: admin credential in {dir}/admin (cert.pem, key.pem, ca.pem)");
+    println!("ecca: try `ecca --data-dir {dir} profiles`; stop with Ctrl-C");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            println!("ecca: stopping");
+            running.shutdown().await;
+        }
+        _ = terminate() => running.shutdown().await,
+    }
+    ExitCode::SUCCESS
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+}

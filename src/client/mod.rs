@@ -1,0 +1,193 @@
+//! The typed client the ops CLI uses, and any Rust program can: mTLS gRPC to `ecca-server`.
+use std::path::{Path, PathBuf};
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::authority::Layout;
+use crate::error::{Error, Result};
+use crate::proto::certificate_authority_client::CertificateAuthorityClient;
+use crate::proto::{self as pb};
+use crate::server::{ENDPOINTS_FILE, Endpoints};
+
+/// A client credential folder: cert.pem (with chain), key.pem, ca.pem (trust for the server).
+#[derive(Clone)]
+pub struct Credentials {
+    pub dir: PathBuf,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    ca_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("dir", &self.dir)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Reads the three files of a credential folder.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p).map_err(|e| Error::io(&p, e))
+        };
+        crate::pemfile::check_private(&dir.join("key.pem"))?;
+        Ok(Credentials {
+            dir: dir.to_path_buf(),
+            cert_pem: read("cert.pem")?,
+            key_pem: read("key.pem")?,
+            ca_pem: read("ca.pem")?,
+        })
+    }
+}
+
+/// Converts a refusal into the domain error, keeping the status code's name.
+fn rejected(s: tonic::Status) -> Error {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown
+            if s.message().contains("transport") || s.message().contains("connect") =>
+        {
+            Error::Remote(format!("cannot reach the server: {}", s.message()))
+        }
+        code => Error::Rejected {
+            code: format!("{code:?}"),
+            message: s.message().to_string(),
+        },
+    }
+}
+
+/// An mTLS connection to the CertificateAuthority service.
+#[derive(Debug, Clone)]
+pub struct Client {
+    ca: CertificateAuthorityClient<Channel>,
+    channel: Channel,
+}
+
+impl Client {
+    /// Connects to `https://host:port` with a credential.
+    pub async fn connect(url: &str, creds: &Credentials) -> Result<Self> {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&creds.ca_pem))
+            .identity(Identity::from_pem(&creds.cert_pem, &creds.key_pem));
+        let channel = Channel::from_shared(url.to_string())
+            .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
+            .tls_config(tls)
+            .map_err(|e| Error::InvalidArgument(format!("TLS configuration: {e}")))?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| {
+                Error::Remote(format!(
+                    "cannot connect to {url}: {e}; is ecca-server running?"
+                ))
+            })?;
+        Ok(Client {
+            ca: CertificateAuthorityClient::new(channel.clone()),
+            channel,
+        })
+    }
+
+    /// Connects as the local admin of a data directory (address from DIR/endpoints.json,
+    /// credential from DIR/admin).
+    pub async fn connect_data_dir(dir: &Path) -> Result<Self> {
+        let url = Self::data_dir_url(dir)?;
+        Self::connect(&url, &Credentials::load(&Layout::new(dir).admin_dir())?).await
+    }
+
+    /// The gRPC URL a running server wrote into its data directory.
+    pub fn data_dir_url(dir: &Path) -> Result<String> {
+        let path = dir.join(ENDPOINTS_FILE);
+        let text = std::fs::read(&path).map_err(|e| {
+            Error::Remote(format!(
+                "{}: {e}; start the server with `ecca-server --data-dir {}`",
+                path.display(),
+                dir.display()
+            ))
+        })?;
+        let ep: Endpoints = serde_json::from_slice(&text)
+            .map_err(|e| Error::Remote(format!("{}: {e}", path.display())))?;
+        Ok(format!("https://{}", ep.grpc))
+    }
+
+    /// The underlying channel (for health checks and other services).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Issues a certificate from a CSR (DER or PEM).
+    pub async fn issue(
+        &self,
+        csr: Vec<u8>,
+        profile: &str,
+        validity_days: Option<u32>,
+    ) -> Result<pb::IssueCertificateResponse> {
+        let req = pb::IssueCertificateRequest {
+            csr,
+            profile: profile.into(),
+            validity_days,
+        };
+        Ok(self
+            .ca
+            .clone()
+            .issue_certificate(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// One certificate by serial (hex).
+    pub async fn get(&self, serial: &str) -> Result<pb::Certificate> {
+        let req = pb::GetCertificateRequest {
+            serial: serial.into(),
+        };
+        Ok(self
+            .ca
+            .clone()
+            .get_certificate(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// One page of certificates.
+    pub async fn list(
+        &self,
+        req: pb::ListCertificatesRequest,
+    ) -> Result<pb::ListCertificatesResponse> {
+        Ok(self
+            .ca
+            .clone()
+            .list_certificates(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// The profiles the server issues under.
+    pub async fn profiles(&self) -> Result<Vec<pb::Profile>> {
+        let req = pb::ListProfilesRequest {};
+        Ok(self
+            .ca
+            .clone()
+            .list_profiles(req)
+            .await
+            .map_err(rejected)?
+            .into_inner()
+            .profiles)
+    }
+
+    /// Roots and intermediates.
+    pub async fn trust_bundle(&self) -> Result<pb::TrustBundle> {
+        let req = pb::GetTrustBundleRequest {};
+        Ok(self
+            .ca
+            .clone()
+            .get_trust_bundle(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+}

@@ -1,0 +1,107 @@
+//! Server configuration: an optional TOML file, overridden by command-line flags. Parsed once.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::authority::InitOptions;
+use crate::core::keys::CaKeyAlg;
+use crate::error::{Error, Result};
+
+/// Default gRPC (mTLS) listen address.
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:7443";
+/// Default HTTP listen address (CA certificates, health; CRLs and OCSP later).
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7080";
+/// Largest gRPC message the CA service accepts.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The `[ca]` table: used only when a data directory is initialized.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSection {
+    pub algorithm: Option<CaKeyAlg>,
+    pub organization: Option<String>,
+    pub country: Option<String>,
+    pub root_days: Option<u32>,
+    pub issuing_days: Option<u32>,
+}
+
+/// The configuration file, every key optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub grpc_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    /// Extra DNS names / IP addresses for the server's TLS certificate.
+    pub server_names: Option<Vec<String>>,
+    /// Load profiles from this directory instead of the embedded ones.
+    pub profiles_dir: Option<PathBuf>,
+    pub max_message_bytes: Option<usize>,
+    #[serde(default)]
+    pub ca: CaSection,
+}
+
+impl ConfigFile {
+    /// Reads and parses a config file; errors name the file and the key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// The effective server configuration.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub server_names: Vec<String>,
+    pub profiles_dir: Option<PathBuf>,
+    pub max_message_bytes: usize,
+    pub init: InitOptions,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            grpc_listen: DEFAULT_GRPC_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            http_listen: DEFAULT_HTTP_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            server_names: Vec::new(),
+            profiles_dir: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            init: InitOptions::default(),
+        }
+    }
+
+    /// Applies a config file on top of the defaults.
+    pub fn apply_file(&mut self, file: ConfigFile) {
+        if let Some(a) = file.grpc_listen {
+            self.grpc_listen = a;
+        }
+        if let Some(a) = file.http_listen {
+            self.http_listen = a;
+        }
+        if let Some(n) = file.server_names {
+            self.server_names = n;
+        }
+        if file.profiles_dir.is_some() {
+            self.profiles_dir = file.profiles_dir;
+        }
+        if let Some(m) = file.max_message_bytes {
+            self.max_message_bytes = m;
+        }
+        let ca = file.ca;
+        let init = &mut self.init;
+        init.algorithm = ca.algorithm.unwrap_or(init.algorithm);
+        init.organization = ca.organization.unwrap_or_else(|| init.organization.clone());
+        init.country = ca.country.unwrap_or_else(|| init.country.clone());
+        init.root_days = ca.root_days.unwrap_or(init.root_days);
+        init.issuing_days = ca.issuing_days.unwrap_or(init.issuing_days);
+    }
+}

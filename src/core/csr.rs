@@ -1,0 +1,236 @@
+//! CSR intake: raw bytes become a [`VerifiedCsr`] once, or a precise refusal.
+//!
+//! Only the public key and the requested names are taken from a CSR. Requested CA flags, key
+//! usages and EKUs are never copied; a CSR asking to be a CA is refused outright so the
+//! requester learns it, rather than silently getting something else.
+use std::net::IpAddr;
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::{
+    OID_PKCS1_SHA1WITHRSA, OID_PKCS9_EMAIL_ADDRESS, OID_SHA1_WITH_RSA, OID_X509_COMMON_NAME,
+    OID_X509_COUNTRY_NAME, OID_X509_LOCALITY_NAME, OID_X509_ORGANIZATION_NAME,
+    OID_X509_ORGANIZATIONAL_UNIT, OID_X509_SERIALNUMBER, OID_X509_STATE_OR_PROVINCE_NAME,
+};
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::X509Name;
+
+use crate::core::keys::KeyAlg;
+use crate::error::{Error, Result};
+
+/// Largest CSR accepted, in bytes (an RSA-4096 CSR with 100 SANs fits well inside).
+pub const MAX_CSR_BYTES: usize = 16 * 1024;
+
+/// Subject attributes ecca understands, in the order they are written into certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Attr {
+    Country,
+    State,
+    Locality,
+    Organization,
+    OrganizationalUnit,
+    SerialNumber,
+    CommonName,
+}
+
+impl Attr {
+    /// Short name as in RFC 4514 (serialNumber spelled out).
+    pub fn short(self) -> &'static str {
+        match self {
+            Attr::Country => "C",
+            Attr::State => "ST",
+            Attr::Locality => "L",
+            Attr::Organization => "O",
+            Attr::OrganizationalUnit => "OU",
+            Attr::SerialNumber => "serialNumber",
+            Attr::CommonName => "CN",
+        }
+    }
+
+    /// Upper bound on the value length (RFC 5280 Appendix A, ub-*).
+    pub fn max_len(self) -> usize {
+        match self {
+            Attr::Country => 2,
+            Attr::State | Attr::Locality => 128,
+            Attr::Organization
+            | Attr::OrganizationalUnit
+            | Attr::SerialNumber
+            | Attr::CommonName => 64,
+        }
+    }
+}
+
+/// A CSR whose signature verified, reduced to what issuance may use.
+#[derive(Clone, Debug)]
+pub struct VerifiedCsr {
+    /// The SubjectPublicKeyInfo exactly as in the CSR.
+    pub spki_der: Vec<u8>,
+    /// The key's algorithm and size.
+    pub key_alg: KeyAlg,
+    /// Requested subject attributes, each at most once.
+    pub subject: Vec<(Attr, String)>,
+    /// Requested DNS names, as written.
+    pub dns: Vec<String>,
+    /// Requested IP addresses.
+    pub ips: Vec<IpAddr>,
+    /// Requested email addresses (SAN rfc822Name or the legacy subject emailAddress).
+    pub emails: Vec<String>,
+}
+
+/// Accepts DER or PEM ("CERTIFICATE REQUEST" / "NEW CERTIFICATE REQUEST").
+pub fn decode(input: &[u8]) -> Result<Vec<u8>> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(Error::BadCsr(format!(
+            "{} bytes is larger than the {MAX_CSR_BYTES}-byte limit",
+            input.len()
+        )));
+    }
+    let trimmed = input.trim_ascii_start();
+    if trimmed.starts_with(b"-----BEGIN") {
+        let pem = pem::parse(trimmed).map_err(|e| Error::BadCsr(format!("PEM: {e}")))?;
+        if !matches!(pem.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST") {
+            return Err(Error::BadCsr(format!(
+                "PEM block is {:?}, expected \"CERTIFICATE REQUEST\"",
+                pem.tag()
+            )));
+        }
+        return Ok(pem.into_contents());
+    }
+    Ok(input.to_vec())
+}
+
+/// Parses a CSR, verifies its signature and extracts the requested names.
+pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
+    let der = decode(input)?;
+    if der.is_empty() {
+        return Err(Error::BadCsr("empty".into()));
+    }
+    let (rest, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| Error::BadCsr(format!("not a PKCS#10 request: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::BadCsr(format!(
+            "{} trailing bytes after the request",
+            rest.len()
+        )));
+    }
+    let info = &csr.certification_request_info;
+    let key_alg = KeyAlg::of_spki(&info.subject_pki)?;
+    let sig_oid = &csr.signature_algorithm.algorithm;
+    if *sig_oid == OID_PKCS1_SHA1WITHRSA || *sig_oid == OID_SHA1_WITH_RSA {
+        return Err(Error::BadCsr(
+            "signed with SHA-1; sign the CSR with SHA-256 or better".into(),
+        ));
+    }
+    csr.verify_signature().map_err(|e| {
+        Error::BadCsr(format!(
+            "signature does not verify with the CSR's own key (proof of possession failed): {e}"
+        ))
+    })?;
+
+    let mut out = VerifiedCsr {
+        spki_der: info.subject_pki.raw.to_vec(),
+        key_alg,
+        subject: Vec::new(),
+        dns: Vec::new(),
+        ips: Vec::new(),
+        emails: Vec::new(),
+    };
+    let (subject, emails) = name_attrs(&info.subject)?;
+    out.subject = subject;
+    out.emails = emails;
+    if let Some(exts) = csr.requested_extensions() {
+        for ext in exts {
+            match ext {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for name in &san.general_names {
+                        match name {
+                            GeneralName::DNSName(d) => out.dns.push(d.to_string()),
+                            GeneralName::RFC822Name(e) => out.emails.push(e.to_string()),
+                            GeneralName::IPAddress(b) => out.ips.push(ip_from_bytes(b)?),
+                            other => {
+                                return Err(Error::field(
+                                    "subjectAltName",
+                                    format!("unsupported name type {other}"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                ParsedExtension::BasicConstraints(bc) if bc.ca => {
+                    return Err(Error::field(
+                        "basicConstraints",
+                        "the CSR asks for a CA certificate (cA=TRUE); this API issues end-entity certificates only",
+                    ));
+                }
+                // Key usages, EKUs, SKI and anything else requested are ignored: the profile decides.
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a Name into ecca's attributes (each at most once, single-valued RDNs only); legacy
+/// emailAddress attributes are returned apart.
+pub fn name_attrs(name: &X509Name<'_>) -> Result<(Vec<(Attr, String)>, Vec<String>)> {
+    let mut attrs: Vec<(Attr, String)> = Vec::new();
+    let mut emails = Vec::new();
+    for rdn in name.iter_rdn() {
+        if rdn.iter().count() != 1 {
+            return Err(Error::field(
+                "subject",
+                "multi-valued RDNs are not accepted",
+            ));
+        }
+        for atv in rdn.iter() {
+            let oid = atv.attr_type();
+            let value = atv
+                .as_str()
+                .map_err(|_| Error::field("subject", format!("attribute {oid} is not a string")))?
+                .to_string();
+            if *oid == OID_PKCS9_EMAIL_ADDRESS {
+                emails.push(value);
+                continue;
+            }
+            let attr = if *oid == OID_X509_COMMON_NAME {
+                Attr::CommonName
+            } else if *oid == OID_X509_ORGANIZATION_NAME {
+                Attr::Organization
+            } else if *oid == OID_X509_ORGANIZATIONAL_UNIT {
+                Attr::OrganizationalUnit
+            } else if *oid == OID_X509_COUNTRY_NAME {
+                Attr::Country
+            } else if *oid == OID_X509_STATE_OR_PROVINCE_NAME {
+                Attr::State
+            } else if *oid == OID_X509_LOCALITY_NAME {
+                Attr::Locality
+            } else if *oid == OID_X509_SERIALNUMBER {
+                Attr::SerialNumber
+            } else {
+                return Err(Error::field(
+                    "subject",
+                    format!("attribute {oid} is not supported (C, ST, L, O, OU, serialNumber, CN)"),
+                ));
+            };
+            if attrs.iter().any(|(a, _)| *a == attr) {
+                return Err(Error::field(
+                    format!("subject {}", attr.short()),
+                    "appears more than once",
+                ));
+            }
+            attrs.push((attr, value));
+        }
+    }
+    Ok((attrs, emails))
+}
+
+fn ip_from_bytes(b: &[u8]) -> Result<IpAddr> {
+    match b.len() {
+        4 => Ok(IpAddr::from(<[u8; 4]>::try_from(b).unwrap_or_default())),
+        16 => Ok(IpAddr::from(<[u8; 16]>::try_from(b).unwrap_or_default())),
+        n => Err(Error::field(
+            "subjectAltName",
+            format!("IP address of {n} bytes"),
+        )),
+    }
+}

@@ -1,0 +1,163 @@
+//! Key algorithms: which subject keys a profile accepts, which CA keys ecca can hold.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    OID_SIG_ED25519,
+};
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::error::{Error, Result};
+
+/// A subject public key algorithm (and size) that ecca knows how to certify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlg {
+    P256,
+    P384,
+    Ed25519,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl KeyAlg {
+    /// Every algorithm, in the order profiles list them.
+    pub const ALL: [KeyAlg; 6] = [
+        KeyAlg::P256,
+        KeyAlg::P384,
+        KeyAlg::Ed25519,
+        KeyAlg::Rsa2048,
+        KeyAlg::Rsa3072,
+        KeyAlg::Rsa4096,
+    ];
+
+    /// The name used in profiles, the CLI and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::P256 => "p256",
+            KeyAlg::P384 => "p384",
+            KeyAlg::Ed25519 => "ed25519",
+            KeyAlg::Rsa2048 => "rsa2048",
+            KeyAlg::Rsa3072 => "rsa3072",
+            KeyAlg::Rsa4096 => "rsa4096",
+        }
+    }
+
+    /// Parses a name as printed by [`KeyAlg::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// True for RSA keys (which may encipher keys; EC and EdDSA keys may not).
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096)
+    }
+
+    /// Classifies a SubjectPublicKeyInfo, refusing weak or unknown keys with a precise reason.
+    pub fn of_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Self> {
+        let alg = &spki.algorithm.algorithm;
+        let key_err = |reason: String| Error::field("public key", reason);
+        if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .ok_or_else(|| key_err("EC key without a named curve".into()))?;
+            let (kind, len) = if curve == OID_EC_P256 {
+                (KeyAlg::P256, 65)
+            } else if curve == OID_NIST_EC_P384 {
+                (KeyAlg::P384, 97)
+            } else {
+                return Err(key_err(format!(
+                    "unsupported elliptic curve {curve} (use P-256 or P-384)"
+                )));
+            };
+            let point = &spki.subject_public_key.data;
+            if point.len() != len || point[0] != 4 {
+                return Err(key_err(
+                    "EC point must be uncompressed and of the curve's size".into(),
+                ));
+            }
+            Ok(kind)
+        } else if *alg == OID_SIG_ED25519 {
+            if spki.subject_public_key.data.len() != 32 {
+                return Err(key_err("Ed25519 key must be 32 bytes".into()));
+            }
+            Ok(KeyAlg::Ed25519)
+        } else if *alg == OID_PKCS1_RSAENCRYPTION {
+            let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
+                return Err(key_err("malformed RSA public key".into()));
+            };
+            let bits = rsa.key_size();
+            let e = rsa
+                .try_exponent()
+                .map_err(|_| key_err("RSA exponent too large".into()))?;
+            if e < 65537 || e % 2 == 0 {
+                return Err(key_err(format!(
+                    "RSA public exponent {e} refused (use 65537)"
+                )));
+            }
+            match bits {
+                2048 => Ok(KeyAlg::Rsa2048),
+                3072 => Ok(KeyAlg::Rsa3072),
+                4096 => Ok(KeyAlg::Rsa4096),
+                b if b < 2048 => Err(key_err(format!("RSA-{b} is too weak (at least 2048 bits)"))),
+                b => Err(key_err(format!(
+                    "RSA-{b} is not supported (2048, 3072 or 4096 bits)"
+                ))),
+            }
+        } else {
+            Err(key_err(format!("unsupported key algorithm {alg}")))
+        }
+    }
+}
+
+impl fmt::Display for KeyAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The algorithm of a CA key: what ecca can generate and sign with (ring cannot generate RSA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaKeyAlg {
+    #[default]
+    P256,
+    P384,
+    Ed25519,
+}
+
+impl CaKeyAlg {
+    /// Parses "p256", "p384" or "ed25519".
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "p256" => Some(CaKeyAlg::P256),
+            "p384" => Some(CaKeyAlg::P384),
+            "ed25519" => Some(CaKeyAlg::Ed25519),
+            _ => None,
+        }
+    }
+
+    /// The rcgen signature algorithm for keys of this kind.
+    pub fn rcgen(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            CaKeyAlg::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            CaKeyAlg::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            CaKeyAlg::Ed25519 => &rcgen::PKCS_ED25519,
+        }
+    }
+
+    /// The same key as a subject key algorithm.
+    pub fn key_alg(self) -> KeyAlg {
+        match self {
+            CaKeyAlg::P256 => KeyAlg::P256,
+            CaKeyAlg::P384 => KeyAlg::P384,
+            CaKeyAlg::Ed25519 => KeyAlg::Ed25519,
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Certificate profiles: data files (certs/profiles/*.toml) that auditors can read, validated once
+//! at start into [`Profile`] values. A profile alone decides key usages, EKUs, validity and which
+//! names a certificate may carry.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::core::keys::KeyAlg;
+use crate::error::{Error, Result};
+
+/// The profiles shipped with ecca, compiled in so a fresh data directory needs no files.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "server-tls",
+        include_str!("../../certs/profiles/server-tls.toml"),
+    ),
+    (
+        "client-tls",
+        include_str!("../../certs/profiles/client-tls.toml"),
+    ),
+    (
+        "merchant-ov",
+        include_str!("../../certs/profiles/merchant-ov.toml"),
+    ),
+    (
+        "document-signing",
+        include_str!("../../certs/profiles/document-signing.toml"),
+    ),
+];
+
+/// Whether a name element must, may or must not appear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Required,
+    Optional,
+    #[default]
+    Forbidden,
+}
+
+/// Subject attributes a profile allows. Anything not listed is forbidden.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRules {
+    #[serde(default)]
+    pub common_name: Presence,
+    #[serde(default)]
+    pub organization: Presence,
+    #[serde(default)]
+    pub organizational_unit: Presence,
+    #[serde(default)]
+    pub country: Presence,
+    #[serde(default)]
+    pub state: Presence,
+    #[serde(default)]
+    pub locality: Presence,
+    /// The Unified Social Credit Code (GB 32100-2015) in subject serialNumber (2.5.4.5).
+    #[serde(default)]
+    pub uscc: Presence,
+}
+
+/// Subject alternative names a profile allows.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanRules {
+    #[serde(default)]
+    pub dns: Presence,
+    #[serde(default)]
+    pub ip: Presence,
+    #[serde(default)]
+    pub email: Presence,
+    /// Allow "*.example.com".
+    #[serde(default)]
+    pub wildcard: bool,
+    /// At least this many SANs in all.
+    #[serde(default)]
+    pub min: usize,
+    /// At most this many SANs in all.
+    #[serde(default = "default_max_sans")]
+    pub max: usize,
+    /// A subject commonName, if present, must repeat one of the SANs (as browsers expect).
+    #[serde(default)]
+    pub common_name_in_san: bool,
+}
+
+fn default_max_sans() -> usize {
+    100
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    description: String,
+    key_algorithms: Vec<String>,
+    max_validity_days: u32,
+    default_validity_days: u32,
+    key_usages: Vec<String>,
+    extended_key_usages: Vec<String>,
+    #[serde(default)]
+    subject: SubjectRules,
+    #[serde(default)]
+    san: SanRules,
+}
+
+/// Key usages an end-entity profile may grant (RFC 5280 §4.2.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUsage {
+    DigitalSignature,
+    ContentCommitment,
+    KeyEncipherment,
+    DataEncipherment,
+    KeyAgreement,
+}
+
+impl KeyUsage {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "digitalSignature" => KeyUsage::DigitalSignature,
+            "contentCommitment" | "nonRepudiation" => KeyUsage::ContentCommitment,
+            "keyEncipherment" => KeyUsage::KeyEncipherment,
+            "dataEncipherment" => KeyUsage::DataEncipherment,
+            "keyAgreement" => KeyUsage::KeyAgreement,
+            _ => return None,
+        })
+    }
+
+    /// RFC 5280 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyUsage::DigitalSignature => "digitalSignature",
+            KeyUsage::ContentCommitment => "contentCommitment",
+            KeyUsage::KeyEncipherment => "keyEncipherment",
+            KeyUsage::DataEncipherment => "dataEncipherment",
+            KeyUsage::KeyAgreement => "keyAgreement",
+        }
+    }
+
+    /// The rcgen value.
+    pub fn rcgen(self) -> rcgen::KeyUsagePurpose {
+        use rcgen::KeyUsagePurpose as K;
+        match self {
+            KeyUsage::DigitalSignature => K::DigitalSignature,
+            KeyUsage::ContentCommitment => K::ContentCommitment,
+            KeyUsage::KeyEncipherment => K::KeyEncipherment,
+            KeyUsage::DataEncipherment => K::DataEncipherment,
+            KeyUsage::KeyAgreement => K::KeyAgreement,
+        }
+    }
+}
+
+/// An extended key usage: a well-known name or a dotted OID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Eku {
+    /// Display name ("serverAuth" or the dotted OID).
+    pub name: String,
+    /// OID arcs.
+    pub arcs: Vec<u64>,
+}
+
+/// id-kp-documentSigning (RFC 9336).
+pub const DOCUMENT_SIGNING_ARCS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 3, 36];
+
+impl Eku {
+    fn parse(s: &str) -> Option<Self> {
+        let kp = |n: u64| vec![1, 3, 6, 1, 5, 5, 7, 3, n];
+        let arcs = match s {
+            "serverAuth" => kp(1),
+            "clientAuth" => kp(2),
+            "codeSigning" => kp(3),
+            "emailProtection" => kp(4),
+            "timeStamping" => kp(8),
+            "ocspSigning" => kp(9),
+            "documentSigning" => DOCUMENT_SIGNING_ARCS.to_vec(),
+            dotted => {
+                let arcs: Option<Vec<u64>> = dotted.split('.').map(|a| a.parse().ok()).collect();
+                let arcs = arcs.filter(|a| a.len() >= 3 && a[0] <= 2)?;
+                return Some(Eku {
+                    name: dotted.into(),
+                    arcs,
+                });
+            }
+        };
+        Some(Eku {
+            name: s.into(),
+            arcs,
+        })
+    }
+
+    /// The rcgen value.
+    pub fn rcgen(&self) -> rcgen::ExtendedKeyUsagePurpose {
+        rcgen::ExtendedKeyUsagePurpose::Other(self.arcs.clone())
+    }
+}
+
+/// A validated certificate profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub key_algorithms: Vec<KeyAlg>,
+    pub max_validity_days: u32,
+    pub default_validity_days: u32,
+    pub key_usages: Vec<KeyUsage>,
+    pub extended_key_usages: Vec<Eku>,
+    pub subject: SubjectRules,
+    pub san: SanRules,
+}
+
+impl Profile {
+    /// Parses and validates one profile file; errors name the source and the key.
+    pub fn parse(name: &str, source: &str, text: &str) -> Result<Self> {
+        let err =
+            |key: &str, reason: String| Error::Config(format!("{source}: key `{key}`: {reason}"));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(Error::Config(format!(
+                "{source}: profile name {name:?} must be lowercase letters, digits and '-'"
+            )));
+        }
+        let file: ProfileFile =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        let key_algorithms = file
+            .key_algorithms
+            .iter()
+            .map(|a| {
+                KeyAlg::parse(a).ok_or_else(|| {
+                    let known: Vec<_> = KeyAlg::ALL.iter().map(|k| k.name()).collect();
+                    err(
+                        "key_algorithms",
+                        format!("unknown algorithm {a:?} (known: {})", known.join(", ")),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if key_algorithms.is_empty() {
+            return Err(err("key_algorithms", "at least one algorithm".into()));
+        }
+        if file.max_validity_days == 0 || file.max_validity_days > 3650 {
+            return Err(err("max_validity_days", "must be 1 to 3650".into()));
+        }
+        if file.default_validity_days == 0 || file.default_validity_days > file.max_validity_days {
+            return Err(err(
+                "default_validity_days",
+                "must be 1 to max_validity_days".into(),
+            ));
+        }
+        let key_usages = file
+            .key_usages
+            .iter()
+            .map(|u| {
+                KeyUsage::parse(u).ok_or_else(|| {
+                    err("key_usages", format!(
+                        "{u:?} is not an end-entity key usage (digitalSignature, contentCommitment, keyEncipherment, dataEncipherment, keyAgreement)"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if key_usages.is_empty() {
+            return Err(err("key_usages", "at least one key usage".into()));
+        }
+        let extended_key_usages = file
+            .extended_key_usages
+            .iter()
+            .map(|e| {
+                Eku::parse(e).ok_or_else(|| {
+                    err(
+                        "extended_key_usages",
+                        format!("{e:?} is neither a known purpose nor a dotted OID"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if extended_key_usages.is_empty() {
+            return Err(err(
+                "extended_key_usages",
+                "at least one extended key usage".into(),
+            ));
+        }
+        if file.san.min > file.san.max {
+            return Err(err("san.min", "larger than san.max".into()));
+        }
+        Ok(Profile {
+            name: name.into(),
+            description: file.description,
+            key_algorithms,
+            max_validity_days: file.max_validity_days,
+            default_validity_days: file.default_validity_days,
+            key_usages,
+            extended_key_usages,
+            subject: file.subject,
+            san: file.san,
+        })
+    }
+}
+
+/// The set of profiles a server issues under.
+#[derive(Clone, Debug)]
+pub struct Profiles {
+    by_name: BTreeMap<String, Profile>,
+}
+
+impl Profiles {
+    /// The profiles compiled into ecca.
+    pub fn embedded() -> Result<Self> {
+        let mut by_name = BTreeMap::new();
+        for (name, text) in EMBEDDED {
+            let source = format!("certs/profiles/{name}.toml (embedded)");
+            by_name.insert(name.to_string(), Profile::parse(name, &source, text)?);
+        }
+        Ok(Profiles { by_name })
+    }
+
+    /// Every `*.toml` in a directory; the file stem is the profile name.
+    pub fn load_dir(dir: &Path) -> Result<Self> {
+        let mut by_name = BTreeMap::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let profile = Profile::parse(name, &path.display().to_string(), &text)?;
+            by_name.insert(name.to_string(), profile);
+        }
+        if by_name.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: no *.toml profiles found",
+                dir.display()
+            )));
+        }
+        Ok(Profiles { by_name })
+    }
+
+    /// Looks a profile up by name.
+    pub fn get(&self, name: &str) -> Result<&Profile> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| Error::UnknownProfile(name.into()))
+    }
+
+    /// All profiles, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Profile> {
+        self.by_name.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_profiles_are_valid() {
+        let p = Profiles::embedded().unwrap();
+        for name in [
+            "server-tls",
+            "client-tls",
+            "merchant-ov",
+            "document-signing",
+        ] {
+            p.get(name).unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = format!("{}\nsurprise = 1\n", EMBEDDED[0].1);
+        let err = Profile::parse("x", "x.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.toml") && err.contains("surprise"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let text = EMBEDDED[0]
+            .1
+            .replace("\"digitalSignature\"", "\"keyCertSign\"");
+        let err = Profile::parse("x", "x.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.toml") && err.contains("key_usages"),
+            "{err}"
+        );
+        let text = EMBEDDED[0].1.replace("\"p256\"", "\"p521\"");
+        let err = Profile::parse("x", "x.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("key_algorithms") && err.contains("p521"),
+            "{err}"
+        );
+    }
+}

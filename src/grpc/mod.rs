@@ -1,0 +1,188 @@
+//! Thin tonic handlers: decode, authenticate, call the service, convert.
+use std::sync::Arc;
+
+use prost_types::Timestamp;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{self, Caller};
+use crate::proto::certificate_authority_server::CertificateAuthority;
+use crate::proto::{self as pb};
+use crate::service::{IssueRequest, Service};
+use crate::store::{CertRecord, ListFilter};
+
+mod status;
+
+/// The `ecca.v1.CertificateAuthority` service.
+#[derive(Debug, Clone)]
+pub struct CaApi {
+    service: Arc<Service>,
+}
+
+impl CaApi {
+    pub fn new(service: Arc<Service>) -> Self {
+        CaApi { service }
+    }
+
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        let certs = req.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        Ok(auth::authenticate(leaf, self.service.store()).await?)
+    }
+}
+
+fn ts(unix: i64) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: unix,
+        nanos: 0,
+    })
+}
+
+fn certificate(r: CertRecord) -> pb::Certificate {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let status = if r.not_after <= now {
+        pb::CertificateStatus::Expired
+    } else {
+        pb::CertificateStatus::Valid
+    };
+    pb::Certificate {
+        serial: r.serial,
+        profile: r.profile,
+        subject: r.subject,
+        subject_alt_names: r.sans,
+        not_before: ts(r.not_before),
+        not_after: ts(r.not_after),
+        der: r.der,
+        status: status.into(),
+        issued_at: ts(r.issued_at),
+        tenant: r.tenant,
+    }
+}
+
+const PAGE_TOKEN_PREFIX: &str = "p1.";
+
+#[tonic::async_trait]
+impl CertificateAuthority for CaApi {
+    async fn issue_certificate(
+        &self,
+        req: Request<pb::IssueCertificateRequest>,
+    ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let issued = self
+            .service
+            .issue(
+                &caller,
+                IssueRequest {
+                    csr: r.csr,
+                    profile: r.profile,
+                    validity_days: r.validity_days,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::IssueCertificateResponse {
+            certificate: Some(certificate(issued.record)),
+            chain_der: issued.chain,
+        }))
+    }
+
+    async fn get_certificate(
+        &self,
+        req: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, Status> {
+        let caller = self.caller(&req).await?;
+        let record = self.service.get(&caller, &req.into_inner().serial).await?;
+        Ok(Response::new(certificate(record)))
+    }
+
+    async fn list_certificates(
+        &self,
+        req: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let before_id = match r.page_token.as_str() {
+            "" => None,
+            t => Some(
+                t.strip_prefix(PAGE_TOKEN_PREFIX)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        Status::invalid_argument(
+                            "invalid page_token; pass next_page_token unchanged",
+                        )
+                    })?,
+            ),
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let expired_at = match r.status() {
+            pb::CertificateStatus::Unspecified => None,
+            pb::CertificateStatus::Valid => Some((now, false)),
+            pb::CertificateStatus::Expired => Some((now, true)),
+            pb::CertificateStatus::Revoked => {
+                return Err(Status::unimplemented(
+                    "revocation is not available on this server yet",
+                ));
+            }
+        };
+        let filter = ListFilter {
+            profile: (!r.profile.is_empty()).then_some(r.profile),
+            tenant: None,
+            name_contains: (!r.name_contains.is_empty()).then_some(r.name_contains),
+            expired_at,
+            before_id,
+            limit: if r.page_size == 0 {
+                100
+            } else {
+                r.page_size.min(1000)
+            },
+        };
+        let page = self.service.list(&caller, filter).await?;
+        Ok(Response::new(pb::ListCertificatesResponse {
+            certificates: page.records.into_iter().map(certificate).collect(),
+            next_page_token: page
+                .next
+                .map(|n| format!("{PAGE_TOKEN_PREFIX}{n}"))
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn list_profiles(
+        &self,
+        req: Request<pb::ListProfilesRequest>,
+    ) -> Result<Response<pb::ListProfilesResponse>, Status> {
+        self.caller(&req).await?;
+        let profiles = self
+            .service
+            .profiles()
+            .map(|p| pb::Profile {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                key_algorithms: p
+                    .key_algorithms
+                    .iter()
+                    .map(|a| a.name().to_string())
+                    .collect(),
+                max_validity_days: p.max_validity_days,
+                default_validity_days: p.default_validity_days,
+                key_usages: p.key_usages.iter().map(|u| u.name().to_string()).collect(),
+                extended_key_usages: p
+                    .extended_key_usages
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListProfilesResponse { profiles }))
+    }
+
+    async fn get_trust_bundle(
+        &self,
+        req: Request<pb::GetTrustBundleRequest>,
+    ) -> Result<Response<pb::TrustBundle>, Status> {
+        self.caller(&req).await?;
+        let (roots_der, intermediates_der) = self.service.trust_bundle();
+        Ok(Response::new(pb::TrustBundle {
+            roots_der,
+            intermediates_der,
+        }))
+    }
+}

@@ -1,0 +1,318 @@
+//! Starting `ecca-server`: initialize or load the data directory, then serve gRPC (mTLS) and HTTP.
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::authority::{Authority, Layout};
+use crate::config::ServerConfig;
+use crate::core::csr::Attr;
+use crate::core::issue::Names;
+use crate::core::keys::CaKeyAlg;
+use crate::core::profile::Profiles;
+use crate::error::{Error, Result};
+use crate::grpc::CaApi;
+use crate::pemfile;
+use crate::proto::certificate_authority_server::CertificateAuthorityServer;
+use crate::service::{Internal, Service};
+use crate::signer::SoftwareKey;
+use crate::store::{Credential, Role, SqliteStore, Store};
+
+/// Renew the server's TLS certificate when it has less than this left.
+const SERVER_CERT_RENEW_BEFORE: Duration = Duration::days(30);
+
+/// Where a running server listens; written to `DIR/endpoints.json` for the CLI.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Endpoints {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// File name of the endpoints record inside the data directory.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// A server that is running; dropping it does not stop it, [`Running::shutdown`] does.
+#[derive(Debug)]
+pub struct Running {
+    pub endpoints: Endpoints,
+    /// True when this start created the CA.
+    pub initialized: bool,
+    shutdown: oneshot::Sender<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving and waits for the listeners to close.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until the servers stop (they stop on their own only on error).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Initializes the data directory if it is empty: CA hierarchy, server certificate, admin credential.
+/// Returns the service and whether the CA was created now.
+pub async fn prepare(config: &ServerConfig) -> Result<(Arc<Service>, bool)> {
+    let layout = Layout::new(&config.data_dir);
+    let created = !layout.is_initialized();
+    let authority = if created {
+        Authority::create(&layout, &config.init)?
+    } else {
+        Authority::load(&layout)?
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database())?);
+    let profiles = match &config.profiles_dir {
+        Some(dir) => Profiles::load_dir(dir)?,
+        None => Profiles::embedded()?,
+    };
+    let service = Arc::new(Service::new(
+        Arc::new(authority),
+        store,
+        Arc::new(profiles),
+    )?);
+    ensure_server_cert(&service, &layout, config).await?;
+    ensure_admin_credential(&service, &layout).await?;
+    Ok((service, created))
+}
+
+fn server_names(config: &ServerConfig) -> Result<Names> {
+    let mut names = Names {
+        subject: vec![(Attr::CommonName, "localhost".into())],
+        dns: vec!["localhost".into()],
+        ips: vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ],
+        emails: vec![],
+    };
+    for n in &config.server_names {
+        match n.parse::<IpAddr>() {
+            Ok(ip) if !names.ips.contains(&ip) => names.ips.push(ip),
+            Ok(_) => {}
+            Err(_) => {
+                let d = crate::core::names::dns_name(n, false)
+                    .map_err(|e| Error::Config(format!("server_names: {e}")))?;
+                if !names.dns.contains(&d) {
+                    names.dns.push(d);
+                }
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn expires_within(pem_path: &std::path::Path, margin: Duration) -> bool {
+    let Ok(pem) = std::fs::read(pem_path) else {
+        return true;
+    };
+    let Some(der) = pemfile::parse_certs(&pem)
+        .ok()
+        .and_then(|c| c.into_iter().next())
+    else {
+        return true;
+    };
+    match X509Certificate::from_der(&der) {
+        Ok((_, c)) => c.validity().not_after.to_datetime() - margin < OffsetDateTime::now_utc(),
+        Err(_) => true,
+    }
+}
+
+async fn ensure_server_cert(
+    service: &Service,
+    layout: &Layout,
+    config: &ServerConfig,
+) -> Result<()> {
+    if !expires_within(&layout.server_cert(), SERVER_CERT_RENEW_BEFORE)
+        && layout.server_key().exists()
+    {
+        return Ok(());
+    }
+    let key = SoftwareKey::generate(CaKeyAlg::P256)?;
+    let record = service
+        .issue_internal(Internal::ServerTls, server_names(config)?, &key.spki_der())
+        .await?;
+    key.save(&layout.server_key())?;
+    let mut chain = vec![record.der.as_slice()];
+    chain.push(&service.authority().issuing.der);
+    pemfile::write_public(
+        &layout.server_cert(),
+        pemfile::certs_to_pem(chain).as_bytes(),
+    )?;
+    tracing::info!(serial = %record.serial, "server TLS certificate issued");
+    Ok(())
+}
+
+/// Issues a client credential (certificate + key) for a role and writes it to `dir` as
+/// cert.pem (with chain), key.pem and ca.pem (the root that the server's certificate chains to).
+pub async fn write_credential(
+    service: &Service,
+    dir: &std::path::Path,
+    cn: &str,
+    role: Role,
+    tenant: &str,
+) -> Result<String> {
+    let key = SoftwareKey::generate(CaKeyAlg::P256)?;
+    let names = Names {
+        subject: vec![
+            (Attr::Organization, "ecca".into()),
+            (Attr::CommonName, cn.into()),
+        ],
+        ..Names::default()
+    };
+    let record = service
+        .issue_internal(Internal::Credential, names, &key.spki_der())
+        .await?;
+    service
+        .store()
+        .add_credential(
+            Credential {
+                serial: record.serial.clone(),
+                role,
+                tenant: tenant.into(),
+                disabled: false,
+            },
+            "ecca",
+        )
+        .await?;
+    pemfile::private_dir(dir)?;
+    key.save(&dir.join("key.pem"))?;
+    let a = service.authority();
+    pemfile::write_public(
+        &dir.join("cert.pem"),
+        pemfile::certs_to_pem([record.der.as_slice(), &a.issuing.der]).as_bytes(),
+    )?;
+    pemfile::write_public(
+        &dir.join("ca.pem"),
+        pemfile::certs_to_pem([a.root.der.as_slice()]).as_bytes(),
+    )?;
+    Ok(record.serial)
+}
+
+async fn ensure_admin_credential(service: &Service, layout: &Layout) -> Result<()> {
+    let dir = layout.admin_dir();
+    if dir.join("cert.pem").exists() && dir.join("key.pem").exists() {
+        return Ok(());
+    }
+    let serial = write_credential(service, &dir, "ecca admin", Role::Admin, "").await?;
+    tracing::info!(%serial, "admin credential issued");
+    Ok(())
+}
+
+/// Initializes or loads, binds both listeners and starts serving.
+pub async fn start(config: ServerConfig) -> Result<Running> {
+    let (service, initialized) = prepare(&config).await?;
+    let layout = Layout::new(&config.data_dir);
+    let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(&p, e));
+    pemfile::check_private(&layout.server_key())?;
+    let identity = Identity::from_pem(read(layout.server_cert())?, read(layout.server_key())?);
+    let tls = ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(pemfile::certs_to_pem([service
+            .authority()
+            .root
+            .der
+            .as_slice()])));
+
+    let incoming = TcpIncoming::bind(config.grpc_listen)
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot listen on {} for gRPC: {e}",
+                config.grpc_listen
+            ))
+        })?
+        .with_nodelay(Some(true));
+    let grpc_addr = incoming
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot listen on {} for HTTP: {e}",
+                config.http_listen
+            ))
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CertificateAuthorityServer<CaApi>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let ca = CertificateAuthorityServer::new(CaApi::new(service.clone()))
+        .max_decoding_message_size(config.max_message_bytes);
+
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let (grpc_stop_tx, grpc_stop_rx) = oneshot::channel::<()>();
+    let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = shutdown_rx.await;
+        let _ = grpc_stop_tx.send(());
+        let _ = http_stop_tx.send(());
+    });
+    let grpc_router = Server::builder()
+        .tls_config(tls)
+        .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ca);
+    let grpc_task = tokio::spawn(async move {
+        if let Err(e) = grpc_router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = grpc_stop_rx.await;
+            })
+            .await
+        {
+            tracing::error!(error = %e, "gRPC server stopped");
+        }
+    });
+    let app = crate::http::router(service.clone());
+    let http_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(http_listener, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stop_rx.await;
+            })
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    let endpoints = Endpoints {
+        grpc: grpc_addr,
+        http: http_addr,
+    };
+    let json = serde_json::to_vec_pretty(&endpoints).map_err(|e| Error::Internal(e.to_string()))?;
+    pemfile::write_public(&config.data_dir.join(ENDPOINTS_FILE), &json)?;
+    Ok(Running {
+        endpoints,
+        initialized,
+        shutdown: shutdown_tx,
+        tasks: vec![grpc_task, http_task],
+    })
+}

@@ -1,0 +1,241 @@
+//! Orchestration of each operation: policy -> lint -> store intent -> audit -> sign -> store -> audit.
+//! Transport-free: the gRPC handlers and the bootstrap code both call these methods.
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::authority::Authority;
+use crate::core::csr;
+use crate::core::issue::{self, Names, SubjectKey};
+use crate::core::lint::CertKind;
+use crate::core::profile::{Profile, Profiles};
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::store::{CertRecord, IssuanceIntent, ListFilter, Page, Role, Store};
+
+/// Profiles ecca uses for its own certificates; not offered to callers.
+const INTERNAL_SERVER_TLS: &str = r#"
+description = "ecca's own gRPC server certificate"
+key_algorithms = ["p256"]
+max_validity_days = 397
+default_validity_days = 397
+key_usages = ["digitalSignature"]
+extended_key_usages = ["serverAuth"]
+"#;
+const INTERNAL_CLIENT: &str = r#"
+description = "ecca API client credential"
+key_algorithms = ["p256"]
+max_validity_days = 397
+default_validity_days = 397
+key_usages = ["digitalSignature"]
+extended_key_usages = ["clientAuth"]
+"#;
+
+/// What ecca issues for itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Internal {
+    /// The gRPC server's TLS certificate.
+    ServerTls,
+    /// A client credential for the API.
+    Credential,
+}
+
+/// A request to issue from a CSR.
+#[derive(Clone, Debug)]
+pub struct IssueRequest {
+    pub csr: Vec<u8>,
+    pub profile: String,
+    pub validity_days: Option<u32>,
+}
+
+/// An issued certificate with its chain.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub record: CertRecord,
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// The CA's operations.
+#[derive(Debug)]
+pub struct Service {
+    authority: Arc<Authority>,
+    store: Arc<dyn Store>,
+    profiles: Arc<Profiles>,
+    internal_server: Profile,
+    internal_client: Profile,
+}
+
+impl Service {
+    pub fn new(
+        authority: Arc<Authority>,
+        store: Arc<dyn Store>,
+        profiles: Arc<Profiles>,
+    ) -> Result<Self> {
+        Ok(Service {
+            authority,
+            store,
+            profiles,
+            internal_server: Profile::parse("ecca-server-tls", "internal", INTERNAL_SERVER_TLS)?,
+            internal_client: Profile::parse("ecca-credential", "internal", INTERNAL_CLIENT)?,
+        })
+    }
+
+    /// The store, for the edges that authenticate callers.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The CA hierarchy.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Issues a certificate from a CSR under a public profile.
+    pub async fn issue(&self, caller: &Caller, req: IssueRequest) -> Result<Issued> {
+        caller.require(&[Role::Admin, Role::Platform], "issue certificates")?;
+        let profile = self.profiles.get(&req.profile)?;
+        let csr = csr::verify(&req.csr)?;
+        let names = issue::approve_names(profile, &csr)?;
+        let record = self
+            .sign_and_store(
+                profile,
+                &names,
+                &csr.spki_der,
+                csr.key_alg.is_rsa(),
+                req.validity_days,
+                caller.tenant.clone(),
+                &caller.actor(),
+            )
+            .await?;
+        Ok(Issued {
+            record,
+            chain: self.authority.chain(),
+        })
+    }
+
+    /// Issues one of ecca's own certificates for a key it generated.
+    pub async fn issue_internal(
+        &self,
+        kind: Internal,
+        names: Names,
+        spki_der: &[u8],
+    ) -> Result<CertRecord> {
+        let profile = match kind {
+            Internal::ServerTls => &self.internal_server,
+            Internal::Credential => &self.internal_client,
+        };
+        self.sign_and_store(
+            profile,
+            &names,
+            spki_der,
+            false,
+            None,
+            String::new(),
+            "ecca",
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_and_store(
+        &self,
+        profile: &Profile,
+        names: &Names,
+        spki_der: &[u8],
+        key_is_rsa: bool,
+        validity_days: Option<u32>,
+        tenant: String,
+        actor: &str,
+    ) -> Result<CertRecord> {
+        let key = SubjectKey::from_spki(spki_der)?;
+        let issuing = &self.authority.issuing;
+        let issuer = issuing.issuer_ref();
+        let (not_before, not_after) = issue::validity(
+            profile,
+            validity_days,
+            OffsetDateTime::now_utc(),
+            issuing.not_after,
+        )?;
+        let serial = Serial::random()?;
+        let params = issue::leaf_params(
+            profile, names, &serial, not_before, not_after, spki_der, key_is_rsa,
+        )?;
+        let pass = issue::lint_only(&params, &key, &issuer, CertKind::EndEntity)?;
+
+        let intent = IssuanceIntent {
+            serial: serial.clone(),
+            profile: profile.name.clone(),
+            tenant: tenant.clone(),
+            subject: names.subject_string(),
+            sans: names.san_strings(),
+            not_before: not_before.unix_timestamp(),
+            not_after: not_after.unix_timestamp(),
+            actor: actor.into(),
+        };
+        let record = CertRecord {
+            serial: serial.hex(),
+            profile: intent.profile.clone(),
+            tenant,
+            subject: intent.subject.clone(),
+            sans: intent.sans.clone(),
+            not_before: intent.not_before,
+            not_after: intent.not_after,
+            issued_at: OffsetDateTime::now_utc().unix_timestamp(),
+            der: Vec::new(),
+        };
+        self.store.reserve(intent).await?;
+        let der = match issue::sign(&params, &key, &issuer, CertKind::EndEntity, pass) {
+            Ok(der) => der,
+            Err(e) => {
+                // The serial stays burnt; the audit log says why nothing was issued.
+                if let Err(abandon) = self.store.abandon(&serial, &e.to_string(), actor).await {
+                    tracing::error!(%serial, error = %abandon, "could not record abandoned issuance");
+                }
+                return Err(e);
+            }
+        };
+        self.store.complete(&serial, der.clone(), actor).await?;
+        tracing::info!(%serial, profile = %profile.name, actor, "certificate issued");
+        Ok(CertRecord { der, ..record })
+    }
+
+    /// One certificate by serial.
+    pub async fn get(&self, caller: &Caller, serial: &str) -> Result<CertRecord> {
+        let serial = Serial::parse_hex(serial)?;
+        let record = self
+            .store
+            .get(&serial)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+        if caller.role == Role::Platform && record.tenant != caller.tenant {
+            // Same answer as a missing certificate: a tenant learns nothing about others.
+            return Err(Error::NotFound(format!("certificate {serial}")));
+        }
+        Ok(record)
+    }
+
+    /// Certificates visible to the caller.
+    pub async fn list(&self, caller: &Caller, mut filter: ListFilter) -> Result<Page> {
+        if caller.role == Role::Platform {
+            filter.tenant = Some(caller.tenant.clone());
+        }
+        if let Some(p) = &filter.profile {
+            self.profiles.get(p)?;
+        }
+        self.store.list(filter).await
+    }
+
+    /// The public profiles.
+    pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
+        self.profiles.iter()
+    }
+
+    /// Roots and intermediates for relying parties.
+    pub fn trust_bundle(&self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        (
+            vec![self.authority.root.der.clone()],
+            self.authority.chain(),
+        )
+    }
+}

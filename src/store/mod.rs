@@ -1,0 +1,158 @@
+//! Durable state behind one trait. SQLite (WAL, synchronous=FULL) is the embedded default; a
+//! PostgreSQL store is a second implementation of the same trait.
+//!
+//! Every write is acknowledged only after its transaction committed; every state change appends
+//! to the hash-chained audit log inside the same transaction.
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::core::serial::Serial;
+use crate::error::Result;
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A reserved serial and what will be signed under it: stored before the CA key signs.
+#[derive(Clone, Debug)]
+pub struct IssuanceIntent {
+    pub serial: Serial,
+    pub profile: String,
+    pub tenant: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// Who asked (for the audit log).
+    pub actor: String,
+}
+
+/// An issued certificate as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertRecord {
+    pub serial: String,
+    pub profile: String,
+    pub tenant: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: i64,
+    pub der: Vec<u8>,
+}
+
+/// Filters for listing certificates. Results are newest first.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub profile: Option<String>,
+    pub tenant: Option<String>,
+    /// Case-insensitive substring of subject or SANs.
+    pub name_contains: Option<String>,
+    /// Only certificates whose notAfter is after this (valid) or before it (expired).
+    pub expired_at: Option<(i64, bool)>,
+    /// Continue after this position (from a previous page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub records: Vec<CertRecord>,
+    /// Position to continue from, when more may follow.
+    pub next: Option<i64>,
+}
+
+/// Roles a client credential can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Platform,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Platform => "platform",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "platform" => Some(Role::Platform),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+/// A client credential (mTLS certificate) registered with the CA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// Serial of the credential's certificate, lowercase hex.
+    pub serial: String,
+    pub role: Role,
+    /// The tenant it acts for (empty for admins and auditors).
+    pub tenant: String,
+    pub disabled: bool,
+}
+
+/// One audit log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub event: String,
+    pub object: String,
+    pub detail: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// The storage contract every backend implements.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Reserves a serial (unique forever) and audits "signing". Fails if the serial exists.
+    async fn reserve(&self, intent: IssuanceIntent) -> Result<()>;
+    /// Records the signed certificate for a reserved serial and audits "issued".
+    async fn complete(&self, serial: &Serial, der: Vec<u8>, actor: &str) -> Result<()>;
+    /// Marks a reserved serial as never issued (the serial stays burnt) and audits why.
+    async fn abandon(&self, serial: &Serial, reason: &str, actor: &str) -> Result<()>;
+    /// An issued certificate by serial.
+    async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>>;
+    /// Issued certificates matching a filter.
+    async fn list(&self, filter: ListFilter) -> Result<Page>;
+    /// Registers a client credential (audited).
+    async fn add_credential(&self, cred: Credential, actor: &str) -> Result<()>;
+    /// Looks a credential up by its certificate serial.
+    async fn credential(&self, serial: &str) -> Result<Option<Credential>>;
+    /// The audit log from `after_id` on, oldest first, at most `limit` entries.
+    async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+}
+
+/// The audit hash: SHA-256 over the previous hash and the entry's fields, length-prefixed.
+pub fn audit_hash(
+    prev: &[u8],
+    id: i64,
+    at: i64,
+    actor: &str,
+    event: &str,
+    object: &str,
+    detail: &str,
+) -> Vec<u8> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(prev);
+    ctx.update(&id.to_be_bytes());
+    ctx.update(&at.to_be_bytes());
+    for field in [actor, event, object, detail] {
+        ctx.update(&(field.len() as u64).to_be_bytes());
+        ctx.update(field.as_bytes());
+    }
+    ctx.finish().as_ref().to_vec()
+}

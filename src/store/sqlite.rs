@@ -1,0 +1,461 @@
+//! The embedded store: SQLite in WAL mode with synchronous=FULL.
+//!
+//! One writer thread owns the write connection and commits in groups: requests that arrive
+//! while a commit is in flight share the next transaction (and its fsync), each inside its own
+//! savepoint so one failure does not undo the others. Readers use their own connection.
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::store::{
+    AuditEntry, CertRecord, Credential, IssuanceIntent, ListFilter, Page, Role, Store, audit_hash,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+/// Most requests sharing one commit.
+const MAX_GROUP: usize = 512;
+
+enum Op {
+    Reserve(IssuanceIntent),
+    Complete {
+        serial: String,
+        der: Vec<u8>,
+        actor: String,
+    },
+    Abandon {
+        serial: String,
+        reason: String,
+        actor: String,
+    },
+    AddCredential {
+        cred: Credential,
+        actor: String,
+    },
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+/// SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<mpsc::Sender<Job>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(Error::Storage(format!(
+            "database schema version {version} is newer than this ecca ({}); upgrade ecca",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = open(path)?;
+        migrate(&mut conn)?;
+        let last_hash: Vec<u8> = conn
+            .query_row(
+                "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_else(|| vec![0; 32]);
+        let (tx, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("ecca-store-writer".into())
+            .spawn(move || writer_loop(conn, rx, last_hash))
+            .map_err(|e| Error::Storage(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(tx),
+            reader: Arc::new(Mutex::new(open(path)?)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write(&self, op: Op) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .lock()
+            .map_err(|_| Error::Storage("writer lock poisoned".into()))?
+            .send(Job { op, reply })
+            .map_err(|_| Error::Storage("store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Storage("store writer has stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .map_err(|_| Error::Storage("reader lock poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("reader task: {e}")))?
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, mut last_hash: Vec<u8>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut results = Vec::with_capacity(jobs.len());
+        let committed = (|| -> Result<Vec<u8>> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut hash = last_hash.clone();
+            for job in &jobs {
+                tx.execute_batch("SAVEPOINT job")?;
+                match apply(&tx, &job.op, &hash) {
+                    Ok(new_hash) => {
+                        tx.execute_batch("RELEASE job")?;
+                        hash = new_hash;
+                        results.push(Ok(()));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(hash)
+        })();
+        match committed {
+            Ok(hash) => {
+                last_hash = hash;
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed");
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(Error::Storage(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+/// Applies one operation (audit included) and returns the new audit chain head.
+fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<Vec<u8>> {
+    let at = now();
+    match op {
+        Op::Reserve(i) => {
+            let sans =
+                serde_json::to_string(&i.sans).map_err(|e| Error::Internal(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![i.serial.hex(), i.profile, i.tenant, i.subject, sans, i.not_before, i.not_after, at],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Error::Storage(format!("serial {} already used", i.serial))
+                }
+                e => e.into(),
+            })?;
+            let detail = format!(
+                "profile={} subject={} sans={}",
+                i.profile,
+                i.subject,
+                i.sans.join(",")
+            );
+            append_audit(
+                tx,
+                prev,
+                at,
+                &i.actor,
+                "certificate.signing",
+                &i.serial.hex(),
+                &detail,
+            )
+        }
+        Op::Complete { serial, der, actor } => {
+            let n = tx.execute(
+                "UPDATE certificates SET status = 'issued', der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'pending'",
+                params![serial, der, at],
+            )?;
+            if n != 1 {
+                return Err(Error::Internal(format!("serial {serial} was not pending")));
+            }
+            let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, der));
+            append_audit(
+                tx,
+                prev,
+                at,
+                actor,
+                "certificate.issued",
+                serial,
+                &format!("sha256={digest}"),
+            )
+        }
+        Op::Abandon {
+            serial,
+            reason,
+            actor,
+        } => {
+            tx.execute(
+                "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'pending'",
+                params![serial],
+            )?;
+            append_audit(tx, prev, at, actor, "certificate.abandoned", serial, reason)
+        }
+        Op::AddCredential { cred, actor } => {
+            tx.execute(
+                "INSERT INTO credentials (serial, role, tenant, disabled) VALUES (?1, ?2, ?3, ?4)",
+                params![cred.serial, cred.role.as_str(), cred.tenant, cred.disabled],
+            )?;
+            let detail = format!("role={} tenant={}", cred.role.as_str(), cred.tenant);
+            append_audit(
+                tx,
+                prev,
+                at,
+                actor,
+                "credential.added",
+                &cred.serial,
+                &detail,
+            )
+        }
+    }
+}
+
+fn append_audit(
+    tx: &Connection,
+    prev: &[u8],
+    at: i64,
+    actor: &str,
+    event: &str,
+    object: &str,
+    detail: &str,
+) -> Result<Vec<u8>> {
+    let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log", [], |r| {
+        r.get(0)
+    })?;
+    let hash = audit_hash(prev, id, at, actor, event, object, detail);
+    tx.execute(
+        "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![id, at, actor, event, object, detail, prev, hash],
+    )?;
+    Ok(hash)
+}
+
+const RECORD_COLUMNS: &str =
+    "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der";
+
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
+    let sans: String = row.get(5)?;
+    Ok((
+        row.get(0)?,
+        CertRecord {
+            serial: row.get(1)?,
+            profile: row.get(2)?,
+            tenant: row.get(3)?,
+            subject: row.get(4)?,
+            sans: serde_json::from_str(&sans).unwrap_or_default(),
+            not_before: row.get(6)?,
+            not_after: row.get(7)?,
+            issued_at: row.get(8)?,
+            der: row.get(9)?,
+        },
+    ))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn reserve(&self, intent: IssuanceIntent) -> Result<()> {
+        self.write(Op::Reserve(intent)).await
+    }
+
+    async fn complete(&self, serial: &Serial, der: Vec<u8>, actor: &str) -> Result<()> {
+        self.write(Op::Complete {
+            serial: serial.hex(),
+            der,
+            actor: actor.into(),
+        })
+        .await
+    }
+
+    async fn abandon(&self, serial: &Serial, reason: &str, actor: &str) -> Result<()> {
+        self.write(Op::Abandon {
+            serial: serial.hex(),
+            reason: reason.into(),
+            actor: actor.into(),
+        })
+        .await
+    }
+
+    async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>> {
+        let serial = serial.hex();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = ?1 AND status = 'issued'"
+            );
+            Ok(c.query_row(&sql, [serial], record)
+                .optional()?
+                .map(|(_, r)| r))
+        })
+        .await
+    }
+
+    async fn list(&self, f: ListFilter) -> Result<Page> {
+        self.read(move |c| {
+            let mut sql =
+                format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE status = 'issued'");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            // Each `?` in a clause binds the value pushed with it.
+            let mut clause = |sql: &mut String, text: &str, v: rusqlite::types::Value| {
+                args.push(v);
+                sql.push_str(&text.replace('?', &format!("?{}", args.len())));
+            };
+            if let Some(p) = f.profile {
+                clause(&mut sql, " AND profile = ?", p.into());
+            }
+            if let Some(t) = f.tenant {
+                clause(&mut sql, " AND tenant = ?", t.into());
+            }
+            if let Some(n) = f.name_contains {
+                let like = format!("%{}%", n.to_lowercase().replace(['%', '_'], ""));
+                clause(
+                    &mut sql,
+                    " AND (lower(subject) LIKE ? OR lower(sans) LIKE ?)",
+                    like.into(),
+                );
+            }
+            if let Some((t, expired)) = f.expired_at {
+                let text = if expired {
+                    " AND not_after <= ?"
+                } else {
+                    " AND not_after > ?"
+                };
+                clause(&mut sql, text, t.into());
+            }
+            if let Some(b) = f.before_id {
+                clause(&mut sql, " AND id < ?", b.into());
+            }
+            let limit = f.limit.clamp(1, 1000);
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+            let mut stmt = c.prepare(&sql)?;
+            let mut rows: Vec<(i64, CertRecord)> = stmt
+                .query_map(rusqlite::params_from_iter(args), record)?
+                .collect::<rusqlite::Result<_>>()?;
+            let more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            let next = if more {
+                rows.last().map(|(id, _)| *id)
+            } else {
+                None
+            };
+            Ok(Page {
+                records: rows.into_iter().map(|(_, r)| r).collect(),
+                next,
+            })
+        })
+        .await
+    }
+
+    async fn add_credential(&self, cred: Credential, actor: &str) -> Result<()> {
+        self.write(Op::AddCredential {
+            cred,
+            actor: actor.into(),
+        })
+        .await
+    }
+
+    async fn credential(&self, serial: &str) -> Result<Option<Credential>> {
+        let serial = serial.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT serial, role, tenant, disabled FROM credentials WHERE serial = ?1",
+                [serial],
+                |r| {
+                    let role: String = r.get(1)?;
+                    Ok(Credential {
+                        serial: r.get(0)?,
+                        role: Role::parse(&role).unwrap_or(Role::Auditor),
+                        tenant: r.get(2)?,
+                        disabled: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, at, actor, event, object, detail, prev_hash, hash FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![after_id, limit], |r| {
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        event: r.get(3)?,
+                        object: r.get(4)?,
+                        detail: r.get(5)?,
+                        prev_hash: r.get(6)?,
+                        hash: r.get(7)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
