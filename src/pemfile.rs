@@ -19,7 +19,7 @@ pub fn private_dir(dir: &Path) -> Result<()> {
 /// Writes a secret file: 0600 from the moment it exists, inside a 0700 directory, fsynced,
 /// then renamed into place (so a reader never sees half a key).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         private_dir(parent)?;
     }
     let tmp = path.with_extension("tmp");

@@ -1,1 +1,83 @@
-fn main() {}
+//! `ecca`: the ops CLI for the ecca certificate authority.
+//!
+//! Exit codes: 0 success; 1 the server (or a check) refused; 2 usage or input error;
+//! 3 the server could not be reached.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod context;
+mod output;
+
+use context::Global;
+
+/// Ops CLI for ecca, the e-commerce certificate authority.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecca",
+    version,
+    after_help = "Examples:\n  ecca --data-dir ./ecca-data profiles\n  ecca keygen --out shop.key\n  ecca csr --key shop.key --cn shop.example --dns shop.example --out shop.csr\n  ecca --data-dir ./ecca-data issue --csr shop.csr --profile server-tls --out shop.pem --chain-out chain.pem\n\nExit codes: 0 ok, 1 refused, 2 usage or input error, 3 server unreachable."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a CA in an empty data directory (what ecca-server does on first start).
+    Init(commands::init::Args),
+    /// Write the CA's root certificates (trust anchors) to a file.
+    Roots(commands::roots::Args),
+    /// Issue a certificate from a CSR under a profile.
+    Issue(commands::issue::Args),
+    /// Show one certificate.
+    Show(commands::show::Args),
+    /// List issued certificates.
+    List(commands::list::Args),
+    /// List the certificate profiles.
+    Profiles(commands::profiles::Args),
+    /// Generate a private key (PKCS#8 PEM, mode 0600).
+    Keygen(commands::keygen::Args),
+    /// Create a certificate signing request (PKCS#10) for a key.
+    Csr(commands::csr::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    let result = match cli.command {
+        Command::Init(a) => commands::init::run(g, a).await,
+        Command::Roots(a) => commands::roots::run(g, a).await,
+        Command::Issue(a) => commands::issue::run(g, a).await,
+        Command::Show(a) => commands::show::run(g, a).await,
+        Command::List(a) => commands::list::run(g, a).await,
+        Command::Profiles(a) => commands::profiles::run(g, a).await,
+        Command::Keygen(a) => commands::keygen::run(g, a),
+        Command::Csr(a) => commands::csr::run(g, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &ecca::Error) -> u8 {
+    use ecca::Error as E;
+    match e {
+        E::Remote(_) => 3,
+        E::Io { .. }
+        | E::InvalidArgument(_)
+        | E::InvalidField { .. }
+        | E::BadCsr(_)
+        | E::Config(_) => 2,
+        _ => 1,
+    }
+}

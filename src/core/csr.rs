@@ -170,9 +170,12 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
     Ok(out)
 }
 
+/// Subject attributes in order.
+pub type SubjectAttrs = Vec<(Attr, String)>;
+
 /// Reads a Name into ecca's attributes (each at most once, single-valued RDNs only); legacy
 /// emailAddress attributes are returned apart.
-pub fn name_attrs(name: &X509Name<'_>) -> Result<(Vec<(Attr, String)>, Vec<String>)> {
+pub fn name_attrs(name: &X509Name<'_>) -> Result<(SubjectAttrs, Vec<String>)> {
     let mut attrs: Vec<(Attr, String)> = Vec::new();
     let mut emails = Vec::new();
     for rdn in name.iter_rdn() {

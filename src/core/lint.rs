@@ -235,7 +235,7 @@ fn lint_extensions(
                 if !ext.critical {
                     return Err(fail("e_key_usage_critical", "keyUsage must be critical"));
                 }
-                ku = Some(k.clone());
+                ku = Some(*k);
             }
             ParsedExtension::BasicConstraints(b) => {
                 if is_ca && !ext.critical {

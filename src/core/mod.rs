@@ -7,3 +7,8 @@ pub mod names;
 pub mod profile;
 pub mod serial;
 pub mod uscc;
+
+/// SHA-256 fingerprint of DER bytes, lowercase hex (as `openssl x509 -fingerprint -sha256` without colons).
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, der))
+}

@@ -1,0 +1,71 @@
+//! `ecca init`: create a CA in an empty data directory, with explicit options.
+use clap::Args as ClapArgs;
+use ecca::config::ServerConfig;
+use ecca::core::keys::CaKeyAlg;
+use ecca::{Error, Result};
+use serde_json::json;
+
+use crate::context::Global;
+use crate::output;
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Example:\n  ecca --data-dir ./ecca-data init --alg p384 --org \"Zhejiang E-Commerce CA\" --server-name ca.example.cn"
+)]
+pub struct Args {
+    /// CA key algorithm.
+    #[arg(long, default_value = "p256", value_parser = ["p256", "p384", "ed25519"])]
+    alg: String,
+    /// Organization in the CA names (the common names are "<org> Root CA", "<org> Issuing CA 1").
+    #[arg(long, default_value = "ecca")]
+    org: String,
+    /// Country code in the CA names.
+    #[arg(long, default_value = "CN")]
+    country: String,
+    /// Root CA validity in days.
+    #[arg(long, default_value_t = 7300)]
+    root_days: u32,
+    /// Issuing CA validity in days (at most the root's).
+    #[arg(long, default_value_t = 3650)]
+    issuing_days: u32,
+    /// Extra DNS name or IP address for the server's TLS certificate (repeatable).
+    #[arg(long = "server-name")]
+    server_names: Vec<String>,
+}
+
+pub async fn run(g: &Global, a: Args) -> Result<()> {
+    let dir = g
+        .data_dir
+        .clone()
+        .ok_or_else(|| Error::InvalidArgument("init needs --data-dir DIR".into()))?;
+    if ecca::authority::Layout::new(&dir).is_initialized() {
+        return Err(Error::InvalidArgument(format!(
+            "{} already holds a CA",
+            dir.display()
+        )));
+    }
+    if a.country.len() != 2 || !a.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Error::field("--country", "a two-letter code such as CN"));
+    }
+    let mut config = ServerConfig::new(&dir);
+    config.init.algorithm = CaKeyAlg::parse(&a.alg).unwrap_or_default();
+    config.init.organization = a.org;
+    config.init.country = a.country;
+    config.init.root_days = a.root_days;
+    config.init.issuing_days = a.issuing_days;
+    config.server_names = a.server_names;
+    let (service, _) = ecca::server::prepare(&config).await?;
+    let root = &service.authority().root;
+    let fingerprint = ecca::core::fingerprint(&root.der);
+    if g.json {
+        return output::print_json(&json!({"data_dir": dir, "root_sha256": fingerprint}));
+    }
+    println!("created a CA in {}", dir.display());
+    println!(
+        "root certificate: {}/ca/root.pem (SHA-256 {fingerprint})",
+        dir.display()
+    );
+    println!("admin credential: {}/admin", dir.display());
+    println!("next: ecca-server --data-dir {}", dir.display());
+    Ok(())
+}

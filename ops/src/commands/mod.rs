@@ -1,0 +1,9 @@
+//! One file per command.
+pub mod csr;
+pub mod init;
+pub mod issue;
+pub mod keygen;
+pub mod list;
+pub mod profiles;
+pub mod roots;
+pub mod show;

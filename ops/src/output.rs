@@ -1,0 +1,73 @@
+//! Printing results: human text by default, JSON with --json.
+use ecca::proto::Certificate;
+use ecca::{Error, Result};
+use serde_json::{Value, json};
+
+fn rfc3339(ts: &Option<prost_types::Timestamp>) -> String {
+    ts.as_ref()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Status name without the enum prefix.
+pub fn status_name(c: &Certificate) -> &'static str {
+    match c.status() {
+        ecca::proto::CertificateStatus::Valid => "valid",
+        ecca::proto::CertificateStatus::Revoked => "revoked",
+        ecca::proto::CertificateStatus::Expired => "expired",
+        ecca::proto::CertificateStatus::Unspecified => "unknown",
+    }
+}
+
+/// A certificate as JSON (DER omitted; use `show --pem` or `issue --out` for it).
+pub fn cert_json(c: &Certificate) -> Value {
+    json!({
+        "serial": c.serial,
+        "profile": c.profile,
+        "subject": c.subject,
+        "subject_alt_names": c.subject_alt_names,
+        "not_before": rfc3339(&c.not_before),
+        "not_after": rfc3339(&c.not_after),
+        "status": status_name(c),
+        "tenant": c.tenant,
+    })
+}
+
+/// A certificate as a few human lines.
+pub fn cert_text(c: &Certificate) -> String {
+    let mut s = format!(
+        "serial:     {}\nprofile:    {}\nsubject:    {}\n",
+        c.serial, c.profile, c.subject
+    );
+    if !c.subject_alt_names.is_empty() {
+        s.push_str(&format!("names:      {}\n", c.subject_alt_names.join(", ")));
+    }
+    s.push_str(&format!(
+        "valid:      {} .. {}\nstatus:     {}\n",
+        rfc3339(&c.not_before),
+        rfc3339(&c.not_after),
+        status_name(c)
+    ));
+    s
+}
+
+/// Prints JSON to stdout.
+pub fn print_json(v: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Writes a file, naming it in the error.
+pub fn write(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    std::fs::write(path, data).map_err(|e| Error::io(path, e))
+}
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
