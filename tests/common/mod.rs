@@ -1,0 +1,253 @@
+//! Shared test helpers: a real server on 127.0.0.1 ephemeral ports in a temp data directory,
+//! CSR builders, and the external verifiers (openssl, pkilint, Python gRPC).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ecca::client::Client;
+use ecca::config::ServerConfig;
+use ecca::server::Running;
+use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair, SanType};
+use tempfile::TempDir;
+
+/// A running server with its data directory and an admin client.
+pub struct TestCa {
+    pub dir: TempDir,
+    pub running: Option<Running>,
+    pub client: Client,
+}
+
+impl TestCa {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+        config.http_listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut config);
+        let running = ecca::server::start(config).await.expect("server starts");
+        let client = Client::connect_data_dir(&dir.path().join("data"))
+            .await
+            .expect("admin connects");
+        TestCa {
+            dir,
+            running: Some(running),
+            client,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("https://{}", self.running.as_ref().unwrap().endpoints.grpc)
+    }
+
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.running.as_ref().unwrap().endpoints.http)
+    }
+
+    /// Writes roots.pem and chain.pem into the temp dir and returns their paths.
+    pub async fn trust_files(&self) -> (PathBuf, PathBuf) {
+        let bundle = self.client.trust_bundle().await.unwrap();
+        let roots = self.dir.path().join("roots.pem");
+        let chain = self.dir.path().join("chain.pem");
+        std::fs::write(
+            &roots,
+            ecca::pemfile::certs_to_pem(bundle.roots_der.iter().map(Vec::as_slice)),
+        )
+        .unwrap();
+        std::fs::write(
+            &chain,
+            ecca::pemfile::certs_to_pem(bundle.intermediates_der.iter().map(Vec::as_slice)),
+        )
+        .unwrap();
+        (roots, chain)
+    }
+
+    pub fn write_pem(&self, name: &str, der: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, ecca::pemfile::certs_to_pem([der])).unwrap();
+        path
+    }
+}
+
+/// What goes into a test CSR.
+#[derive(Default, Clone)]
+pub struct CsrSpec {
+    pub cn: Option<String>,
+    pub org: Option<String>,
+    pub country: Option<String>,
+    pub serial_number: Option<String>,
+    pub dns: Vec<String>,
+    pub ips: Vec<std::net::IpAddr>,
+    pub emails: Vec<String>,
+    /// Ask for CA:TRUE in the CSR.
+    pub ca: bool,
+}
+
+impl CsrSpec {
+    pub fn cn(cn: &str) -> Self {
+        CsrSpec {
+            cn: Some(cn.into()),
+            ..Default::default()
+        }
+    }
+    pub fn dns(mut self, d: &str) -> Self {
+        self.dns.push(d.into());
+        self
+    }
+}
+
+/// A CSR (DER) built with rcgen for a fresh key of `alg`.
+pub fn csr(spec: &CsrSpec, alg: &'static rcgen::SignatureAlgorithm) -> (KeyPair, Vec<u8>) {
+    let key = KeyPair::generate_for(alg).unwrap();
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    if let Some(c) = &spec.country {
+        dn.push(
+            DnType::CountryName,
+            DnValue::PrintableString(c.as_str().try_into().unwrap()),
+        );
+    }
+    if let Some(o) = &spec.org {
+        dn.push(DnType::OrganizationName, o.as_str());
+    }
+    if let Some(s) = &spec.serial_number {
+        dn.push(
+            DnType::CustomDnType(vec![2, 5, 4, 5]),
+            DnValue::PrintableString(s.as_str().try_into().unwrap()),
+        );
+    }
+    if let Some(cn) = &spec.cn {
+        dn.push(DnType::CommonName, cn.as_str());
+    }
+    p.distinguished_name = dn;
+    for d in &spec.dns {
+        p.subject_alt_names
+            .push(SanType::DnsName(d.as_str().try_into().unwrap()));
+    }
+    for ip in &spec.ips {
+        p.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    for e in &spec.emails {
+        p.subject_alt_names
+            .push(SanType::Rfc822Name(e.as_str().try_into().unwrap()));
+    }
+    if spec.ca {
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    }
+    let der = p.serialize_request(&key).unwrap().der().to_vec();
+    (key, der)
+}
+
+/// A P-256 CSR.
+pub fn p256_csr(spec: &CsrSpec) -> Vec<u8> {
+    csr(spec, &rcgen::PKCS_ECDSA_P256_SHA256).1
+}
+
+/// A CSR valid for each public profile.
+pub fn profile_samples() -> Vec<(&'static str, CsrSpec)> {
+    vec![
+        (
+            "server-tls",
+            CsrSpec::cn("shop.example.cn")
+                .dns("shop.example.cn")
+                .dns("www.shop.example.cn"),
+        ),
+        ("client-tls", CsrSpec::cn("api-client-7")),
+        (
+            "merchant-ov",
+            CsrSpec {
+                cn: Some("Example Trading".into()),
+                org: Some("Example Trading Co., Ltd.".into()),
+                country: Some("CN".into()),
+                serial_number: Some("91350100M000100Y43".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "document-signing",
+            CsrSpec {
+                cn: Some("Alice Zhang".into()),
+                emails: vec!["alice@shop.example.cn".into()],
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+/// True when the test command demands the external verifiers (it sets ECCA_REQUIRE_EXTERNAL).
+pub fn external_required() -> bool {
+    std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Finds an external tool on PATH (or in ECCA_TOOLS_DIR); panics if required and missing,
+/// otherwise returns None so the caller can skip.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let dirs = std::env::var_os("ECCA_TOOLS_DIR")
+        .into_iter()
+        .chain(std::env::var_os("PATH"))
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
+    for d in dirs {
+        let candidate = d.join(name);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    if external_required() {
+        panic!(
+            "{name} is required (ECCA_REQUIRE_EXTERNAL is set) but not found on PATH or in ECCA_TOOLS_DIR"
+        );
+    }
+    eprintln!("skipping: {name} not found (set ECCA_REQUIRE_EXTERNAL=1 to make this a failure)");
+    None
+}
+
+/// Runs a command, returning (success, stdout+stderr).
+pub fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// `openssl verify -CAfile roots -untrusted chain leaf` (with extra args), if openssl exists.
+pub fn openssl_verify(
+    roots: &Path,
+    chain: &Path,
+    leaf: &Path,
+    extra: &[&str],
+) -> Option<(bool, String)> {
+    let openssl = tool("openssl")?;
+    let mut cmd = Command::new(openssl);
+    cmd.arg("verify")
+        .args(extra)
+        .arg("-CAfile")
+        .arg(roots)
+        .arg("-untrusted")
+        .arg(chain)
+        .arg(leaf);
+    Some(run(&mut cmd))
+}
+
+/// Runs a pkilint command on files with `-s WARNING`-style args; returns (clean, output).
+pub fn pkilint(linter: &str, args: &[&str], files: &[&Path]) -> Option<(bool, String)> {
+    let bin = tool(linter)?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("lint").args(args).args(files);
+    Some(run(&mut cmd))
+}
+
+/// Parses a certificate with x509-parser for assertions.
+pub fn parse(der: &[u8]) -> x509_parser::certificate::X509Certificate<'_> {
+    x509_parser::parse_x509_certificate(der).unwrap().1
+}
