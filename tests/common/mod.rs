@@ -140,8 +140,13 @@ pub fn csr(spec: &CsrSpec, alg: &'static rcgen::SignatureAlgorithm) -> (KeyPair,
             .push(SanType::Rfc822Name(e.as_str().try_into().unwrap()));
     }
     if spec.ca {
-        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+        // basicConstraints { cA TRUE }, critical (rcgen will not put IsCa into a CSR itself).
+        let mut bc = rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 19],
+            vec![0x30, 0x03, 0x01, 0x01, 0xff],
+        );
+        bc.set_criticality(true);
+        p.custom_extensions.push(bc);
     }
     let der = p.serialize_request(&key).unwrap().der().to_vec();
     (key, der)
