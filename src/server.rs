@@ -66,6 +66,11 @@ impl Running {
 /// Initializes the data directory if it is empty: CA hierarchy, server certificate, admin credential.
 /// Returns the service and whether the CA was created now.
 pub async fn prepare(config: &ServerConfig) -> Result<(Arc<Service>, bool)> {
+    // Profiles first: a bad profile must stop a first start before any key is made.
+    let profiles = match &config.profiles_dir {
+        Some(dir) => Profiles::load_dir(dir)?,
+        None => Profiles::embedded()?,
+    };
     let layout = Layout::new(&config.data_dir);
     let created = !layout.is_initialized();
     let authority = if created {
@@ -74,10 +79,6 @@ pub async fn prepare(config: &ServerConfig) -> Result<(Arc<Service>, bool)> {
         Authority::load(&layout)?
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database())?);
-    let profiles = match &config.profiles_dir {
-        Some(dir) => Profiles::load_dir(dir)?,
-        None => Profiles::embedded()?,
-    };
     let service = Arc::new(Service::new(
         Arc::new(authority),
         store,

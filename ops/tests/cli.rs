@@ -1,0 +1,357 @@
+//! The ops CLI against a real server: the README's five-minute tour, JSON output, exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ecca::config::ServerConfig;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ecca(dir: &Path, cwd: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(dir: &Path, cwd: &Path, args: &[&str]) -> String {
+    let o = ecca(dir, cwd, args);
+    assert_eq!(o.code, 0, "ecca {args:?} failed:\n{}{}", o.stdout, o.stderr);
+    o.stdout
+}
+
+fn openssl() -> Option<PathBuf> {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("openssl"))
+        .find(|p| p.is_file());
+    if found.is_none() && std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_some() {
+        panic!("openssl is required (ECCA_REQUIRE_EXTERNAL is set)");
+    }
+    found
+}
+
+async fn server(dir: &Path) -> ecca::server::Running {
+    let mut config = ServerConfig::new(dir);
+    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    ecca::server::start(config).await.unwrap()
+}
+
+/// Runs blocking CLI work off the runtime that serves.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_minute_tour_for_every_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ecca-data");
+    let _server = server(&dir).await;
+    let work = tmp.path().to_path_buf();
+    blocking(move || {
+        let d = dir.as_path();
+        let w = work.as_path();
+        let profiles = ok(d, w, &["profiles"]);
+        for p in [
+            "server-tls",
+            "client-tls",
+            "merchant-ov",
+            "document-signing",
+        ] {
+            assert!(profiles.contains(p), "{profiles}");
+        }
+        ok(
+            d,
+            w,
+            &[
+                "roots",
+                "--out",
+                "roots.pem",
+                "--intermediates-out",
+                "chain.pem",
+            ],
+        );
+        let cases: [(&str, &str, Vec<&str>); 4] = [
+            (
+                "server-tls",
+                "p256",
+                vec![
+                    "--cn",
+                    "shop.example.cn",
+                    "--dns",
+                    "shop.example.cn",
+                    "--ip",
+                    "192.0.2.10",
+                ],
+            ),
+            ("client-tls", "p384", vec!["--cn", "api-client-7"]),
+            (
+                "merchant-ov",
+                "p256",
+                vec![
+                    "--cn",
+                    "Example Trading",
+                    "--org",
+                    "Example Trading Co., Ltd.",
+                    "--country",
+                    "CN",
+                    "--uscc",
+                    "91350100M000100Y43",
+                ],
+            ),
+            (
+                "document-signing",
+                "ed25519",
+                vec!["--cn", "Alice Zhang", "--email", "alice@shop.example.cn"],
+            ),
+        ];
+        for (profile, alg, names) in cases {
+            let key = format!("{profile}.key");
+            let csr = format!("{profile}.csr");
+            let cert = format!("{profile}.pem");
+            ok(d, w, &["keygen", "--out", &key, "--alg", alg]);
+            let mut args = vec!["csr", "--key", &key, "--out", &csr];
+            args.extend(names);
+            ok(d, w, &args);
+            let out = ok(
+                d,
+                w,
+                &[
+                    "issue",
+                    "--csr",
+                    &csr,
+                    "--profile",
+                    profile,
+                    "--out",
+                    &cert,
+                    "--chain-out",
+                    "leaf-chain.pem",
+                ],
+            );
+            assert!(out.contains(&format!("profile:    {profile}")), "{out}");
+            if let Some(openssl) = openssl() {
+                let v = Command::new(openssl)
+                    .args([
+                        "verify",
+                        "-CAfile",
+                        "roots.pem",
+                        "-untrusted",
+                        "leaf-chain.pem",
+                        &cert,
+                    ])
+                    .current_dir(w)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&v.stdout);
+                assert!(
+                    v.status.success() && text.contains(": OK"),
+                    "{profile}: {text}"
+                );
+            }
+        }
+        // --json for scripts.
+        let list: serde_json::Value = serde_json::from_str(&ok(d, w, &["--json", "list"])).unwrap();
+        let items = list.as_array().unwrap();
+        assert!(items.iter().any(|c| c["profile"] == "merchant-ov"));
+        let serial = items.iter().find(|c| c["profile"] == "server-tls").unwrap()["serial"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let shown: serde_json::Value =
+            serde_json::from_str(&ok(d, w, &["--json", "show", "--serial", &serial])).unwrap();
+        assert_eq!(shown["serial"], serial.as_str());
+        assert!(
+            shown["subject_alt_names"]
+                .to_string()
+                .contains("IP:192.0.2.10")
+        );
+        assert!(
+            shown["pem"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        let filtered = ok(d, w, &["list", "--profile", "client-tls"]);
+        assert!(
+            filtered.contains("api-client-7") && !filtered.contains("shop.example.cn"),
+            "{filtered}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_are_documented_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ecca-data");
+    let server = server(&dir).await;
+    let work = tmp.path().to_path_buf();
+    let d2 = dir.clone();
+    blocking(move || {
+        let (d, w) = (d2.as_path(), work.as_path());
+        ok(d, w, &["keygen", "--out", "k.pem"]);
+        // Refusing to overwrite a key is an input error.
+        assert_eq!(ecca(d, w, &["keygen", "--out", "k.pem"]).code, 2);
+        ok(
+            d,
+            w,
+            &[
+                "csr",
+                "--key",
+                "k.pem",
+                "--cn",
+                "x.example.cn",
+                "--dns",
+                "x.example.cn",
+                "--out",
+                "x.csr",
+            ],
+        );
+        // The server refuses: unknown profile -> 1, with the reason.
+        let o = ecca(
+            d,
+            w,
+            &[
+                "issue",
+                "--csr",
+                "x.csr",
+                "--profile",
+                "nope",
+                "--out",
+                "x.pem",
+            ],
+        );
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        assert!(
+            o.stderr.contains("NotFound") && o.stderr.contains("nope"),
+            "{}",
+            o.stderr
+        );
+        // Missing input file -> 2, naming the file.
+        let o = ecca(
+            d,
+            w,
+            &[
+                "issue",
+                "--csr",
+                "missing.csr",
+                "--profile",
+                "server-tls",
+                "--out",
+                "x.pem",
+            ],
+        );
+        assert_eq!(o.code, 2);
+        assert!(o.stderr.contains("missing.csr"), "{}", o.stderr);
+        // A bad USCC is caught before anything is sent.
+        let o = ecca(
+            d,
+            w,
+            &[
+                "csr",
+                "--key",
+                "k.pem",
+                "--cn",
+                "m",
+                "--uscc",
+                "91350100M000100Y44",
+                "--out",
+                "m.csr",
+            ],
+        );
+        assert_eq!(o.code, 2);
+        assert!(o.stderr.contains("check character"), "{}", o.stderr);
+        // Usage error (clap) -> 2.
+        assert_eq!(ecca(d, w, &["issue"]).code, 2);
+    })
+    .await;
+    server.shutdown().await;
+    let work = tmp.path().to_path_buf();
+    blocking(move || {
+        let o = ecca(&dir, &work, &["profiles"]);
+        assert_eq!(o.code, 3, "server down -> 3: {}", o.stderr);
+        assert!(o.stderr.contains("cannot connect"), "{}", o.stderr);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_creates_a_ca_with_options_and_refuses_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("regional");
+    let work = tmp.path().to_path_buf();
+    let d2 = dir.clone();
+    blocking(move || {
+        let out = ok(
+            &d2,
+            &work,
+            &[
+                "init",
+                "--alg",
+                "p384",
+                "--org",
+                "Zhejiang EC CA",
+                "--server-name",
+                "ca.zj.example.cn",
+            ],
+        );
+        assert!(out.contains("created a CA"), "{out}");
+        let o = ecca(&d2, &work, &["init"]);
+        assert_eq!(o.code, 2);
+        assert!(o.stderr.contains("already holds a CA"), "{}", o.stderr);
+    })
+    .await;
+    let root_pem = std::fs::read(dir.join("ca/root.pem")).unwrap();
+    let root_der = ecca::pemfile::parse_certs(&root_pem).unwrap().remove(0);
+    let (_, root) = x509_parser::parse_x509_certificate(&root_der).unwrap();
+    assert_eq!(
+        root.subject().to_string(),
+        "C=CN, O=Zhejiang EC CA, CN=Zhejiang EC CA Root CA"
+    );
+    assert_eq!(
+        root.public_key()
+            .algorithm
+            .parameters
+            .as_ref()
+            .unwrap()
+            .as_oid()
+            .unwrap()
+            .to_id_string(),
+        "1.3.132.0.34"
+    );
+    let server_pem = std::fs::read_to_string(dir.join("tls/server.pem")).unwrap();
+    let server_der = ecca::pemfile::parse_certs(server_pem.as_bytes())
+        .unwrap()
+        .remove(0);
+    let (_, server_cert) = x509_parser::parse_x509_certificate(&server_der).unwrap();
+    let san = server_cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(
+        san.contains("ca.zj.example.cn") && san.contains("localhost"),
+        "{san}"
+    );
+    // The server starts on what init made.
+    let running = server(&dir).await;
+    assert!(!running.initialized);
+}
