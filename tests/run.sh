@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs the external verifiers it needs (openssl,
+# a Python venv with pkilint and grpcio), then formatting, clippy and every test.
+# External tools are required here (ECCA_REQUIRE_EXTERNAL=1): a missing one fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v openssl >/dev/null; then
+  echo "== installing openssl"
+  as_root apt-get update -qq && as_root apt-get install -y -qq openssl
+fi
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  echo "== installing python3-venv"
+  as_root apt-get update -qq && as_root apt-get install -y -qq python3-venv
+fi
+
+venv="${ECCA_VENV:-target/test-venv}"
+stamp="$venv/.requirements"
+if ! cmp -s tests/python/requirements.txt "$stamp" 2>/dev/null; then
+  echo "== preparing $venv (pkilint, grpcio)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  cp tests/python/requirements.txt "$stamp"
+fi
+
+export ECCA_REQUIRE_EXTERNAL=1
+export ECCA_PYTHON="$PWD/$venv/bin/python"
+export ECCA_TOOLS_DIR="$PWD/$venv/bin"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
