@@ -105,3 +105,17 @@ impl ServerConfig {
         init.issuing_days = ca.issuing_days.unwrap_or(init.issuing_days);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deploy_example_parses() {
+        let file: ConfigFile = toml::from_str(include_str!("../ops/deploy/ecca.toml")).unwrap();
+        let mut config = ServerConfig::new("/tmp/x");
+        config.apply_file(file);
+        assert_eq!(config.init.country, "CN");
+        assert_eq!(config.server_names, ["ca.example.cn"]);
+    }
+}
