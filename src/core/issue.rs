@@ -531,3 +531,161 @@ impl PublicKeyData for SignerKey<'_> {
         self.0.algorithm().rcgen()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::authority::{Authority, InitOptions, Layout};
+    use crate::core::keys::CaKeyAlg;
+    use crate::core::profile::Profiles;
+    use crate::signer::SoftwareKey;
+
+    /// A CA key that counts its signatures.
+    #[derive(Debug)]
+    struct Counting(SoftwareKey, AtomicUsize);
+
+    impl Signer for Counting {
+        fn algorithm(&self) -> CaKeyAlg {
+            self.0.algorithm()
+        }
+        fn public_key_raw(&self) -> &[u8] {
+            self.0.public_key_raw()
+        }
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.sign(msg)
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Authority, Profile, SoftwareKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let authority =
+            Authority::create(&Layout::new(&dir.path().join("d")), &InitOptions::default())
+                .unwrap();
+        let profile = Profiles::embedded()
+            .unwrap()
+            .get("server-tls")
+            .unwrap()
+            .clone();
+        (
+            dir,
+            authority,
+            profile,
+            SoftwareKey::generate(CaKeyAlg::P256).unwrap(),
+        )
+    }
+
+    fn names() -> Names {
+        Names {
+            dns: vec!["shop.example.cn".into()],
+            ..Names::default()
+        }
+    }
+
+    #[test]
+    fn a_failing_lint_signs_nothing_and_names_the_lint() {
+        let (dir, authority, profile, subject) = setup();
+        let issuing = &authority.issuing;
+        let key_pem =
+            std::fs::read_to_string(Layout::new(&dir.path().join("d")).issuing_key()).unwrap();
+        let counting = Counting(
+            SoftwareKey::from_pkcs8_pem(&key_pem).unwrap(),
+            AtomicUsize::new(0),
+        );
+        let issuer = IssuerRef {
+            signer: &counting,
+            ..issuing.issuer_ref()
+        };
+        let now = OffsetDateTime::now_utc();
+        let spki = subject.spki_der();
+        let key = SubjectKey::from_spki(&spki).unwrap();
+        let mut params = leaf_params(
+            &profile,
+            &names(),
+            &Serial::random().unwrap(),
+            now,
+            now + Duration::days(30),
+            &spki,
+            false,
+        )
+        .unwrap();
+
+        // A good certificate passes the dry run without the key, then signs once.
+        let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity).unwrap();
+        assert_eq!(
+            counting.1.load(Ordering::SeqCst),
+            0,
+            "lint_only never touches the key"
+        );
+        sign(&params, &key, &issuer, CertKind::EndEntity, pass).unwrap();
+        assert_eq!(counting.1.load(Ordering::SeqCst), 1);
+
+        // Each defect is refused by a named lint, and the key is not used.
+        params.extended_key_usages.clear();
+        match lint_only(&params, &key, &issuer, CertKind::EndEntity) {
+            Err(Error::LintFailed { lint, .. }) => assert_eq!(lint, "e_ee_eku_missing"),
+            other => panic!("{other:?}"),
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_after = issuing.not_after + Duration::days(1);
+        match lint_only(&params, &key, &issuer, CertKind::EndEntity) {
+            Err(Error::LintFailed { lint, .. }) => assert_eq!(lint, "e_validity_within_issuer"),
+            other => panic!("{other:?}"),
+        }
+        params.not_after = now + Duration::days(30);
+        params.serial_number = Some(SerialNumber::from_slice(&[1, 2, 3]));
+        match lint_only(&params, &key, &issuer, CertKind::EndEntity) {
+            Err(Error::LintFailed { lint, .. }) => assert_eq!(lint, "e_serial_entropy"),
+            other => panic!("{other:?}"),
+        }
+        params.serial_number = Some(SerialNumber::from_slice(
+            Serial::random().unwrap().as_bytes(),
+        ));
+        params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+        assert!(matches!(
+            lint_only(&params, &key, &issuer, CertKind::EndEntity),
+            Err(Error::LintFailed {
+                lint: "e_ee_key_usage",
+                ..
+            })
+        ));
+        assert_eq!(
+            counting.1.load(Ordering::SeqCst),
+            1,
+            "no refused certificate reached the key"
+        );
+    }
+
+    #[test]
+    fn issuer_name_must_match_byte_for_byte() {
+        let (_dir, authority, profile, subject) = setup();
+        let issuing = &authority.issuing;
+        let other_name = b"\x30\x00".to_vec();
+        let issuer = IssuerRef {
+            subject_der: &other_name,
+            ..issuing.issuer_ref()
+        };
+        let now = OffsetDateTime::now_utc();
+        let spki = subject.spki_der();
+        let key = SubjectKey::from_spki(&spki).unwrap();
+        let params = leaf_params(
+            &profile,
+            &names(),
+            &Serial::random().unwrap(),
+            now,
+            now + Duration::days(1),
+            &spki,
+            false,
+        )
+        .unwrap();
+        assert!(matches!(
+            lint_only(&params, &key, &issuer, CertKind::EndEntity),
+            Err(Error::LintFailed {
+                lint: "e_issuer_name_match",
+                ..
+            })
+        ));
+    }
+}

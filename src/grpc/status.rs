@@ -26,3 +26,39 @@ impl From<Error> for Status {
         Status::new(code, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_errors_map_to_precise_codes() {
+        let cases = [
+            (Error::BadCsr("x".into()), Code::InvalidArgument),
+            (
+                Error::field("subject serialNumber", "bad"),
+                Code::InvalidArgument,
+            ),
+            (Error::UnknownProfile("p".into()), Code::NotFound),
+            (
+                Error::LintFailed {
+                    lint: "e_x",
+                    detail: "d".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (Error::PermissionDenied("no".into()), Code::PermissionDenied),
+            (Error::Unauthenticated("no".into()), Code::Unauthenticated),
+        ];
+        for (err, code) in cases {
+            let text = err.to_string();
+            let status = Status::from(err);
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), text);
+        }
+        // Internal details stay in the log.
+        let status = Status::from(Error::Storage("disk /var/lib/ecca full".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/var/lib"));
+    }
+}
