@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::core::csr::{self, Attr};
-use crate::core::issue::{self, IssuerRef};
+use crate::core::issue::{self, IssuerRef, IssuerUrls};
 use crate::core::keys::CaKeyAlg;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
@@ -50,6 +50,17 @@ impl Default for InitOptions {
             issuing_days: 10 * 365,
         }
     }
+}
+
+/// URL paths under the public base URL where relying parties fetch what certificates point at.
+pub mod paths {
+    pub const ROOT_CERT: &str = "/ca/root.der";
+    pub const ISSUING_CERT: &str = "/ca/issuing.der";
+    pub const BUNDLE: &str = "/ca/bundle.pem";
+    pub const ROOT_CRL: &str = "/crl/root.crl";
+    pub const ISSUING_CRL: &str = "/crl/issuing.crl";
+    pub const ISSUING_DELTA_CRL: &str = "/crl/issuing-delta.crl";
+    pub const OCSP: &str = "/ocsp";
 }
 
 /// Paths inside a data directory.
@@ -156,6 +167,32 @@ impl CaCert {
 pub struct Authority {
     pub root: CaCert,
     pub issuing: CaCert,
+    /// Public base URL (http://host:port) under which CRLs, OCSP and CA certificates are served.
+    pub base_url: String,
+}
+
+/// URLs for certificates issued by the root (the issuing CA).
+fn root_urls(base: &str) -> IssuerUrls {
+    IssuerUrls {
+        crl: format!("{base}{}", paths::ROOT_CRL),
+        ocsp: format!("{base}{}", paths::OCSP),
+        ca_issuers: format!("{base}{}", paths::ROOT_CERT),
+    }
+}
+
+/// Checks and normalises a public base URL: http (RFC 5280 clients fetch CRLs and OCSP over
+/// plain HTTP; https would need revocation checking of its own), no trailing slash.
+pub fn normalize_base_url(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::Config(format!("public_base_url {url:?} must start with http://")))?;
+    if rest.is_empty() || !url.is_ascii() || url.contains(char::is_whitespace) {
+        return Err(Error::Config(format!(
+            "public_base_url {url:?} is not a usable URL"
+        )));
+    }
+    Ok(url.to_string())
 }
 
 fn ca_params(
@@ -181,7 +218,9 @@ fn ca_params(
 
 impl Authority {
     /// Creates a root and an issuing CA in `layout`, refusing to overwrite an existing CA.
-    pub fn create(layout: &Layout, opts: &InitOptions) -> Result<Self> {
+    /// The issuing CA points at `base_url` for the root's CRL and certificate.
+    pub fn create(layout: &Layout, opts: &InitOptions, base_url: &str) -> Result<Self> {
+        let base_url = normalize_base_url(base_url)?;
         if layout.is_initialized() {
             return Err(Error::Config(format!(
                 "{} already holds a CA; choose an empty directory",
@@ -209,6 +248,7 @@ impl Authority {
         let mut issuing_params =
             ca_params(&base(format!("{org} Issuing CA 1")), issuing_days, Some(0))?;
         issuing_params.not_after = issuing_params.not_after.min(root.not_after);
+        root_urls(&base_url).apply(&mut issuing_params)?;
         let issuing_der =
             issue::sign_ca(&issuing_params, issuing_key.as_ref(), &root.issuer_ref())?;
         let issuing = CaCert::new(issuing_der, issuing_key.clone())?;
@@ -225,11 +265,16 @@ impl Authority {
             &layout.root_cert(),
             pemfile::certs_to_pem([root.der.as_slice()]).as_bytes(),
         )?;
-        Ok(Authority { root, issuing })
+        Ok(Authority {
+            root,
+            issuing,
+            base_url,
+        })
     }
 
     /// Loads an existing hierarchy.
-    pub fn load(layout: &Layout) -> Result<Self> {
+    pub fn load(layout: &Layout, base_url: &str) -> Result<Self> {
+        let base_url = normalize_base_url(base_url)?;
         let load = |cert: PathBuf, key: PathBuf| -> Result<CaCert> {
             let pem = std::fs::read(&cert).map_err(|e| Error::io(&cert, e))?;
             let der = pemfile::parse_certs(&pem)?
@@ -241,7 +286,22 @@ impl Authority {
         Ok(Authority {
             root: load(layout.root_cert(), layout.root_key())?,
             issuing: load(layout.issuing_cert(), layout.issuing_key())?,
+            base_url,
         })
+    }
+
+    /// URLs for certificates the issuing CA signs.
+    pub fn issuing_urls(&self) -> IssuerUrls {
+        IssuerUrls {
+            crl: format!("{}{}", self.base_url, paths::ISSUING_CRL),
+            ocsp: format!("{}{}", self.base_url, paths::OCSP),
+            ca_issuers: format!("{}{}", self.base_url, paths::ISSUING_CERT),
+        }
+    }
+
+    /// Where the issuing CA's delta CRL is published.
+    pub fn issuing_delta_url(&self) -> String {
+        format!("{}{}", self.base_url, paths::ISSUING_DELTA_CRL)
     }
 
     /// The chain a leaf needs, nearest first, without the root.

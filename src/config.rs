@@ -32,6 +32,9 @@ pub struct CaSection {
 pub struct ConfigFile {
     pub grpc_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
+    /// Base URL written into certificates for CRLs, OCSP and CA certificates
+    /// (default: http://<http_listen>).
+    pub public_base_url: Option<String>,
     /// Extra DNS names / IP addresses for the server's TLS certificate.
     pub server_names: Option<Vec<String>>,
     /// Load profiles from this directory instead of the embedded ones.
@@ -55,6 +58,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub grpc_listen: SocketAddr,
     pub http_listen: SocketAddr,
+    pub public_base_url: Option<String>,
     pub server_names: Vec<String>,
     pub profiles_dir: Option<PathBuf>,
     pub max_message_bytes: usize,
@@ -72,11 +76,19 @@ impl ServerConfig {
             http_listen: DEFAULT_HTTP_LISTEN
                 .parse()
                 .unwrap_or_else(|_| unreachable!()),
+            public_base_url: None,
             server_names: Vec::new(),
             profiles_dir: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             init: InitOptions::default(),
         }
+    }
+
+    /// The public base URL: configured, or the HTTP address the server listens on.
+    pub fn base_url(&self, http_addr: SocketAddr) -> String {
+        self.public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_addr}"))
     }
 
     /// Applies a config file on top of the defaults.
@@ -86,6 +98,9 @@ impl ServerConfig {
         }
         if let Some(a) = file.http_listen {
             self.http_listen = a;
+        }
+        if file.public_base_url.is_some() {
+            self.public_base_url = file.public_base_url;
         }
         if let Some(n) = file.server_names {
             self.server_names = n;

@@ -23,6 +23,9 @@ pub enum Error {
     /// A lint refused the to-be-signed certificate: nothing was signed.
     #[error("lint {lint} refused the certificate: {detail}")]
     LintFailed { lint: &'static str, detail: String },
+    /// The request conflicts with the object's state (e.g. revoking twice).
+    #[error("{0}")]
+    Conflict(String),
     /// The object does not exist.
     #[error("{0} not found")]
     NotFound(String),

@@ -64,8 +64,9 @@ impl Running {
 }
 
 /// Initializes the data directory if it is empty: CA hierarchy, server certificate, admin credential.
-/// Returns the service and whether the CA was created now.
-pub async fn prepare(config: &ServerConfig) -> Result<(Arc<Service>, bool)> {
+/// `base_url` is the public HTTP base that certificates point at. Returns the service and whether
+/// the CA was created now.
+pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Service>, bool)> {
     // Profiles first: a bad profile must stop a first start before any key is made.
     let profiles = match &config.profiles_dir {
         Some(dir) => Profiles::load_dir(dir)?,
@@ -74,9 +75,9 @@ pub async fn prepare(config: &ServerConfig) -> Result<(Arc<Service>, bool)> {
     let layout = Layout::new(&config.data_dir);
     let created = !layout.is_initialized();
     let authority = if created {
-        Authority::create(&layout, &config.init)?
+        Authority::create(&layout, &config.init, base_url)?
     } else {
-        Authority::load(&layout)?
+        Authority::load(&layout, base_url)?
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database())?);
     let service = Arc::new(Service::new(
@@ -214,19 +215,7 @@ async fn ensure_admin_credential(service: &Service, layout: &Layout) -> Result<(
 
 /// Initializes or loads, binds both listeners and starts serving.
 pub async fn start(config: ServerConfig) -> Result<Running> {
-    let (service, initialized) = prepare(&config).await?;
-    let layout = Layout::new(&config.data_dir);
-    let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(&p, e));
-    pemfile::check_private(&layout.server_key())?;
-    let identity = Identity::from_pem(read(layout.server_cert())?, read(layout.server_key())?);
-    let tls = ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(Certificate::from_pem(pemfile::certs_to_pem([service
-            .authority()
-            .root
-            .der
-            .as_slice()])));
-
+    // Bind first: with port 0 the HTTP address, and so the default base URL, is known only now.
     let incoming = TcpIncoming::bind(config.grpc_listen)
         .map_err(|e| {
             Error::Config(format!(
@@ -249,6 +238,19 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let http_addr = http_listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    let base_url = config.base_url(http_addr);
+    let (service, initialized) = prepare(&config, &base_url).await?;
+    let layout = Layout::new(&config.data_dir);
+    let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(&p, e));
+    pemfile::check_private(&layout.server_key())?;
+    let identity = Identity::from_pem(read(layout.server_cert())?, read(layout.server_key())?);
+    let tls = ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(pemfile::certs_to_pem([service
+            .authority()
+            .root
+            .der
+            .as_slice()])));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::auth::Caller;
 use crate::authority::Authority;
 use crate::core::csr;
-use crate::core::issue::{self, Names, SubjectKey};
+use crate::core::issue::{self, LeafSpec, Names, SubjectKey};
 use crate::core::lint::CertKind;
 use crate::core::profile::{Profile, Profiles};
 use crate::core::serial::Serial;
@@ -158,9 +158,17 @@ impl Service {
             issuing.not_after,
         )?;
         let serial = Serial::random()?;
-        let params = issue::leaf_params(
-            profile, names, &serial, not_before, not_after, spki_der, key_is_rsa,
-        )?;
+        let urls = self.authority.issuing_urls();
+        let params = issue::leaf_params(&LeafSpec {
+            profile,
+            names,
+            serial: &serial,
+            not_before,
+            not_after,
+            spki_der,
+            key_is_rsa,
+            urls: &urls,
+        })?;
         let pass = issue::lint_only(&params, &key, &issuer, CertKind::EndEntity)?;
 
         let intent = IssuanceIntent {
@@ -183,6 +191,7 @@ impl Service {
             not_after: intent.not_after,
             issued_at: OffsetDateTime::now_utc().unix_timestamp(),
             der: Vec::new(),
+            revocation: None,
         };
         self.store.reserve(intent).await?;
         let der = match issue::sign(&params, &key, &issuer, CertKind::EndEntity, pass) {

@@ -26,6 +26,10 @@ struct Args {
     /// HTTP listen address for CA certificates and health [default: 127.0.0.1:7080].
     #[arg(long)]
     http_listen: Option<SocketAddr>,
+    /// Base URL of the HTTP side as relying parties reach it; written into every certificate
+    /// for CRLs, OCSP and the CA certificates [default: http://<http-listen>].
+    #[arg(long)]
+    public_base_url: Option<String>,
     /// TOML configuration file (see README "Configuration").
     #[arg(long)]
     config: Option<PathBuf>,
@@ -62,6 +66,9 @@ async fn main() -> ExitCode {
     }
     if let Some(a) = args.http_listen {
         config.http_listen = a;
+    }
+    if args.public_base_url.is_some() {
+        config.public_base_url = args.public_base_url;
     }
     if let Some(alg) = args.algorithm.as_deref().and_then(CaKeyAlg::parse) {
         config.init.algorithm = alg;

@@ -225,34 +225,82 @@ pub fn validity(
     Ok((not_before, not_after))
 }
 
+/// Where relying parties find revocation and issuer data for certificates of one CA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerUrls {
+    /// Full CRL (CRL distribution point).
+    pub crl: String,
+    /// OCSP responder (AIA id-ad-ocsp).
+    pub ocsp: String,
+    /// The issuer's certificate, DER (AIA id-ad-caIssuers).
+    pub ca_issuers: String,
+}
+
+impl IssuerUrls {
+    /// Adds the CRL distribution point and the authorityInfoAccess extension.
+    pub fn apply(&self, p: &mut CertificateParams) -> Result<()> {
+        use der::Encode;
+        use x509_cert::ext::pkix::AccessDescription;
+        use x509_cert::ext::pkix::name::GeneralName;
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![self.crl.clone()],
+        }];
+        let uri = |u: &str| {
+            der::asn1::Ia5String::new(u)
+                .map(GeneralName::UniformResourceIdentifier)
+                .map_err(|_| Error::Config(format!("URL {u:?} is not ASCII")))
+        };
+        let aia = x509_cert::ext::pkix::AuthorityInfoAccessSyntax(vec![
+            AccessDescription {
+                access_method: const_oid::db::rfc5280::ID_AD_OCSP,
+                access_location: uri(&self.ocsp)?,
+            },
+            AccessDescription {
+                access_method: const_oid::db::rfc5280::ID_AD_CA_ISSUERS,
+                access_location: uri(&self.ca_issuers)?,
+            },
+        ]);
+        let content = aia
+            .to_der()
+            .map_err(|e| Error::Internal(format!("AIA: {e}")))?;
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+            content,
+        ));
+        Ok(())
+    }
+}
+
+/// Everything an end-entity certificate is made of.
+#[derive(Clone, Copy, Debug)]
+pub struct LeafSpec<'a> {
+    pub profile: &'a Profile,
+    pub names: &'a Names,
+    pub serial: &'a Serial,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The subject's SubjectPublicKeyInfo, DER (for the subjectKeyIdentifier).
+    pub spki_der: &'a [u8],
+    /// RSA keys may keep keyEncipherment/dataEncipherment; others may not.
+    pub key_is_rsa: bool,
+    pub urls: &'a IssuerUrls,
+}
+
 /// rcgen parameters for an end-entity certificate: everything from the profile and the approved names.
-pub fn leaf_params(
-    profile: &Profile,
-    names: &Names,
-    serial: &Serial,
-    not_before: OffsetDateTime,
-    not_after: OffsetDateTime,
-    spki_der: &[u8],
-    key_is_rsa: bool,
-) -> Result<CertificateParams> {
+pub fn leaf_params(spec: &LeafSpec<'_>) -> Result<CertificateParams> {
+    use crate::core::profile::KeyUsage as Ku;
+    let profile = spec.profile;
     let mut p = CertificateParams::default();
-    p.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
-    p.not_before = not_before;
-    p.not_after = not_after;
-    p.distinguished_name = distinguished_name(&names.subject)?;
+    p.serial_number = Some(SerialNumber::from_slice(spec.serial.as_bytes()));
+    p.not_before = spec.not_before;
+    p.not_after = spec.not_after;
+    p.distinguished_name = distinguished_name(&spec.names.subject)?;
     // No basicConstraints on leaves: rcgen's ExplicitNoCa encodes the DEFAULT cA=FALSE, which DER forbids.
     p.is_ca = IsCa::NoCa;
     p.key_usages = profile
         .key_usages
         .iter()
-        .filter(|u| {
-            key_is_rsa
-                || !matches!(
-                    u,
-                    crate::core::profile::KeyUsage::KeyEncipherment
-                        | crate::core::profile::KeyUsage::DataEncipherment
-                )
-        })
+        .filter(|u| spec.key_is_rsa || !matches!(u, Ku::KeyEncipherment | Ku::DataEncipherment))
         .map(|u| u.rcgen())
         .collect();
     p.extended_key_usages = profile
@@ -260,9 +308,18 @@ pub fn leaf_params(
         .iter()
         .map(|e| e.rcgen())
         .collect();
-    p.subject_alt_names = san_types(names)?;
+    p.subject_alt_names = san_types(spec.names)?;
     p.use_authority_key_identifier_extension = true;
-    p.custom_extensions.push(subject_key_identifier(spki_der)?);
+    p.custom_extensions
+        .push(subject_key_identifier(spec.spki_der)?);
+    if profile.ocsp_no_check {
+        // id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): NULL.
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5],
+            vec![0x05, 0x00],
+        ));
+    }
+    spec.urls.apply(&mut p)?;
     Ok(p)
 }
 
@@ -561,9 +618,12 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Authority, Profile, SoftwareKey) {
         let dir = tempfile::tempdir().unwrap();
-        let authority =
-            Authority::create(&Layout::new(&dir.path().join("d")), &InitOptions::default())
-                .unwrap();
+        let authority = Authority::create(
+            &Layout::new(&dir.path().join("d")),
+            &InitOptions::default(),
+            "http://ca.example.cn",
+        )
+        .unwrap();
         let profile = Profiles::embedded()
             .unwrap()
             .get("server-tls")
@@ -575,6 +635,30 @@ mod tests {
             profile,
             SoftwareKey::generate(CaKeyAlg::P256).unwrap(),
         )
+    }
+
+    fn spec<'a>(
+        profile: &'a Profile,
+        names: &'a Names,
+        serial: &'a Serial,
+        now: OffsetDateTime,
+        spki: &'a [u8],
+    ) -> LeafSpec<'a> {
+        static URLS: std::sync::LazyLock<IssuerUrls> = std::sync::LazyLock::new(|| IssuerUrls {
+            crl: "http://ca.example.cn/crl/issuing.crl".into(),
+            ocsp: "http://ca.example.cn/ocsp".into(),
+            ca_issuers: "http://ca.example.cn/ca/issuing.der".into(),
+        });
+        LeafSpec {
+            profile,
+            names,
+            serial,
+            not_before: now,
+            not_after: now + Duration::days(30),
+            spki_der: spki,
+            key_is_rsa: false,
+            urls: &URLS,
+        }
     }
 
     fn names() -> Names {
@@ -601,16 +685,9 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let spki = subject.spki_der();
         let key = SubjectKey::from_spki(&spki).unwrap();
-        let mut params = leaf_params(
-            &profile,
-            &names(),
-            &Serial::random().unwrap(),
-            now,
-            now + Duration::days(30),
-            &spki,
-            false,
-        )
-        .unwrap();
+        let serial = Serial::random().unwrap();
+        let names = names();
+        let mut params = leaf_params(&spec(&profile, &names, &serial, now, &spki)).unwrap();
 
         // A good certificate passes the dry run without the key, then signs once.
         let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity).unwrap();
@@ -670,16 +747,9 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let spki = subject.spki_der();
         let key = SubjectKey::from_spki(&spki).unwrap();
-        let params = leaf_params(
-            &profile,
-            &names(),
-            &Serial::random().unwrap(),
-            now,
-            now + Duration::days(1),
-            &spki,
-            false,
-        )
-        .unwrap();
+        let serial = Serial::random().unwrap();
+        let names = names();
+        let params = leaf_params(&spec(&profile, &names, &serial, now, &spki)).unwrap();
         assert!(matches!(
             lint_only(&params, &key, &issuer, CertKind::EndEntity),
             Err(Error::LintFailed {

@@ -101,6 +101,8 @@ struct ProfileFile {
     subject: SubjectRules,
     #[serde(default)]
     san: SanRules,
+    #[serde(default)]
+    ocsp_no_check: bool,
 }
 
 /// Key usages an end-entity profile may grant (RFC 5280 §4.2.1.3).
@@ -205,6 +207,8 @@ pub struct Profile {
     pub extended_key_usages: Vec<Eku>,
     pub subject: SubjectRules,
     pub san: SanRules,
+    /// Add id-pkix-ocsp-nocheck (for delegated OCSP responder certificates).
+    pub ocsp_no_check: bool,
 }
 
 impl Profile {
@@ -293,6 +297,7 @@ impl Profile {
             extended_key_usages,
             subject: file.subject,
             san: file.san,
+            ocsp_no_check: file.ocsp_no_check,
         })
     }
 }

@@ -128,6 +128,7 @@ impl CertificateAuthority for CaApi {
             tenant: None,
             name_contains: (!r.name_contains.is_empty()).then_some(r.name_contains),
             expired_at,
+            revoked: None,
             before_id,
             limit: if r.page_size == 0 {
                 100

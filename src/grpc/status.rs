@@ -10,7 +10,7 @@ impl From<Error> for Status {
                 Code::InvalidArgument
             }
             Error::UnknownProfile(_) | Error::NotFound(_) => Code::NotFound,
-            Error::LintFailed { .. } => Code::FailedPrecondition,
+            Error::LintFailed { .. } | Error::Conflict(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Remote(_) | Error::Rejected { .. } => Code::Unavailable,

@@ -8,14 +8,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::authority::paths;
 use crate::error::Error;
 use crate::pemfile;
 use crate::service::Service;
-
-/// Paths served, relative to the public base URL.
-pub const ROOT_CERT_PATH: &str = "/ca/root.der";
-pub const ISSUING_CERT_PATH: &str = "/ca/issuing.der";
-pub const BUNDLE_PATH: &str = "/ca/bundle.pem";
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
@@ -25,6 +21,7 @@ impl IntoResponse for Error {
                 StatusCode::BAD_REQUEST
             }
             Error::PermissionDenied(_) | Error::Unauthenticated(_) => StatusCode::FORBIDDEN,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             _ => {
                 tracing::error!(error = %self, "internal error");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
@@ -46,9 +43,9 @@ pub fn router(service: Arc<Service>) -> Router {
                 )
             }),
         )
-        .route(ROOT_CERT_PATH, get(root_cert))
-        .route(ISSUING_CERT_PATH, get(issuing_cert))
-        .route(BUNDLE_PATH, get(bundle))
+        .route(paths::ROOT_CERT, get(root_cert))
+        .route(paths::ISSUING_CERT, get(issuing_cert))
+        .route(paths::BUNDLE, get(bundle))
         .with_state(service)
 }
 

@@ -7,6 +7,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::Result;
 
@@ -40,6 +41,29 @@ pub struct CertRecord {
     pub not_after: i64,
     pub issued_at: i64,
     pub der: Vec<u8>,
+    /// Set once the certificate is revoked (it stays revoked).
+    pub revocation: Option<Revocation>,
+}
+
+/// How and when a certificate was revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    pub revoked_at: i64,
+    pub reason: Reason,
+    pub invalidity_date: Option<i64>,
+    /// Position in the order of revocations (delta CRLs list those after their base's position).
+    pub seq: i64,
+}
+
+/// A revocation to record.
+#[derive(Clone, Debug)]
+pub struct RevokeRequest {
+    pub serial: Serial,
+    pub reason: Reason,
+    pub invalidity_date: Option<i64>,
+    /// Only revoke if the certificate belongs to this tenant (None: any).
+    pub tenant: Option<String>,
+    pub actor: String,
 }
 
 /// Filters for listing certificates. Results are newest first.
@@ -51,6 +75,8 @@ pub struct ListFilter {
     pub name_contains: Option<String>,
     /// Only certificates whose notAfter is after this (valid) or before it (expired).
     pub expired_at: Option<(i64, bool)>,
+    /// Only revoked (true) or only unrevoked (false) certificates.
+    pub revoked: Option<bool>,
     /// Continue after this position (from a previous page).
     pub before_id: Option<i64>,
     pub limit: u32,
@@ -134,6 +160,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn credential(&self, serial: &str) -> Result<Option<Credential>>;
     /// The audit log from `after_id` on, oldest first, at most `limit` entries.
     async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// Revokes an issued certificate (audited). NotFound for unknown serials (or another
+    /// tenant's), Conflict if already revoked. Returns the updated record.
+    async fn revoke(&self, req: RevokeRequest) -> Result<CertRecord>;
+    /// Revoked certificates not yet expired at `now` whose revocation position is after
+    /// `after_seq`, in revocation order; and the highest position overall.
+    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<RevokedEntry>, i64)>;
+    /// Allocates the next CRL number for a CA (durable; strictly increasing).
+    async fn next_crl_number(&self, ca: &str) -> Result<u64>;
 }
 
 /// The audit hash: SHA-256 over the previous hash and the entry's fields, length-prefixed.

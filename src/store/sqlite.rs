@@ -12,13 +12,18 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::store::{
-    AuditEntry, CertRecord, Credential, IssuanceIntent, ListFilter, Page, Role, Store, audit_hash,
+    AuditEntry, CertRecord, Credential, IssuanceIntent, ListFilter, Page, Revocation,
+    RevokeRequest, Role, Store, audit_hash,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_revocation.sql"),
+];
 /// Most requests sharing one commit.
 const MAX_GROUP: usize = 512;
 
@@ -38,11 +43,21 @@ enum Op {
         cred: Credential,
         actor: String,
     },
+    Revoke(RevokeRequest),
+    NextCrlNumber {
+        ca: String,
+    },
+}
+
+/// What a write returns.
+enum Done {
+    Nothing,
+    Number(u64),
 }
 
 struct Job {
     op: Op,
-    reply: oneshot::Sender<Result<()>>,
+    reply: oneshot::Sender<Result<Done>>,
 }
 
 /// SQLite-backed [`Store`].
@@ -113,7 +128,7 @@ impl SqliteStore {
         &self.path
     }
 
-    async fn write(&self, op: Op) -> Result<()> {
+    async fn write(&self, op: Op) -> Result<Done> {
         let (reply, rx) = oneshot::channel();
         self.writer
             .lock()
@@ -156,10 +171,10 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, mut last_hash: Vec
             for job in &jobs {
                 tx.execute_batch("SAVEPOINT job")?;
                 match apply(&tx, &job.op, &hash) {
-                    Ok(new_hash) => {
+                    Ok((new_hash, done)) => {
                         tx.execute_batch("RELEASE job")?;
                         hash = new_hash;
-                        results.push(Ok(()));
+                        results.push(Ok(done));
                     }
                     Err(e) => {
                         tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
@@ -190,9 +205,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, mut last_hash: Vec
 }
 
 /// Applies one operation (audit included) and returns the new audit chain head.
-fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<Vec<u8>> {
+fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
     let at = now();
-    match op {
+    let hash = match op {
         Op::Reserve(i) => {
             let sans =
                 serde_json::to_string(&i.sans).map_err(|e| Error::Internal(e.to_string()))?;
@@ -221,7 +236,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<Vec<u8>> {
                 "certificate.signing",
                 &i.serial.hex(),
                 &detail,
-            )
+            )?
         }
         Op::Complete { serial, der, actor } => {
             let n = tx.execute(
@@ -240,7 +255,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<Vec<u8>> {
                 "certificate.issued",
                 serial,
                 &format!("sha256={digest}"),
-            )
+            )?
         }
         Op::Abandon {
             serial,
@@ -251,7 +266,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<Vec<u8>> {
                 "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'pending'",
                 params![serial],
             )?;
-            append_audit(tx, prev, at, actor, "certificate.abandoned", serial, reason)
+            append_audit(tx, prev, at, actor, "certificate.abandoned", serial, reason)?
         }
         Op::AddCredential { cred, actor } => {
             tx.execute(
@@ -267,9 +282,57 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<Vec<u8>> {
                 "credential.added",
                 &cred.serial,
                 &detail,
-            )
+            )?
         }
-    }
+        Op::Revoke(r) => {
+            let serial = r.serial.hex();
+            let row: Option<(String, Option<i64>)> = tx
+                .query_row(
+                    "SELECT tenant, revoked_at FROM certificates WHERE serial = ?1 AND status = 'issued'",
+                    [&serial],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            match row {
+                None => return Err(Error::NotFound(format!("certificate {serial}"))),
+                Some((tenant, _)) if r.tenant.as_ref().is_some_and(|t| *t != tenant) => {
+                    return Err(Error::NotFound(format!("certificate {serial}")));
+                }
+                Some((_, Some(_))) => {
+                    return Err(Error::Conflict(format!(
+                        "certificate {serial} is already revoked"
+                    )));
+                }
+                Some(_) => {}
+            }
+            tx.execute(
+                "UPDATE certificates SET revoked_at = ?2, revocation_reason = ?3, invalidity_date = ?4,
+                 revocation_seq = (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM certificates)
+                 WHERE serial = ?1",
+                params![serial, at, r.reason as i64, r.invalidity_date],
+            )?;
+            let detail = format!("reason={}", r.reason.name());
+            append_audit(
+                tx,
+                prev,
+                at,
+                &r.actor,
+                "certificate.revoked",
+                &serial,
+                &detail,
+            )?
+        }
+        Op::NextCrlNumber { ca } => {
+            let n: i64 = tx.query_row(
+                "INSERT INTO crl_numbers (ca, last) VALUES (?1, 1)
+                 ON CONFLICT (ca) DO UPDATE SET last = last + 1 RETURNING last",
+                [ca],
+                |row| row.get(0),
+            )?;
+            return Ok((prev.to_vec(), Done::Number(n as u64)));
+        }
+    };
+    Ok((hash, Done::Nothing))
 }
 
 fn append_audit(
@@ -293,7 +356,8 @@ fn append_audit(
 }
 
 const RECORD_COLUMNS: &str =
-    "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der";
+    "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der,
+     revoked_at, revocation_reason, invalidity_date, revocation_seq";
 
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
     let sans: String = row.get(5)?;
@@ -309,6 +373,15 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
             not_after: row.get(7)?,
             issued_at: row.get(8)?,
             der: row.get(9)?,
+            revocation: match row.get::<_, Option<i64>>(10)? {
+                None => None,
+                Some(revoked_at) => Some(Revocation {
+                    revoked_at,
+                    reason: Reason::from_code(row.get(11)?).unwrap_or(Reason::Unspecified),
+                    invalidity_date: row.get(12)?,
+                    seq: row.get(13)?,
+                }),
+            },
         },
     ))
 }
@@ -316,7 +389,7 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn reserve(&self, intent: IssuanceIntent) -> Result<()> {
-        self.write(Op::Reserve(intent)).await
+        self.write(Op::Reserve(intent)).await.map(drop)
     }
 
     async fn complete(&self, serial: &Serial, der: Vec<u8>, actor: &str) -> Result<()> {
@@ -326,6 +399,7 @@ impl Store for SqliteStore {
             actor: actor.into(),
         })
         .await
+        .map(drop)
     }
 
     async fn abandon(&self, serial: &Serial, reason: &str, actor: &str) -> Result<()> {
@@ -335,6 +409,7 @@ impl Store for SqliteStore {
             actor: actor.into(),
         })
         .await
+        .map(drop)
     }
 
     async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>> {
@@ -382,6 +457,13 @@ impl Store for SqliteStore {
                 };
                 clause(&mut sql, text, t.into());
             }
+            if let Some(revoked) = f.revoked {
+                sql.push_str(if revoked {
+                    " AND revoked_at IS NOT NULL"
+                } else {
+                    " AND revoked_at IS NULL"
+                });
+            }
             if let Some(b) = f.before_id {
                 clause(&mut sql, " AND id < ?", b.into());
             }
@@ -412,6 +494,7 @@ impl Store for SqliteStore {
             actor: actor.into(),
         })
         .await
+        .map(drop)
     }
 
     async fn credential(&self, serial: &str) -> Result<Option<Credential>> {
@@ -457,5 +540,47 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn revoke(&self, req: RevokeRequest) -> Result<CertRecord> {
+        let serial = req.serial.clone();
+        self.write(Op::Revoke(req)).await?;
+        self.get(&serial)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("revoked certificate {serial} vanished")))
+    }
+
+    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<RevokedEntry>, i64)> {
+        self.read(move |c| {
+            let max: i64 = c.query_row(
+                "SELECT COALESCE(MAX(revocation_seq), 0) FROM certificates",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare_cached(
+                "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates
+                 WHERE revocation_seq > ?1 AND not_after > ?2 ORDER BY revocation_seq",
+            )?;
+            let rows = stmt
+                .query_map(params![after_seq, now], |r| {
+                    let serial: String = r.get(0)?;
+                    Ok(RevokedEntry {
+                        serial: hex::decode(serial).unwrap_or_default(),
+                        revoked_at: r.get(1)?,
+                        reason: Reason::from_code(r.get(2)?).unwrap_or(Reason::Unspecified),
+                        invalidity_date: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((rows, max))
+        })
+        .await
+    }
+
+    async fn next_crl_number(&self, ca: &str) -> Result<u64> {
+        match self.write(Op::NextCrlNumber { ca: ca.into() }).await? {
+            Done::Number(n) => Ok(n),
+            Done::Nothing => Err(Error::Internal("CRL number not allocated".into())),
+        }
     }
 }

@@ -31,6 +31,10 @@ pub struct Args {
     /// Extra DNS name or IP address for the server's TLS certificate (repeatable).
     #[arg(long = "server-name")]
     server_names: Vec<String>,
+    /// Base URL of the HTTP side as relying parties reach it, written into certificates
+    /// (CRL, OCSP, CA certificate URLs) [default: http://127.0.0.1:7080].
+    #[arg(long)]
+    public_base_url: Option<String>,
 }
 
 pub async fn run(g: &Global, a: Args) -> Result<()> {
@@ -54,7 +58,9 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     config.init.root_days = a.root_days;
     config.init.issuing_days = a.issuing_days;
     config.server_names = a.server_names;
-    let (service, _) = ecca::server::prepare(&config).await?;
+    config.public_base_url = a.public_base_url;
+    let base_url = config.base_url(config.http_listen);
+    let (service, _) = ecca::server::prepare(&config, &base_url).await?;
     let root = &service.authority().root;
     let fingerprint = ecca::core::fingerprint(&root.der);
     if g.json {

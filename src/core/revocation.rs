@@ -1,0 +1,298 @@
+//! Revocation reasons and CRL building (RFC 5280 §5): full CRLs and delta CRLs.
+use der::Decode;
+use der::asn1::{BitString, GeneralizedTime, OctetString, UtcTime};
+use der::{Encode, asn1::Ia5String};
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber, FreshestCrl};
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlReason};
+use x509_cert::ext::{AsExtension, Extension};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_cert::time::Time;
+
+use crate::core::keys::CaKeyAlg;
+use crate::error::{Error, Result};
+use crate::signer::Signer;
+
+/// RFC 5280 CRLReason values ecca accepts for end-entity certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+    PrivilegeWithdrawn = 9,
+}
+
+impl Reason {
+    /// All accepted reasons.
+    pub const ALL: [Reason; 6] = [
+        Reason::Unspecified,
+        Reason::KeyCompromise,
+        Reason::AffiliationChanged,
+        Reason::Superseded,
+        Reason::CessationOfOperation,
+        Reason::PrivilegeWithdrawn,
+    ];
+
+    /// RFC 5280 name, as openssl prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Unspecified => "unspecified",
+            Reason::KeyCompromise => "keyCompromise",
+            Reason::AffiliationChanged => "affiliationChanged",
+            Reason::Superseded => "superseded",
+            Reason::CessationOfOperation => "cessationOfOperation",
+            Reason::PrivilegeWithdrawn => "privilegeWithdrawn",
+        }
+    }
+
+    /// From an RFC 5280 code; explains codes ecca does not accept.
+    pub fn from_code(code: i64) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| *r as i64 == code)
+            .ok_or_else(|| {
+                let why = match code {
+                    2 | 10 => "is for CA certificates",
+                    6 => "(certificateHold) is not supported: revocation here is permanent",
+                    8 => "(removeFromCRL) is only meaningful in delta CRLs",
+                    _ => "is not an RFC 5280 reason code",
+                };
+                Error::field("reason", format!("reason code {code} {why}"))
+            })
+    }
+
+    /// From a name (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|r| r.name()).collect();
+                Error::field(
+                    "reason",
+                    format!("{s:?} is not one of {}", names.join(", ")),
+                )
+            })
+    }
+
+    fn crl_reason(self) -> CrlReason {
+        match self {
+            Reason::Unspecified => CrlReason::Unspecified,
+            Reason::KeyCompromise => CrlReason::KeyCompromise,
+            Reason::AffiliationChanged => CrlReason::AffiliationChanged,
+            Reason::Superseded => CrlReason::Superseded,
+            Reason::CessationOfOperation => CrlReason::CessationOfOperation,
+            Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+        }
+    }
+}
+
+/// One revoked certificate, as a CRL or OCSP response needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Serial, big-endian magnitude.
+    pub serial: Vec<u8>,
+    /// Revocation time, Unix seconds.
+    pub revoked_at: i64,
+    pub reason: Reason,
+    /// When the key is known or suspected to have been compromised, Unix seconds.
+    pub invalidity_date: Option<i64>,
+}
+
+/// What a CRL says beyond its entries.
+#[derive(Clone, Debug)]
+pub struct CrlParams<'a> {
+    /// The CA's subject Name, DER.
+    pub issuer_name: &'a [u8],
+    /// The CA's subject key identifier (for the authorityKeyIdentifier extension).
+    pub issuer_key_id: &'a [u8],
+    pub number: u64,
+    pub this_update: i64,
+    pub next_update: i64,
+    /// For a delta CRL: the CRL number of its base (deltaCRLIndicator).
+    pub delta_base: Option<u64>,
+    /// For a full CRL: where the delta CRL is (freshestCRL).
+    pub freshest_url: Option<&'a str>,
+}
+
+/// The AlgorithmIdentifier of a CA key's signatures (no parameters for ECDSA and Ed25519).
+pub fn signature_algorithm(alg: CaKeyAlg) -> AlgorithmIdentifierOwned {
+    let oid = match alg {
+        CaKeyAlg::P256 => const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
+        CaKeyAlg::P384 => const_oid::db::rfc5912::ECDSA_WITH_SHA_384,
+        CaKeyAlg::Ed25519 => const_oid::db::rfc8410::ID_ED_25519,
+    };
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: None,
+    }
+}
+
+fn der_err(e: der::Error) -> Error {
+    Error::Internal(format!("DER encoding: {e}"))
+}
+
+/// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+pub fn x509_time(unix: i64) -> Result<Time> {
+    let dt = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
+        .map_err(der_err)?;
+    Ok(if dt.year() < 2050 {
+        Time::UtcTime(UtcTime::from_date_time(dt).map_err(der_err)?)
+    } else {
+        Time::GeneralTime(GeneralizedTime::from_date_time(dt))
+    })
+}
+
+/// GeneralizedTime for a Unix time.
+pub fn generalized_time(unix: i64) -> Result<GeneralizedTime> {
+    GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
+        .map_err(der_err)
+}
+
+/// Wraps an extension value.
+pub fn extension<T: AsExtension>(value: &T, critical: bool, subject: &Name) -> Result<Extension> {
+    let mut ext = value.to_extension(subject, &[]).map_err(der_err)?;
+    ext.critical = critical;
+    Ok(ext)
+}
+
+fn uri(url: &str) -> Result<GeneralName> {
+    Ok(GeneralName::UniformResourceIdentifier(
+        Ia5String::new(url).map_err(|_| Error::Config(format!("URL {url:?} is not ASCII")))?,
+    ))
+}
+
+/// A distribution point naming one URL.
+pub fn distribution_point(url: &str) -> Result<DistributionPoint> {
+    Ok(DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+        reasons: None,
+        crl_issuer: None,
+    })
+}
+
+fn entry(e: &RevokedEntry, issuer: &Name) -> Result<RevokedCert> {
+    let mut exts = Vec::new();
+    // RFC 5280 §5.3.1: the reason code SHOULD be absent rather than "unspecified".
+    if e.reason != Reason::Unspecified {
+        exts.push(extension(&e.reason.crl_reason(), false, issuer)?);
+    }
+    if let Some(t) = e.invalidity_date {
+        exts.push(Extension {
+            extn_id: const_oid::db::rfc5280::ID_CE_INVALIDITY_DATE,
+            critical: false,
+            extn_value: OctetString::new(generalized_time(t)?.to_der().map_err(der_err)?)
+                .map_err(der_err)?,
+        });
+    }
+    Ok(RevokedCert {
+        serial_number: SerialNumber::new(&e.serial).map_err(der_err)?,
+        revocation_date: x509_time(e.revoked_at)?,
+        crl_entry_extensions: (!exts.is_empty()).then_some(exts),
+    })
+}
+
+/// Builds and signs a CRL (full, or delta when `delta_base` is set).
+pub fn build_crl(
+    params: &CrlParams<'_>,
+    entries: &[RevokedEntry],
+    signer: &dyn Signer,
+) -> Result<Vec<u8>> {
+    let issuer = Name::from_der(params.issuer_name).map_err(der_err)?;
+    let mut exts = vec![
+        extension(
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(params.issuer_key_id).map_err(der_err)?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+            false,
+            &issuer,
+        )?,
+        extension(
+            &CrlNumber(der::asn1::Uint::new(&params.number.to_be_bytes()).map_err(der_err)?),
+            false,
+            &issuer,
+        )?,
+    ];
+    if let Some(base) = params.delta_base {
+        exts.push(extension(
+            &BaseCrlNumber(der::asn1::Uint::new(&base.to_be_bytes()).map_err(der_err)?),
+            true,
+            &issuer,
+        )?);
+    }
+    if let Some(url) = params.freshest_url {
+        exts.push(extension(
+            &FreshestCrl(vec![distribution_point(url)?]),
+            false,
+            &issuer,
+        )?);
+    }
+    let revoked = entries
+        .iter()
+        .map(|e| entry(e, &issuer))
+        .collect::<Result<Vec<_>>>()?;
+    let algorithm = signature_algorithm(signer.algorithm());
+    let tbs = TbsCertList {
+        version: x509_cert::Version::V2,
+        signature: algorithm.clone(),
+        issuer,
+        this_update: x509_time(params.this_update)?,
+        next_update: Some(x509_time(params.next_update)?),
+        revoked_certificates: (!revoked.is_empty()).then_some(revoked),
+        crl_extensions: Some(exts),
+    };
+    let tbs_der = tbs.to_der().map_err(der_err)?;
+    let signature = signer.sign(&tbs_der)?;
+    CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: algorithm,
+        signature: BitString::from_bytes(&signature).map_err(der_err)?,
+    }
+    .to_der()
+    .map_err(der_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_round_trip_and_refusals_explain() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::parse(r.name()).unwrap(), r);
+            assert_eq!(Reason::from_code(r as i64).unwrap(), r);
+        }
+        assert!(
+            Reason::from_code(6)
+                .unwrap_err()
+                .to_string()
+                .contains("certificateHold")
+        );
+        assert!(
+            Reason::parse("bogus")
+                .unwrap_err()
+                .to_string()
+                .contains("keyCompromise")
+        );
+    }
+
+    #[test]
+    fn time_encoding_switches_in_2050() {
+        assert!(matches!(
+            x509_time(2_000_000_000).unwrap(),
+            Time::UtcTime(_)
+        ));
+        assert!(matches!(
+            x509_time(2_600_000_000).unwrap(),
+            Time::GeneralTime(_)
+        ));
+    }
+}
