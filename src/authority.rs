@@ -4,6 +4,7 @@
 //! DIR/ca/root.pem, root.key          self-signed root (trust anchor)
 //! DIR/ca/issuing.pem, issuing.key    issuing CA, signed by the root, pathLen 0
 //! DIR/tls/server.pem, server.key     the gRPC server's certificate (chain included)
+//! DIR/ocsp/responder.pem, .key       the issuing CA's delegated OCSP responder
 //! DIR/admin/cert.pem, key.pem, ca.pem  the first admin's client credential; ca.pem = root
 //! DIR/ecca.db                        the store
 //! ```
@@ -93,6 +94,12 @@ impl Layout {
     pub fn server_key(&self) -> PathBuf {
         self.dir.join("tls/server.key")
     }
+    pub fn ocsp_cert(&self) -> PathBuf {
+        self.dir.join("ocsp/responder.pem")
+    }
+    pub fn ocsp_key(&self) -> PathBuf {
+        self.dir.join("ocsp/responder.key")
+    }
     pub fn admin_dir(&self) -> PathBuf {
         self.dir.join("admin")
     }
@@ -148,6 +155,18 @@ impl CaCert {
             params,
             signer,
         })
+    }
+
+    /// The CA key, for CRLs and OCSP responses (certificates go through [`CaCert::issuer_ref`]).
+    pub fn signer(&self) -> Arc<dyn Signer> {
+        self.signer.clone()
+    }
+
+    /// The serial of this CA certificate, big-endian magnitude.
+    pub fn serial(&self) -> Vec<u8> {
+        X509Certificate::from_der(&self.der)
+            .map(|(_, c)| Serial::from_der_content(c.raw_serial()).as_bytes().to_vec())
+            .unwrap_or_default()
     }
 
     /// The view core::issue signs with.

@@ -19,6 +19,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod pemfile;
+pub mod revocation;
 pub mod server;
 pub mod service;
 pub mod signer;

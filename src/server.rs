@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::grpc::CaApi;
 use crate::pemfile;
 use crate::proto::certificate_authority_server::CertificateAuthorityServer;
+use crate::revocation::Responder;
 use crate::service::{Internal, Service};
 use crate::signer::SoftwareKey;
 use crate::store::{Credential, Role, SqliteStore, Store};
@@ -43,21 +44,27 @@ pub struct Running {
     /// True when this start created the CA.
     pub initialized: bool,
     shutdown: oneshot::Sender<()>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The gRPC and HTTP servers: awaited on shutdown.
+    servers: Vec<JoinHandle<()>>,
+    /// Loops that run forever (CRL refresh, renewals): aborted on shutdown.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops serving and waits for the listeners to close.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(());
-        for t in self.tasks {
+        for t in self.servers {
             let _ = t.await;
+        }
+        for t in self.background {
+            t.abort();
         }
     }
 
     /// Waits until the servers stop (they stop on their own only on error).
     pub async fn wait(self) {
-        for t in self.tasks {
+        for t in self.servers {
             let _ = t.await;
         }
     }
@@ -86,6 +93,7 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         Arc::new(profiles),
     )?);
     ensure_server_cert(&service, &layout, config).await?;
+    ensure_ocsp_responder(&service, &layout).await?;
     ensure_admin_credential(&service, &layout).await?;
     Ok((service, created))
 }
@@ -157,6 +165,50 @@ async fn ensure_server_cert(
     Ok(())
 }
 
+/// Renew the delegated OCSP responder certificate when it has less than this left.
+const OCSP_RENEW_BEFORE: Duration = Duration::days(30);
+
+/// Loads the delegated OCSP responder, issuing a new one when missing or about to expire.
+pub async fn ensure_ocsp_responder(service: &Service, layout: &Layout) -> Result<()> {
+    let (cert, key) = (layout.ocsp_cert(), layout.ocsp_key());
+    if expires_within(&cert, OCSP_RENEW_BEFORE) || !key.exists() {
+        let new_key = SoftwareKey::generate(CaKeyAlg::P256)?;
+        let names = Names {
+            subject: vec![
+                (Attr::Organization, "ecca".into()),
+                (Attr::CommonName, "ecca OCSP responder".into()),
+            ],
+            ..Names::default()
+        };
+        let record = service
+            .issue_internal(Internal::OcspResponder, names, &new_key.spki_der())
+            .await?;
+        new_key.save(&key)?;
+        pemfile::write_public(
+            &cert,
+            pemfile::certs_to_pem([record.der.as_slice()]).as_bytes(),
+        )?;
+        tracing::info!(serial = %record.serial, "OCSP responder certificate issued");
+    }
+    let pem = std::fs::read(&cert).map_err(|e| Error::io(&cert, e))?;
+    let cert_der = pemfile::parse_certs(&pem)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Config(format!("{}: no certificate", cert.display())))?;
+    let not_after = X509Certificate::from_der(&cert_der)
+        .map_err(|e| Error::Config(format!("{}: {e}", cert.display())))?
+        .1
+        .validity()
+        .not_after
+        .timestamp();
+    service.publisher().set_responder(Responder {
+        cert_der,
+        key: Arc::new(SoftwareKey::load(&key)?),
+        not_after,
+    });
+    Ok(())
+}
+
 /// Issues a client credential (certificate + key) for a role and writes it to `dir` as
 /// cert.pem (with chain), key.pem and ca.pem (the root that the server's certificate chains to).
 pub async fn write_credential(
@@ -213,6 +265,16 @@ async fn ensure_admin_credential(service: &Service, layout: &Layout) -> Result<(
     Ok(())
 }
 
+/// Periodic upkeep: renews the delegated OCSP responder before it expires.
+async fn maintain(service: Arc<Service>, layout: Layout) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+        if let Err(e) = ensure_ocsp_responder(&service, &layout).await {
+            tracing::error!(error = %e, "OCSP responder renewal failed");
+        }
+    }
+}
+
 /// Initializes or loads, binds both listeners and starts serving.
 pub async fn start(config: ServerConfig) -> Result<Running> {
     // Bind first: with port 0 the HTTP address, and so the default base URL, is known only now.
@@ -240,6 +302,12 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         .map_err(|e| Error::Internal(e.to_string()))?;
     let base_url = config.base_url(http_addr);
     let (service, initialized) = prepare(&config, &base_url).await?;
+    // CRLs exist before the first request; then they follow revocations and the clock.
+    service.publisher().rebuild_crls().await?;
+    let background = vec![
+        tokio::spawn(service.publisher().clone().run()),
+        tokio::spawn(maintain(service.clone(), Layout::new(&config.data_dir))),
+    ];
     let layout = Layout::new(&config.data_dir);
     let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(&p, e));
     pemfile::check_private(&layout.server_key())?;
@@ -316,6 +384,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         endpoints,
         initialized,
         shutdown: shutdown_tx,
-        tasks: vec![grpc_task, http_task],
+        servers: vec![grpc_task, http_task],
+        background,
     })
 }

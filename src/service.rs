@@ -10,9 +10,12 @@ use crate::core::csr;
 use crate::core::issue::{self, LeafSpec, Names, SubjectKey};
 use crate::core::lint::CertKind;
 use crate::core::profile::{Profile, Profiles};
+use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
-use crate::store::{CertRecord, IssuanceIntent, ListFilter, Page, Role, Store};
+use crate::revocation::{Publisher, RevocationEvent};
+use crate::store::{CertRecord, IssuanceIntent, ListFilter, Page, RevokeRequest, Role, Store};
+use tokio::sync::broadcast;
 
 /// Profiles ecca uses for its own certificates; not offered to callers.
 const INTERNAL_SERVER_TLS: &str = r#"
@@ -22,6 +25,15 @@ max_validity_days = 397
 default_validity_days = 397
 key_usages = ["digitalSignature"]
 extended_key_usages = ["serverAuth"]
+"#;
+const INTERNAL_OCSP: &str = r#"
+description = "ecca's delegated OCSP responder"
+key_algorithms = ["p256"]
+max_validity_days = 90
+default_validity_days = 90
+key_usages = ["digitalSignature"]
+extended_key_usages = ["ocspSigning"]
+ocsp_no_check = true
 "#;
 const INTERNAL_CLIENT: &str = r#"
 description = "ecca API client credential"
@@ -39,6 +51,8 @@ pub enum Internal {
     ServerTls,
     /// A client credential for the API.
     Credential,
+    /// The issuing CA's delegated OCSP responder.
+    OcspResponder,
 }
 
 /// A request to issue from a CSR.
@@ -62,8 +76,10 @@ pub struct Service {
     authority: Arc<Authority>,
     store: Arc<dyn Store>,
     profiles: Arc<Profiles>,
+    publisher: Arc<Publisher>,
     internal_server: Profile,
     internal_client: Profile,
+    internal_ocsp: Profile,
 }
 
 impl Service {
@@ -73,17 +89,24 @@ impl Service {
         profiles: Arc<Profiles>,
     ) -> Result<Self> {
         Ok(Service {
+            publisher: Arc::new(Publisher::new(store.clone(), authority.clone())),
             authority,
             store,
             profiles,
             internal_server: Profile::parse("ecca-server-tls", "internal", INTERNAL_SERVER_TLS)?,
             internal_client: Profile::parse("ecca-credential", "internal", INTERNAL_CLIENT)?,
+            internal_ocsp: Profile::parse("ecca-ocsp", "internal", INTERNAL_OCSP)?,
         })
     }
 
     /// The store, for the edges that authenticate callers.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// CRL and OCSP publication.
+    pub fn publisher(&self) -> &Arc<Publisher> {
+        &self.publisher
     }
 
     /// The CA hierarchy.
@@ -124,6 +147,7 @@ impl Service {
         let profile = match kind {
             Internal::ServerTls => &self.internal_server,
             Internal::Credential => &self.internal_client,
+            Internal::OcspResponder => &self.internal_ocsp,
         };
         self.sign_and_store(
             profile,
@@ -205,8 +229,51 @@ impl Service {
             }
         };
         self.store.complete(&serial, der.clone(), actor).await?;
+        self.publisher.issued(&serial);
         tracing::info!(%serial, profile = %profile.name, actor, "certificate issued");
         Ok(CertRecord { der, ..record })
+    }
+
+    /// Revokes a certificate: acknowledged once durable; OCSP re-signed at once, CRLs within a second.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        serial: &str,
+        reason: Reason,
+        invalidity_date: Option<i64>,
+    ) -> Result<CertRecord> {
+        caller.require(&[Role::Admin, Role::Platform], "revoke certificates")?;
+        let serial = Serial::parse_hex(serial)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if invalidity_date.is_some_and(|t| t > now + 60) {
+            return Err(Error::field("invalidity_date", "is in the future"));
+        }
+        let record = self
+            .store
+            .revoke(RevokeRequest {
+                serial,
+                reason,
+                invalidity_date,
+                tenant: (caller.role == Role::Platform).then(|| caller.tenant.clone()),
+                actor: caller.actor(),
+            })
+            .await?;
+        tracing::info!(serial = %record.serial, reason = reason.name(), actor = %caller.actor(), "certificate revoked");
+        self.publisher.revoked(&record).await;
+        Ok(record)
+    }
+
+    /// Revocations the caller may see, as they happen.
+    pub fn watch_revocations(
+        &self,
+        caller: &Caller,
+    ) -> Result<(broadcast::Receiver<RevocationEvent>, Option<String>)> {
+        caller.require(
+            &[Role::Admin, Role::Platform, Role::Auditor],
+            "watch revocations",
+        )?;
+        let tenant = (caller.role == Role::Platform).then(|| caller.tenant.clone());
+        Ok((self.publisher.subscribe(), tenant))
     }
 
     /// One certificate by serial.

@@ -38,6 +38,10 @@ enum Command {
     Show(commands::show::Args),
     /// List issued certificates.
     List(commands::list::Args),
+    /// Revoke a certificate (permanent; OCSP and CRLs follow within a second).
+    Revoke(commands::revoke::Args),
+    /// Write the current CRL (full or delta) to a file.
+    Crl(commands::crl::Args),
     /// List the certificate profiles.
     Profiles(commands::profiles::Args),
     /// Generate a private key (PKCS#8 PEM, mode 0600).
@@ -57,6 +61,8 @@ async fn main() -> ExitCode {
         Command::Show(a) => commands::show::run(g, a).await,
         Command::List(a) => commands::list::run(g, a).await,
         Command::Profiles(a) => commands::profiles::run(g, a).await,
+        Command::Revoke(a) => commands::revoke::run(g, a).await,
+        Command::Crl(a) => commands::crl::run(g, a).await,
         Command::Keygen(a) => commands::keygen::run(g, a),
         Command::Csr(a) => commands::csr::run(g, a),
     };

@@ -23,6 +23,13 @@ pub fn status_name(c: &Certificate) -> &'static str {
     }
 }
 
+/// The RFC 5280 name of a reason code.
+pub fn reason_name(code: i32) -> &'static str {
+    ecca::core::revocation::Reason::from_code(code.into())
+        .map(|r| r.name())
+        .unwrap_or("unsupported")
+}
+
 /// A certificate as JSON (DER omitted; use `show --pem` or `issue --out` for it).
 pub fn cert_json(c: &Certificate) -> Value {
     json!({
@@ -34,6 +41,8 @@ pub fn cert_json(c: &Certificate) -> Value {
         "not_after": rfc3339(&c.not_after),
         "status": status_name(c),
         "tenant": c.tenant,
+        "revoked_at": c.revoked_at.map(|t| rfc3339(&Some(t))),
+        "revocation_reason": c.revoked_at.map(|_| reason_name(c.revocation_reason)),
     })
 }
 
@@ -45,6 +54,13 @@ pub fn cert_text(c: &Certificate) -> String {
     );
     if !c.subject_alt_names.is_empty() {
         s.push_str(&format!("names:      {}\n", c.subject_alt_names.join(", ")));
+    }
+    if c.revoked_at.is_some() {
+        s.push_str(&format!(
+            "revoked:    {} ({})\n",
+            rfc3339(&c.revoked_at),
+            reason_name(c.revocation_reason)
+        ));
     }
     s.push_str(&format!(
         "valid:      {} .. {}\nstatus:     {}\n",

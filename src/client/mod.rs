@@ -190,4 +190,64 @@ impl Client {
             .map_err(rejected)?
             .into_inner())
     }
+
+    /// Revokes a certificate; `reason` is an RFC 5280 code, `invalidity_date` Unix seconds.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: i32,
+        invalidity_date: Option<i64>,
+    ) -> Result<pb::Certificate> {
+        let req = pb::RevokeCertificateRequest {
+            serial: serial.into(),
+            reason,
+            invalidity_date: invalidity_date
+                .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+        };
+        Ok(self
+            .ca
+            .clone()
+            .revoke_certificate(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Revocation status of one certificate.
+    pub async fn revocation_status(&self, serial: &str) -> Result<pb::RevocationStatus> {
+        let req = pb::GetRevocationStatusRequest {
+            serial: serial.into(),
+        };
+        Ok(self
+            .ca
+            .clone()
+            .get_revocation_status(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// The current full (or delta) CRL.
+    pub async fn crl(&self, delta: bool) -> Result<pb::Crl> {
+        let req = pb::GetCrlRequest { delta };
+        Ok(self
+            .ca
+            .clone()
+            .get_crl(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// A stream of revocations as they happen.
+    pub async fn watch_revocations(&self) -> Result<tonic::Streaming<pb::RevocationEvent>> {
+        let req = pb::WatchRevocationsRequest {};
+        Ok(self
+            .ca
+            .clone()
+            .watch_revocations(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
 }

@@ -4,6 +4,7 @@ pub mod issue;
 pub mod keys;
 pub mod lint;
 pub mod names;
+pub mod ocsp;
 pub mod profile;
 pub mod revocation;
 pub mod serial;

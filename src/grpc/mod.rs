@@ -1,12 +1,19 @@
 //! Thin tonic handlers: decode, authenticate, call the service, convert.
 use std::sync::Arc;
 
+use std::pin::Pin;
+
 use prost_types::Timestamp;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Caller};
+use crate::core::revocation::Reason;
 use crate::proto::certificate_authority_server::CertificateAuthority;
 use crate::proto::{self as pb};
+use crate::revocation::CrlKind;
 use crate::service::{IssueRequest, Service};
 use crate::store::{CertRecord, ListFilter};
 
@@ -37,13 +44,20 @@ fn ts(unix: i64) -> Option<Timestamp> {
     })
 }
 
+fn reason(r: Reason) -> pb::RevocationReason {
+    pb::RevocationReason::try_from(r as i32).unwrap_or(pb::RevocationReason::Unspecified)
+}
+
 fn certificate(r: CertRecord) -> pb::Certificate {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let status = if r.not_after <= now {
+    let status = if r.revocation.is_some() {
+        pb::CertificateStatus::Revoked
+    } else if r.not_after <= now {
         pb::CertificateStatus::Expired
     } else {
         pb::CertificateStatus::Valid
     };
+    let rev = r.revocation;
     pb::Certificate {
         serial: r.serial,
         profile: r.profile,
@@ -55,6 +69,9 @@ fn certificate(r: CertRecord) -> pb::Certificate {
         status: status.into(),
         issued_at: ts(r.issued_at),
         tenant: r.tenant,
+        revoked_at: rev.and_then(|v| ts(v.revoked_at)),
+        revocation_reason: rev.map(|v| reason(v.reason)).unwrap_or_default().into(),
+        invalidity_date: rev.and_then(|v| v.invalidity_date).and_then(ts),
     }
 }
 
@@ -113,22 +130,18 @@ impl CertificateAuthority for CaApi {
             ),
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let expired_at = match r.status() {
-            pb::CertificateStatus::Unspecified => None,
-            pb::CertificateStatus::Valid => Some((now, false)),
-            pb::CertificateStatus::Expired => Some((now, true)),
-            pb::CertificateStatus::Revoked => {
-                return Err(Status::unimplemented(
-                    "revocation is not available on this server yet",
-                ));
-            }
+        let (expired_at, revoked) = match r.status() {
+            pb::CertificateStatus::Unspecified => (None, None),
+            pb::CertificateStatus::Valid => (Some((now, false)), Some(false)),
+            pb::CertificateStatus::Expired => (Some((now, true)), None),
+            pb::CertificateStatus::Revoked => (None, Some(true)),
         };
         let filter = ListFilter {
             profile: (!r.profile.is_empty()).then_some(r.profile),
             tenant: None,
             name_contains: (!r.name_contains.is_empty()).then_some(r.name_contains),
             expired_at,
-            revoked: None,
+            revoked,
             before_id,
             limit: if r.page_size == 0 {
                 100
@@ -184,6 +197,84 @@ impl CertificateAuthority for CaApi {
         Ok(Response::new(pb::TrustBundle {
             roots_der,
             intermediates_der,
+        }))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        req: Request<pb::RevokeCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let why = Reason::from_code(r.reason.into())?;
+        let invalidity = r.invalidity_date.map(|t| t.seconds);
+        let record = self
+            .service
+            .revoke(&caller, &r.serial, why, invalidity)
+            .await?;
+        Ok(Response::new(certificate(record)))
+    }
+
+    async fn get_revocation_status(
+        &self,
+        req: Request<pb::GetRevocationStatusRequest>,
+    ) -> Result<Response<pb::RevocationStatus>, Status> {
+        let caller = self.caller(&req).await?;
+        let record = self.service.get(&caller, &req.into_inner().serial).await?;
+        let rev = record.revocation;
+        Ok(Response::new(pb::RevocationStatus {
+            serial: record.serial,
+            revoked: rev.is_some(),
+            revoked_at: rev.and_then(|v| ts(v.revoked_at)),
+            reason: rev.map(|v| reason(v.reason)).unwrap_or_default().into(),
+            invalidity_date: rev.and_then(|v| v.invalidity_date).and_then(ts),
+        }))
+    }
+
+    type WatchRevocationsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send + 'static>>;
+
+    async fn watch_revocations(
+        &self,
+        req: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let caller = self.caller(&req).await?;
+        let (rx, tenant) = self.service.watch_revocations(&caller)?;
+        let stream = BroadcastStream::new(rx).filter_map(move |item| match item {
+            Ok(e) if tenant.as_ref().is_none_or(|t| *t == e.tenant) => Some(Ok(pb::RevocationEvent {
+                serial: e.serial,
+                revoked_at: ts(e.revoked_at),
+                reason: reason(e.reason).into(),
+                tenant: e.tenant,
+            })),
+            Ok(_) => None,
+            Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::aborted(format!(
+                "missed {n} revocations (slow reader); resynchronise with ListCertificates status=REVOKED and watch again"
+            )))),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_crl(&self, req: Request<pb::GetCrlRequest>) -> Result<Response<pb::Crl>, Status> {
+        self.caller(&req).await?;
+        let kind = if req.into_inner().delta {
+            CrlKind::Delta
+        } else {
+            CrlKind::Full
+        };
+        let published = self.service.publisher().crl(kind)?;
+        let number = x509_parser::parse_x509_crl(&published.der)
+            .ok()
+            .and_then(|(_, crl)| {
+                crl.crl_number()
+                    .and_then(|n| n.to_u64_digits().first().copied())
+            })
+            .unwrap_or_default();
+        Ok(Response::new(pb::Crl {
+            der: published.der.clone(),
+            number,
+            this_update: ts(published.this_update),
+            next_update: ts(published.next_update),
         }))
     }
 }

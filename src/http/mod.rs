@@ -3,14 +3,21 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Path};
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use base64::Engine;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
 
 use crate::authority::paths;
 use crate::error::Error;
 use crate::pemfile;
+use crate::revocation::{CrlKind, OCSP_MAX_AGE, OcspAnswer, Published};
 use crate::service::Service;
 
 impl IntoResponse for Error {
@@ -46,6 +53,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route(paths::ROOT_CERT, get(root_cert))
         .route(paths::ISSUING_CERT, get(issuing_cert))
         .route(paths::BUNDLE, get(bundle))
+        .route(paths::ISSUING_CRL, get(|s| crl(s, CrlKind::Full)))
+        .route(paths::ISSUING_DELTA_CRL, get(|s| crl(s, CrlKind::Delta)))
+        .route(paths::ROOT_CRL, get(|s| crl(s, CrlKind::Root)))
+        .route(paths::OCSP, post(ocsp_post))
+        .route(&format!("{}/{{*request}}", paths::OCSP), get(ocsp_get))
+        .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST_BYTES))
         .with_state(service)
 }
 
@@ -65,4 +78,87 @@ async fn bundle(State(s): State<Arc<Service>>) -> Response {
     let a = s.authority();
     let pem = pemfile::certs_to_pem([a.root.der.as_slice(), a.issuing.der.as_slice()]);
     ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
+}
+
+/// Largest OCSP request body accepted (a request for 8 CertIDs with a nonce is well under 1 KiB).
+pub const MAX_OCSP_REQUEST_BYTES: usize = 8 * 1024;
+
+/// An HTTP-date (RFC 9110), e.g. "Thu, 26 Nov 2026 05:00:00 GMT".
+fn http_date(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc2822).ok())
+        .map(|s| s.replace("+0000", "GMT"))
+        .unwrap_or_default()
+}
+
+/// A published artifact with validators; `max_age` bounds how long caches keep it.
+fn published(p: &Published, content_type: &'static str, max_age: i64) -> Response {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let max_age = max_age.min(p.next_update - now).max(0);
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CACHE_CONTROL,
+                format!("max-age={max_age}, public, no-transform, must-revalidate"),
+            ),
+            (header::LAST_MODIFIED, http_date(p.this_update)),
+            (header::EXPIRES, http_date(p.next_update)),
+            (header::ETAG, p.etag.clone()),
+        ],
+        p.der.clone(),
+    )
+        .into_response()
+}
+
+async fn crl(State(s): State<Arc<Service>>, kind: CrlKind) -> Response {
+    match s.publisher().crl(kind) {
+        // CRLs are re-signed within a second of a revocation: let caches hold them only briefly.
+        Ok(p) => published(&p, "application/pkix-crl", 60),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn ocsp_response(answer: OcspAnswer) -> Response {
+    const CT: &str = "application/ocsp-response";
+    match answer {
+        OcspAnswer::Cached(p) => published(&p, CT, OCSP_MAX_AGE),
+        OcspAnswer::Fresh(der) => (
+            [
+                (header::CONTENT_TYPE, CT),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            der,
+        )
+            .into_response(),
+    }
+}
+
+async fn ocsp_post(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.is_empty() && !ct.starts_with("application/ocsp-request") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/ocsp-request\n",
+        )
+            .into_response();
+    }
+    ocsp_response(s.publisher().ocsp(&body).await)
+}
+
+async fn ocsp_get(State(s): State<Arc<Service>>, Path(request): Path<String>) -> Response {
+    // RFC 6960 Appendix A.1: the path is the URL-encoded base64 of the DER request (axum has
+    // already percent-decoded it). Undecodable input is a malformed request, not an HTTP error.
+    let engine = base64::engine::general_purpose::STANDARD;
+    let der = engine
+        .decode(request.trim_start_matches('/'))
+        .unwrap_or_default();
+    if der.len() > MAX_OCSP_REQUEST_BYTES {
+        return StatusCode::URI_TOO_LONG.into_response();
+    }
+    ocsp_response(s.publisher().ocsp(&der).await)
 }

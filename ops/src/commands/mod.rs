@@ -1,9 +1,11 @@
 //! One file per command.
+pub mod crl;
 pub mod csr;
 pub mod init;
 pub mod issue;
 pub mod keygen;
 pub mod list;
 pub mod profiles;
+pub mod revoke;
 pub mod roots;
 pub mod show;

@@ -1,0 +1,494 @@
+//! Publishing revocation: CRLs (full, delta, root) and the OCSP responder, kept pre-signed so
+//! the read paths do no signing. Rebuilds run off the request path and never block issuance.
+//!
+//! Delta CRLs: a "base" full CRL is chosen every [`BASE_PERIOD`]; every rebuild signs a new full
+//! CRL (so clients that only read the CDP see revocations within a second) and a delta listing
+//! what was revoked after the base (RFC 5280 §5.2.4 lets a delta apply to any full CRL whose
+//! number is at least the delta's base number).
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use der::Encode;
+use tokio::sync::{Notify, broadcast};
+use x509_ocsp::{CertId, OcspResponseStatus};
+
+use crate::authority::Authority;
+use crate::core::ocsp::{self, CaIdentity, ResponderKey, Status, Validity};
+use crate::core::revocation::{self, CrlParams, Reason, RevokedEntry};
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::signer::Signer;
+use crate::store::{CertRecord, Store};
+
+/// Full CRLs are valid this long.
+pub const CRL_VALIDITY: i64 = 24 * 3600;
+/// Delta CRLs are valid this long (they are re-signed every [`REFRESH`]).
+pub const DELTA_VALIDITY: i64 = 2 * 3600;
+/// Root CRLs are valid this long.
+pub const ROOT_CRL_VALIDITY: i64 = 7 * 24 * 3600;
+/// CRLs are re-signed at least this often.
+pub const REFRESH: Duration = Duration::from_secs(3600);
+/// A new base for delta CRLs is chosen this often.
+pub const BASE_PERIOD: i64 = 6 * 3600;
+/// Revocations arriving within this window share one CRL rebuild.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// OCSP responses are valid this long and re-signed when half of it has passed.
+pub const OCSP_VALIDITY: i64 = 24 * 3600;
+/// How long HTTP caches may keep an OCSP response (bounded so revocations show promptly).
+pub const OCSP_MAX_AGE: i64 = 300;
+/// Most cached OCSP responses; beyond it an arbitrary entry is dropped.
+pub const OCSP_CACHE_CAP: usize = 200_000;
+
+/// A signed artifact (CRL or OCSP response) ready to serve.
+#[derive(Debug)]
+pub struct Published {
+    pub der: Vec<u8>,
+    pub this_update: i64,
+    pub next_update: i64,
+    /// Strong validator for HTTP: the SHA-256 of the bytes.
+    pub etag: String,
+}
+
+impl Published {
+    fn new(der: Vec<u8>, this_update: i64, next_update: i64) -> Arc<Self> {
+        let etag = format!("\"{}\"", crate::core::fingerprint(&der));
+        Arc::new(Published {
+            der,
+            this_update,
+            next_update,
+            etag,
+        })
+    }
+}
+
+/// Which CRL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlKind {
+    /// The issuing CA's full CRL.
+    Full,
+    /// The issuing CA's delta CRL.
+    Delta,
+    /// The root's CRL (covers the issuing CA).
+    Root,
+}
+
+#[derive(Debug, Clone)]
+struct CrlSet {
+    full: Arc<Published>,
+    delta: Arc<Published>,
+    root: Arc<Published>,
+    base_number: u64,
+    base_seq: i64,
+    base_at: i64,
+}
+
+/// A revocation, as platforms watching revocations see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationEvent {
+    pub serial: String,
+    pub tenant: String,
+    pub revoked_at: i64,
+    pub reason: Reason,
+}
+
+/// The delegated OCSP responder of the issuing CA: its certificate and key.
+#[derive(Debug, Clone)]
+pub struct Responder {
+    pub cert_der: Vec<u8>,
+    pub key: Arc<dyn Signer>,
+    pub not_after: i64,
+}
+
+/// An OCSP answer and whether HTTP caches may keep it.
+#[derive(Debug)]
+pub enum OcspAnswer {
+    /// A pre-signed response (no nonce): cacheable.
+    Cached(Arc<Published>),
+    /// Signed for this request (nonce or several CertIDs), or an error status.
+    Fresh(Vec<u8>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ca {
+    Root,
+    Issuing,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// CRL and OCSP publication for one CA hierarchy.
+#[derive(Debug)]
+pub struct Publisher {
+    store: Arc<dyn Store>,
+    authority: Arc<Authority>,
+    root_id: CaIdentity,
+    issuing_id: CaIdentity,
+    issuing_serial_of_root: Vec<u8>,
+    /// Set at start (and on renewal); until then the issuing CA's requests get internalError.
+    responder: RwLock<Option<Responder>>,
+    crls: RwLock<Option<CrlSet>>,
+    /// Pre-signed responses by the DER of the request's CertID.
+    ocsp_cache: Mutex<HashMap<Vec<u8>, (Ca, Vec<u8>, Arc<Published>)>>,
+    rebuild: Notify,
+    events: broadcast::Sender<RevocationEvent>,
+}
+
+impl Publisher {
+    pub fn new(store: Arc<dyn Store>, authority: Arc<Authority>) -> Self {
+        let root_id = CaIdentity::new(
+            &authority.root.subject_der,
+            authority.root.signer().public_key_raw(),
+        );
+        let issuing_id = CaIdentity::new(
+            &authority.issuing.subject_der,
+            authority.issuing.signer().public_key_raw(),
+        );
+        let issuing_serial_of_root = authority.issuing.serial();
+        Publisher {
+            store,
+            authority,
+            root_id,
+            issuing_id,
+            issuing_serial_of_root,
+            responder: RwLock::new(None),
+            crls: RwLock::new(None),
+            ocsp_cache: Mutex::new(HashMap::new()),
+            rebuild: Notify::new(),
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Replaces the delegated OCSP responder (after renewal); cached responses are re-signed lazily.
+    pub fn set_responder(&self, responder: Responder) {
+        if let Ok(mut r) = self.responder.write() {
+            *r = Some(responder);
+        }
+        if let Ok(mut c) = self.ocsp_cache.lock() {
+            c.clear();
+        }
+    }
+
+    /// When the current delegated responder certificate expires.
+    pub fn responder_not_after(&self) -> i64 {
+        self.responder
+            .read()
+            .ok()
+            .and_then(|r| r.as_ref().map(|r| r.not_after))
+            .unwrap_or(0)
+    }
+
+    /// Subscribes to revocations as they are recorded.
+    pub fn subscribe(&self) -> broadcast::Receiver<RevocationEvent> {
+        self.events.subscribe()
+    }
+
+    /// The current CRL of a kind (built at start, so always present once serving).
+    pub fn crl(&self, kind: CrlKind) -> Result<Arc<Published>> {
+        let crls = self
+            .crls
+            .read()
+            .map_err(|_| Error::Internal("CRL lock poisoned".into()))?;
+        let set = crls
+            .as_ref()
+            .ok_or_else(|| Error::Internal("CRLs not built yet".into()))?;
+        Ok(match kind {
+            CrlKind::Full => set.full.clone(),
+            CrlKind::Delta => set.delta.clone(),
+            CrlKind::Root => set.root.clone(),
+        })
+    }
+
+    /// Called after an issuance is durable: pre-signs its OCSP response off the request path.
+    pub fn issued(self: &Arc<Self>, serial: &Serial) {
+        let me = self.clone();
+        let serial = serial.as_bytes().to_vec();
+        tokio::spawn(async move {
+            if let Err(e) = me.presign(&serial).await {
+                tracing::warn!(error = %e, "OCSP pre-signing failed");
+            }
+        });
+    }
+
+    /// Called after a revocation is durable: re-signs its OCSP response, schedules the CRLs,
+    /// tells watchers.
+    pub async fn revoked(&self, record: &CertRecord) {
+        let serial = hex::decode(&record.serial).unwrap_or_default();
+        if let Ok(mut cache) = self.ocsp_cache.lock() {
+            cache.retain(|_, (ca, s, _)| !(*ca == Ca::Issuing && *s == serial));
+        }
+        if let Err(e) = self.presign(&serial).await {
+            tracing::warn!(error = %e, "OCSP re-signing failed");
+        }
+        self.rebuild.notify_one();
+        if let Some(rev) = record.revocation {
+            let _ = self.events.send(RevocationEvent {
+                serial: record.serial.clone(),
+                tenant: record.tenant.clone(),
+                revoked_at: rev.revoked_at,
+                reason: rev.reason,
+            });
+        }
+    }
+
+    /// The canonical CertID (SHA-1, as openssl and most clients send) for one of the issuing CA's serials.
+    fn canonical_cert_id(&self, serial: &[u8]) -> Result<CertId> {
+        let issuing = &self.authority.issuing;
+        let sha1 = |d: &[u8]| {
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, d)
+                .as_ref()
+                .to_vec()
+        };
+        let oct =
+            |v: Vec<u8>| der::asn1::OctetString::new(v).map_err(|e| Error::Internal(e.to_string()));
+        Ok(CertId {
+            hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+                oid: const_oid::db::rfc5912::ID_SHA_1,
+                parameters: Some(der::asn1::Null.into()),
+            },
+            issuer_name_hash: oct(sha1(&issuing.subject_der))?,
+            issuer_key_hash: oct(sha1(issuing.signer().public_key_raw()))?,
+            serial_number: x509_cert::serial_number::SerialNumber::new(serial)
+                .map_err(|e| Error::Internal(e.to_string()))?,
+        })
+    }
+
+    async fn presign(&self, serial: &[u8]) -> Result<()> {
+        let id = self.canonical_cert_id(serial)?;
+        self.cached_response(Ca::Issuing, &id, now())
+            .await
+            .map(drop)
+    }
+
+    async fn status(&self, ca: Ca, serial: &[u8]) -> Result<Status> {
+        Ok(match ca {
+            Ca::Root if serial == self.issuing_serial_of_root.as_slice() => Status::Good,
+            Ca::Root => Status::Unknown,
+            Ca::Issuing => {
+                if serial.is_empty() || serial.len() > 20 {
+                    return Ok(Status::Unknown);
+                }
+                match self.store.get(&Serial::from_der_content(serial)).await? {
+                    None => Status::Unknown,
+                    Some(r) => match r.revocation {
+                        Some(rev) => Status::Revoked {
+                            at: rev.revoked_at,
+                            reason: rev.reason,
+                        },
+                        None => Status::Good,
+                    },
+                }
+            }
+        })
+    }
+
+    fn sign(
+        &self,
+        ca: Ca,
+        answers: &[(CertId, Status)],
+        nonce: Option<&x509_cert::ext::Extension>,
+        at: i64,
+    ) -> Result<Vec<u8>> {
+        let times = Validity {
+            produced_at: at,
+            this_update: at,
+            next_update: at + OCSP_VALIDITY,
+        };
+        match ca {
+            // The root answers only about the issuing CA, rarely: it signs its own responses.
+            Ca::Root => {
+                let root = self.authority.root.signer();
+                let key = ResponderKey {
+                    signer: root.as_ref(),
+                    cert_der: None,
+                };
+                ocsp::sign_response(key, answers, nonce, times)
+            }
+            Ca::Issuing => {
+                let r = self
+                    .responder
+                    .read()
+                    .map_err(|_| Error::Internal("responder lock poisoned".into()))?
+                    .clone()
+                    .ok_or_else(|| Error::Internal("no OCSP responder certificate yet".into()))?;
+                let key = ResponderKey {
+                    signer: r.key.as_ref(),
+                    cert_der: Some(&r.cert_der),
+                };
+                ocsp::sign_response(key, answers, nonce, times)
+            }
+        }
+    }
+
+    async fn cached_response(&self, ca: Ca, id: &CertId, at: i64) -> Result<Arc<Published>> {
+        let key = id.to_der().map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some((_, _, p)) = self
+            .ocsp_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+            && at < p.this_update + OCSP_VALIDITY / 2
+        {
+            return Ok(p);
+        }
+        let serial = ocsp::serial_of(id);
+        let status = self.status(ca, &serial).await?;
+        let der = self.sign(ca, &[(id.clone(), status)], None, at)?;
+        let published = Published::new(der, at, at + OCSP_VALIDITY);
+        if let Ok(mut cache) = self.ocsp_cache.lock() {
+            if cache.len() >= OCSP_CACHE_CAP
+                && let Some(k) = cache.keys().next().cloned()
+            {
+                cache.remove(&k);
+            }
+            cache.insert(key, (ca, serial, published.clone()));
+        }
+        Ok(published)
+    }
+
+    fn which_ca(&self, id: &CertId) -> Option<Ca> {
+        if self.issuing_id.matches(id) {
+            Some(Ca::Issuing)
+        } else if self.root_id.matches(id) {
+            Some(Ca::Root)
+        } else {
+            None
+        }
+    }
+
+    /// Answers a DER OCSP request.
+    pub async fn ocsp(&self, request: &[u8]) -> OcspAnswer {
+        let Some(req) = ocsp::parse_request(request) else {
+            return OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::MalformedRequest));
+        };
+        let cas: Option<Vec<Ca>> = req.cert_ids.iter().map(|id| self.which_ca(id)).collect();
+        let Some(cas) = cas else {
+            return OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::Unauthorized));
+        };
+        if cas.iter().any(|c| *c != cas[0]) {
+            // One response has one signer: ask about one CA at a time.
+            return OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::MalformedRequest));
+        }
+        let at = now();
+        let result = if req.cert_ids.len() == 1 && req.nonce.is_none() {
+            self.cached_response(cas[0], &req.cert_ids[0], at)
+                .await
+                .map(OcspAnswer::Cached)
+        } else {
+            let mut answers = Vec::with_capacity(req.cert_ids.len());
+            for id in &req.cert_ids {
+                match self.status(cas[0], &ocsp::serial_of(id)).await {
+                    Ok(s) => answers.push((id.clone(), s)),
+                    Err(e) => return internal(e),
+                }
+            }
+            self.sign(cas[0], &answers, req.nonce.as_ref(), at)
+                .map(OcspAnswer::Fresh)
+        };
+        result.unwrap_or_else(internal)
+    }
+
+    /// Builds every CRL now (at start, and from the refresh loop).
+    pub async fn rebuild_crls(&self) -> Result<()> {
+        let at = now();
+        let (all, max_seq) = self.store.revoked_since(0, at).await?;
+        let previous = self
+            .crls
+            .read()
+            .map_err(|_| Error::Internal("CRL lock poisoned".into()))?
+            .clone();
+        let full_number = self.store.next_crl_number("issuing").await?;
+        let delta_number = self.store.next_crl_number("issuing").await?;
+        let (base_number, base_seq, base_at) = match &previous {
+            Some(p) if at - p.base_at < BASE_PERIOD => (p.base_number, p.base_seq, p.base_at),
+            _ => (full_number, max_seq, at),
+        };
+        let delta_entries: Vec<RevokedEntry> = if base_seq == max_seq {
+            Vec::new()
+        } else {
+            self.store.revoked_since(base_seq, at).await?.0
+        };
+        let root = match &previous {
+            Some(p) if at < p.root.this_update + ROOT_CRL_VALIDITY / 7 => p.root.clone(),
+            _ => {
+                let number = self.store.next_crl_number("root").await?;
+                let root = &self.authority.root;
+                let params = CrlParams {
+                    issuer_name: &root.subject_der,
+                    issuer_key_id: &root.key_id,
+                    number,
+                    this_update: at,
+                    next_update: at + ROOT_CRL_VALIDITY,
+                    delta_base: None,
+                    freshest_url: None,
+                };
+                Published::new(
+                    revocation::build_crl(&params, &[], root.signer().as_ref())?,
+                    at,
+                    at + ROOT_CRL_VALIDITY,
+                )
+            }
+        };
+        let authority = self.authority.clone();
+        let (full, delta) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<u8>)> {
+            let issuing = &authority.issuing;
+            let delta_url = authority.issuing_delta_url();
+            let signer = issuing.signer();
+            let mut params = CrlParams {
+                issuer_name: &issuing.subject_der,
+                issuer_key_id: &issuing.key_id,
+                number: full_number,
+                this_update: at,
+                next_update: at + CRL_VALIDITY,
+                delta_base: None,
+                freshest_url: Some(&delta_url),
+            };
+            let full = revocation::build_crl(&params, &all, signer.as_ref())?;
+            params.number = delta_number;
+            params.next_update = at + DELTA_VALIDITY;
+            params.delta_base = Some(base_number);
+            params.freshest_url = None;
+            let delta = revocation::build_crl(&params, &delta_entries, signer.as_ref())?;
+            Ok((full, delta))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("CRL task: {e}")))??;
+        let set = CrlSet {
+            full: Published::new(full, at, at + CRL_VALIDITY),
+            delta: Published::new(delta, at, at + DELTA_VALIDITY),
+            root,
+            base_number,
+            base_seq,
+            base_at,
+        };
+        *self
+            .crls
+            .write()
+            .map_err(|_| Error::Internal("CRL lock poisoned".into()))? = Some(set);
+        tracing::debug!(full_number, delta_number, base_number, "CRLs published");
+        Ok(())
+    }
+
+    /// Re-signs CRLs on revocation (debounced) and at least every [`REFRESH`]. Runs until the
+    /// process ends.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.rebuild.notified() => tokio::time::sleep(DEBOUNCE).await,
+                _ = tokio::time::sleep(REFRESH) => {}
+            }
+            if let Err(e) = self.rebuild_crls().await {
+                tracing::error!(error = %e, "CRL rebuild failed; retrying in 10 s");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                self.rebuild.notify_one();
+            }
+        }
+    }
+}
+
+fn internal(e: Error) -> OcspAnswer {
+    tracing::error!(error = %e, "OCSP responder error");
+    OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::InternalError))
+}
