@@ -109,6 +109,9 @@ pub enum OcspAnswer {
     Fresh(Vec<u8>),
 }
 
+/// A cached response: which CA, which serial (for invalidation), the signed bytes.
+type CachedOcsp = (Ca, Vec<u8>, Arc<Published>);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ca {
     Root,
@@ -131,7 +134,7 @@ pub struct Publisher {
     responder: RwLock<Option<Responder>>,
     crls: RwLock<Option<CrlSet>>,
     /// Pre-signed responses by the DER of the request's CertID.
-    ocsp_cache: Mutex<HashMap<Vec<u8>, (Ca, Vec<u8>, Arc<Published>)>>,
+    ocsp_cache: Mutex<HashMap<Vec<u8>, CachedOcsp>>,
     rebuild: Notify,
     events: broadcast::Sender<RevocationEvent>,
 }
