@@ -206,26 +206,10 @@ async fn profiles_and_trust_bundle() {
     assert!(String::from_utf8_lossy(&health).contains("serving"));
 }
 
-/// Minimal HTTP/1.1 GET over a TcpStream (the HTTP side is plain HTTP on loopback).
 async fn http_get(url: &str) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(
-        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    assert!(
-        buf.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&buf[..split])
-    );
-    buf[split + 4..].to_vec()
+    let (status, _, body) = http("GET", url, b"", None).await;
+    assert_eq!(status, 200, "{url}");
+    body
 }
 
 /// An independent client (Python grpcio) checks health, both reflection versions, and calls
