@@ -2,7 +2,7 @@
 use der::Decode;
 use der::asn1::{BitString, GeneralizedTime, OctetString, UtcTime};
 use der::{Encode, asn1::Ia5String};
-use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::crl::{RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber, FreshestCrl};
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -235,29 +235,83 @@ pub fn build_crl(
             &issuer,
         )?);
     }
-    let revoked = entries
-        .iter()
-        .map(|e| entry(e, &issuer))
-        .collect::<Result<Vec<_>>>()?;
     let algorithm = signature_algorithm(signer.algorithm());
-    let tbs = TbsCertList {
-        version: x509_cert::Version::V2,
-        signature: algorithm.clone(),
-        issuer,
-        this_update: x509_time(params.this_update)?,
-        next_update: Some(x509_time(params.next_update)?),
-        revoked_certificates: (!revoked.is_empty()).then_some(revoked),
-        crl_extensions: Some(exts),
-    };
-    let tbs_der = tbs.to_der().map_err(der_err)?;
-    let signature = signer.sign(&tbs_der)?;
-    CertificateList {
-        tbs_cert_list: tbs,
-        signature_algorithm: algorithm,
-        signature: BitString::from_bytes(&signature).map_err(der_err)?,
+    let tbs = encode_tbs(
+        &TbsCertList {
+            version: x509_cert::Version::V2,
+            signature: algorithm.clone(),
+            issuer: issuer.clone(),
+            this_update: x509_time(params.this_update)?,
+            next_update: Some(x509_time(params.next_update)?),
+            revoked_certificates: None,
+            crl_extensions: Some(exts),
+        },
+        entries,
+        &issuer,
+    )?;
+    let signature = signer.sign(&tbs)?;
+    let mut rest = algorithm.to_der().map_err(der_err)?;
+    BitString::from_bytes(&signature)
+        .and_then(|b| b.encode_to_vec(&mut rest))
+        .map_err(der_err)?;
+    sequence(&[&tbs, &rest])
+}
+
+/// DER of TBSCertList with `entries` as revokedCertificates, encoded one entry at a time.
+///
+/// Every field is encoded by x509-cert; only SEQUENCE and [0] headers are written here, so a
+/// million entries never exist as a million `RevokedCert` values at once (see the `crl_scale`
+/// example for the numbers). `tbs.revoked_certificates` must be None.
+fn encode_tbs(tbs: &TbsCertList, entries: &[RevokedEntry], issuer: &Name) -> Result<Vec<u8>> {
+    let mut head = Vec::new();
+    tbs.version.encode_to_vec(&mut head).map_err(der_err)?;
+    tbs.signature.encode_to_vec(&mut head).map_err(der_err)?;
+    tbs.issuer.encode_to_vec(&mut head).map_err(der_err)?;
+    tbs.this_update.encode_to_vec(&mut head).map_err(der_err)?;
+    if let Some(t) = &tbs.next_update {
+        t.encode_to_vec(&mut head).map_err(der_err)?;
     }
-    .to_der()
-    .map_err(der_err)
+    let mut revoked = Vec::with_capacity(entries.len() * 48);
+    for e in entries {
+        entry(e, issuer)?
+            .encode_to_vec(&mut revoked)
+            .map_err(der_err)?;
+    }
+    let revoked = if entries.is_empty() {
+        Vec::new()
+    } else {
+        sequence(&[&revoked])?
+    };
+    let mut tail = Vec::new();
+    if let Some(exts) = &tbs.crl_extensions {
+        let inner = exts.to_der().map_err(der_err)?;
+        let tag = der::Tag::ContextSpecific {
+            constructed: true,
+            number: der::TagNumber::N0,
+        };
+        der::Header::new(tag, len(inner.len())?)
+            .and_then(|h| h.encode_to_vec(&mut tail))
+            .map_err(der_err)?;
+        tail.extend_from_slice(&inner);
+    }
+    sequence(&[&head, &revoked, &tail])
+}
+
+fn len(n: usize) -> Result<der::Length> {
+    der::Length::try_from(n).map_err(der_err)
+}
+
+/// A SEQUENCE whose contents are the concatenation of already-encoded parts.
+fn sequence(parts: &[&[u8]]) -> Result<Vec<u8>> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(total + 6);
+    der::Header::new(der::Tag::Sequence, len(total)?)
+        .and_then(|h| h.encode_to_vec(&mut out))
+        .map_err(der_err)?;
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -282,6 +336,43 @@ mod tests {
                 .to_string()
                 .contains("keyCompromise")
         );
+    }
+
+    #[test]
+    fn streamed_tbs_equals_the_crate_encoding() {
+        let name = [
+            0x30, 0x0f, 0x31, 0x0d, 0x30, 0x0b, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x04,
+        ];
+        let issuer = Name::from_der(&[&name[..], b"test"].concat()).unwrap();
+        let entries: Vec<RevokedEntry> = (0..300u32)
+            .map(|i| RevokedEntry {
+                serial: [0x41u8, 0, 0, 0]
+                    .iter()
+                    .copied()
+                    .chain(i.to_be_bytes())
+                    .collect(),
+                revoked_at: 1_800_000_000 + i64::from(i),
+                reason: Reason::ALL[i as usize % Reason::ALL.len()],
+                invalidity_date: (i % 2 == 0).then_some(1_790_000_000),
+            })
+            .collect();
+        for entries in [&entries[..], &[][..]] {
+            let number = CrlNumber(der::asn1::Uint::new(&[7]).unwrap());
+            let mut tbs = TbsCertList {
+                version: x509_cert::Version::V2,
+                signature: signature_algorithm(CaKeyAlg::P256),
+                issuer: issuer.clone(),
+                this_update: x509_time(1_800_000_000).unwrap(),
+                next_update: Some(x509_time(1_800_086_400).unwrap()),
+                revoked_certificates: None,
+                crl_extensions: Some(vec![extension(&number, false, &issuer).unwrap()]),
+            };
+            let streamed = encode_tbs(&tbs, entries, &issuer).unwrap();
+            let all: Vec<RevokedCert> =
+                entries.iter().map(|e| entry(e, &issuer).unwrap()).collect();
+            tbs.revoked_certificates = (!all.is_empty()).then_some(all);
+            assert_eq!(streamed, tbs.to_der().unwrap());
+        }
     }
 
     #[test]
