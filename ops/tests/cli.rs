@@ -189,6 +189,87 @@ async fn five_minute_tour_for_every_profile() {
             filtered.contains("api-client-7") && !filtered.contains("shop.example.cn"),
             "{filtered}"
         );
+
+        // Revocation: dry run changes nothing; then revoke, and the CRL says so.
+        let dry = ok(
+            d,
+            w,
+            &[
+                "revoke",
+                "--serial",
+                &serial,
+                "--reason",
+                "keyCompromise",
+                "--dry-run",
+            ],
+        );
+        assert!(
+            dry.contains("would revoke") && dry.contains("status:     valid"),
+            "{dry}"
+        );
+        let out = ok(
+            d,
+            w,
+            &[
+                "revoke",
+                "--serial",
+                &serial,
+                "--reason",
+                "keyCompromise",
+                "--invalidity-date",
+                "2026-01-01T00:00:00Z",
+            ],
+        );
+        assert!(
+            out.contains("status:     revoked") && out.contains("keyCompromise"),
+            "{out}"
+        );
+        let again = ecca(
+            d,
+            w,
+            &["revoke", "--serial", &serial, "--reason", "keyCompromise"],
+        );
+        assert_eq!(again.code, 1);
+        assert!(again.stderr.contains("already revoked"), "{}", again.stderr);
+        let bad = ecca(
+            d,
+            w,
+            &["revoke", "--serial", &serial, "--reason", "certificateHold"],
+        );
+        assert_eq!(bad.code, 2, "{}", bad.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        ok(d, w, &["crl", "--out", "issuing.crl.pem", "--pem"]);
+        let delta = ok(d, w, &["crl", "--delta", "--out", "delta.crl"]);
+        assert!(delta.contains("delta CRL number"), "{delta}");
+        if let Some(openssl) = openssl() {
+            let v = Command::new(openssl)
+                .args([
+                    "verify",
+                    "-crl_check",
+                    "-CRLfile",
+                    "issuing.crl.pem",
+                    "-CAfile",
+                    "roots.pem",
+                ])
+                .args(["-untrusted", "leaf-chain.pem", "server-tls.pem"])
+                .current_dir(w)
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&v.stdout),
+                String::from_utf8_lossy(&v.stderr)
+            );
+            assert!(
+                !v.status.success() && text.contains("certificate revoked"),
+                "{text}"
+            );
+        }
+        let shown = ok(d, w, &["show", "--serial", &serial]);
+        assert!(
+            shown.contains("revoked:") && shown.contains("keyCompromise"),
+            "{shown}"
+        );
     })
     .await;
 }
