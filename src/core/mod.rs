@@ -5,6 +5,7 @@ pub mod keys;
 pub mod lint;
 pub mod names;
 pub mod ocsp;
+pub mod path;
 pub mod profile;
 pub mod revocation;
 pub mod serial;
