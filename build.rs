@@ -8,7 +8,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("ecca_descriptor.bin"))
-        .compile_with_config(config, &["proto/ecca/v1/ca.proto"], &["proto"])?;
+        .compile_with_config(
+            config,
+            &["proto/ecca/v1/ca.proto", "proto/ecca/v1/admin.proto"],
+            &["proto"],
+        )?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -58,6 +58,7 @@ pub mod paths {
     pub const ROOT_CERT: &str = "/ca/root.der";
     pub const ISSUING_CERT: &str = "/ca/issuing.der";
     pub const BUNDLE: &str = "/ca/bundle.pem";
+    pub const CROSS: &str = "/ca/cross.pem";
     pub const ROOT_CRL: &str = "/crl/root.crl";
     pub const ISSUING_CRL: &str = "/crl/issuing.crl";
     pub const ISSUING_DELTA_CRL: &str = "/crl/issuing-delta.crl";
@@ -190,8 +191,8 @@ pub struct Authority {
     pub base_url: String,
 }
 
-/// URLs for certificates issued by the root (the issuing CA).
-fn root_urls(base: &str) -> IssuerUrls {
+/// URLs for certificates issued by the root (the issuing CA, cross-certificates).
+pub fn root_urls(base: &str) -> IssuerUrls {
     IssuerUrls {
         crl: format!("{base}{}", paths::ROOT_CRL),
         ocsp: format!("{base}{}", paths::OCSP),

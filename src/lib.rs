@@ -24,6 +24,7 @@ pub mod server;
 pub mod service;
 pub mod signer;
 pub mod store;
+pub mod verify;
 
 /// Generated protobuf and gRPC code for package `ecca.v1`.
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]

@@ -19,7 +19,7 @@ use crate::core::revocation::{self, CrlParams, Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::signer::Signer;
-use crate::store::{CertRecord, Store};
+use crate::store::{CertRecord, Direction, Store};
 
 /// Full CRLs are valid this long.
 pub const CRL_VALIDITY: i64 = 24 * 3600;
@@ -236,6 +236,15 @@ impl Publisher {
         }
     }
 
+    /// Called after certificates signed by the root changed (cross-certificates issued or
+    /// revoked): drops the root's cached OCSP answers and re-signs the CRLs.
+    pub fn root_changed(&self) {
+        if let Ok(mut cache) = self.ocsp_cache.lock() {
+            cache.retain(|_, (ca, _, _)| *ca != Ca::Root);
+        }
+        self.rebuild.notify_one();
+    }
+
     /// The canonical CertID (SHA-1, as openssl and most clients send) for one of the issuing CA's serials.
     fn canonical_cert_id(&self, serial: &[u8]) -> Result<CertId> {
         let issuing = &self.authority.issuing;
@@ -268,7 +277,21 @@ impl Publisher {
     async fn status(&self, ca: Ca, serial: &[u8]) -> Result<Status> {
         Ok(match ca {
             Ca::Root if serial == self.issuing_serial_of_root.as_slice() => Status::Good,
-            Ca::Root => Status::Unknown,
+            Ca::Root => {
+                // The root also signs cross-certificates for peer CAs.
+                let hex = hex::encode(serial);
+                let cross = self.store.cross_certs().await?;
+                match cross
+                    .iter()
+                    .find(|c| c.direction == Direction::Issued && c.serial == hex)
+                {
+                    Some(c) => match c.revoked {
+                        Some((at, reason)) => Status::Revoked { at, reason },
+                        None => Status::Good,
+                    },
+                    None => Status::Unknown,
+                }
+            }
             Ca::Issuing => {
                 if serial.is_empty() || serial.len() > 20 {
                     return Ok(Status::Unknown);

@@ -16,8 +16,9 @@ use crate::core::issue::Names;
 use crate::core::keys::CaKeyAlg;
 use crate::core::profile::Profiles;
 use crate::error::{Error, Result};
-use crate::grpc::CaApi;
+use crate::grpc::{AdminApi, CaApi};
 use crate::pemfile;
+use crate::proto::admin_server::AdminServer;
 use crate::proto::certificate_authority_server::CertificateAuthorityServer;
 use crate::revocation::Responder;
 use crate::service::{Internal, Service};
@@ -324,6 +325,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     health
         .set_serving::<CertificateAuthorityServer<CaApi>>()
         .await;
+    health.set_serving::<AdminServer<AdminApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -351,7 +353,11 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ca);
+        .add_service(ca)
+        .add_service(
+            AdminServer::new(AdminApi::new(service.clone()))
+                .max_decoding_message_size(config.max_message_bytes),
+        );
     let grpc_task = tokio::spawn(async move {
         if let Err(e) = grpc_router
             .serve_with_incoming_shutdown(incoming, async {

@@ -42,6 +42,12 @@ enum Command {
     Revoke(commands::revoke::Args),
     /// Write the current CRL (full or delta) to a file.
     Crl(commands::crl::Args),
+    /// Cross-certify another region's CA with our root (admin).
+    CrossCertify(commands::cross_certify::Args),
+    /// Manage peer CAs (federation registry).
+    Peers(commands::peers::Args),
+    /// Build and validate a certificate path offline (exit 0 valid, 1 invalid, 2 error).
+    VerifyChain(commands::verify_chain::Args),
     /// List the certificate profiles.
     Profiles(commands::profiles::Args),
     /// Generate a private key (PKCS#8 PEM, mode 0600).
@@ -63,6 +69,13 @@ async fn main() -> ExitCode {
         Command::Profiles(a) => commands::profiles::run(g, a).await,
         Command::Revoke(a) => commands::revoke::run(g, a).await,
         Command::Crl(a) => commands::crl::run(g, a).await,
+        Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
+        Command::Peers(a) => commands::peers::run(g, a).await,
+        Command::VerifyChain(a) => match commands::verify_chain::run(g, a).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Command::Keygen(a) => commands::keygen::run(g, a),
         Command::Csr(a) => commands::csr::run(g, a),
     };

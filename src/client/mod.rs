@@ -5,6 +5,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::authority::Layout;
 use crate::error::{Error, Result};
+use crate::proto::admin_client::AdminClient;
 use crate::proto::certificate_authority_client::CertificateAuthorityClient;
 use crate::proto::{self as pb};
 use crate::server::{ENDPOINTS_FILE, Endpoints};
@@ -63,6 +64,7 @@ fn rejected(s: tonic::Status) -> Error {
 #[derive(Debug, Clone)]
 pub struct Client {
     ca: CertificateAuthorityClient<Channel>,
+    admin: AdminClient<Channel>,
     channel: Channel,
 }
 
@@ -86,6 +88,7 @@ impl Client {
             })?;
         Ok(Client {
             ca: CertificateAuthorityClient::new(channel.clone()),
+            admin: AdminClient::new(channel.clone()),
             channel,
         })
     }
@@ -249,5 +252,97 @@ impl Client {
             .await
             .map_err(rejected)?
             .into_inner())
+    }
+
+    /// Verifies a certificate at the server.
+    pub async fn verify(
+        &self,
+        req: pb::VerifyCertificateRequest,
+    ) -> Result<pb::VerifyCertificateResponse> {
+        Ok(self
+            .ca
+            .clone()
+            .verify_certificate(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Cross-certifies a peer CA (admin).
+    pub async fn cross_certify(
+        &self,
+        req: pb::CrossCertifyRequest,
+    ) -> Result<pb::CrossCertifyResponse> {
+        Ok(self
+            .admin
+            .clone()
+            .cross_certify(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Registers a peer CA (admin).
+    pub async fn add_peer(&self, req: pb::AddPeerRequest) -> Result<pb::Peer> {
+        Ok(self
+            .admin
+            .clone()
+            .add_peer(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// All peers.
+    pub async fn peers(&self) -> Result<Vec<pb::Peer>> {
+        let req = pb::ListPeersRequest {};
+        Ok(self
+            .admin
+            .clone()
+            .list_peers(req)
+            .await
+            .map_err(rejected)?
+            .into_inner()
+            .peers)
+    }
+
+    /// One peer.
+    pub async fn peer(&self, name: &str) -> Result<pb::Peer> {
+        let req = pb::GetPeerRequest { name: name.into() };
+        Ok(self
+            .admin
+            .clone()
+            .get_peer(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Suspends or reactivates a peer.
+    pub async fn set_peer_status(&self, name: &str, status: pb::PeerStatus) -> Result<pb::Peer> {
+        let req = pb::SetPeerStatusRequest {
+            name: name.into(),
+            status: status.into(),
+        };
+        Ok(self
+            .admin
+            .clone()
+            .set_peer_status(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Removes a peer; returns the serials of the cross-certificates revoked.
+    pub async fn remove_peer(&self, name: &str) -> Result<Vec<String>> {
+        let req = pb::RemovePeerRequest { name: name.into() };
+        Ok(self
+            .admin
+            .clone()
+            .remove_peer(req)
+            .await
+            .map_err(rejected)?
+            .into_inner()
+            .revoked_serials)
     }
 }

@@ -573,6 +573,20 @@ pub fn sign_ca(
     run(params, By::Issuer(issuer, &key), CertKind::SubCa, false)
 }
 
+/// Lints a TBSCertificate built elsewhere (cross-certificates, built with x509-cert to keep the
+/// peer's subject byte-exact) and signs it with the issuer's key: the same gate as [`sign`].
+pub fn sign_tbs(tbs: &[u8], issuer: &IssuerRef<'_>, kind: CertKind) -> Result<Vec<u8>> {
+    let policy = LintPolicy {
+        kind,
+        issuer_name: issuer.subject_der,
+        issuer_key_id: issuer.key_id,
+        issuer_not_after: issuer.not_after.unix_timestamp(),
+    };
+    lint::lint_tbs(tbs, &policy)?;
+    let signature = issuer.signer.sign(tbs)?;
+    crate::core::revocation::signed_der(tbs, issuer.signer.algorithm(), &signature)
+}
+
 /// Self-signs a root certificate (linted as a root).
 pub fn self_sign_root(params: &CertificateParams, key: &dyn Signer) -> Result<Vec<u8>> {
     run(params, By::SelfSigned(key), CertKind::Root, false)

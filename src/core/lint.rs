@@ -27,6 +27,9 @@ pub enum CertKind {
     Root,
     /// A CA certificate signed by another CA.
     SubCa,
+    /// A cross-certificate for another organisation's CA: its subject is kept byte-exact as
+    /// the peer wrote it, so subject attribute rules are not ecca's to enforce.
+    CrossCa,
     /// An end-entity certificate.
     EndEntity,
 }
@@ -131,6 +134,12 @@ fn lint_names(tbs: &TbsCertificate<'_>, policy: &LintPolicy<'_>) -> Result<()> {
     }
     if tbs.issuer.iter_attributes().next().is_none() {
         return Err(fail("e_issuer_empty", "issuer name is empty"));
+    }
+    if policy.kind == CertKind::CrossCa {
+        if tbs.subject.iter_attributes().next().is_none() {
+            return Err(fail("e_subject_empty", "a CA's subject must not be empty"));
+        }
+        return Ok(());
     }
     for rdn in tbs.subject.iter_rdn() {
         for atv in rdn.iter() {

@@ -1,4 +1,5 @@
 //! The PKI domain: no network, no database, no async. Everything here is pure and unit-tested.
+pub mod cross;
 pub mod csr;
 pub mod issue;
 pub mod keys;
@@ -7,6 +8,7 @@ pub mod names;
 pub mod ocsp;
 pub mod path;
 pub mod profile;
+pub mod revcheck;
 pub mod revocation;
 pub mod serial;
 pub mod uscc;

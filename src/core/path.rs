@@ -162,6 +162,10 @@ pub struct Cert {
     sig_alg: String,
     /// Subject for display.
     pub subject_text: String,
+    /// CRL distribution point URLs.
+    pub crl_urls: Vec<String>,
+    /// AIA OCSP responder URLs.
+    pub ocsp_urls: Vec<String>,
 }
 
 const KU_KEY_CERT_SIGN: u16 = 1 << 5;
@@ -244,6 +248,8 @@ impl Cert {
             unknown_critical: Vec::new(),
             sig_alg: x.signature_algorithm.algorithm.to_id_string(),
             subject_text: x.subject().to_string(),
+            crl_urls: Vec::new(),
+            ocsp_urls: Vec::new(),
         };
         for atv in x.subject().iter_attributes() {
             if *atv.attr_type() == OID_PKCS9_EMAIL_ADDRESS
@@ -333,6 +339,29 @@ impl Cert {
                     c.inhibit_mapping = p.inhibit_policy_mapping;
                 }
                 ParsedExtension::InhibitAnyPolicy(i) => c.inhibit_any = Some(i.skip_certs),
+                ParsedExtension::CRLDistributionPoints(points) => {
+                    for p in points.iter() {
+                        if let Some(x509_parser::extensions::DistributionPointName::FullName(
+                            names,
+                        )) = &p.distribution_point
+                        {
+                            c.crl_urls.extend(names.iter().filter_map(|n| match n {
+                                GeneralName::URI(u) => Some(u.to_string()),
+                                _ => None,
+                            }));
+                        }
+                    }
+                }
+                ParsedExtension::AuthorityInfoAccess(aia) => {
+                    for d in &aia.accessdescs {
+                        if let (true, GeneralName::URI(u)) = (
+                            d.access_method.to_id_string() == "1.3.6.1.5.5.7.48.1",
+                            &d.access_location,
+                        ) {
+                            c.ocsp_urls.push(u.to_string());
+                        }
+                    }
+                }
                 ParsedExtension::ParseError { error } => {
                     return Err(format!("extension {} does not parse: {error}", ext.oid));
                 }
@@ -347,7 +376,8 @@ impl Cert {
         Ok(c)
     }
 
-    fn self_issued(&self) -> bool {
+    /// True for a self-issued certificate (subject equals issuer).
+    pub fn self_issued(&self) -> bool {
         self.subject == self.issuer || self.subject_norm == self.issuer_norm
     }
 

@@ -235,11 +235,10 @@ pub fn build_crl(
             &issuer,
         )?);
     }
-    let algorithm = signature_algorithm(signer.algorithm());
     let tbs = encode_tbs(
         &TbsCertList {
             version: x509_cert::Version::V2,
-            signature: algorithm.clone(),
+            signature: signature_algorithm(signer.algorithm()),
             issuer: issuer.clone(),
             this_update: x509_time(params.this_update)?,
             next_update: Some(x509_time(params.next_update)?),
@@ -250,11 +249,17 @@ pub fn build_crl(
         &issuer,
     )?;
     let signature = signer.sign(&tbs)?;
-    let mut rest = algorithm.to_der().map_err(der_err)?;
-    BitString::from_bytes(&signature)
+    signed_der(&tbs, signer.algorithm(), &signature)
+}
+
+/// SEQUENCE { tbs, signatureAlgorithm, signature BIT STRING }: a certificate or CRL from its
+/// signed part.
+pub fn signed_der(tbs: &[u8], alg: CaKeyAlg, signature: &[u8]) -> Result<Vec<u8>> {
+    let mut rest = signature_algorithm(alg).to_der().map_err(der_err)?;
+    BitString::from_bytes(signature)
         .and_then(|b| b.encode_to_vec(&mut rest))
         .map_err(der_err)?;
-    sequence(&[&tbs, &rest])
+    sequence(&[tbs, &rest])
 }
 
 /// DER of TBSCertList with `entries` as revokedCertificates, encoded one entry at a time.

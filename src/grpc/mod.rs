@@ -10,14 +10,19 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Caller};
+use crate::core::path;
 use crate::core::revocation::Reason;
 use crate::proto::certificate_authority_server::CertificateAuthority;
 use crate::proto::{self as pb};
 use crate::revocation::CrlKind;
 use crate::service::{IssueRequest, Service};
 use crate::store::{CertRecord, ListFilter};
+use crate::verify::{self, RevocationMode};
 
+mod admin;
 mod status;
+
+pub use admin::AdminApi;
 
 /// The `ecca.v1.CertificateAuthority` service.
 #[derive(Debug, Clone)]
@@ -37,7 +42,7 @@ impl CaApi {
     }
 }
 
-fn ts(unix: i64) -> Option<Timestamp> {
+pub(crate) fn ts(unix: i64) -> Option<Timestamp> {
     Some(Timestamp {
         seconds: unix,
         nanos: 0,
@@ -193,7 +198,7 @@ impl CertificateAuthority for CaApi {
         req: Request<pb::GetTrustBundleRequest>,
     ) -> Result<Response<pb::TrustBundle>, Status> {
         self.caller(&req).await?;
-        let (roots_der, intermediates_der) = self.service.trust_bundle();
+        let (roots_der, intermediates_der) = self.service.trust_bundle().await?;
         Ok(Response::new(pb::TrustBundle {
             roots_der,
             intermediates_der,
@@ -277,4 +282,79 @@ impl CertificateAuthority for CaApi {
             next_update: ts(published.next_update),
         }))
     }
+
+    async fn verify_certificate(
+        &self,
+        req: Request<pb::VerifyCertificateRequest>,
+    ) -> Result<Response<pb::VerifyCertificateResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let pems = |items: Vec<Vec<u8>>| -> Result<Vec<Vec<u8>>, Status> {
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(crate::pemfile::parse_certs(&i)?);
+            }
+            Ok(out)
+        };
+        let purpose = r.purpose();
+        let revocation_mode = r.revocation();
+        let leaf = pems(vec![r.leaf])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::invalid_argument("leaf: no certificate"))?;
+        let mut options = path::Options::at(r.at.map_or_else(
+            || time::OffsetDateTime::now_utc().unix_timestamp(),
+            |t| t.seconds,
+        ));
+        options.purpose = match purpose {
+            pb::Purpose::Any => path::Purpose::Any,
+            pb::Purpose::ServerAuth => path::Purpose::ServerAuth,
+            pb::Purpose::ClientAuth => path::Purpose::ClientAuth,
+            pb::Purpose::DocumentSigning => path::Purpose::DocumentSigning,
+        };
+        options.name = parse_expected_name(&r.expected_name)?;
+        let revocation = match revocation_mode {
+            pb::RevocationMode::Off => RevocationMode::Off,
+            pb::RevocationMode::Soft => RevocationMode::Soft,
+            pb::RevocationMode::Hard => RevocationMode::Hard,
+        };
+        let request = verify::Request {
+            leaf,
+            untrusted: pems(r.untrusted)?,
+            anchors: pems(r.trust_anchors)?,
+            crls: Vec::new(),
+            options,
+            revocation,
+        };
+        let out = self.service.verify(&caller, request).await?;
+        Ok(Response::new(pb::VerifyCertificateResponse {
+            valid: out.valid,
+            path: out.path.into_iter().map(|p| p.subject).collect(),
+            reasons: out.reasons,
+            warnings: out.warnings,
+        }))
+    }
+}
+
+/// "DNS:x", "IP:x", "email:x" (or empty) into an expected name.
+pub fn parse_expected_name(s: &str) -> Result<Option<path::ExpectedName>, crate::Error> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let (kind, value) = s.split_once(':').ok_or_else(|| {
+        crate::Error::field("expected_name", "use DNS:name, IP:address or email:address")
+    })?;
+    Ok(Some(match kind.to_ascii_lowercase().as_str() {
+        "dns" => path::ExpectedName::Dns(value.into()),
+        "ip" => path::ExpectedName::Ip(value.parse().map_err(|_| {
+            crate::Error::field("expected_name", format!("{value:?} is not an IP address"))
+        })?),
+        "email" => path::ExpectedName::Email(value.into()),
+        _ => {
+            return Err(crate::Error::field(
+                "expected_name",
+                "use DNS:name, IP:address or email:address",
+            ));
+        }
+    }))
 }

@@ -53,6 +53,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route(paths::ROOT_CERT, get(root_cert))
         .route(paths::ISSUING_CERT, get(issuing_cert))
         .route(paths::BUNDLE, get(bundle))
+        .route(paths::CROSS, get(cross))
         .route(paths::ISSUING_CRL, get(|s| crl(s, CrlKind::Full)))
         .route(paths::ISSUING_DELTA_CRL, get(|s| crl(s, CrlKind::Delta)))
         .route(paths::ROOT_CRL, get(|s| crl(s, CrlKind::Root)))
@@ -72,6 +73,18 @@ async fn root_cert(State(s): State<Arc<Service>>) -> Response {
 
 async fn issuing_cert(State(s): State<Arc<Service>>) -> Response {
     der_cert(s.authority().issuing.der.clone())
+}
+
+/// Roots, the issuing CA and every cross-certificate in force, PEM: what a relying party in
+/// another region needs to build a path here.
+async fn cross(State(s): State<Arc<Service>>) -> Response {
+    match s.trust_bundle().await {
+        Ok((roots, intermediates)) => {
+            let pem = pemfile::certs_to_pem(roots.iter().chain(&intermediates).map(Vec::as_slice));
+            ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn bundle(State(s): State<Arc<Service>>) -> Response {

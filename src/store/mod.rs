@@ -141,6 +141,63 @@ pub struct AuditEntry {
     pub hash: Vec<u8>,
 }
 
+/// Whether a peer CA is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerStatus {
+    Active,
+    Suspended,
+}
+
+impl PeerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerStatus::Active => "active",
+            PeerStatus::Suspended => "suspended",
+        }
+    }
+}
+
+/// A peer CA in the federation registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    pub name: String,
+    /// The peer's CA certificate, DER.
+    pub ca_cert: Vec<u8>,
+    pub subject: String,
+    pub status: PeerStatus,
+    pub added_at: i64,
+}
+
+/// Which way a cross-certificate points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Our root certified the peer's CA.
+    Issued,
+    /// The peer certified our root.
+    Received,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Issued => "issued",
+            Direction::Received => "received",
+        }
+    }
+}
+
+/// A stored cross-certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrossRecord {
+    pub serial: String,
+    pub peer: String,
+    pub direction: Direction,
+    pub der: Vec<u8>,
+    pub not_after: i64,
+    pub created_at: i64,
+    pub revoked: Option<(i64, Reason)>,
+}
+
 /// The storage contract every backend implements.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -168,6 +225,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<RevokedEntry>, i64)>;
     /// Allocates the next CRL number for a CA (durable; strictly increasing).
     async fn next_crl_number(&self, ca: &str) -> Result<u64>;
+    /// Adds a peer CA (audited); Conflict if the name is taken.
+    async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()>;
+    /// All peers, by name.
+    async fn peers(&self) -> Result<Vec<PeerRecord>>;
+    /// Suspends or reactivates a peer (audited); NotFound for unknown names.
+    async fn set_peer_status(&self, name: &str, status: PeerStatus, actor: &str) -> Result<()>;
+    /// Removes a peer and revokes the cross-certificates we issued to it (audited); returns
+    /// their serials.
+    async fn remove_peer(&self, name: &str, actor: &str) -> Result<Vec<String>>;
+    /// Records a cross-certificate (audited as a signature when we issued it).
+    async fn add_cross(&self, record: CrossRecord, actor: &str) -> Result<()>;
+    /// All cross-certificates.
+    async fn cross_certs(&self) -> Result<Vec<CrossRecord>>;
 }
 
 /// The audit hash: SHA-256 over the previous hash and the entry's fields, length-prefixed.

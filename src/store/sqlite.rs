@@ -16,13 +16,14 @@ use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::store::{
-    AuditEntry, CertRecord, Credential, IssuanceIntent, ListFilter, Page, Revocation,
-    RevokeRequest, Role, Store, audit_hash,
+    AuditEntry, CertRecord, Credential, CrossRecord, Direction, IssuanceIntent, ListFilter, Page,
+    PeerRecord, PeerStatus, Revocation, RevokeRequest, Role, Store, audit_hash,
 };
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_revocation.sql"),
+    include_str!("migrations/0003_federation.sql"),
 ];
 /// Most requests sharing one commit.
 const MAX_GROUP: usize = 512;
@@ -47,12 +48,30 @@ enum Op {
     NextCrlNumber {
         ca: String,
     },
+    AddPeer {
+        peer: PeerRecord,
+        actor: String,
+    },
+    PeerStatus {
+        name: String,
+        status: PeerStatus,
+        actor: String,
+    },
+    RemovePeer {
+        name: String,
+        actor: String,
+    },
+    AddCross {
+        record: CrossRecord,
+        actor: String,
+    },
 }
 
 /// What a write returns.
 enum Done {
     Nothing,
     Number(u64),
+    Serials(Vec<String>),
 }
 
 struct Job {
@@ -331,6 +350,84 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
             )?;
             return Ok((prev.to_vec(), Done::Number(n as u64)));
         }
+        Op::AddPeer { peer, actor } => {
+            tx.execute(
+                "INSERT INTO peers (name, ca_cert, subject, status, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![peer.name, peer.ca_cert, peer.subject, peer.status.as_str(), at],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Error::Conflict(format!("peer {:?} already exists", peer.name))
+                }
+                e => e.into(),
+            })?;
+            let detail = format!(
+                "subject={} sha256={}",
+                peer.subject,
+                crate::core::fingerprint(&peer.ca_cert)
+            );
+            append_audit(tx, prev, at, actor, "peer.added", &peer.name, &detail)?
+        }
+        Op::PeerStatus {
+            name,
+            status,
+            actor,
+        } => {
+            let n = tx.execute(
+                "UPDATE peers SET status = ?2 WHERE name = ?1",
+                params![name, status.as_str()],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("peer {name:?}")));
+            }
+            append_audit(tx, prev, at, actor, "peer.status", name, status.as_str())?
+        }
+        Op::RemovePeer { name, actor } => {
+            let n = tx.execute("DELETE FROM peers WHERE name = ?1", params![name])?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("peer {name:?}")));
+            }
+            let mut stmt = tx.prepare(
+                "UPDATE cross_certificates SET revoked_at = ?2, revocation_reason = 5
+                 WHERE peer = ?1 AND direction = 'issued' AND revoked_at IS NULL RETURNING serial",
+            )?;
+            let serials: Vec<String> = stmt
+                .query_map(params![name, at], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            drop(stmt);
+            let hash = append_audit(
+                tx,
+                prev,
+                at,
+                actor,
+                "peer.removed",
+                name,
+                &format!("revoked={}", serials.join(",")),
+            )?;
+            return Ok((hash, Done::Serials(serials)));
+        }
+        Op::AddCross { record, actor } => {
+            tx.execute(
+                "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![record.serial, record.peer, record.direction.as_str(), record.der, record.not_after, at],
+            )?;
+            let detail = format!(
+                "peer={} direction={} sha256={}",
+                record.peer,
+                record.direction.as_str(),
+                crate::core::fingerprint(&record.der)
+            );
+            append_audit(
+                tx,
+                prev,
+                at,
+                actor,
+                "cross_certificate.stored",
+                &record.serial,
+                &detail,
+            )?
+        }
     };
     Ok((hash, Done::Nothing))
 }
@@ -580,7 +677,101 @@ impl Store for SqliteStore {
     async fn next_crl_number(&self, ca: &str) -> Result<u64> {
         match self.write(Op::NextCrlNumber { ca: ca.into() }).await? {
             Done::Number(n) => Ok(n),
-            Done::Nothing => Err(Error::Internal("CRL number not allocated".into())),
+            _ => Err(Error::Internal("CRL number not allocated".into())),
         }
+    }
+
+    async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()> {
+        self.write(Op::AddPeer {
+            peer,
+            actor: actor.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, ca_cert, subject, status, added_at FROM peers ORDER BY name",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let status: String = r.get(3)?;
+                    Ok(PeerRecord {
+                        name: r.get(0)?,
+                        ca_cert: r.get(1)?,
+                        subject: r.get(2)?,
+                        status: if status == "active" {
+                            PeerStatus::Active
+                        } else {
+                            PeerStatus::Suspended
+                        },
+                        added_at: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_peer_status(&self, name: &str, status: PeerStatus, actor: &str) -> Result<()> {
+        self.write(Op::PeerStatus {
+            name: name.into(),
+            status,
+            actor: actor.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn remove_peer(&self, name: &str, actor: &str) -> Result<Vec<String>> {
+        match self
+            .write(Op::RemovePeer {
+                name: name.into(),
+                actor: actor.into(),
+            })
+            .await?
+        {
+            Done::Serials(s) => Ok(s),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn add_cross(&self, record: CrossRecord, actor: &str) -> Result<()> {
+        self.write(Op::AddCross {
+            record,
+            actor: actor.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn cross_certs(&self) -> Result<Vec<CrossRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT serial, peer, direction, der, not_after, created_at, revoked_at, revocation_reason
+                 FROM cross_certificates ORDER BY created_at, serial",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let direction: String = r.get(2)?;
+                    let revoked_at: Option<i64> = r.get(6)?;
+                    let reason: Option<i64> = r.get(7)?;
+                    Ok(CrossRecord {
+                        serial: r.get(0)?,
+                        peer: r.get(1)?,
+                        direction: if direction == "issued" { Direction::Issued } else { Direction::Received },
+                        der: r.get(3)?,
+                        not_after: r.get(4)?,
+                        created_at: r.get(5)?,
+                        revoked: revoked_at.map(|t| (t, Reason::from_code(reason.unwrap_or(0)).unwrap_or(Reason::Unspecified))),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
     }
 }

@@ -1,5 +1,6 @@
 //! Orchestration of each operation: policy -> lint -> store intent -> audit -> sign -> store -> audit.
 //! Transport-free: the gRPC handlers and the bootstrap code both call these methods.
+//! Federation (cross-certification, peers, verification) is in `federation.rs`.
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -16,6 +17,10 @@ use crate::error::{Error, Result};
 use crate::revocation::{Publisher, RevocationEvent};
 use crate::store::{CertRecord, IssuanceIntent, ListFilter, Page, RevokeRequest, Role, Store};
 use tokio::sync::broadcast;
+
+mod federation;
+
+pub use federation::{CrossCertified, CrossCertifyRequest, PeerInput};
 
 /// Profiles ecca uses for its own certificates; not offered to callers.
 const INTERNAL_SERVER_TLS: &str = r#"
@@ -77,6 +82,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     profiles: Arc<Profiles>,
     publisher: Arc<Publisher>,
+    verifier: crate::verify::Verifier,
     internal_server: Profile,
     internal_client: Profile,
     internal_ocsp: Profile,
@@ -90,6 +96,7 @@ impl Service {
     ) -> Result<Self> {
         Ok(Service {
             publisher: Arc::new(Publisher::new(store.clone(), authority.clone())),
+            verifier: crate::verify::Verifier::new(crate::verify::FetchLimits::default()),
             authority,
             store,
             profiles,
@@ -305,13 +312,5 @@ impl Service {
     /// The public profiles.
     pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.iter()
-    }
-
-    /// Roots and intermediates for relying parties.
-    pub fn trust_bundle(&self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-        (
-            vec![self.authority.root.der.clone()],
-            self.authority.chain(),
-        )
     }
 }

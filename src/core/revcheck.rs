@@ -1,0 +1,267 @@
+//! Checking a certificate's revocation status from a CRL or an OCSP response (relying-party
+//! side): signature, issuer, freshness, then the entry. No I/O; `crate::verify` fetches.
+use const_oid::db::rfc5912::{ID_SHA_1, ID_SHA_256};
+use der::{Decode, Encode};
+use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::core::path::Cert;
+
+/// Clock skew tolerated on thisUpdate.
+const SKEW: i64 = 300;
+
+/// What a CRL or OCSP response says about a certificate at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Good,
+    /// Revoked at (Unix seconds), with the RFC 5280 reason code when given.
+    Revoked {
+        at: i64,
+        reason: Option<u8>,
+    },
+    /// The responder does not know the certificate.
+    Unknown,
+}
+
+/// Freshness of an answer, for caching.
+#[derive(Clone, Copy, Debug)]
+pub struct Freshness {
+    pub this_update: i64,
+    pub next_update: Option<i64>,
+}
+
+fn serial_of(der: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, c) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    Ok(strip(c.raw_serial()))
+}
+
+fn strip(b: &[u8]) -> Vec<u8> {
+    let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    b[first..].to_vec()
+}
+
+fn fresh(this_update: i64, next_update: Option<i64>, time: i64, what: &str) -> Result<(), String> {
+    if this_update > time + SKEW {
+        return Err(format!("{what} was produced after the validation time"));
+    }
+    if next_update.is_some_and(|n| n < time) {
+        return Err(format!("{what} is stale (nextUpdate passed)"));
+    }
+    Ok(())
+}
+
+/// The status of `cert` (issued by `issuer`) according to a full CRL, at `time`.
+pub fn from_crl(
+    crl_der: &[u8],
+    cert: &Cert,
+    issuer: &Cert,
+    time: i64,
+) -> Result<(Status, Freshness), String> {
+    let (_, crl) =
+        x509_parser::parse_x509_crl(crl_der).map_err(|e| format!("CRL does not parse: {e}"))?;
+    let (_, issuer_x) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
+    if crl.issuer().as_raw() != issuer_x.subject().as_raw() {
+        return Err("CRL issuer is not the certificate's issuer".into());
+    }
+    crl.verify_signature(issuer_x.public_key())
+        .map_err(|_| "CRL signature does not verify with the issuer's key".to_string())?;
+    if crl
+        .extensions()
+        .iter()
+        .any(|e| e.oid.to_id_string() == "2.5.29.27")
+    {
+        return Err("a delta CRL cannot be used alone".into());
+    }
+    if let Some(e) = crl.extensions().iter().find(|e| {
+        e.critical
+            && !matches!(
+                e.oid.to_id_string().as_str(),
+                "2.5.29.20" | "2.5.29.28" | "2.5.29.35"
+            )
+    }) {
+        return Err(format!(
+            "CRL has an unrecognised critical extension {}",
+            e.oid
+        ));
+    }
+    let freshness = Freshness {
+        this_update: crl.last_update().timestamp(),
+        next_update: crl.next_update().map(|t| t.timestamp()),
+    };
+    fresh(freshness.this_update, freshness.next_update, time, "CRL")?;
+    let serial = serial_of(&cert.der)?;
+    let status = crl
+        .iter_revoked_certificates()
+        .find(|r| strip(r.raw_serial()) == serial)
+        .map(|r| Status::Revoked {
+            at: r.revocation_date.timestamp(),
+            reason: r.reason_code().map(|(_, c)| c.0),
+        })
+        .filter(|s| matches!(s, Status::Revoked { at, .. } if *at <= time))
+        .unwrap_or(Status::Good);
+    Ok((status, freshness))
+}
+
+/// A DER OCSP request for `cert` (SHA-1 CertID, as RFC 5019 responders expect; no nonce, so
+/// responses can be cached).
+pub fn ocsp_request(cert: &Cert, issuer: &Cert) -> Result<Vec<u8>, String> {
+    let (_, c) = X509Certificate::from_der(&cert.der).map_err(|e| e.to_string())?;
+    let (_, i) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
+    let sha1 = |d: &[u8]| {
+        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, d)
+            .as_ref()
+            .to_vec()
+    };
+    let err = |e: der::Error| e.to_string();
+    let id = x509_ocsp::CertId {
+        hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+            oid: ID_SHA_1,
+            parameters: Some(der::asn1::Null.into()),
+        },
+        issuer_name_hash: der::asn1::OctetString::new(sha1(i.subject().as_raw())).map_err(err)?,
+        issuer_key_hash: der::asn1::OctetString::new(sha1(&i.public_key().subject_public_key.data))
+            .map_err(err)?,
+        serial_number: x509_cert::serial_number::SerialNumber::new(&strip(c.raw_serial()))
+            .map_err(err)?,
+    };
+    x509_ocsp::OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            version: x509_ocsp::Version::V1,
+            requestor_name: None,
+            request_list: vec![x509_ocsp::Request {
+                req_cert: id,
+                single_request_extensions: None,
+            }],
+            request_extensions: None,
+        },
+        optional_signature: None,
+    }
+    .to_der()
+    .map_err(err)
+}
+
+/// Verifies `data` signed by the key in a certificate (DER), with the algorithm given as DER.
+fn verify_with(
+    cert_der: &[u8],
+    alg_der: &[u8],
+    signature: &[u8],
+    data: &[u8],
+) -> Result<(), String> {
+    let (_, c) = X509Certificate::from_der(cert_der).map_err(|e| e.to_string())?;
+    let (_, alg) =
+        x509_parser::x509::AlgorithmIdentifier::from_der(alg_der).map_err(|e| e.to_string())?;
+    let bits = x509_parser::der_parser::asn1_rs::BitString::new(0, signature);
+    x509_parser::verify::verify_signature(c.public_key(), &alg, &bits, data)
+        .map_err(|_| "OCSP response signature does not verify".to_string())
+}
+
+/// The status of `cert` according to a DER OCSP response, at `time`. The response must be
+/// signed by the issuer or by a responder certificate the issuer delegated (id-kp-OCSPSigning).
+pub fn from_ocsp(
+    resp_der: &[u8],
+    cert: &Cert,
+    issuer: &Cert,
+    time: i64,
+) -> Result<(Status, Freshness), String> {
+    let resp = OcspResponse::from_der(resp_der)
+        .map_err(|e| format!("OCSP response does not parse: {e}"))?;
+    if resp.response_status != OcspResponseStatus::Successful {
+        return Err(format!(
+            "OCSP responder answered {:?}",
+            resp.response_status
+        ));
+    }
+    let bytes = resp.response_bytes.ok_or("OCSP response has no body")?;
+    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes())
+        .map_err(|e| format!("basic OCSP response: {e}"))?;
+    let tbs = basic
+        .tbs_response_data
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    let alg = basic
+        .signature_algorithm
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    let sig = basic.signature.raw_bytes();
+    // The issuer itself, or a delegated responder certificate it signed.
+    let signer_ok = verify_with(&issuer.der, &alg, sig, &tbs).is_ok()
+        || basic.certs.iter().flatten().any(|rc| {
+            let Ok(der) = rc.to_der() else { return false };
+            let Ok(responder) = Cert::parse(&der) else {
+                return false;
+            };
+            delegated_by(&responder, issuer, time) && verify_with(&der, &alg, sig, &tbs).is_ok()
+        });
+    if !signer_ok {
+        return Err(
+            "OCSP response is not signed by the issuer or a responder it authorised".into(),
+        );
+    }
+    let serial = serial_of(&cert.der)?;
+    let (_, issuer_x) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
+    let single = basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .find(|r| {
+            let digest = match r.cert_id.hash_algorithm.oid {
+                ID_SHA_1 => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                ID_SHA_256 => &ring::digest::SHA256,
+                _ => return false,
+            };
+            let h = |d: &[u8]| ring::digest::digest(digest, d).as_ref().to_vec();
+            strip(r.cert_id.serial_number.as_bytes()) == serial
+                && r.cert_id.issuer_name_hash.as_bytes() == h(issuer_x.subject().as_raw())
+                && r.cert_id.issuer_key_hash.as_bytes()
+                    == h(&issuer_x.public_key().subject_public_key.data)
+        })
+        .ok_or("OCSP response does not answer for this certificate")?;
+    let ts = |t: &x509_ocsp::OcspGeneralizedTime| t.0.to_unix_duration().as_secs() as i64;
+    let freshness = Freshness {
+        this_update: ts(&single.this_update),
+        next_update: single.next_update.as_ref().map(ts),
+    };
+    fresh(
+        freshness.this_update,
+        freshness.next_update,
+        time,
+        "OCSP response",
+    )?;
+    let status = match &single.cert_status {
+        CertStatus::Good(_) => Status::Good,
+        CertStatus::Unknown(_) => Status::Unknown,
+        CertStatus::Revoked(info) => {
+            let at = ts(&info.revocation_time);
+            if at <= time {
+                Status::Revoked {
+                    at,
+                    reason: info.revocation_reason.map(|r| r as u8),
+                }
+            } else {
+                Status::Good
+            }
+        }
+    };
+    Ok((status, freshness))
+}
+
+/// Is `responder` a delegated OCSP responder of `issuer` (signed by it, OCSPSigning EKU)?
+fn delegated_by(responder: &Cert, issuer: &Cert, time: i64) -> bool {
+    let Ok((_, r)) = X509Certificate::from_der(&responder.der) else {
+        return false;
+    };
+    let Ok((_, i)) = X509Certificate::from_der(&issuer.der) else {
+        return false;
+    };
+    let eku_ok = r
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|e| e.value.ocsp_signing);
+    let valid =
+        r.validity().not_before.timestamp() <= time && time <= r.validity().not_after.timestamp();
+    eku_ok
+        && valid
+        && r.issuer().as_raw() == i.subject().as_raw()
+        && r.verify_signature(Some(i.public_key())).is_ok()
+}

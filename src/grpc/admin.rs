@@ -1,0 +1,236 @@
+//! The `ecca.v1.Admin` service: federation. Thin: authenticate, call the service, convert.
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::ts;
+use crate::auth::{self, Caller};
+use crate::core::cross::Terms;
+use crate::error::Error;
+use crate::proto::admin_server::Admin;
+use crate::proto::{self as pb};
+use crate::service::{CrossCertifyRequest, PeerInput, Service};
+use crate::store::{CrossRecord, Direction, PeerRecord, PeerStatus};
+
+/// The `ecca.v1.Admin` service.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    service: Arc<Service>,
+}
+
+impl AdminApi {
+    pub fn new(service: Arc<Service>) -> Self {
+        AdminApi { service }
+    }
+
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        let certs = req.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        Ok(auth::authenticate(leaf, self.service.store()).await?)
+    }
+}
+
+fn peer(p: PeerRecord, cross: &[CrossRecord]) -> pb::Peer {
+    let of = |d: Direction| {
+        cross
+            .iter()
+            .filter(|c| c.peer == p.name && c.direction == d)
+            .map(|c| c.der.clone())
+            .collect()
+    };
+    pb::Peer {
+        issued_cross_der: of(Direction::Issued),
+        received_cross_der: of(Direction::Received),
+        name: p.name,
+        ca_cert_der: p.ca_cert,
+        subject: p.subject,
+        status: match p.status {
+            PeerStatus::Active => pb::PeerStatus::Active,
+            PeerStatus::Suspended => pb::PeerStatus::Suspended,
+        }
+        .into(),
+        added_at: ts(p.added_at),
+    }
+}
+
+fn cidr(s: &str) -> Result<(IpAddr, u8), Error> {
+    let bad = || {
+        Error::field(
+            "permitted_ip",
+            format!("{s:?} is not a CIDR such as 10.0.0.0/8"),
+        )
+    };
+    let (ip, len) = s.split_once('/').ok_or_else(bad)?;
+    Ok((
+        ip.parse().map_err(|_| bad())?,
+        len.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// Parses the text forms of the cross-certification terms (shared with the CLI).
+pub fn terms(
+    permitted_dns: Vec<String>,
+    excluded_dns: Vec<String>,
+    permitted_ip: &[String],
+    path_len: Option<u32>,
+    days: u32,
+    policies: Vec<String>,
+    policy_maps: &[String],
+) -> Result<Terms, Error> {
+    let path_len = path_len
+        .map(|n| u8::try_from(n).map_err(|_| Error::field("path_len", "at most 255")))
+        .transpose()?;
+    let policy_maps = policy_maps
+        .iter()
+        .map(|m| {
+            m.split_once('=')
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .ok_or_else(|| {
+                    Error::field("policy_map", format!("{m:?}: use ISSUER_OID=SUBJECT_OID"))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Terms {
+        permitted_dns,
+        excluded_dns,
+        permitted_ip: permitted_ip
+            .iter()
+            .map(|s| cidr(s))
+            .collect::<Result<_, _>>()?,
+        path_len,
+        days,
+        policies,
+        policy_maps,
+    })
+}
+
+#[tonic::async_trait]
+impl Admin for AdminApi {
+    async fn cross_certify(
+        &self,
+        req: Request<pb::CrossCertifyRequest>,
+    ) -> Result<Response<pb::CrossCertifyResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let peer_input = match r.peer {
+            Some(pb::cross_certify_request::Peer::CaCert(c)) => PeerInput::Cert(c),
+            Some(pb::cross_certify_request::Peer::Csr(c)) => PeerInput::Csr(c),
+            None => return Err(Status::invalid_argument("give the peer's ca_cert or csr")),
+        };
+        let terms = terms(
+            r.permitted_dns,
+            r.excluded_dns,
+            &r.permitted_ip,
+            r.path_len,
+            r.days,
+            r.policies,
+            &r.policy_maps,
+        )?;
+        let out = self
+            .service
+            .cross_certify(
+                &caller,
+                CrossCertifyRequest {
+                    peer: peer_input,
+                    peer_name: (!r.peer_name.is_empty()).then_some(r.peer_name),
+                    terms,
+                    dry_run: r.dry_run,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::CrossCertifyResponse {
+            certificate_der: out.der.unwrap_or_default(),
+            serial: out.serial,
+            description: out.description,
+        }))
+    }
+
+    async fn add_peer(
+        &self,
+        req: Request<pb::AddPeerRequest>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let record = self
+            .service
+            .add_peer(&caller, &r.name, &r.ca_cert, &r.received_cross)
+            .await?;
+        let all = self.service.peers(&caller).await?;
+        let cross = all
+            .into_iter()
+            .find(|(p, _)| p.name == record.name)
+            .map(|(_, c)| c)
+            .unwrap_or_default();
+        Ok(Response::new(peer(record, &cross)))
+    }
+
+    async fn list_peers(
+        &self,
+        req: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let peers = self
+            .service
+            .peers(&caller)
+            .await?
+            .into_iter()
+            .map(|(p, c)| peer(p, &c))
+            .collect();
+        Ok(Response::new(pb::ListPeersResponse { peers }))
+    }
+
+    async fn get_peer(
+        &self,
+        req: Request<pb::GetPeerRequest>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let caller = self.caller(&req).await?;
+        let name = req.into_inner().name;
+        let (p, c) = self
+            .service
+            .peers(&caller)
+            .await?
+            .into_iter()
+            .find(|(p, _)| p.name == name)
+            .ok_or_else(|| Status::from(Error::NotFound(format!("peer {name:?}"))))?;
+        Ok(Response::new(peer(p, &c)))
+    }
+
+    async fn set_peer_status(
+        &self,
+        req: Request<pb::SetPeerStatusRequest>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let status = match r.status() {
+            pb::PeerStatus::Active => PeerStatus::Active,
+            pb::PeerStatus::Suspended => PeerStatus::Suspended,
+            pb::PeerStatus::Unspecified => {
+                return Err(Status::invalid_argument("status: ACTIVE or SUSPENDED"));
+            }
+        };
+        self.service
+            .set_peer_status(&caller, &r.name, status)
+            .await?;
+        let (p, c) = self
+            .service
+            .peers(&caller)
+            .await?
+            .into_iter()
+            .find(|(p, _)| p.name == r.name)
+            .ok_or_else(|| Status::from(Error::NotFound(format!("peer {:?}", r.name))))?;
+        Ok(Response::new(peer(p, &c)))
+    }
+
+    async fn remove_peer(
+        &self,
+        req: Request<pb::RemovePeerRequest>,
+    ) -> Result<Response<pb::RemovePeerResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let revoked_serials = self
+            .service
+            .remove_peer(&caller, &req.into_inner().name)
+            .await?;
+        Ok(Response::new(pb::RemovePeerResponse { revoked_serials }))
+    }
+}

@@ -1,0 +1,281 @@
+//! Federation: cross-certifying peer CAs, the peer registry, the trust bundle with
+//! cross-certificates, and certificate verification for relying parties.
+use time::OffsetDateTime;
+
+use super::Service;
+use crate::auth::Caller;
+use crate::authority::root_urls;
+use crate::core::cross::{self, Peer, Terms};
+use crate::core::issue::BACKDATE;
+use crate::core::lint::CertKind;
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::pemfile;
+use crate::store::{CrossRecord, Direction, PeerRecord, PeerStatus, Role};
+use crate::verify::{Outcome, Request};
+
+/// The peer CA to cross-certify.
+#[derive(Clone, Debug)]
+pub enum PeerInput {
+    /// Its CA certificate (DER or PEM).
+    Cert(Vec<u8>),
+    /// Its PKCS#10 request (DER or PEM).
+    Csr(Vec<u8>),
+}
+
+/// A cross-certification request.
+#[derive(Clone, Debug)]
+pub struct CrossCertifyRequest {
+    pub peer: PeerInput,
+    /// Register under this peer (must exist), if given.
+    pub peer_name: Option<String>,
+    pub terms: Terms,
+    pub dry_run: bool,
+}
+
+/// The result: the certificate (None on a dry run) and what it says.
+#[derive(Clone, Debug)]
+pub struct CrossCertified {
+    pub der: Option<Vec<u8>>,
+    pub serial: String,
+    pub description: String,
+}
+
+fn one_cert(input: &[u8], field: &str) -> Result<Vec<u8>> {
+    pemfile::parse_certs(input)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::field(field, "no certificate found"))
+}
+
+impl Service {
+    /// Signs a cross-certificate for a peer CA with our root (admin only, audited).
+    pub async fn cross_certify(
+        &self,
+        caller: &Caller,
+        req: CrossCertifyRequest,
+    ) -> Result<CrossCertified> {
+        caller.require(&[Role::Admin], "cross-certify")?;
+        let peer = match &req.peer {
+            PeerInput::Cert(c) => Peer::from_cert(&one_cert(c, "ca_cert")?)?,
+            PeerInput::Csr(c) => Peer::from_csr(c)?,
+        };
+        if let Some(name) = &req.peer_name
+            && !self.store.peers().await?.iter().any(|p| p.name == *name)
+        {
+            return Err(Error::NotFound(format!(
+                "peer {name:?}; add it with `ecca peers add` first"
+            )));
+        }
+        let root = &self.authority.root;
+        let now = OffsetDateTime::now_utc();
+        let not_before = (now - BACKDATE).unix_timestamp();
+        let days = if req.terms.days == 0 {
+            730
+        } else {
+            req.terms.days
+        };
+        let terms = Terms { days, ..req.terms };
+        let not_after =
+            (now.unix_timestamp() + i64::from(days) * 86_400).min(root.not_after.unix_timestamp());
+        let root_subject = x509_parser::parse_x509_certificate(&root.der)
+            .map(|(_, c)| c.subject().to_string())
+            .unwrap_or_default();
+        let description = terms.describe(&peer, &root_subject, not_after);
+        let serial = Serial::random()?;
+        let urls = root_urls(&self.authority.base_url);
+        let tbs = cross::tbs(
+            &peer,
+            &terms,
+            &root.issuer_ref(),
+            &urls,
+            &serial,
+            not_before,
+            not_after,
+        )?;
+        if req.dry_run {
+            // Lint without signing, so a dry run also says whether signing would be refused.
+            crate::core::lint::lint_tbs(
+                &tbs,
+                &crate::core::lint::LintPolicy {
+                    kind: CertKind::CrossCa,
+                    issuer_name: &root.subject_der,
+                    issuer_key_id: &root.key_id,
+                    issuer_not_after: root.not_after.unix_timestamp(),
+                },
+            )?;
+            return Ok(CrossCertified {
+                der: None,
+                serial: serial.hex(),
+                description,
+            });
+        }
+        let der = crate::core::issue::sign_tbs(&tbs, &root.issuer_ref(), CertKind::CrossCa)?;
+        self.store
+            .add_cross(
+                CrossRecord {
+                    serial: serial.hex(),
+                    peer: req
+                        .peer_name
+                        .clone()
+                        .unwrap_or_else(|| peer.subject_text.clone()),
+                    direction: Direction::Issued,
+                    der: der.clone(),
+                    not_after,
+                    created_at: now.unix_timestamp(),
+                    revoked: None,
+                },
+                &caller.actor(),
+            )
+            .await?;
+        tracing::info!(serial = %serial, peer = %peer.subject_text, actor = %caller.actor(), "cross-certificate issued");
+        self.publisher.root_changed();
+        Ok(CrossCertified {
+            der: Some(der),
+            serial: serial.hex(),
+            description,
+        })
+    }
+
+    /// Registers a peer CA, with cross-certificates it issued for our root.
+    pub async fn add_peer(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ca_cert: &[u8],
+        received: &[Vec<u8>],
+    ) -> Result<PeerRecord> {
+        caller.require(&[Role::Admin], "manage peers")?;
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(Error::field(
+                "name",
+                "letters, digits, '-', '_' and '.' only",
+            ));
+        }
+        let der = one_cert(ca_cert, "ca_cert")?;
+        let peer = Peer::from_cert(&der)?;
+        let mut cross = Vec::new();
+        for c in received {
+            for d in pemfile::parse_certs(c)? {
+                let (_, x) = x509_parser::parse_x509_certificate(&d)
+                    .map_err(|e| Error::field("received_cross", format!("does not parse: {e}")))?;
+                if x.subject().as_raw() != self.authority.root.subject_der.as_slice()
+                    || x.public_key().subject_public_key.data.as_ref()
+                        != self.authority.root.signer().public_key_raw()
+                {
+                    return Err(Error::field(
+                        "received_cross",
+                        "is not a certificate for our root's name and key",
+                    ));
+                }
+                if x.issuer().as_raw() != peer.subject_der.as_slice() {
+                    return Err(Error::field(
+                        "received_cross",
+                        "was not issued by this peer",
+                    ));
+                }
+                cross.push((
+                    crate::core::serial::Serial::from_der_content(x.raw_serial()).hex(),
+                    x.validity().not_after.timestamp(),
+                    d,
+                ));
+            }
+        }
+        let record = PeerRecord {
+            name: name.into(),
+            ca_cert: der,
+            subject: peer.subject_text,
+            status: PeerStatus::Active,
+            added_at: OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        self.store.add_peer(record.clone(), &caller.actor()).await?;
+        for (serial, not_after, der) in cross {
+            let rec = CrossRecord {
+                serial,
+                peer: name.into(),
+                direction: Direction::Received,
+                der,
+                not_after,
+                created_at: record.added_at,
+                revoked: None,
+            };
+            self.store.add_cross(rec, &caller.actor()).await?;
+        }
+        Ok(record)
+    }
+
+    /// All peers with their cross-certificates.
+    pub async fn peers(&self, caller: &Caller) -> Result<Vec<(PeerRecord, Vec<CrossRecord>)>> {
+        caller.require(&[Role::Admin, Role::Auditor], "list peers")?;
+        let cross = self.store.cross_certs().await?;
+        Ok(self
+            .store
+            .peers()
+            .await?
+            .into_iter()
+            .map(|p| {
+                let mine = cross.iter().filter(|c| c.peer == p.name).cloned().collect();
+                (p, mine)
+            })
+            .collect())
+    }
+
+    /// Suspends or reactivates a peer.
+    pub async fn set_peer_status(
+        &self,
+        caller: &Caller,
+        name: &str,
+        status: PeerStatus,
+    ) -> Result<()> {
+        caller.require(&[Role::Admin], "manage peers")?;
+        self.store
+            .set_peer_status(name, status, &caller.actor())
+            .await
+    }
+
+    /// Removes a peer, revoking the cross-certificates we issued to it.
+    pub async fn remove_peer(&self, caller: &Caller, name: &str) -> Result<Vec<String>> {
+        caller.require(&[Role::Admin], "manage peers")?;
+        let revoked = self.store.remove_peer(name, &caller.actor()).await?;
+        self.publisher.root_changed();
+        Ok(revoked)
+    }
+
+    /// Roots, and intermediates: the issuing CA and the cross-certificates in force (issued to
+    /// active peers and received from them), for relying parties to build paths.
+    pub async fn trust_bundle(&self) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+        let peers = self.store.peers().await?;
+        let suspended = |name: &str| {
+            peers
+                .iter()
+                .any(|p| p.name == name && p.status == PeerStatus::Suspended)
+        };
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut intermediates = self.authority.chain();
+        for c in self.store.cross_certs().await? {
+            if c.revoked.is_none() && c.not_after > now && !suspended(&c.peer) {
+                intermediates.push(c.der);
+            }
+        }
+        Ok((vec![self.authority.root.der.clone()], intermediates))
+    }
+
+    /// Verifies a certificate: the given intermediates plus everything in our trust bundle,
+    /// to the given anchors (or our root).
+    pub async fn verify(&self, caller: &Caller, mut req: Request) -> Result<Outcome> {
+        caller.require(
+            &[Role::Admin, Role::Platform, Role::Auditor],
+            "verify certificates",
+        )?;
+        let (roots, intermediates) = self.trust_bundle().await?;
+        if req.anchors.is_empty() {
+            req.anchors = roots;
+        }
+        req.untrusted.extend(intermediates);
+        Ok(self.verifier.verify(&req).await)
+    }
+}

@@ -1,0 +1,370 @@
+//! Verifying certificates for relying parties: path building and validation (core::path) plus
+//! revocation of every certificate on the path, from CRLs given by the caller, OCSP (AIA) and
+//! CRLs (CDP) fetched over HTTP with timeouts, size caps and a cache.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+
+use crate::core::path::{self, Cert, Options};
+use crate::core::revcheck::{self, Freshness, Status};
+
+/// How revocation is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevocationMode {
+    /// Not at all.
+    Off,
+    /// Revoked fails; unavailable status is a warning.
+    Soft,
+    /// Revoked fails; unavailable status fails too.
+    Hard,
+}
+
+impl RevocationMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(RevocationMode::Off),
+            "soft" => Some(RevocationMode::Soft),
+            "hard" => Some(RevocationMode::Hard),
+            _ => None,
+        }
+    }
+}
+
+/// Limits on outbound fetches.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchLimits {
+    pub timeout: Duration,
+    pub max_crl_bytes: usize,
+    pub max_ocsp_bytes: usize,
+    /// How long a fetched OCSP answer is reused (0: ask every time; the freshest answer wins
+    /// over saved round trips, and responders such as ecca's answer from a pre-signed cache).
+    pub ocsp_cache_secs: i64,
+    /// How long a fetched CRL is reused at most (never past its nextUpdate).
+    pub crl_cache_secs: i64,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        FetchLimits {
+            timeout: Duration::from_secs(5),
+            max_crl_bytes: 64 << 20,
+            max_ocsp_bytes: 64 << 10,
+            ocsp_cache_secs: 0,
+            crl_cache_secs: 60,
+        }
+    }
+}
+
+/// One certificate of the chosen path, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathEntry {
+    pub subject: String,
+    pub sha256: String,
+}
+
+/// The outcome of a verification.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub valid: bool,
+    /// The path chosen (leaf first, trust anchor last), when one was valid.
+    pub path: Vec<PathEntry>,
+    /// Why the certificate is invalid (every reason found).
+    pub reasons: Vec<String>,
+    /// Soft-fail notes.
+    pub warnings: Vec<String>,
+}
+
+/// A verification request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub leaf: Vec<u8>,
+    /// Candidate intermediates and cross-certificates.
+    pub untrusted: Vec<Vec<u8>>,
+    pub anchors: Vec<Vec<u8>>,
+    /// CRLs supplied by the caller (DER), used before anything is fetched.
+    pub crls: Vec<Vec<u8>>,
+    pub options: Options,
+    pub revocation: RevocationMode,
+}
+
+#[derive(Clone, Debug)]
+struct Cached {
+    body: Vec<u8>,
+    expires: i64,
+}
+
+/// Verifies certificates; holds the fetch cache. Share one per process.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    limits: FetchLimits,
+    cache: Mutex<HashMap<(String, Vec<u8>), Cached>>,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Verifier {
+    pub fn new(limits: FetchLimits) -> Self {
+        Verifier {
+            limits,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Builds, validates and checks revocation; tries further paths when one is revoked.
+    pub async fn verify(&self, req: &Request) -> Outcome {
+        let mut out = Outcome::default();
+        let parse_all = |ders: &[Vec<u8>], what: &str, out: &mut Outcome| -> Vec<Cert> {
+            ders.iter()
+                .filter_map(|d| match Cert::parse(d) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        out.warnings
+                            .push(format!("{what} certificate ignored: {e}"));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let leaf = match Cert::parse(&req.leaf) {
+            Ok(c) => c,
+            Err(e) => {
+                out.reasons.push(format!("leaf: {e}"));
+                return out;
+            }
+        };
+        let pool = parse_all(&req.untrusted, "untrusted", &mut out);
+        let anchors = parse_all(&req.anchors, "trust anchor", &mut out);
+        if anchors.is_empty() {
+            out.reasons.push("no trust anchors given".into());
+            return out;
+        }
+        let paths = match path::build_and_validate(&leaf, &pool, &anchors, &req.options) {
+            Ok(p) => p,
+            Err(f) => {
+                out.reasons = f.reasons;
+                return out;
+            }
+        };
+        for candidate in paths {
+            let mut reasons = Vec::new();
+            let mut warnings = Vec::new();
+            if req.revocation != RevocationMode::Off {
+                for pair in candidate.certs.windows(2) {
+                    let (cert, issuer) = (&pair[0], &pair[1]);
+                    match self.status(cert, issuer, req).await {
+                        Ok(Status::Good) => {}
+                        Ok(Status::Revoked { at, reason }) => reasons.push(format!(
+                            "{}: revoked at {} (reason {})",
+                            cert.subject_text,
+                            rfc3339(at),
+                            reason_name(reason)
+                        )),
+                        Ok(Status::Unknown) | Err(_) if req.revocation == RevocationMode::Soft => {
+                            warnings.push(format!(
+                                "{}: revocation status unavailable (soft-fail)",
+                                cert.subject_text
+                            ));
+                        }
+                        Ok(Status::Unknown) => {
+                            reasons.push(format!(
+                                "{}: the responder does not know this certificate",
+                                cert.subject_text
+                            ));
+                        }
+                        Err(e) => reasons.push(format!(
+                            "{}: revocation status unavailable: {e}",
+                            cert.subject_text
+                        )),
+                    }
+                }
+            }
+            if reasons.is_empty() {
+                out.valid = true;
+                out.reasons.clear();
+                out.warnings.extend(warnings);
+                out.path = candidate
+                    .certs
+                    .iter()
+                    .map(|c| PathEntry {
+                        subject: c.subject_text.clone(),
+                        sha256: c.fingerprint(),
+                    })
+                    .collect();
+                return out;
+            }
+            out.reasons.extend(reasons);
+        }
+        out
+    }
+
+    /// Status of one certificate: given CRLs, then OCSP, then the CDP CRL.
+    async fn status(&self, cert: &Cert, issuer: &Cert, req: &Request) -> Result<Status, String> {
+        let time = req.options.time;
+        let mut errors = Vec::new();
+        for crl in &req.crls {
+            match revcheck::from_crl(crl, cert, issuer, time) {
+                Ok((s, _)) => return Ok(s),
+                Err(e) => errors.push(e),
+            }
+        }
+        for url in &cert.ocsp_urls {
+            let body = match revcheck::ocsp_request(cert, issuer) {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let interpret = |b: &[u8]| revcheck::from_ocsp(b, cert, issuer, time);
+            match self
+                .fetch(
+                    url,
+                    Some(body),
+                    self.limits.max_ocsp_bytes,
+                    self.limits.ocsp_cache_secs,
+                    interpret,
+                )
+                .await
+            {
+                Ok(Status::Unknown) => errors.push(format!("{url}: unknown")),
+                Ok(s) => return Ok(s),
+                Err(e) => errors.push(format!("{url}: {e}")),
+            }
+        }
+        for url in &cert.crl_urls {
+            let interpret = |b: &[u8]| revcheck::from_crl(b, cert, issuer, time);
+            match self
+                .fetch(
+                    url,
+                    None,
+                    self.limits.max_crl_bytes,
+                    self.limits.crl_cache_secs,
+                    interpret,
+                )
+                .await
+            {
+                Ok(s) => return Ok(s),
+                Err(e) => errors.push(format!("{url}: {e}")),
+            }
+        }
+        if cert.ocsp_urls.is_empty() && cert.crl_urls.is_empty() && req.crls.is_empty() {
+            errors.push("no CRL or OCSP location in the certificate".into());
+        }
+        if errors.iter().any(|e| e.ends_with(": unknown")) && errors.len() == 1 {
+            return Ok(Status::Unknown);
+        }
+        Err(errors.join("; "))
+    }
+
+    /// GET (or POST an OCSP request to) a URL, through the cache, and interpret the body.
+    async fn fetch(
+        &self,
+        url: &str,
+        post: Option<Vec<u8>>,
+        max: usize,
+        ttl: i64,
+        interpret: impl Fn(&[u8]) -> Result<(Status, Freshness), String>,
+    ) -> Result<Status, String> {
+        let key = (url.to_string(), post.clone().unwrap_or_default());
+        let at = now();
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+            .filter(|c| c.expires > at);
+        if let Some(c) = cached
+            && let Ok((s, _)) = interpret(&c.body)
+        {
+            return Ok(s);
+        }
+        let body = tokio::time::timeout(self.limits.timeout, http_fetch(url, post, max))
+            .await
+            .map_err(|_| format!("timed out after {:?}", self.limits.timeout))??;
+        let (status, fresh) = interpret(&body)?;
+        let expires = fresh.next_update.unwrap_or(i64::MAX).min(at + ttl);
+        if ttl > 0
+            && let Ok(mut c) = self.cache.lock()
+        {
+            if c.len() > 10_000 {
+                c.clear();
+            }
+            c.insert(key, Cached { body, expires });
+        }
+        Ok(status)
+    }
+}
+
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn reason_name(code: Option<u8>) -> &'static str {
+    match code {
+        None | Some(0) => "unspecified",
+        Some(1) => "keyCompromise",
+        Some(2) => "cACompromise",
+        Some(3) => "affiliationChanged",
+        Some(4) => "superseded",
+        Some(5) => "cessationOfOperation",
+        Some(6) => "certificateHold",
+        Some(9) => "privilegeWithdrawn",
+        Some(10) => "aACompromise",
+        Some(_) => "other",
+    }
+}
+
+/// A plain-HTTP GET or POST (application/ocsp-request) with a body size cap.
+async fn http_fetch(url: &str, post: Option<Vec<u8>>, max: usize) -> Result<Vec<u8>, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// revocation URLs are fetched".into());
+    }
+    let host = uri.host().ok_or("URL without host")?.to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+    tokio::spawn(conn);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let builder = hyper::Request::builder()
+        .uri(path)
+        .header(hyper::header::HOST, host);
+    let request = match post {
+        Some(body) => builder
+            .method(hyper::Method::POST)
+            .header(hyper::header::CONTENT_TYPE, "application/ocsp-request")
+            .body(Full::new(Bytes::from(body))),
+        None => builder
+            .method(hyper::Method::GET)
+            .body(Full::new(Bytes::new())),
+    }
+    .map_err(|e| e.to_string())?;
+    let resp = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP status {}", resp.status()));
+    }
+    let body = Limited::new(resp.into_body(), max)
+        .collect()
+        .await
+        .map_err(|e| format!("body (limit {max} bytes): {e}"))?;
+    Ok(body.to_bytes().to_vec())
+}
