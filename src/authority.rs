@@ -5,6 +5,7 @@
 //! DIR/ca/issuing.pem, issuing.key    issuing CA, signed by the root, pathLen 0
 //! DIR/tls/server.pem, server.key     the gRPC server's certificate (chain included)
 //! DIR/ocsp/responder.pem, .key       the issuing CA's delegated OCSP responder
+//! DIR/tsa/tsa.pem, tsa.key           the RFC 3161 time-stamping unit
 //! DIR/admin/cert.pem, key.pem, ca.pem  the first admin's client credential; ca.pem = root
 //! DIR/ecca.db                        the store
 //! ```
@@ -63,6 +64,7 @@ pub mod paths {
     pub const ISSUING_CRL: &str = "/crl/issuing.crl";
     pub const ISSUING_DELTA_CRL: &str = "/crl/issuing-delta.crl";
     pub const OCSP: &str = "/ocsp";
+    pub const TSA: &str = "/tsa";
 }
 
 /// Paths inside a data directory.
@@ -100,6 +102,12 @@ impl Layout {
     }
     pub fn ocsp_key(&self) -> PathBuf {
         self.dir.join("ocsp/responder.key")
+    }
+    pub fn tsa_cert(&self) -> PathBuf {
+        self.dir.join("tsa/tsa.pem")
+    }
+    pub fn tsa_key(&self) -> PathBuf {
+        self.dir.join("tsa/tsa.key")
     }
     pub fn admin_dir(&self) -> PathBuf {
         self.dir.join("admin")

@@ -40,6 +40,8 @@ pub struct ConfigFile {
     /// Load profiles from this directory instead of the embedded ones.
     pub profiles_dir: Option<PathBuf>,
     pub max_message_bytes: Option<usize>,
+    /// The TSA policy OID written into every timestamp (default: the RFC 5612 example arc).
+    pub tsa_policy: Option<String>,
     #[serde(default)]
     pub ca: CaSection,
 }
@@ -62,6 +64,7 @@ pub struct ServerConfig {
     pub server_names: Vec<String>,
     pub profiles_dir: Option<PathBuf>,
     pub max_message_bytes: usize,
+    pub tsa_policy: String,
     pub init: InitOptions,
 }
 
@@ -80,6 +83,7 @@ impl ServerConfig {
             server_names: Vec::new(),
             profiles_dir: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
             init: InitOptions::default(),
         }
     }
@@ -110,6 +114,9 @@ impl ServerConfig {
         }
         if let Some(m) = file.max_message_bytes {
             self.max_message_bytes = m;
+        }
+        if let Some(p) = file.tsa_policy {
+            self.tsa_policy = p;
         }
         let ca = file.ca;
         let init = &mut self.init;

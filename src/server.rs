@@ -21,7 +21,7 @@ use crate::pemfile;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::certificate_authority_server::CertificateAuthorityServer;
 use crate::revocation::Responder;
-use crate::service::{Internal, Service};
+use crate::service::{Internal, Service, TsaKey};
 use crate::signer::SoftwareKey;
 use crate::store::{Credential, Role, SqliteStore, Store};
 
@@ -88,13 +88,11 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         Authority::load(&layout, base_url)?
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database())?);
-    let service = Arc::new(Service::new(
-        Arc::new(authority),
-        store,
-        Arc::new(profiles),
-    )?);
+    let mut service = Service::new(Arc::new(authority), store, Arc::new(profiles))?;
+    service.set_tsa_policy(&config.tsa_policy)?;
+    let service = Arc::new(service);
     ensure_server_cert(&service, &layout, config).await?;
-    ensure_ocsp_responder(&service, &layout).await?;
+    ensure_working_keys(&service, &layout).await?;
     ensure_admin_credential(&service, &layout).await?;
     Ok((service, created))
 }
@@ -168,28 +166,36 @@ async fn ensure_server_cert(
 
 /// Renew the delegated OCSP responder certificate when it has less than this left.
 const OCSP_RENEW_BEFORE: Duration = Duration::days(30);
+/// Renew the TSA certificate when it has less than this left.
+const TSA_RENEW_BEFORE: Duration = Duration::days(90);
 
-/// Loads the delegated OCSP responder, issuing a new one when missing or about to expire.
-pub async fn ensure_ocsp_responder(service: &Service, layout: &Layout) -> Result<()> {
-    let (cert, key) = (layout.ocsp_cert(), layout.ocsp_key());
-    if expires_within(&cert, OCSP_RENEW_BEFORE) || !key.exists() {
+/// One of ecca's own working keys (OCSP responder, TSA): loaded, or issued when missing or
+/// about to expire. Returns (certificate DER, key, notAfter).
+async fn ensure_working_key(
+    service: &Service,
+    kind: Internal,
+    (cert, key): (std::path::PathBuf, std::path::PathBuf),
+    cn: &str,
+    renew_before: Duration,
+) -> Result<(Vec<u8>, Arc<SoftwareKey>, i64)> {
+    if expires_within(&cert, renew_before) || !key.exists() {
         let new_key = SoftwareKey::generate(CaKeyAlg::P256)?;
         let names = Names {
             subject: vec![
                 (Attr::Organization, "ecca".into()),
-                (Attr::CommonName, "ecca OCSP responder".into()),
+                (Attr::CommonName, cn.into()),
             ],
             ..Names::default()
         };
         let record = service
-            .issue_internal(Internal::OcspResponder, names, &new_key.spki_der())
+            .issue_internal(kind, names, &new_key.spki_der())
             .await?;
         new_key.save(&key)?;
         pemfile::write_public(
             &cert,
             pemfile::certs_to_pem([record.der.as_slice()]).as_bytes(),
         )?;
-        tracing::info!(serial = %record.serial, "OCSP responder certificate issued");
+        tracing::info!(serial = %record.serial, cn, "working certificate issued");
     }
     let pem = std::fs::read(&cert).map_err(|e| Error::io(&cert, e))?;
     let cert_der = pemfile::parse_certs(&pem)?
@@ -202,9 +208,37 @@ pub async fn ensure_ocsp_responder(service: &Service, layout: &Layout) -> Result
         .validity()
         .not_after
         .timestamp();
+    Ok((cert_der, Arc::new(SoftwareKey::load(&key)?), not_after))
+}
+
+/// Loads the delegated OCSP responder and the TSA, issuing them when missing or expiring.
+pub async fn ensure_working_keys(service: &Service, layout: &Layout) -> Result<()> {
+    let paths = (layout.ocsp_cert(), layout.ocsp_key());
+    let (cert_der, key, not_after) = ensure_working_key(
+        service,
+        Internal::OcspResponder,
+        paths,
+        "ecca OCSP responder",
+        OCSP_RENEW_BEFORE,
+    )
+    .await?;
     service.publisher().set_responder(Responder {
         cert_der,
-        key: Arc::new(SoftwareKey::load(&key)?),
+        key,
+        not_after,
+    });
+    let paths = (layout.tsa_cert(), layout.tsa_key());
+    let (cert_der, key, not_after) = ensure_working_key(
+        service,
+        Internal::Tsa,
+        paths,
+        "ecca Time-Stamping Unit",
+        TSA_RENEW_BEFORE,
+    )
+    .await?;
+    service.set_tsa(TsaKey {
+        cert_der,
+        key,
         not_after,
     });
     Ok(())
@@ -266,12 +300,12 @@ async fn ensure_admin_credential(service: &Service, layout: &Layout) -> Result<(
     Ok(())
 }
 
-/// Periodic upkeep: renews the delegated OCSP responder before it expires.
+/// Periodic upkeep: renews the delegated OCSP responder and the TSA before they expire.
 async fn maintain(service: Arc<Service>, layout: Layout) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
-        if let Err(e) = ensure_ocsp_responder(&service, &layout).await {
-            tracing::error!(error = %e, "OCSP responder renewal failed");
+        if let Err(e) = ensure_working_keys(&service, &layout).await {
+            tracing::error!(error = %e, "OCSP responder / TSA renewal failed");
         }
     }
 }

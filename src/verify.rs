@@ -205,9 +205,10 @@ impl Verifier {
     /// Status of one certificate: given CRLs, then OCSP, then the CDP CRL.
     async fn status(&self, cert: &Cert, issuer: &Cert, req: &Request) -> Result<Status, String> {
         let time = req.options.time;
+        let current = now();
         let mut errors = Vec::new();
         for crl in &req.crls {
-            match revcheck::from_crl(crl, cert, issuer, time) {
+            match revcheck::from_crl(crl, cert, issuer, time, current) {
                 Ok((s, _)) => return Ok(s),
                 Err(e) => errors.push(e),
             }
@@ -220,7 +221,7 @@ impl Verifier {
                     continue;
                 }
             };
-            let interpret = |b: &[u8]| revcheck::from_ocsp(b, cert, issuer, time);
+            let interpret = |b: &[u8]| revcheck::from_ocsp(b, cert, issuer, time, current);
             match self
                 .fetch(
                     url,
@@ -237,7 +238,7 @@ impl Verifier {
             }
         }
         for url in &cert.crl_urls {
-            let interpret = |b: &[u8]| revcheck::from_crl(b, cert, issuer, time);
+            let interpret = |b: &[u8]| revcheck::from_crl(b, cert, issuer, time, current);
             match self
                 .fetch(
                     url,
@@ -271,6 +272,7 @@ impl Verifier {
         interpret: impl Fn(&[u8]) -> Result<(Status, Freshness), String>,
     ) -> Result<Status, String> {
         let key = (url.to_string(), post.clone().unwrap_or_default());
+        // (the cache key keeps the OCSP request body apart from GETs of the same URL)
         let at = now();
         let cached = self
             .cache
@@ -283,6 +285,7 @@ impl Verifier {
         {
             return Ok(s);
         }
+        let post = post.map(|b| ("application/ocsp-request", b));
         let body = tokio::time::timeout(self.limits.timeout, http_fetch(url, post, max))
             .await
             .map_err(|_| format!("timed out after {:?}", self.limits.timeout))??;
@@ -325,8 +328,25 @@ fn reason_name(code: Option<u8>) -> &'static str {
     }
 }
 
-/// A plain-HTTP GET or POST (application/ocsp-request) with a body size cap.
-async fn http_fetch(url: &str, post: Option<Vec<u8>>, max: usize) -> Result<Vec<u8>, String> {
+/// A plain-HTTP POST of `body` as `content_type`, with a response size cap and timeout.
+pub async fn http_post(
+    url: &str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    max: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    tokio::time::timeout(timeout, http_fetch(url, Some((content_type, body)), max))
+        .await
+        .map_err(|_| format!("{url}: timed out after {timeout:?}"))?
+}
+
+/// A plain-HTTP GET, or POST of (content type, body), with a body size cap.
+async fn http_fetch(
+    url: &str,
+    post: Option<(&'static str, Vec<u8>)>,
+    max: usize,
+) -> Result<Vec<u8>, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     if uri.scheme_str() != Some("http") {
         return Err("only http:// revocation URLs are fetched".into());
@@ -346,9 +366,9 @@ async fn http_fetch(url: &str, post: Option<Vec<u8>>, max: usize) -> Result<Vec<
         .uri(path)
         .header(hyper::header::HOST, host);
     let request = match post {
-        Some(body) => builder
+        Some((content_type, body)) => builder
             .method(hyper::Method::POST)
-            .header(hyper::header::CONTENT_TYPE, "application/ocsp-request")
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body))),
         None => builder
             .method(hyper::Method::GET)
@@ -367,4 +387,116 @@ async fn http_fetch(url: &str, post: Option<Vec<u8>>, max: usize) -> Result<Vec<
         .await
         .map_err(|e| format!("body (limit {max} bytes): {e}"))?;
     Ok(body.to_bytes().to_vec())
+}
+
+/// The outcome of verifying a document signature.
+#[derive(Clone, Debug, Default)]
+pub struct SignatureOutcome {
+    pub valid: bool,
+    /// The signer's subject.
+    pub signer: String,
+    /// The signer's claimed signing time (signingTime attribute), Unix seconds.
+    pub signing_time: Option<i64>,
+    /// The timestamp's genTime when a valid timestamp is present, Unix seconds.
+    pub timestamp_time: Option<i64>,
+    /// The signer's certificate path, leaf first.
+    pub path: Vec<PathEntry>,
+    pub reasons: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// What to verify a signature against.
+#[derive(Clone, Debug)]
+pub struct SignatureRequest {
+    pub signed: cms::signed_data::SignedData,
+    /// The document's digest with the signature's digest algorithm (`core::cms::digest_alg`).
+    pub content_digest: Vec<u8>,
+    /// Further certificates (intermediates, cross-certificates).
+    pub untrusted: Vec<Vec<u8>>,
+    pub anchors: Vec<Vec<u8>>,
+    pub crls: Vec<Vec<u8>>,
+    /// Validation time without a timestamp (default now).
+    pub at: Option<i64>,
+    pub revocation: RevocationMode,
+}
+
+impl Verifier {
+    /// Verifies a CMS signature: digest and signature, then the signer's path for document
+    /// signing and its revocation. With a valid RFC 3161 timestamp, the path is validated at
+    /// the timestamp's time: a certificate revoked or expired after it does not invalidate.
+    pub async fn verify_signature(&self, req: SignatureRequest) -> SignatureOutcome {
+        let mut out = SignatureOutcome::default();
+        let checked = match crate::core::cms::check_signer(
+            &req.signed,
+            &req.content_digest,
+            &req.untrusted,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                out.reasons.push(e.to_string());
+                return out;
+            }
+        };
+        out.signer = Cert::parse(&checked.cert_der)
+            .map(|c| c.subject_text)
+            .unwrap_or_default();
+        out.signing_time = checked.signing_time;
+        let mut pool = checked.certs.clone();
+        pool.extend(req.untrusted.iter().cloned());
+        let mut time = req.at.unwrap_or_else(now);
+        if let Some(token) = &checked.timestamp_token {
+            match crate::core::cms::check_token(token, &checked.signature, &pool) {
+                Ok(t) => {
+                    let mut options = Options::at(t.gen_time);
+                    options.purpose = path::Purpose::TimeStamping;
+                    let mut tsa_pool = t.certs.clone();
+                    tsa_pool.extend(pool.iter().cloned());
+                    let tsa = self
+                        .verify(&Request {
+                            leaf: t.tsa_cert_der.clone(),
+                            untrusted: tsa_pool,
+                            anchors: req.anchors.clone(),
+                            crls: req.crls.clone(),
+                            options,
+                            revocation: req.revocation,
+                        })
+                        .await;
+                    if tsa.valid {
+                        out.timestamp_time = Some(t.gen_time);
+                        time = t.gen_time;
+                        out.warnings
+                            .extend(tsa.warnings.into_iter().map(|w| format!("timestamp: {w}")));
+                    } else {
+                        out.reasons.extend(
+                            tsa.reasons
+                                .into_iter()
+                                .map(|r| format!("timestamp authority: {r}")),
+                        );
+                        return out;
+                    }
+                }
+                Err(e) => {
+                    out.reasons.push(format!("timestamp: {e}"));
+                    return out;
+                }
+            }
+        }
+        let mut options = Options::at(time);
+        options.purpose = path::Purpose::DocumentSigning;
+        let chain = self
+            .verify(&Request {
+                leaf: checked.cert_der,
+                untrusted: pool,
+                anchors: req.anchors,
+                crls: req.crls,
+                options,
+                revocation: req.revocation,
+            })
+            .await;
+        out.valid = chain.valid;
+        out.path = chain.path;
+        out.reasons.extend(chain.reasons);
+        out.warnings.extend(chain.warnings);
+        out
+    }
 }

@@ -4,7 +4,6 @@
 //! policy mappings. Built with x509-cert (rcgen's DistinguishedName would collapse the name).
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use der::asn1::{Ia5String, OctetString};
 use der::{Decode, Encode};
@@ -130,8 +129,7 @@ impl Terms {
             .iter()
             .chain(self.policy_maps.iter().flat_map(|(a, b)| [a, b]))
         {
-            const_oid::ObjectIdentifier::from_str(p)
-                .map_err(|_| Error::field("policy", format!("{p:?} is not a dotted OID")))?;
+            crate::core::cms::parse_oid(p)?;
         }
         if self
             .policy_maps
@@ -330,8 +328,7 @@ pub fn tbs(
                 .iter()
                 .map(|p| {
                     Ok(PolicyInformation {
-                        policy_identifier: const_oid::ObjectIdentifier::from_str(p)
-                            .map_err(|e| Error::field("policy", e))?,
+                        policy_identifier: crate::core::cms::parse_oid(p)?,
                         policy_qualifiers: None,
                     })
                 })
@@ -340,9 +337,7 @@ pub fn tbs(
         exts.push(ext(&p, false, &subject)?);
     }
     if !terms.policy_maps.is_empty() {
-        let oid = |s: &str| {
-            const_oid::ObjectIdentifier::from_str(s).map_err(|e| Error::field("policy-map", e))
-        };
+        let oid = crate::core::cms::parse_oid;
         let m = PolicyMappings(
             terms
                 .policy_maps

@@ -303,11 +303,35 @@ pub fn leaf_params(spec: &LeafSpec<'_>) -> Result<CertificateParams> {
         .filter(|u| spec.key_is_rsa || !matches!(u, Ku::KeyEncipherment | Ku::DataEncipherment))
         .map(|u| u.rcgen())
         .collect();
-    p.extended_key_usages = profile
-        .extended_key_usages
-        .iter()
-        .map(|e| e.rcgen())
-        .collect();
+    if profile.critical_eku {
+        // rcgen writes EKU non-critical; RFC 3161 §2.3 wants it critical on a TSA certificate.
+        use der::Encode;
+        let oids = profile
+            .extended_key_usages
+            .iter()
+            .map(|e| {
+                crate::core::cms::parse_oid(
+                    &e.arcs
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join("."),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let der = x509_cert::ext::pkix::ExtendedKeyUsage(oids)
+            .to_der()
+            .map_err(|e| Error::Internal(format!("EKU: {e}")))?;
+        let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 37], der);
+        ext.set_criticality(true);
+        p.custom_extensions.push(ext);
+    } else {
+        p.extended_key_usages = profile
+            .extended_key_usages
+            .iter()
+            .map(|e| e.rcgen())
+            .collect();
+    }
     p.subject_alt_names = san_types(spec.names)?;
     p.use_authority_key_identifier_extension = true;
     p.custom_extensions

@@ -1,4 +1,5 @@
 //! The PKI domain: no network, no database, no async. Everything here is pure and unit-tested.
+pub mod cms;
 pub mod cross;
 pub mod csr;
 pub mod issue;
@@ -11,6 +12,7 @@ pub mod profile;
 pub mod revcheck;
 pub mod revocation;
 pub mod serial;
+pub mod tsp;
 pub mod uscc;
 
 /// SHA-256 fingerprint of DER bytes, lowercase hex (as `openssl x509 -fingerprint -sha256` without colons).

@@ -53,6 +53,8 @@ pub enum Purpose {
     ClientAuth,
     /// Document signing: emailProtection or id-kp-documentSigning.
     DocumentSigning,
+    /// RFC 3161 time-stamping (id-kp-timeStamping).
+    TimeStamping,
     Any,
 }
 
@@ -62,6 +64,7 @@ impl Purpose {
             Purpose::ServerAuth => &["1.3.6.1.5.5.7.3.1"],
             Purpose::ClientAuth => &["1.3.6.1.5.5.7.3.2"],
             Purpose::DocumentSigning => &["1.3.6.1.5.5.7.3.4", "1.3.6.1.5.5.7.3.36"],
+            Purpose::TimeStamping => &["1.3.6.1.5.5.7.3.8"],
             Purpose::Any => &[],
         }
     }

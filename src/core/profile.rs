@@ -103,6 +103,8 @@ struct ProfileFile {
     san: SanRules,
     #[serde(default)]
     ocsp_no_check: bool,
+    #[serde(default)]
+    critical_eku: bool,
 }
 
 /// Key usages an end-entity profile may grant (RFC 5280 §4.2.1.3).
@@ -209,6 +211,8 @@ pub struct Profile {
     pub san: SanRules,
     /// Add id-pkix-ocsp-nocheck (for delegated OCSP responder certificates).
     pub ocsp_no_check: bool,
+    /// Mark extendedKeyUsage critical (RFC 3161 requires it for TSA certificates).
+    pub critical_eku: bool,
 }
 
 impl Profile {
@@ -298,6 +302,7 @@ impl Profile {
             subject: file.subject,
             san: file.san,
             ocsp_no_check: file.ocsp_no_check,
+            critical_eku: file.critical_eku,
         })
     }
 }

@@ -50,12 +50,15 @@ fn fresh(this_update: i64, next_update: Option<i64>, time: i64, what: &str) -> R
     Ok(())
 }
 
-/// The status of `cert` (issued by `issuer`) according to a full CRL, at `time`.
+/// The status of `cert` (issued by `issuer`) according to a full CRL: revoked only if revoked
+/// at or before `time` (the validation time, possibly in the past); the CRL itself must be
+/// current at `now`.
 pub fn from_crl(
     crl_der: &[u8],
     cert: &Cert,
     issuer: &Cert,
     time: i64,
+    now: i64,
 ) -> Result<(Status, Freshness), String> {
     let (_, crl) =
         x509_parser::parse_x509_crl(crl_der).map_err(|e| format!("CRL does not parse: {e}"))?;
@@ -88,7 +91,7 @@ pub fn from_crl(
         this_update: crl.last_update().timestamp(),
         next_update: crl.next_update().map(|t| t.timestamp()),
     };
-    fresh(freshness.this_update, freshness.next_update, time, "CRL")?;
+    fresh(freshness.this_update, freshness.next_update, now, "CRL")?;
     let serial = serial_of(&cert.der)?;
     let status = crl
         .iter_revoked_certificates()
@@ -155,13 +158,15 @@ fn verify_with(
         .map_err(|_| "OCSP response signature does not verify".to_string())
 }
 
-/// The status of `cert` according to a DER OCSP response, at `time`. The response must be
-/// signed by the issuer or by a responder certificate the issuer delegated (id-kp-OCSPSigning).
+/// The status of `cert` according to a DER OCSP response (revoked only if revoked at or before
+/// `time`; the response must be current at `now`). It must be signed by the issuer or by a
+/// responder certificate the issuer delegated (id-kp-OCSPSigning).
 pub fn from_ocsp(
     resp_der: &[u8],
     cert: &Cert,
     issuer: &Cert,
     time: i64,
+    now: i64,
 ) -> Result<(Status, Freshness), String> {
     let resp = OcspResponse::from_der(resp_der)
         .map_err(|e| format!("OCSP response does not parse: {e}"))?;
@@ -190,7 +195,7 @@ pub fn from_ocsp(
             let Ok(responder) = Cert::parse(&der) else {
                 return false;
             };
-            delegated_by(&responder, issuer, time) && verify_with(&der, &alg, sig, &tbs).is_ok()
+            delegated_by(&responder, issuer, now) && verify_with(&der, &alg, sig, &tbs).is_ok()
         });
     if !signer_ok {
         return Err(

@@ -58,6 +58,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route(paths::ISSUING_DELTA_CRL, get(|s| crl(s, CrlKind::Delta)))
         .route(paths::ROOT_CRL, get(|s| crl(s, CrlKind::Root)))
         .route(paths::OCSP, post(ocsp_post))
+        .route(paths::TSA, post(tsa_post))
         .route(&format!("{}/{{*request}}", paths::OCSP), get(ocsp_get))
         .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST_BYTES))
         .with_state(service)
@@ -174,4 +175,27 @@ async fn ocsp_get(State(s): State<Arc<Service>>, Path(request): Path<String>) ->
         return StatusCode::URI_TOO_LONG.into_response();
     }
     ocsp_response(s.publisher().ocsp(&der).await)
+}
+
+async fn tsa_post(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.is_empty() && !ct.starts_with("application/timestamp-query") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/timestamp-query\n",
+        )
+            .into_response();
+    }
+    let reply = s.timestamp(&body).await;
+    (
+        [
+            (header::CONTENT_TYPE, "application/timestamp-reply"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        reply,
+    )
+        .into_response()
 }

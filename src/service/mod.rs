@@ -40,6 +40,15 @@ key_usages = ["digitalSignature"]
 extended_key_usages = ["ocspSigning"]
 ocsp_no_check = true
 "#;
+const INTERNAL_TSA: &str = r#"
+description = "ecca's RFC 3161 time-stamping unit"
+key_algorithms = ["p256"]
+max_validity_days = 1825
+default_validity_days = 1825
+key_usages = ["digitalSignature"]
+extended_key_usages = ["timeStamping"]
+critical_eku = true
+"#;
 const INTERNAL_CLIENT: &str = r#"
 description = "ecca API client credential"
 key_algorithms = ["p256"]
@@ -58,6 +67,8 @@ pub enum Internal {
     Credential,
     /// The issuing CA's delegated OCSP responder.
     OcspResponder,
+    /// The time-stamping unit.
+    Tsa,
 }
 
 /// A request to issue from a CSR.
@@ -86,6 +97,17 @@ pub struct Service {
     internal_server: Profile,
     internal_client: Profile,
     internal_ocsp: Profile,
+    internal_tsa: Profile,
+    tsa: std::sync::RwLock<Option<TsaKey>>,
+    tsa_policy: String,
+}
+
+/// The time-stamping unit's certificate and key.
+#[derive(Debug, Clone)]
+pub struct TsaKey {
+    pub cert_der: Vec<u8>,
+    pub key: Arc<dyn crate::signer::Signer>,
+    pub not_after: i64,
 }
 
 impl Service {
@@ -103,6 +125,9 @@ impl Service {
             internal_server: Profile::parse("ecca-server-tls", "internal", INTERNAL_SERVER_TLS)?,
             internal_client: Profile::parse("ecca-credential", "internal", INTERNAL_CLIENT)?,
             internal_ocsp: Profile::parse("ecca-ocsp", "internal", INTERNAL_OCSP)?,
+            internal_tsa: Profile::parse("ecca-tsa", "internal", INTERNAL_TSA)?,
+            tsa: std::sync::RwLock::new(None),
+            tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
         })
     }
 
@@ -155,6 +180,7 @@ impl Service {
             Internal::ServerTls => &self.internal_server,
             Internal::Credential => &self.internal_client,
             Internal::OcspResponder => &self.internal_ocsp,
+            Internal::Tsa => &self.internal_tsa,
         };
         self.sign_and_store(
             profile,
@@ -281,6 +307,65 @@ impl Service {
         )?;
         let tenant = (caller.role == Role::Platform).then(|| caller.tenant.clone());
         Ok((self.publisher.subscribe(), tenant))
+    }
+
+    /// Sets the TSA policy OID (validated).
+    pub fn set_tsa_policy(&mut self, policy: &str) -> Result<()> {
+        crate::core::cms::parse_oid(policy)
+            .map_err(|_| Error::Config(format!("tsa_policy {policy:?} is not a dotted OID")))?;
+        self.tsa_policy = policy.into();
+        Ok(())
+    }
+
+    /// Installs the time-stamping unit (at start and on renewal).
+    pub fn set_tsa(&self, tsa: TsaKey) {
+        if let Ok(mut t) = self.tsa.write() {
+            *t = Some(tsa);
+        }
+    }
+
+    /// When the TSA certificate expires (0 when there is none).
+    pub fn tsa_not_after(&self) -> i64 {
+        self.tsa
+            .read()
+            .ok()
+            .and_then(|t| t.as_ref().map(|t| t.not_after))
+            .unwrap_or(0)
+    }
+
+    /// Answers an RFC 3161 request with a token or a rejection; each token's serial is
+    /// allocated durably (strictly increasing) and audited before it is signed.
+    pub async fn timestamp(&self, request: &[u8]) -> Vec<u8> {
+        use crate::core::tsp::{self, Refusal};
+        let accepted = match tsp::accept(request, &self.tsa_policy) {
+            Ok(a) => a,
+            Err(r) => return tsp::reject(r),
+        };
+        let Some(tsa) = self.tsa.read().ok().and_then(|t| t.clone()) else {
+            return tsp::reject(Refusal::SystemFailure);
+        };
+        let serial = match self
+            .store
+            .next_timestamp_serial(&accepted.imprint_hex())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "time-stamp serial allocation failed");
+                return tsp::reject(Refusal::SystemFailure);
+            }
+        };
+        let at = OffsetDateTime::now_utc().unix_timestamp();
+        let signer = crate::core::cms::CaKey(tsa.key.as_ref());
+        let unit = tsp::Tsa {
+            cert_der: &tsa.cert_der,
+            signer: &signer,
+            policy: &self.tsa_policy,
+        };
+        tsp::stamp(&accepted, unit, serial, at).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "time-stamp signing failed");
+            tsp::reject(Refusal::SystemFailure)
+        })
     }
 
     /// One certificate by serial.

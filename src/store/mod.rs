@@ -225,6 +225,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<RevokedEntry>, i64)>;
     /// Allocates the next CRL number for a CA (durable; strictly increasing).
     async fn next_crl_number(&self, ca: &str) -> Result<u64>;
+    /// Allocates the next time-stamp serial (durable; strictly increasing) and audits the
+    /// token about to be signed.
+    async fn next_timestamp_serial(&self, imprint_hex: &str) -> Result<u64>;
     /// Adds a peer CA (audited); Conflict if the name is taken.
     async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()>;
     /// All peers, by name.

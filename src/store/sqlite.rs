@@ -65,6 +65,9 @@ enum Op {
         record: CrossRecord,
         actor: String,
     },
+    TimestampSerial {
+        imprint: String,
+    },
 }
 
 /// What a write returns.
@@ -349,6 +352,24 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                 |row| row.get(0),
             )?;
             return Ok((prev.to_vec(), Done::Number(n as u64)));
+        }
+        Op::TimestampSerial { imprint } => {
+            let n: i64 = tx.query_row(
+                "INSERT INTO crl_numbers (ca, last) VALUES ('tsa', 1)
+                 ON CONFLICT (ca) DO UPDATE SET last = last + 1 RETURNING last",
+                [],
+                |row| row.get(0),
+            )?;
+            let hash = append_audit(
+                tx,
+                prev,
+                at,
+                "tsa",
+                "timestamp.signing",
+                &n.to_string(),
+                &format!("imprint={imprint}"),
+            )?;
+            return Ok((hash, Done::Number(n as u64)));
         }
         Op::AddPeer { peer, actor } => {
             tx.execute(
@@ -773,5 +794,17 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn next_timestamp_serial(&self, imprint_hex: &str) -> Result<u64> {
+        match self
+            .write(Op::TimestampSerial {
+                imprint: imprint_hex.into(),
+            })
+            .await?
+        {
+            Done::Number(n) => Ok(n),
+            _ => Err(Error::Internal("time-stamp serial not allocated".into())),
+        }
     }
 }
