@@ -48,6 +48,10 @@ enum Command {
     Peers(commands::peers::Args),
     /// Build and validate a certificate path offline (exit 0 valid, 1 invalid, 2 error).
     VerifyChain(commands::verify_chain::Args),
+    /// Sign a document: detached CMS (CAdES-BES), optionally timestamped (CAdES-T).
+    Sign(commands::sign::Args),
+    /// Verify a document signature offline (exit 0 valid, 1 invalid, 2 error); --batch for many.
+    VerifySignature(commands::verify_signature::Args),
     /// List the certificate profiles.
     Profiles(commands::profiles::Args),
     /// Generate a private key (PKCS#8 PEM, mode 0600).
@@ -71,6 +75,12 @@ async fn main() -> ExitCode {
         Command::Crl(a) => commands::crl::run(g, a).await,
         Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
         Command::Peers(a) => commands::peers::run(g, a).await,
+        Command::Sign(a) => commands::sign::run(g, a).await,
+        Command::VerifySignature(a) => match commands::verify_signature::run(g, a).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Command::VerifyChain(a) => match commands::verify_chain::run(g, a).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

@@ -13,6 +13,14 @@ fn rfc3339(ts: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 for a Unix time.
+pub fn time_text(t: i64) -> String {
+    rfc3339(&Some(prost_types::Timestamp {
+        seconds: t,
+        nanos: 0,
+    }))
+}
+
 /// Status name without the enum prefix.
 pub fn status_name(c: &Certificate) -> &'static str {
     match c.status() {

@@ -345,4 +345,33 @@ impl Client {
             .into_inner()
             .revoked_serials)
     }
+
+    /// An RFC 3161 timestamp over gRPC (DER request in, DER response out).
+    pub async fn timestamp(&self, request: Vec<u8>) -> Result<Vec<u8>> {
+        let req = pb::TimestampRequest {
+            time_stamp_req: request,
+        };
+        Ok(self
+            .ca
+            .clone()
+            .timestamp(req)
+            .await
+            .map_err(rejected)?
+            .into_inner()
+            .time_stamp_resp)
+    }
+
+    /// Verifies a document signature at the server.
+    pub async fn verify_signature(
+        &self,
+        req: pb::VerifySignatureRequest,
+    ) -> Result<pb::VerifySignatureResponse> {
+        Ok(self
+            .ca
+            .clone()
+            .verify_signature(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
 }

@@ -78,7 +78,7 @@ impl DigestAlg {
         ring::digest::digest(self.ring(), data).as_ref().to_vec()
     }
     /// Digest output length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         self.ring().output_len()
     }
     /// AlgorithmIdentifier (parameters absent, RFC 5754).
@@ -210,7 +210,7 @@ pub struct SignParams<'a> {
 /// Builds a SignedData with one signer (CAdES-BES attributes). Returns the ContentInfo DER.
 pub fn sign(params: &SignParams<'_>, signer: &dyn CmsSigner) -> Result<Vec<u8>> {
     let (digest_alg, sig_alg) = signer.algorithms();
-    if params.content_digest.len() != digest_alg.len() {
+    if params.content_digest.len() != digest_alg.output_len() {
         return Err(Error::Internal(
             "content digest length does not match the signer's digest".into(),
         ));
@@ -378,7 +378,7 @@ fn certs_of(signed: &SignedData) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-fn attribute<'a>(attrs: &'a SetOfVec<Attribute>, oid: ObjectIdentifier) -> Result<Option<&'a Any>> {
+fn attribute(attrs: &SetOfVec<Attribute>, oid: ObjectIdentifier) -> Result<Option<&Any>> {
     let mut found = attrs.iter().filter(|a| a.oid == oid);
     let first = found.next();
     if found.next().is_some() {

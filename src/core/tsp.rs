@@ -121,7 +121,7 @@ pub fn accept(der: &[u8], policy: &str) -> std::result::Result<Accepted, Refusal
     }
     let alg =
         DigestAlg::from_oid(&req.message_imprint.hash_algorithm.oid).ok_or(Refusal::BadAlg)?;
-    if req.message_imprint.hashed_message.as_bytes().len() != alg.len() {
+    if req.message_imprint.hashed_message.as_bytes().len() != alg.output_len() {
         return Err(Refusal::BadDataFormat);
     }
     if req.req_policy.is_some_and(|p| p.to_string() != policy) {

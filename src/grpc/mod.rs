@@ -334,6 +334,71 @@ impl CertificateAuthority for CaApi {
             warnings: out.warnings,
         }))
     }
+
+    async fn timestamp(
+        &self,
+        req: Request<pb::TimestampRequest>,
+    ) -> Result<Response<pb::TimestampResponse>, Status> {
+        self.caller(&req).await?;
+        let resp = self
+            .service
+            .timestamp(&req.into_inner().time_stamp_req)
+            .await;
+        Ok(Response::new(pb::TimestampResponse {
+            time_stamp_resp: resp,
+        }))
+    }
+
+    async fn verify_signature(
+        &self,
+        req: Request<pb::VerifySignatureRequest>,
+    ) -> Result<Response<pb::VerifySignatureResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let revocation = match r.revocation() {
+            pb::RevocationMode::Off => RevocationMode::Off,
+            pb::RevocationMode::Soft => RevocationMode::Soft,
+            pb::RevocationMode::Hard => RevocationMode::Hard,
+        };
+        let signed = crate::core::cms::signed_data(&r.signature)?;
+        let alg = crate::core::cms::digest_alg(&signed)?;
+        let content_digest = match r.content {
+            Some(pb::verify_signature_request::Content::Document(d)) => alg.digest(&d),
+            Some(pb::verify_signature_request::Content::DocumentDigest(d)) => d,
+            None => return Err(Status::invalid_argument("give the document or its digest")),
+        };
+        let pems = |items: Vec<Vec<u8>>| -> Result<Vec<Vec<u8>>, Status> {
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(crate::pemfile::parse_certs(&i)?);
+            }
+            Ok(out)
+        };
+        let out = self
+            .service
+            .verify_signature(
+                &caller,
+                verify::SignatureRequest {
+                    signed,
+                    content_digest,
+                    untrusted: pems(r.untrusted)?,
+                    anchors: pems(r.trust_anchors)?,
+                    crls: Vec::new(),
+                    at: r.at.map(|t| t.seconds),
+                    revocation,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::VerifySignatureResponse {
+            valid: out.valid,
+            signer: out.signer,
+            signing_time: out.signing_time.and_then(ts),
+            timestamp_time: out.timestamp_time.and_then(ts),
+            path: out.path.into_iter().map(|p| p.subject).collect(),
+            reasons: out.reasons,
+            warnings: out.warnings,
+        }))
+    }
 }
 
 /// "DNS:x", "IP:x", "email:x" (or empty) into an expected name.

@@ -11,4 +11,6 @@ pub mod profiles;
 pub mod revoke;
 pub mod roots;
 pub mod show;
+pub mod sign;
 pub mod verify_chain;
+pub mod verify_signature;
