@@ -60,6 +60,31 @@ pub async fn authenticate(peer_cert_der: Option<&[u8]>, store: &dyn Store) -> Re
             "credential {serial} is disabled"
         )));
     }
+    // tonic's TLS layer cannot check revocation: the credential's own record says.
+    let record = store.get(&Serial::parse_hex(&serial)?).await?;
+    if record.is_some_and(|r| r.revocation.is_some()) {
+        return Err(Error::PermissionDenied(format!(
+            "credential {serial} is revoked"
+        )));
+    }
+    if cred.role == Role::Platform {
+        let platforms = store.platforms().await?;
+        match platforms.iter().find(|p| p.name == cred.tenant) {
+            Some(p) if !p.disabled => {}
+            Some(_) => {
+                return Err(Error::PermissionDenied(format!(
+                    "platform {} is disabled",
+                    cred.tenant
+                )));
+            }
+            None => {
+                return Err(Error::PermissionDenied(format!(
+                    "platform {} does not exist",
+                    cred.tenant
+                )));
+            }
+        }
+    }
     Ok(Caller {
         role: cred.role,
         tenant: cred.tenant,

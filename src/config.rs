@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub max_message_bytes: Option<usize>,
     /// The TSA policy OID written into every timestamp (default: the RFC 5612 example arc).
     pub tsa_policy: Option<String>,
+    /// Seconds between signed audit checkpoints (default 60).
+    pub audit_checkpoint_secs: Option<u64>,
     #[serde(default)]
     pub ca: CaSection,
 }
@@ -65,6 +67,8 @@ pub struct ServerConfig {
     pub profiles_dir: Option<PathBuf>,
     pub max_message_bytes: usize,
     pub tsa_policy: String,
+    /// How often the audit chain's head is signed.
+    pub audit_checkpoint_every: std::time::Duration,
     pub init: InitOptions,
 }
 
@@ -84,6 +88,7 @@ impl ServerConfig {
             profiles_dir: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
+            audit_checkpoint_every: std::time::Duration::from_secs(60),
             init: InitOptions::default(),
         }
     }
@@ -117,6 +122,9 @@ impl ServerConfig {
         }
         if let Some(p) = file.tsa_policy {
             self.tsa_policy = p;
+        }
+        if let Some(s) = file.audit_checkpoint_secs {
+            self.audit_checkpoint_every = std::time::Duration::from_secs(s.max(1));
         }
         let ca = file.ca;
         let init = &mut self.init;

@@ -32,6 +32,9 @@ pub enum Error {
     /// The caller is not allowed to do this.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A quota or rate limit is reached; try again later.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The caller could not be authenticated.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),

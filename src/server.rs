@@ -300,12 +300,21 @@ async fn ensure_admin_credential(service: &Service, layout: &Layout) -> Result<(
     Ok(())
 }
 
-/// Periodic upkeep: renews the delegated OCSP responder and the TSA before they expire.
-async fn maintain(service: Arc<Service>, layout: Layout) {
+/// Periodic upkeep: signs audit checkpoints, renews the delegated OCSP responder and the TSA.
+async fn maintain(service: Arc<Service>, layout: Layout, checkpoint_every: std::time::Duration) {
+    let renew_every = std::time::Duration::from_secs(6 * 3600);
+    let mut since_renewal = std::time::Duration::ZERO;
     loop {
-        tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
-        if let Err(e) = ensure_working_keys(&service, &layout).await {
-            tracing::error!(error = %e, "OCSP responder / TSA renewal failed");
+        if let Err(e) = service.checkpoint().await {
+            tracing::error!(error = %e, "audit checkpoint failed");
+        }
+        tokio::time::sleep(checkpoint_every).await;
+        since_renewal += checkpoint_every;
+        if since_renewal >= renew_every {
+            since_renewal = std::time::Duration::ZERO;
+            if let Err(e) = ensure_working_keys(&service, &layout).await {
+                tracing::error!(error = %e, "OCSP responder / TSA renewal failed");
+            }
         }
     }
 }
@@ -341,7 +350,11 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     service.publisher().rebuild_crls().await?;
     let background = vec![
         tokio::spawn(service.publisher().clone().run()),
-        tokio::spawn(maintain(service.clone(), Layout::new(&config.data_dir))),
+        tokio::spawn(maintain(
+            service.clone(),
+            Layout::new(&config.data_dir),
+            config.audit_checkpoint_every,
+        )),
     ];
     let layout = Layout::new(&config.data_dir);
     let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(&p, e));

@@ -11,6 +11,10 @@ if ! command -v openssl >/dev/null; then
   echo "== installing openssl"
   as_root apt-get update -qq && as_root apt-get install -y -qq openssl
 fi
+if ! command -v sqlite3 >/dev/null; then
+  echo "== installing sqlite3"
+  as_root apt-get update -qq && as_root apt-get install -y -qq sqlite3
+fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   echo "== installing python3-venv"
   as_root apt-get update -qq && as_root apt-get install -y -qq python3-venv

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod context;
+mod creds;
 mod output;
 
 use context::Global;
@@ -52,6 +53,12 @@ enum Command {
     Sign(commands::sign::Args),
     /// Verify a document signature offline (exit 0 valid, 1 invalid, 2 error); --batch for many.
     VerifySignature(commands::verify_signature::Args),
+    /// Manage platforms (tenants) and their credentials (admin).
+    Platform(commands::platform::Args),
+    /// Create read-only auditor credentials (admin).
+    Auditor(commands::auditor::Args),
+    /// Verify, tail or search the audit log (admin, auditor).
+    Audit(commands::audit::Args),
     /// List the certificate profiles.
     Profiles(commands::profiles::Args),
     /// Generate a private key (PKCS#8 PEM, mode 0600).
@@ -75,6 +82,13 @@ async fn main() -> ExitCode {
         Command::Crl(a) => commands::crl::run(g, a).await,
         Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
         Command::Peers(a) => commands::peers::run(g, a).await,
+        Command::Platform(a) => commands::platform::run(g, a).await,
+        Command::Auditor(a) => commands::auditor::run(g, a).await,
+        Command::Audit(a) => match commands::audit::run(g, a).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Command::Sign(a) => commands::sign::run(g, a).await,
         Command::VerifySignature(a) => match commands::verify_signature::run(g, a).await {
             Ok(true) => Ok(()),

@@ -374,4 +374,109 @@ impl Client {
             .map_err(rejected)?
             .into_inner())
     }
+
+    /// Creates a platform; returns its first credential.
+    pub async fn add_platform(&self, req: pb::AddPlatformRequest) -> Result<pb::IssuedCredential> {
+        Ok(self
+            .admin
+            .clone()
+            .add_platform(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// All platforms.
+    pub async fn platforms(&self) -> Result<Vec<pb::Platform>> {
+        let req = pb::ListPlatformsRequest {};
+        Ok(self
+            .admin
+            .clone()
+            .list_platforms(req)
+            .await
+            .map_err(rejected)?
+            .into_inner()
+            .platforms)
+    }
+
+    /// A new credential for a platform (the old ones are disabled).
+    pub async fn rotate_platform(&self, name: &str, csr: Vec<u8>) -> Result<pb::IssuedCredential> {
+        let req = pb::RotatePlatformCredentialRequest {
+            name: name.into(),
+            csr,
+        };
+        Ok(self
+            .admin
+            .clone()
+            .rotate_platform_credential(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Disables or re-enables a platform.
+    pub async fn set_platform_disabled(&self, name: &str, disabled: bool) -> Result<pb::Platform> {
+        let req = pb::SetPlatformDisabledRequest {
+            name: name.into(),
+            disabled,
+        };
+        Ok(self
+            .admin
+            .clone()
+            .set_platform_disabled(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// A read-only auditor credential.
+    pub async fn add_auditor(&self, name: &str, csr: Vec<u8>) -> Result<pb::IssuedCredential> {
+        let req = pb::AddAuditorRequest {
+            name: name.into(),
+            csr,
+        };
+        Ok(self
+            .admin
+            .clone()
+            .add_auditor(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// The whole audit log, oldest first (paged).
+    pub async fn audit_log(&self) -> Result<Vec<pb::AuditEntry>> {
+        let mut all: Vec<pb::AuditEntry> = Vec::new();
+        loop {
+            let after_id = all.last().map_or(0, |e| e.id);
+            let req = pb::ListAuditRequest {
+                after_id,
+                limit: 5000,
+            };
+            let page = self
+                .admin
+                .clone()
+                .list_audit(req)
+                .await
+                .map_err(rejected)?
+                .into_inner()
+                .entries;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+
+    /// Signed checkpoints and the certificate that verifies them.
+    pub async fn checkpoints(&self) -> Result<pb::ListCheckpointsResponse> {
+        let req = pb::ListCheckpointsRequest {};
+        Ok(self
+            .admin
+            .clone()
+            .list_checkpoints(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
 }

@@ -10,8 +10,8 @@ use crate::core::cross::Terms;
 use crate::error::Error;
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
-use crate::service::{CrossCertifyRequest, PeerInput, Service};
-use crate::store::{CrossRecord, Direction, PeerRecord, PeerStatus};
+use crate::service::{CrossCertifyRequest, IssuedCredential, PeerInput, PlatformSpec, Service};
+use crate::store::{Credential, CrossRecord, Direction, PeerRecord, PeerStatus, PlatformRecord};
 
 /// The `ecca.v1.Admin` service.
 #[derive(Debug, Clone)]
@@ -232,5 +232,163 @@ impl Admin for AdminApi {
             .remove_peer(&caller, &req.into_inner().name)
             .await?;
         Ok(Response::new(pb::RemovePeerResponse { revoked_serials }))
+    }
+
+    async fn add_platform(
+        &self,
+        req: Request<pb::AddPlatformRequest>,
+    ) -> Result<Response<pb::IssuedCredential>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let spec = PlatformSpec {
+            name: r.name,
+            dns_suffixes: r.dns_suffixes,
+            ip_ranges: r.ip_ranges,
+            profiles: r.profiles,
+            max_days: r.max_days,
+            rate_per_min: r.rate_per_minute,
+        };
+        let (_, cred) = self.service.add_platform(&caller, spec, &r.csr).await?;
+        Ok(Response::new(credential(cred)))
+    }
+
+    async fn list_platforms(
+        &self,
+        req: Request<pb::ListPlatformsRequest>,
+    ) -> Result<Response<pb::ListPlatformsResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let platforms = self
+            .service
+            .platforms(&caller)
+            .await?
+            .into_iter()
+            .map(|(p, c)| platform(p, &c))
+            .collect();
+        Ok(Response::new(pb::ListPlatformsResponse { platforms }))
+    }
+
+    async fn rotate_platform_credential(
+        &self,
+        req: Request<pb::RotatePlatformCredentialRequest>,
+    ) -> Result<Response<pb::IssuedCredential>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        Ok(Response::new(credential(
+            self.service
+                .rotate_platform(&caller, &r.name, &r.csr)
+                .await?,
+        )))
+    }
+
+    async fn set_platform_disabled(
+        &self,
+        req: Request<pb::SetPlatformDisabledRequest>,
+    ) -> Result<Response<pb::Platform>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        self.service
+            .set_platform_disabled(&caller, &r.name, r.disabled)
+            .await?;
+        let (p, c) = self
+            .service
+            .platforms(&caller)
+            .await?
+            .into_iter()
+            .find(|(p, _)| p.name == r.name)
+            .ok_or_else(|| Status::from(Error::NotFound(format!("platform {:?}", r.name))))?;
+        Ok(Response::new(platform(p, &c)))
+    }
+
+    async fn add_auditor(
+        &self,
+        req: Request<pb::AddAuditorRequest>,
+    ) -> Result<Response<pb::IssuedCredential>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        Ok(Response::new(credential(
+            self.service.add_auditor(&caller, &r.name, &r.csr).await?,
+        )))
+    }
+
+    async fn list_audit(
+        &self,
+        req: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let r = req.into_inner();
+        let limit = if r.limit == 0 { 1000 } else { r.limit };
+        let entries = self
+            .service
+            .audit(&caller, r.after_id, limit)
+            .await?
+            .into_iter()
+            .map(|e| pb::AuditEntry {
+                id: e.id,
+                at: ts(e.at),
+                actor: e.actor,
+                event: e.event,
+                object: e.object,
+                detail: e.detail,
+                prev_hash: e.prev_hash,
+                hash: e.hash,
+            })
+            .collect();
+        Ok(Response::new(pb::ListAuditResponse { entries }))
+    }
+
+    async fn list_checkpoints(
+        &self,
+        req: Request<pb::ListCheckpointsRequest>,
+    ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
+        let caller = self.caller(&req).await?;
+        let checkpoints = self
+            .service
+            .checkpoints(&caller)
+            .await?
+            .into_iter()
+            .map(|c| pb::Checkpoint {
+                id: c.id,
+                upto_id: c.upto_id,
+                head_hash: c.head_hash,
+                at: ts(c.at),
+                signature: c.signature,
+            })
+            .collect();
+        Ok(Response::new(pb::ListCheckpointsResponse {
+            checkpoints,
+            signer_cert_der: self.service.authority().issuing.der.clone(),
+        }))
+    }
+}
+
+fn credential(c: IssuedCredential) -> pb::IssuedCredential {
+    let mut chain = vec![c.cert_der.as_slice()];
+    chain.extend(c.chain.iter().map(Vec::as_slice));
+    pb::IssuedCredential {
+        serial: c.serial,
+        cert_pem: crate::pemfile::certs_to_pem(chain),
+        ca_pem: crate::pemfile::certs_to_pem([c.root_der.as_slice()]),
+    }
+}
+
+fn platform(p: PlatformRecord, creds: &[Credential]) -> pb::Platform {
+    pb::Platform {
+        name: p.name,
+        dns_suffixes: p.dns_suffixes,
+        ip_ranges: p.ip_ranges,
+        profiles: p.profiles,
+        max_days: p.max_days,
+        rate_per_minute: p.rate_per_min,
+        disabled: p.disabled,
+        credentials: creds
+            .iter()
+            .map(|c| {
+                if c.disabled {
+                    format!("{} (disabled)", c.serial)
+                } else {
+                    c.serial.clone()
+                }
+            })
+            .collect(),
     }
 }

@@ -16,7 +16,7 @@ use crate::proto::certificate_authority_server::CertificateAuthority;
 use crate::proto::{self as pb};
 use crate::revocation::CrlKind;
 use crate::service::{IssueRequest, Service};
-use crate::store::{CertRecord, ListFilter};
+use crate::store::{CertRecord, ListFilter, Role};
 use crate::verify::{self, RevocationMode};
 
 mod admin;
@@ -339,7 +339,9 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::TimestampRequest>,
     ) -> Result<Response<pb::TimestampResponse>, Status> {
-        self.caller(&req).await?;
+        let caller = self.caller(&req).await?;
+        // Each token consumes a durable serial: read-only auditors may not ask for them.
+        caller.require(&[Role::Admin, Role::Platform], "request timestamps")?;
         let resp = self
             .service
             .timestamp(&req.into_inner().time_stamp_req)

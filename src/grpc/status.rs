@@ -12,6 +12,7 @@ impl From<Error> for Status {
             Error::UnknownProfile(_) | Error::NotFound(_) => Code::NotFound,
             Error::LintFailed { .. } | Error::Conflict(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Remote(_) | Error::Rejected { .. } => Code::Unavailable,
             Error::Config(_)

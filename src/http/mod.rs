@@ -29,6 +29,7 @@ impl IntoResponse for Error {
             }
             Error::PermissionDenied(_) | Error::Unauthenticated(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => {
                 tracing::error!(error = %self, "internal error");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();

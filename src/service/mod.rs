@@ -19,8 +19,10 @@ use crate::store::{CertRecord, IssuanceIntent, ListFilter, Page, RevokeRequest, 
 use tokio::sync::broadcast;
 
 mod federation;
+mod tenants;
 
 pub use federation::{CrossCertified, CrossCertifyRequest, PeerInput};
+pub use tenants::{IssuedCredential, PlatformSpec};
 
 /// Profiles ecca uses for its own certificates; not offered to callers.
 const INTERNAL_SERVER_TLS: &str = r#"
@@ -100,6 +102,7 @@ pub struct Service {
     internal_tsa: Profile,
     tsa: std::sync::RwLock<Option<TsaKey>>,
     tsa_policy: String,
+    rates: std::sync::Mutex<tenants::RateWindows>,
 }
 
 /// The time-stamping unit's certificate and key.
@@ -128,6 +131,7 @@ impl Service {
             internal_tsa: Profile::parse("ecca-tsa", "internal", INTERNAL_TSA)?,
             tsa: std::sync::RwLock::new(None),
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
+            rates: std::sync::Mutex::new(tenants::RateWindows::default()),
         })
     }
 
@@ -152,13 +156,16 @@ impl Service {
         let profile = self.profiles.get(&req.profile)?;
         let csr = csr::verify(&req.csr)?;
         let names = issue::approve_names(profile, &csr)?;
+        let days = self
+            .authorize_platform(caller, &profile.name, &names, req.validity_days)
+            .await?;
         let record = self
             .sign_and_store(
                 profile,
                 &names,
                 &csr.spki_der,
                 csr.key_alg.is_rsa(),
-                req.validity_days,
+                days,
                 caller.tenant.clone(),
                 &caller.actor(),
             )

@@ -198,6 +198,30 @@ pub struct CrossRecord {
     pub revoked: Option<(i64, Reason)>,
 }
 
+/// A platform (tenant) and what it may issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformRecord {
+    pub name: String,
+    pub dns_suffixes: Vec<String>,
+    /// CIDRs.
+    pub ip_ranges: Vec<String>,
+    pub profiles: Vec<String>,
+    pub max_days: Option<u32>,
+    pub rate_per_min: Option<u32>,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// A signed checkpoint of the audit chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub id: i64,
+    pub upto_id: i64,
+    pub head_hash: Vec<u8>,
+    pub at: i64,
+    pub signature: Vec<u8>,
+}
+
 /// The storage contract every backend implements.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -241,6 +265,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn add_cross(&self, record: CrossRecord, actor: &str) -> Result<()>;
     /// All cross-certificates.
     async fn cross_certs(&self) -> Result<Vec<CrossRecord>>;
+    /// Adds a platform (audited); Conflict if it exists.
+    async fn add_platform(&self, p: PlatformRecord, actor: &str) -> Result<()>;
+    /// All platforms.
+    async fn platforms(&self) -> Result<Vec<PlatformRecord>>;
+    /// Enables or disables a platform (audited).
+    async fn set_platform_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<()>;
+    /// Disables a tenant's credentials except `keep` (audited; used when rotating).
+    async fn disable_credentials(&self, tenant: &str, keep: &str, actor: &str) -> Result<()>;
+    /// Credentials of a tenant.
+    async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>>;
+    /// The newest audit entry's id and hash ((0, zeros) for an empty log).
+    async fn audit_head(&self) -> Result<(i64, Vec<u8>)>;
+    /// Stores a signed checkpoint.
+    async fn add_checkpoint(&self, c: Checkpoint) -> Result<()>;
+    /// All checkpoints, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
 }
 
 /// The audit hash: SHA-256 over the previous hash and the entry's fields, length-prefixed.

@@ -16,14 +16,16 @@ use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::store::{
-    AuditEntry, CertRecord, Credential, CrossRecord, Direction, IssuanceIntent, ListFilter, Page,
-    PeerRecord, PeerStatus, Revocation, RevokeRequest, Role, Store, audit_hash,
+    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Direction, IssuanceIntent,
+    ListFilter, Page, PeerRecord, PeerStatus, PlatformRecord, Revocation, RevokeRequest, Role,
+    Store, audit_hash,
 };
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_revocation.sql"),
     include_str!("migrations/0003_federation.sql"),
+    include_str!("migrations/0004_tenants_audit.sql"),
 ];
 /// Most requests sharing one commit.
 const MAX_GROUP: usize = 512;
@@ -68,6 +70,21 @@ enum Op {
     TimestampSerial {
         imprint: String,
     },
+    AddPlatform {
+        p: PlatformRecord,
+        actor: String,
+    },
+    PlatformDisabled {
+        name: String,
+        disabled: bool,
+        actor: String,
+    },
+    DisableCredentials {
+        tenant: String,
+        keep: String,
+        actor: String,
+    },
+    AddCheckpoint(Checkpoint),
 }
 
 /// What a write returns.
@@ -370,6 +387,74 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                 &format!("imprint={imprint}"),
             )?;
             return Ok((hash, Done::Number(n as u64)));
+        }
+        Op::AddPlatform { p, actor } => {
+            let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+                params![p.name, json(&p.dns_suffixes), json(&p.ip_ranges), json(&p.profiles), p.max_days, p.rate_per_min, at],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Error::Conflict(format!("platform {:?} already exists", p.name))
+                }
+                e => e.into(),
+            })?;
+            let detail = format!(
+                "dns={} ip={} profiles={} max_days={:?} rate={:?}",
+                p.dns_suffixes.join(","),
+                p.ip_ranges.join(","),
+                p.profiles.join(","),
+                p.max_days,
+                p.rate_per_min
+            );
+            append_audit(tx, prev, at, actor, "platform.added", &p.name, &detail)?
+        }
+        Op::PlatformDisabled {
+            name,
+            disabled,
+            actor,
+        } => {
+            let n = tx.execute(
+                "UPDATE platforms SET disabled = ?2 WHERE name = ?1",
+                params![name, disabled],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("platform {name:?}")));
+            }
+            let event = if *disabled {
+                "platform.disabled"
+            } else {
+                "platform.enabled"
+            };
+            append_audit(tx, prev, at, actor, event, name, "")?
+        }
+        Op::DisableCredentials {
+            tenant,
+            keep,
+            actor,
+        } => {
+            let n = tx.execute(
+                "UPDATE credentials SET disabled = 1 WHERE tenant = ?1 AND serial != ?2 AND disabled = 0",
+                params![tenant, keep],
+            )?;
+            append_audit(
+                tx,
+                prev,
+                at,
+                actor,
+                "credential.rotated",
+                tenant,
+                &format!("disabled={n} kept={keep}"),
+            )?
+        }
+        Op::AddCheckpoint(c) => {
+            tx.execute(
+                "INSERT INTO audit_checkpoints (upto_id, head_hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
+                params![c.upto_id, c.head_hash, c.at, c.signature],
+            )?;
+            prev.to_vec()
         }
         Op::AddPeer { peer, actor } => {
             tx.execute(
@@ -806,5 +891,116 @@ impl Store for SqliteStore {
             Done::Number(n) => Ok(n),
             _ => Err(Error::Internal("time-stamp serial not allocated".into())),
         }
+    }
+
+    async fn add_platform(&self, p: PlatformRecord, actor: &str) -> Result<()> {
+        self.write(Op::AddPlatform {
+            p,
+            actor: actor.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn platforms(&self) -> Result<Vec<PlatformRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at
+                 FROM platforms ORDER BY name",
+            )?;
+            let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(PlatformRecord {
+                        name: r.get(0)?,
+                        dns_suffixes: list(r.get(1)?),
+                        ip_ranges: list(r.get(2)?),
+                        profiles: list(r.get(3)?),
+                        max_days: r.get(4)?,
+                        rate_per_min: r.get(5)?,
+                        disabled: r.get(6)?,
+                        created_at: r.get(7)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_platform_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<()> {
+        let op = Op::PlatformDisabled {
+            name: name.into(),
+            disabled,
+            actor: actor.into(),
+        };
+        self.write(op).await.map(drop)
+    }
+
+    async fn disable_credentials(&self, tenant: &str, keep: &str, actor: &str) -> Result<()> {
+        let op = Op::DisableCredentials {
+            tenant: tenant.into(),
+            keep: keep.into(),
+            actor: actor.into(),
+        };
+        self.write(op).await.map(drop)
+    }
+
+    async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare("SELECT serial, role, tenant, disabled FROM credentials WHERE tenant = ?1 ORDER BY rowid")?;
+            let rows = stmt
+                .query_map([tenant], |r| {
+                    let role: String = r.get(1)?;
+                    Ok(Credential {
+                        serial: r.get(0)?,
+                        role: Role::parse(&role).unwrap_or(Role::Auditor),
+                        tenant: r.get(2)?,
+                        disabled: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, vec![0; 32])))
+        })
+        .await
+    }
+
+    async fn add_checkpoint(&self, c: Checkpoint) -> Result<()> {
+        self.write(Op::AddCheckpoint(c)).await.map(drop)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, upto_id, head_hash, at, signature FROM audit_checkpoints ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Checkpoint {
+                        id: r.get(0)?,
+                        upto_id: r.get(1)?,
+                        head_hash: r.get(2)?,
+                        at: r.get(3)?,
+                        signature: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
     }
 }

@@ -1,4 +1,6 @@
 //! One file per command.
+pub mod audit;
+pub mod auditor;
 pub mod crl;
 pub mod cross_certify;
 pub mod csr;
@@ -7,6 +9,7 @@ pub mod issue;
 pub mod keygen;
 pub mod list;
 pub mod peers;
+pub mod platform;
 pub mod profiles;
 pub mod revoke;
 pub mod roots;

@@ -1,0 +1,171 @@
+//! `ecca platform`: tenants (e-commerce platforms) and their credentials.
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Subcommand};
+use ecca::proto::{AddPlatformRequest, Platform};
+use ecca::{Error, Result};
+use serde_json::json;
+
+use crate::context::Global;
+use crate::{creds, output};
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Example:\n  ecca platform add shopmall --dns-suffix shopmall.example.cn --profiles server-tls,client-tls --max-days 90 --rate 600/min --out ./shopmall-creds\n  ecca --server https://ca.example.cn:7443 --credentials ./shopmall-creds issue --csr web.csr --profile server-tls --out web.pem"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a platform and write its credential (key made here) to --out.
+    Add {
+        name: String,
+        /// DNS suffix it may issue under (repeatable).
+        #[arg(long = "dns-suffix")]
+        dns_suffixes: Vec<String>,
+        /// IP range it may issue for, CIDR (repeatable).
+        #[arg(long = "ip-range")]
+        ip_ranges: Vec<String>,
+        /// Profiles it may use, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        profiles: Vec<String>,
+        /// Longest validity it may get, in days.
+        #[arg(long)]
+        max_days: Option<u32>,
+        /// Rate limit, e.g. 600/min.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Credential folder to create (cert.pem, key.pem, ca.pem).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List platforms.
+    List,
+    /// Show one platform.
+    Show { name: String },
+    /// Issue a new credential into --out and disable the old ones.
+    Rotate {
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Disable a platform: its credentials are refused at their next call.
+    Disable { name: String },
+    /// Re-enable a disabled platform.
+    Enable { name: String },
+}
+
+fn parse_rate(s: &str) -> Result<u32> {
+    let n = s.strip_suffix("/min").unwrap_or(s);
+    n.parse()
+        .map_err(|_| Error::field("--rate", format!("{s:?}: use N/min, e.g. 600/min")))
+}
+
+fn platform_json(p: &Platform) -> serde_json::Value {
+    json!({"name": p.name, "dns_suffixes": p.dns_suffixes, "ip_ranges": p.ip_ranges, "profiles": p.profiles,
+           "max_days": p.max_days, "rate_per_minute": p.rate_per_minute, "disabled": p.disabled, "credentials": p.credentials})
+}
+
+fn print(p: &Platform) {
+    println!("{}{}", p.name, if p.disabled { "  [disabled]" } else { "" });
+    println!(
+        "  names:       {}",
+        p.dns_suffixes
+            .iter()
+            .chain(&p.ip_ranges)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  profiles:    {}", p.profiles.join(", "));
+    if let Some(d) = p.max_days {
+        println!("  max days:    {d}");
+    }
+    if let Some(r) = p.rate_per_minute {
+        println!("  rate:        {r}/min");
+    }
+    println!("  credentials: {}", p.credentials.join(", "));
+}
+
+pub async fn run(g: &Global, a: Args) -> Result<()> {
+    let client = g.client().await?;
+    match a.command {
+        Command::Add {
+            name,
+            dns_suffixes,
+            ip_ranges,
+            profiles,
+            max_days,
+            rate,
+            out,
+        } => {
+            ecca::pemfile::private_dir(&out)?;
+            let csr = creds::new_key_and_csr(&out, &format!("platform {name}"))?;
+            let rate_per_minute = rate.as_deref().map(parse_rate).transpose()?;
+            let cred = client
+                .add_platform(AddPlatformRequest {
+                    name: name.clone(),
+                    dns_suffixes,
+                    ip_ranges,
+                    profiles,
+                    max_days,
+                    rate_per_minute,
+                    csr,
+                })
+                .await?;
+            creds::write(&out, &cred)?;
+            if g.json {
+                return output::print_json(
+                    &json!({"platform": name, "credential": cred.serial, "out": out}),
+                );
+            }
+            println!(
+                "created platform {name}; credential {} in {}",
+                cred.serial,
+                out.display()
+            );
+        }
+        Command::List => {
+            let list = client.platforms().await?;
+            if g.json {
+                return output::print_json(&json!(
+                    list.iter().map(platform_json).collect::<Vec<_>>()
+                ));
+            }
+            list.iter().for_each(print);
+            println!("({} platform(s))", list.len());
+        }
+        Command::Show { name } => {
+            let p = client
+                .platforms()
+                .await?
+                .into_iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| Error::Rejected {
+                    code: "NotFound".into(),
+                    message: format!("platform {name:?}"),
+                })?;
+            if g.json {
+                return output::print_json(&platform_json(&p));
+            }
+            print(&p);
+        }
+        Command::Rotate { name, out } => {
+            ecca::pemfile::private_dir(&out)?;
+            let csr = creds::new_key_and_csr(&out, &format!("platform {name}"))?;
+            let cred = client.rotate_platform(&name, csr).await?;
+            creds::write(&out, &cred)?;
+            println!(
+                "new credential {} for {name} in {}; the previous ones are disabled",
+                cred.serial,
+                out.display()
+            );
+        }
+        Command::Disable { name } => print(&client.set_platform_disabled(&name, true).await?),
+        Command::Enable { name } => print(&client.set_platform_disabled(&name, false).await?),
+    }
+    Ok(())
+}

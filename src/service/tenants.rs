@@ -1,0 +1,379 @@
+//! Platforms (tenants) and what they may do, credentials for them and for auditors, rate
+//! limits, and the audit log's signed checkpoints.
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use super::{Internal, Service};
+use crate::auth::Caller;
+use crate::core::csr::Attr;
+use crate::core::issue::Names;
+use crate::error::{Error, Result};
+use crate::store::{AuditEntry, Checkpoint, Credential, PlatformRecord, Role};
+
+/// A platform to create.
+#[derive(Clone, Debug, Default)]
+pub struct PlatformSpec {
+    pub name: String,
+    pub dns_suffixes: Vec<String>,
+    pub ip_ranges: Vec<String>,
+    pub profiles: Vec<String>,
+    pub max_days: Option<u32>,
+    pub rate_per_min: Option<u32>,
+}
+
+/// A credential issued for a caller's CSR: its certificate, the chain, and the root the
+/// server's own certificate chains to (ca.pem).
+#[derive(Clone, Debug)]
+pub struct IssuedCredential {
+    pub serial: String,
+    pub cert_der: Vec<u8>,
+    pub chain: Vec<Vec<u8>>,
+    pub root_der: Vec<u8>,
+}
+
+/// Requests per platform in the current one-minute window.
+#[derive(Debug, Default)]
+pub(super) struct RateWindows {
+    windows: HashMap<String, (i64, u32)>,
+}
+
+fn cidr(s: &str) -> Result<(IpAddr, u8)> {
+    let bad = || {
+        Error::field(
+            "ip_range",
+            format!("{s:?} is not a CIDR such as 10.0.0.0/8"),
+        )
+    };
+    let (ip, len) = s.split_once('/').ok_or_else(bad)?;
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    if len > if ip.is_ipv4() { 32 } else { 128 } {
+        return Err(bad());
+    }
+    Ok((ip, len))
+}
+
+fn in_range(ip: &IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    let bits = |a: &IpAddr| -> Vec<u8> {
+        match a {
+            IpAddr::V4(v) => v.octets().to_vec(),
+            IpAddr::V6(v) => v.octets().to_vec(),
+        }
+    };
+    let (a, n) = (bits(ip), bits(&net));
+    a.len() == n.len()
+        && (0..usize::from(len)).all(|i| {
+            let m = 0x80u8 >> (i % 8);
+            a[i / 8] & m == n[i / 8] & m
+        })
+}
+
+fn within_suffix(name: &str, suffix: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    let suffix = suffix.trim_start_matches('.');
+    name == suffix || name.ends_with(&format!(".{suffix}"))
+}
+
+impl Service {
+    /// Platform policy for an issuance by a platform: its profiles, names, validity and rate.
+    /// Returns the validity to use (clamped to the platform's maximum).
+    pub(super) async fn authorize_platform(
+        &self,
+        caller: &Caller,
+        profile: &str,
+        names: &Names,
+        days: Option<u32>,
+    ) -> Result<Option<u32>> {
+        if caller.role != Role::Platform {
+            return Ok(days);
+        }
+        let platforms = self.store.platforms().await?;
+        let p = platforms
+            .iter()
+            .find(|p| p.name == caller.tenant)
+            .ok_or_else(|| {
+                Error::PermissionDenied(format!("platform {} does not exist", caller.tenant))
+            })?;
+        if !p.profiles.iter().any(|x| x == profile) {
+            return Err(Error::PermissionDenied(format!(
+                "platform {} may not use profile {profile}",
+                p.name
+            )));
+        }
+        for d in &names.dns {
+            if !p.dns_suffixes.iter().any(|s| within_suffix(d, s)) {
+                return Err(Error::PermissionDenied(format!(
+                    "{d} is outside platform {}'s names ({})",
+                    p.name,
+                    p.dns_suffixes.join(", ")
+                )));
+            }
+        }
+        for e in &names.emails {
+            let domain = e.rsplit_once('@').map_or("", |(_, d)| d);
+            if !p.dns_suffixes.iter().any(|s| within_suffix(domain, s)) {
+                return Err(Error::PermissionDenied(format!(
+                    "{e} is outside platform {}'s names",
+                    p.name
+                )));
+            }
+        }
+        let ranges = p
+            .ip_ranges
+            .iter()
+            .map(|r| cidr(r))
+            .collect::<Result<Vec<_>>>()?;
+        for ip in &names.ips {
+            if !ranges.iter().any(|r| in_range(ip, *r)) {
+                return Err(Error::PermissionDenied(format!(
+                    "{ip} is outside platform {}'s address ranges",
+                    p.name
+                )));
+            }
+        }
+        if let Some(limit) = p.rate_per_min {
+            let minute = OffsetDateTime::now_utc().unix_timestamp() / 60;
+            let mut rates = self
+                .rates
+                .lock()
+                .map_err(|_| Error::Internal("rate lock poisoned".into()))?;
+            let w = rates.windows.entry(p.name.clone()).or_insert((minute, 0));
+            if w.0 != minute {
+                *w = (minute, 0);
+            }
+            if w.1 >= limit {
+                return Err(Error::ResourceExhausted(format!(
+                    "platform {} has issued its {limit} certificates for this minute; retry in {} s",
+                    p.name,
+                    60 - OffsetDateTime::now_utc().unix_timestamp() % 60
+                )));
+            }
+            w.1 += 1;
+        }
+        Ok(match (days, p.max_days) {
+            (Some(d), Some(m)) => Some(d.min(m)),
+            (None, Some(m)) => Some(m.min(self.profiles.get(profile)?.default_validity_days)),
+            (d, None) => d,
+        })
+    }
+
+    /// Issues an API credential for a CSR (its signature checked) and registers it.
+    async fn issue_credential(
+        &self,
+        csr: &[u8],
+        cn: &str,
+        role: Role,
+        tenant: &str,
+        actor: &str,
+    ) -> Result<IssuedCredential> {
+        let verified = crate::core::csr::verify(csr)?;
+        let names = Names {
+            subject: vec![
+                (Attr::Organization, "ecca".into()),
+                (Attr::CommonName, cn.into()),
+            ],
+            ..Names::default()
+        };
+        let record = self
+            .issue_internal(Internal::Credential, names, &verified.spki_der)
+            .await?;
+        self.store
+            .add_credential(
+                Credential {
+                    serial: record.serial.clone(),
+                    role,
+                    tenant: tenant.into(),
+                    disabled: false,
+                },
+                actor,
+            )
+            .await?;
+        Ok(IssuedCredential {
+            serial: record.serial,
+            cert_der: record.der,
+            chain: self.authority.chain(),
+            root_der: self.authority.root.der.clone(),
+        })
+    }
+
+    /// Creates a platform and its first credential (admin).
+    pub async fn add_platform(
+        &self,
+        caller: &Caller,
+        spec: PlatformSpec,
+        csr: &[u8],
+    ) -> Result<(PlatformRecord, IssuedCredential)> {
+        caller.require(&[Role::Admin], "manage platforms")?;
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::field("name", "letters, digits, '-' and '_' only"));
+        }
+        if spec.dns_suffixes.is_empty() && spec.ip_ranges.is_empty() {
+            return Err(Error::field(
+                "dns_suffix",
+                "give at least one DNS suffix or IP range",
+            ));
+        }
+        for s in &spec.dns_suffixes {
+            crate::core::names::dns_syntax(s.trim_start_matches('.'))
+                .map_err(|e| Error::field("dns_suffix", e))?;
+        }
+        for r in &spec.ip_ranges {
+            cidr(r)?;
+        }
+        if spec.profiles.is_empty() {
+            return Err(Error::field("profiles", "give at least one profile"));
+        }
+        for p in &spec.profiles {
+            self.profiles.get(p)?;
+        }
+        let record = PlatformRecord {
+            name: spec.name.clone(),
+            dns_suffixes: spec
+                .dns_suffixes
+                .iter()
+                .map(|s| s.trim_start_matches('.').to_ascii_lowercase())
+                .collect(),
+            ip_ranges: spec.ip_ranges,
+            profiles: spec.profiles,
+            max_days: spec.max_days,
+            rate_per_min: spec.rate_per_min,
+            disabled: false,
+            created_at: OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        self.store
+            .add_platform(record.clone(), &caller.actor())
+            .await?;
+        let cred = self
+            .issue_credential(
+                csr,
+                &format!("platform {}", spec.name),
+                Role::Platform,
+                &spec.name,
+                &caller.actor(),
+            )
+            .await?;
+        Ok((record, cred))
+    }
+
+    /// All platforms with their credentials (admin, auditor).
+    pub async fn platforms(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<(PlatformRecord, Vec<Credential>)>> {
+        caller.require(&[Role::Admin, Role::Auditor], "list platforms")?;
+        let mut out = Vec::new();
+        for p in self.store.platforms().await? {
+            let creds = self.store.credentials_of(&p.name).await?;
+            out.push((p, creds));
+        }
+        Ok(out)
+    }
+
+    /// Issues a new credential for a platform and disables the old ones (admin).
+    pub async fn rotate_platform(
+        &self,
+        caller: &Caller,
+        name: &str,
+        csr: &[u8],
+    ) -> Result<IssuedCredential> {
+        caller.require(&[Role::Admin], "manage platforms")?;
+        if !self.store.platforms().await?.iter().any(|p| p.name == name) {
+            return Err(Error::NotFound(format!("platform {name:?}")));
+        }
+        let cred = self
+            .issue_credential(
+                csr,
+                &format!("platform {name}"),
+                Role::Platform,
+                name,
+                &caller.actor(),
+            )
+            .await?;
+        self.store
+            .disable_credentials(name, &cred.serial, &caller.actor())
+            .await?;
+        Ok(cred)
+    }
+
+    /// Disables (or re-enables) a platform: its credentials are refused at their next call.
+    pub async fn set_platform_disabled(
+        &self,
+        caller: &Caller,
+        name: &str,
+        disabled: bool,
+    ) -> Result<()> {
+        caller.require(&[Role::Admin], "manage platforms")?;
+        self.store
+            .set_platform_disabled(name, disabled, &caller.actor())
+            .await
+    }
+
+    /// Creates a read-only auditor credential (admin).
+    pub async fn add_auditor(
+        &self,
+        caller: &Caller,
+        name: &str,
+        csr: &[u8],
+    ) -> Result<IssuedCredential> {
+        caller.require(&[Role::Admin], "add auditors")?;
+        self.issue_credential(
+            csr,
+            &format!("auditor {name}"),
+            Role::Auditor,
+            "",
+            &caller.actor(),
+        )
+        .await
+    }
+
+    /// Audit entries after `after_id` (admin, auditor).
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        caller.require(&[Role::Admin, Role::Auditor], "read the audit log")?;
+        self.store.audit(after_id, limit.clamp(1, 10_000)).await
+    }
+
+    /// The signed checkpoints (admin, auditor).
+    pub async fn checkpoints(&self, caller: &Caller) -> Result<Vec<Checkpoint>> {
+        caller.require(&[Role::Admin, Role::Auditor], "read the audit log")?;
+        self.store.checkpoints().await
+    }
+
+    /// Signs a checkpoint over the current head of the audit chain with the issuing CA key,
+    /// unless the newest checkpoint already covers it.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let (upto_id, head_hash) = self.store.audit_head().await?;
+        if upto_id == 0
+            || self
+                .store
+                .checkpoints()
+                .await?
+                .last()
+                .is_some_and(|c| c.upto_id >= upto_id)
+        {
+            return Ok(());
+        }
+        let message = crate::core::audit::checkpoint_message(upto_id, &head_hash);
+        let signature = self.authority.issuing.signer().sign(&message)?;
+        self.store
+            .add_checkpoint(Checkpoint {
+                id: 0,
+                upto_id,
+                head_hash,
+                at: OffsetDateTime::now_utc().unix_timestamp(),
+                signature,
+            })
+            .await
+    }
+}

@@ -1,0 +1,509 @@
+//! The authorization matrix: every RPC for every kind of caller, and tenant isolation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use ecca::client::{Client, Credentials};
+use ecca::proto::admin_client::AdminClient;
+use ecca::proto::certificate_authority_client::CertificateAuthorityClient;
+use ecca::proto::{self as pb};
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+/// Writes a credential folder for a new P-256 key and returns (dir, CSR DER).
+fn key_and_csr(dir: &Path, cn: &str) -> Vec<u8> {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.serialize_request(&key).unwrap().der().to_vec()
+}
+
+fn save(dir: &Path, cred: &pb::IssuedCredential) {
+    std::fs::write(dir.join("cert.pem"), &cred.cert_pem).unwrap();
+    std::fs::write(dir.join("ca.pem"), &cred.ca_pem).unwrap();
+}
+
+async fn channel(url: &str, dir: Option<&Path>, ca_pem: &[u8]) -> Option<Channel> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem));
+    if let Some(d) = dir {
+        let (cert, key) = (
+            std::fs::read(d.join("cert.pem")).unwrap(),
+            std::fs::read(d.join("key.pem")).unwrap(),
+        );
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Channel::from_shared(url.to_string())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .ok()
+}
+
+/// Calls every RPC once; returns (rpc, outcome): Ok(()) or the status code.
+async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
+    let mut ca = CertificateAuthorityClient::new(ch.clone());
+    let mut admin = AdminClient::new(ch);
+    let code = |r: Result<(), tonic::Status>| r.map_err(|s| s.code());
+    // Requests are built so an allowed caller gets past authorization and then fails
+    // validation (or finds nothing): no state changes, and any PermissionDenied is authz.
+    let csr = b"junk".to_vec();
+    let mut out = Vec::new();
+    macro_rules! call {
+        ($name:expr, $e:expr) => {
+            out.push(($name, code($e.await.map(drop))))
+        };
+    }
+    call!(
+        "IssueCertificate",
+        ca.issue_certificate(pb::IssueCertificateRequest {
+            csr: csr.clone(),
+            profile: "server-tls".into(),
+            validity_days: None
+        })
+    );
+    call!(
+        "GetCertificate",
+        ca.get_certificate(pb::GetCertificateRequest {
+            serial: "0123456789abcdef".into()
+        })
+    );
+    call!(
+        "ListCertificates",
+        ca.list_certificates(pb::ListCertificatesRequest::default())
+    );
+    call!("ListProfiles", ca.list_profiles(pb::ListProfilesRequest {}));
+    call!(
+        "GetTrustBundle",
+        ca.get_trust_bundle(pb::GetTrustBundleRequest {})
+    );
+    call!(
+        "RevokeCertificate",
+        ca.revoke_certificate(pb::RevokeCertificateRequest {
+            serial: "0123456789abcdef".into(),
+            ..Default::default()
+        })
+    );
+    call!(
+        "GetRevocationStatus",
+        ca.get_revocation_status(pb::GetRevocationStatusRequest {
+            serial: "0123456789abcdef".into()
+        })
+    );
+    call!(
+        "WatchRevocations",
+        ca.watch_revocations(pb::WatchRevocationsRequest {})
+    );
+    call!("GetCrl", ca.get_crl(pb::GetCrlRequest { delta: false }));
+    call!(
+        "VerifyCertificate",
+        ca.verify_certificate(pb::VerifyCertificateRequest {
+            leaf: b"junk".to_vec(),
+            ..Default::default()
+        })
+    );
+    call!(
+        "Timestamp",
+        ca.timestamp(pb::TimestampRequest {
+            time_stamp_req: b"junk".to_vec()
+        })
+    );
+    call!(
+        "VerifySignature",
+        ca.verify_signature(pb::VerifySignatureRequest {
+            signature: b"junk".to_vec(),
+            ..Default::default()
+        })
+    );
+    call!(
+        "CrossCertify",
+        admin.cross_certify(pb::CrossCertifyRequest {
+            peer: Some(pb::cross_certify_request::Peer::CaCert(b"junk".to_vec())),
+            ..Default::default()
+        })
+    );
+    call!(
+        "AddPeer",
+        admin.add_peer(pb::AddPeerRequest {
+            name: "p".into(),
+            ca_cert: b"junk".to_vec(),
+            received_cross: vec![]
+        })
+    );
+    call!("ListPeers", admin.list_peers(pb::ListPeersRequest {}));
+    call!(
+        "GetPeer",
+        admin.get_peer(pb::GetPeerRequest {
+            name: "nope".into()
+        })
+    );
+    call!(
+        "SetPeerStatus",
+        admin.set_peer_status(pb::SetPeerStatusRequest {
+            name: "nope".into(),
+            status: pb::PeerStatus::Suspended.into()
+        })
+    );
+    call!(
+        "RemovePeer",
+        admin.remove_peer(pb::RemovePeerRequest {
+            name: "nope".into()
+        })
+    );
+    call!(
+        "AddPlatform",
+        admin.add_platform(pb::AddPlatformRequest {
+            name: "bad name!".into(),
+            ..Default::default()
+        })
+    );
+    call!(
+        "ListPlatforms",
+        admin.list_platforms(pb::ListPlatformsRequest {})
+    );
+    call!(
+        "RotatePlatformCredential",
+        admin.rotate_platform_credential(pb::RotatePlatformCredentialRequest {
+            name: "nope".into(),
+            csr: vec![]
+        })
+    );
+    call!(
+        "SetPlatformDisabled",
+        admin.set_platform_disabled(pb::SetPlatformDisabledRequest {
+            name: "nope".into(),
+            disabled: true
+        })
+    );
+    call!(
+        "AddAuditor",
+        admin.add_auditor(pb::AddAuditorRequest {
+            name: "x".into(),
+            csr: b"junk".to_vec()
+        })
+    );
+    call!(
+        "ListAudit",
+        admin.list_audit(pb::ListAuditRequest {
+            after_id: 0,
+            limit: 1
+        })
+    );
+    call!(
+        "ListCheckpoints",
+        admin.list_checkpoints(pb::ListCheckpointsRequest {})
+    );
+    out
+}
+
+const READS: &[&str] = &[
+    "GetCertificate",
+    "ListCertificates",
+    "ListProfiles",
+    "GetTrustBundle",
+    "GetRevocationStatus",
+    "WatchRevocations",
+    "GetCrl",
+    "VerifyCertificate",
+    "VerifySignature",
+];
+const AUDITOR_ADMIN_READS: &[&str] = &[
+    "ListPeers",
+    "GetPeer",
+    "ListPlatforms",
+    "ListAudit",
+    "ListCheckpoints",
+];
+const PLATFORM_WRITES: &[&str] = &["IssueCertificate", "RevokeCertificate", "Timestamp"];
+
+fn denied(r: &Result<(), Code>) -> bool {
+    matches!(
+        r,
+        Err(Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::Unavailable
+            | Code::Unknown
+            | Code::Cancelled)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix() {
+    let ca = TestCa::start().await;
+    let base = ca.dir.path().to_path_buf();
+    let ca_pem = std::fs::read(ca.data_dir().join("admin/ca.pem")).unwrap();
+    let mk_platform = |name: &'static str, suffix: &'static str| {
+        let client = ca.client.clone();
+        let dir = base.join(name);
+        async move {
+            let csr = key_and_csr(&dir, name);
+            let cred = client
+                .add_platform(pb::AddPlatformRequest {
+                    name: name.into(),
+                    dns_suffixes: vec![suffix.into()],
+                    profiles: vec!["server-tls".into(), "client-tls".into()],
+                    csr,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            save(&dir, &cred);
+            (dir, cred.serial)
+        }
+    };
+    let (a_dir, _) = mk_platform("platform-a", "a.example.cn").await;
+    let (b_dir, _) = mk_platform("platform-b", "b.example.cn").await;
+    let (disabled_dir, _) = mk_platform("platform-c", "c.example.cn").await;
+    ca.client
+        .set_platform_disabled("platform-c", true)
+        .await
+        .unwrap();
+    let (revoked_dir, revoked_serial) = mk_platform("platform-d", "d.example.cn").await;
+    ca.client.revoke(&revoked_serial, 1, None).await.unwrap();
+    let auditor_dir = base.join("auditor");
+    let csr = key_and_csr(&auditor_dir, "auditor");
+    save(
+        &auditor_dir,
+        &ca.client.add_auditor("alice", csr).await.unwrap(),
+    );
+    let expired_dir = expired_credential(&ca, &base.join("expired"));
+
+    let url = ca.grpc_url();
+    let admin_dir = ca.data_dir().join("admin");
+    let who: Vec<(&str, Option<PathBuf>)> = vec![
+        ("no client certificate", None),
+        ("expired credential", Some(expired_dir)),
+        ("revoked credential", Some(revoked_dir)),
+        ("disabled platform", Some(disabled_dir)),
+        ("platform A", Some(a_dir.clone())),
+        ("platform B", Some(b_dir)),
+        ("auditor", Some(auditor_dir)),
+        ("admin", Some(admin_dir)),
+    ];
+    let mut failures = Vec::new();
+    for (name, dir) in &who {
+        let Some(ch) = channel(&url, dir.as_deref(), &ca_pem).await else {
+            // The TLS handshake itself refused: every RPC is denied.
+            assert!(
+                matches!(*name, "no client certificate" | "expired credential"),
+                "{name}: could not connect"
+            );
+            continue;
+        };
+        for (rpc, r) in call_all(ch).await {
+            let allowed = match *name {
+                "admin" => true,
+                "auditor" => READS.contains(&rpc) || AUDITOR_ADMIN_READS.contains(&rpc),
+                "platform A" | "platform B" => {
+                    READS.contains(&rpc) || PLATFORM_WRITES.contains(&rpc)
+                }
+                _ => false,
+            };
+            if allowed == denied(&r) {
+                failures.push(format!(
+                    "{name} / {rpc}: expected {}, got {r:?}",
+                    if allowed { "allow" } else { "deny" }
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "authorization matrix mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// A credential whose certificate has expired, registered like a real one.
+fn expired_credential(ca: &TestCa, dir: &Path) -> PathBuf {
+    use ecca::authority::{Authority, Layout};
+    use ecca::core::issue::{self, IssuerUrls, LeafSpec, Names, SubjectKey};
+    use ecca::core::lint::CertKind;
+    let layout = Layout::new(&ca.data_dir());
+    let authority = Authority::load(&layout, &ca.http_base()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    use rcgen::PublicKeyData;
+    let spki = key.subject_public_key_info();
+    let profile = ecca::core::profile::Profile::parse(
+        "old",
+        "test",
+        "description = \"x\"\nkey_algorithms = [\"p256\"]\nmax_validity_days = 10\ndefault_validity_days = 10\nkey_usages = [\"digitalSignature\"]\nextended_key_usages = [\"clientAuth\"]\n[subject]\ncommon_name = \"required\"\n",
+    )
+    .unwrap();
+    let names = Names {
+        subject: vec![(ecca::core::csr::Attr::CommonName, "expired".into())],
+        ..Names::default()
+    };
+    let serial = ecca::core::serial::Serial::random().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let urls = IssuerUrls {
+        crl: "http://x/crl".into(),
+        ocsp: "http://x/ocsp".into(),
+        ca_issuers: "http://x/ca".into(),
+    };
+    let params = issue::leaf_params(&LeafSpec {
+        profile: &profile,
+        names: &names,
+        serial: &serial,
+        not_before: now - time::Duration::days(20),
+        not_after: now - time::Duration::days(10),
+        spki_der: &spki,
+        key_is_rsa: false,
+        urls: &urls,
+    })
+    .unwrap();
+    let subject = SubjectKey::from_spki(&spki).unwrap();
+    let issuer = authority.issuing.issuer_ref();
+    let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity).unwrap();
+    let der = issue::sign(&params, &subject, &issuer, CertKind::EndEntity, pass).unwrap();
+    std::fs::write(
+        dir.join("cert.pem"),
+        ecca::pemfile::certs_to_pem([der.as_slice(), authority.issuing.der.as_slice()]),
+    )
+    .unwrap();
+    let db = rusqlite::Connection::open(layout.database()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute(
+        "INSERT INTO credentials (serial, role, tenant, disabled) VALUES (?1, 'admin', '', 0)",
+        [serial.hex()],
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platforms_are_isolated_and_rate_limited() {
+    let ca = TestCa::start().await;
+    let base = ca.dir.path().to_path_buf();
+    let mut clients = Vec::new();
+    for (name, suffix, rate) in [
+        ("shop-a", "a.example.cn", None),
+        ("shop-b", "b.example.cn", Some(2)),
+    ] {
+        let dir = base.join(name);
+        let csr = key_and_csr(&dir, name);
+        let cred = ca
+            .client
+            .add_platform(pb::AddPlatformRequest {
+                name: name.into(),
+                dns_suffixes: vec![suffix.into()],
+                profiles: vec!["server-tls".into()],
+                max_days: Some(30),
+                rate_per_minute: rate,
+                csr,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        save(&dir, &cred);
+        clients.push(
+            Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    let (a, b) = (&clients[0], &clients[1]);
+    let refused = |e: ecca::Error| match e {
+        ecca::Error::Rejected { code, message } => (code, message),
+        other => panic!("{other:?}"),
+    };
+    // A issues under its suffix, clamped to its 30 days; not for B's names, nor other profiles.
+    let ok = a
+        .issue(
+            p256_csr(&CsrSpec::cn("shop.a.example.cn").dns("shop.a.example.cn")),
+            "server-tls",
+            Some(300),
+        )
+        .await
+        .unwrap();
+    let cert = ok.certificate.unwrap();
+    let days = (cert.not_after.unwrap().seconds - cert.not_before.unwrap().seconds) / 86_400;
+    assert_eq!(days, 30);
+    let (code, msg) = refused(
+        a.issue(
+            p256_csr(&CsrSpec::cn("shop.b.example.cn").dns("shop.b.example.cn")),
+            "server-tls",
+            None,
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        code == "PermissionDenied" && msg.contains("outside platform shop-a"),
+        "{msg}"
+    );
+    let (code, _) = refused(
+        a.issue(p256_csr(&CsrSpec::cn("api")), "client-tls", None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "PermissionDenied");
+    // B cannot see or revoke A's certificate; its listing holds only its own.
+    let (code, _) = refused(b.get(&cert.serial).await.unwrap_err());
+    assert_eq!(code, "NotFound");
+    let (code, _) = refused(b.revoke(&cert.serial, 1, None).await.unwrap_err());
+    assert_eq!(code, "NotFound");
+    b.issue(
+        p256_csr(&CsrSpec::cn("x.b.example.cn").dns("x.b.example.cn")),
+        "server-tls",
+        None,
+    )
+    .await
+    .unwrap();
+    let listed = b
+        .list(pb::ListCertificatesRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        listed.certificates.iter().all(|c| c.tenant == "shop-b") && listed.certificates.len() == 1
+    );
+    assert!(a.get(&cert.serial).await.is_ok());
+    // B's rate: 2 per minute (one used above).
+    b.issue(
+        p256_csr(&CsrSpec::cn("y.b.example.cn").dns("y.b.example.cn")),
+        "server-tls",
+        None,
+    )
+    .await
+    .unwrap();
+    let (code, msg) = refused(
+        b.issue(
+            p256_csr(&CsrSpec::cn("z.b.example.cn").dns("z.b.example.cn")),
+            "server-tls",
+            None,
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        code == "ResourceExhausted" && msg.contains("retry"),
+        "{code}: {msg}"
+    );
+    // Rotation: the old credential stops working at its next call.
+    let dir = base.join("shop-a-2");
+    let csr = key_and_csr(&dir, "shop-a");
+    save(
+        &dir,
+        &ca.client.rotate_platform("shop-a", csr).await.unwrap(),
+    );
+    let (code, msg) = refused(a.profiles().await.unwrap_err());
+    assert!(
+        code == "PermissionDenied" && msg.contains("disabled"),
+        "{msg}"
+    );
+    let a2 = Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
+        .await
+        .unwrap();
+    a2.profiles().await.unwrap();
+}
