@@ -277,7 +277,7 @@ pub async fn write_credential(
         )
         .await?;
     pemfile::private_dir(dir)?;
-    key.save(&dir.join("key.pem"))?;
+    key.save_plain(&dir.join("key.pem"))?;
     let a = service.authority();
     pemfile::write_public(
         &dir.join("cert.pem"),
@@ -358,8 +358,9 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     ];
     let layout = Layout::new(&config.data_dir);
     let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(&p, e));
-    pemfile::check_private(&layout.server_key())?;
-    let identity = Identity::from_pem(read(layout.server_cert())?, read(layout.server_key())?);
+    // The key may be encrypted at rest: tonic gets the plain PEM in memory only.
+    let server_key = SoftwareKey::load(&layout.server_key())?;
+    let identity = Identity::from_pem(read(layout.server_cert())?, server_key.pkcs8_pem());
     let tls = ServerTlsConfig::new()
         .identity(identity)
         .client_ca_root(Certificate::from_pem(pemfile::certs_to_pem([service

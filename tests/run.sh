@@ -37,6 +37,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== fuzz smoke (coverage-guided, stable toolchain): 10 s per target"
+bash fuzz/run.sh "${ECCA_FUZZ_SECONDS:-10}"
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

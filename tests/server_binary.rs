@@ -187,3 +187,77 @@ fn invalid_profile_or_config_is_a_startup_error_naming_file_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn keys_can_be_encrypted_at_rest_with_a_passphrase_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let pass = "correct horse battery staple";
+    let mut child = server_cmd(&dir)
+        .env("ECCA_KEY_PASSPHRASE", pass)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().contains("admin credential") {
+            break;
+        }
+    }
+    drop(server);
+    for key in [
+        "ca/root.key",
+        "ca/issuing.key",
+        "tls/server.key",
+        "ocsp/responder.key",
+        "tsa/tsa.key",
+    ] {
+        let text = std::fs::read_to_string(dir.join(key)).unwrap();
+        assert!(text.contains("ENCRYPTED PRIVATE KEY"), "{key} is encrypted");
+    }
+    // The admin's client key stays plain PKCS#8: TLS clients read it directly.
+    assert!(
+        std::fs::read_to_string(dir.join("admin/key.pem"))
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+
+    let out = server_cmd(&dir)
+        .env_remove("ECCA_KEY_PASSPHRASE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("ECCA_KEY_PASSPHRASE"),
+        "{err}"
+    );
+    let out = server_cmd(&dir)
+        .env("ECCA_KEY_PASSPHRASE", "not the passphrase!")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("wrong key passphrase"),
+        "{err}"
+    );
+    assert!(!err.contains(pass), "the passphrase is never printed");
+
+    // From a file (0600) instead of the environment.
+    let file = tmp.path().join("pass");
+    std::fs::write(&file, format!("{pass}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = server_cmd(&dir)
+        .env("ECCA_KEY_PASSPHRASE_FILE", &file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Server(child);
+    let started = BufReader::new(stdout)
+        .lines()
+        .any(|l| l.unwrap().contains("admin credential"));
+    assert!(started, "server starts with the passphrase from a file");
+}

@@ -17,7 +17,7 @@ pub fn new_key_and_csr(dir: &Path, cn: &str) -> Result<Vec<u8>> {
             key_path.display()
         )));
     }
-    SoftwareKey::generate(CaKeyAlg::P256)?.save(&key_path)?;
+    SoftwareKey::generate(CaKeyAlg::P256)?.save_plain(&key_path)?;
     let pem = std::fs::read_to_string(&key_path).map_err(|e| Error::io(&key_path, e))?;
     let key = KeyPair::from_pem(&pem).map_err(|e| Error::Internal(e.to_string()))?;
     let mut params = CertificateParams::default();

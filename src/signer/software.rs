@@ -9,6 +9,50 @@ use crate::error::{Error, Result};
 use crate::pemfile;
 use crate::signer::Signer;
 
+/// The passphrase that encrypts ecca's own keys at rest, from `ECCA_KEY_PASSPHRASE` or the file
+/// named by `ECCA_KEY_PASSPHRASE_FILE` (never from the command line). Never printed.
+#[derive(Clone)]
+pub struct Passphrase(String);
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+impl fmt::Display for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Passphrase {
+    /// The configured passphrase, if any.
+    pub fn from_env() -> Result<Option<Self>> {
+        if let Ok(p) = std::env::var("ECCA_KEY_PASSPHRASE") {
+            return Self::checked(p).map(Some);
+        }
+        if let Some(path) = std::env::var_os("ECCA_KEY_PASSPHRASE_FILE") {
+            let path = std::path::PathBuf::from(path);
+            pemfile::check_private(&path)?;
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            return Self::checked(text.trim_end_matches(['\r', '\n']).to_string()).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn checked(p: String) -> Result<Self> {
+        if p.chars().count() < 12 {
+            return Err(Error::Config(
+                "the key passphrase must have at least 12 characters".into(),
+            ));
+        }
+        Ok(Passphrase(p))
+    }
+}
+
+const ENCRYPTED_TAG: &str = "ENCRYPTED PRIVATE KEY";
+
 /// A software CA key (ring). `Debug` never prints the key.
 pub struct SoftwareKey {
     key: KeyPair,
@@ -34,16 +78,63 @@ impl SoftwareKey {
         Ok(SoftwareKey { key, alg })
     }
 
-    /// Loads a key file, refusing one that others can read.
+    /// Loads a key file, refusing one that others can read; an encrypted one (PKCS#8 PBES2)
+    /// needs the passphrase (`ECCA_KEY_PASSPHRASE` or `ECCA_KEY_PASSPHRASE_FILE`).
     pub fn load(path: &Path) -> Result<Self> {
         pemfile::check_private(path)?;
-        let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::from_pkcs8_pem(&pem).map_err(|e| Error::Signing(format!("{}: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let named = |e: Error| Error::Signing(format!("{}: {e}", path.display()));
+        if !text.contains(ENCRYPTED_TAG) {
+            return Self::from_pkcs8_pem(&text).map_err(named);
+        }
+        let pass = Passphrase::from_env()?.ok_or_else(|| {
+            Error::Config(format!(
+                "{} is encrypted: set ECCA_KEY_PASSPHRASE or ECCA_KEY_PASSPHRASE_FILE",
+                path.display()
+            ))
+        })?;
+        let (_, doc) = pkcs8::SecretDocument::from_pem(&text)
+            .map_err(|e| named(Error::Signing(e.to_string())))?;
+        let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
+            .map_err(|e| named(Error::Signing(e.to_string())))?;
+        let plain = encrypted
+            .decrypt(pass.0.as_bytes())
+            .map_err(|_| Error::Config(format!("{}: wrong key passphrase", path.display())))?;
+        let key = KeyPair::try_from(plain.as_bytes())
+            .map_err(|e| named(Error::Signing(e.to_string())))?;
+        let pem = key.serialize_pem();
+        Self::from_pkcs8_pem(&pem).map_err(named)
     }
 
-    /// Writes the key as PKCS#8 PEM, mode 0600, in a 0700 directory.
+    /// Writes the key (mode 0600, in a 0700 directory) as PKCS#8 PEM, encrypted with PBES2
+    /// (scrypt, AES-256-CBC) when a key passphrase is configured.
     pub fn save(&self, path: &Path) -> Result<()> {
+        match Passphrase::from_env()? {
+            None => self.save_plain(path),
+            Some(pass) => {
+                let der = self.key.serialize_der();
+                let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice())
+                    .map_err(|e| Error::Signing(e.to_string()))?;
+                let encrypted = info
+                    .encrypt(pkcs8::rand_core::OsRng, pass.0.as_bytes())
+                    .map_err(|e| Error::Signing(format!("key encryption: {e}")))?;
+                let pem = encrypted
+                    .to_pem(ENCRYPTED_TAG, pkcs8::LineEnding::LF)
+                    .map_err(|e| Error::Signing(e.to_string()))?;
+                pemfile::write_private(path, pem.as_bytes())
+            }
+        }
+    }
+
+    /// Writes the key as plain PKCS#8 PEM (0600): client credentials and user keys, which
+    /// TLS stacks and openssl read directly.
+    pub fn save_plain(&self, path: &Path) -> Result<()> {
         pemfile::write_private(path, self.key.serialize_pem().as_bytes())
+    }
+
+    /// The key as plain PKCS#8 PEM, in memory only (for the TLS identity).
+    pub fn pkcs8_pem(&self) -> String {
+        self.key.serialize_pem()
     }
 
     /// SubjectPublicKeyInfo DER.
@@ -72,5 +163,22 @@ impl Signer for SoftwareKey {
         self.key
             .sign(msg)
             .map_err(|e| Error::Signing(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let key = SoftwareKey::generate(CaKeyAlg::P256).unwrap();
+        let shown = format!("{key:?}");
+        assert!(shown.contains("redacted") && !shown.contains("BEGIN"));
+        let pass = Passphrase("correct horse battery staple".into());
+        assert_eq!(
+            format!("{pass:?} {pass}"),
+            "Passphrase(<redacted>) <redacted>"
+        );
     }
 }

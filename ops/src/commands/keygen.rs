@@ -29,7 +29,7 @@ pub fn run(g: &Global, a: Args) -> Result<()> {
         )));
     }
     let alg = CaKeyAlg::parse(&a.alg).unwrap_or_default();
-    SoftwareKey::generate(alg)?.save(&a.out)?;
+    SoftwareKey::generate(alg)?.save_plain(&a.out)?;
     if g.json {
         return output::print_json(&json!({"key": a.out, "algorithm": a.alg}));
     }
