@@ -489,6 +489,13 @@ impl Publisher {
             base_seq,
             base_at,
         };
+        // Every use of a CA key is audited: these CRL numbers were signed.
+        let detail = format!(
+            "full={full_number} delta={delta_number} base={base_number} revocations={max_seq}"
+        );
+        self.store
+            .audit_event("ecca", "crl.signed", "issuing+root", &detail)
+            .await?;
         *self
             .crls
             .write()

@@ -88,6 +88,20 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         Authority::load(&layout, base_url)?
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database())?);
+    // Profile changes are state changes: the audit log records what this start loaded.
+    let detail = format!(
+        "version={} profiles={} sha256={}",
+        env!("CARGO_PKG_VERSION"),
+        profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        profiles.fingerprint()
+    );
+    store
+        .audit_event("ecca", "server.started", "profiles", &detail)
+        .await?;
     let mut service = Service::new(Arc::new(authority), store, Arc::new(profiles))?;
     service.set_tsa_policy(&config.tsa_policy)?;
     let service = Arc::new(service);
@@ -396,6 +410,8 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         let _ = http_stop_tx.send(());
     });
     let grpc_router = Server::builder()
+        .concurrency_limit_per_connection(256)
+        .timeout(std::time::Duration::from_secs(30))
         .tls_config(tls)
         .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
         .add_service(health_service)

@@ -311,6 +311,19 @@ impl Profile {
 #[derive(Clone, Debug)]
 pub struct Profiles {
     by_name: BTreeMap<String, Profile>,
+    /// SHA-256 over every profile's name and text: what the audit log records at start.
+    fingerprint: String,
+}
+
+fn fingerprint<'a>(texts: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for (name, text) in texts {
+        ctx.update(name.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(text.as_bytes());
+        ctx.update(&[0]);
+    }
+    hex::encode(ctx.finish())
 }
 
 impl Profiles {
@@ -321,12 +334,17 @@ impl Profiles {
             let source = format!("certs/profiles/{name}.toml (embedded)");
             by_name.insert(name.to_string(), Profile::parse(name, &source, text)?);
         }
-        Ok(Profiles { by_name })
+        let fingerprint = fingerprint(EMBEDDED.iter().copied());
+        Ok(Profiles {
+            by_name,
+            fingerprint,
+        })
     }
 
     /// Every `*.toml` in a directory; the file stem is the profile name.
     pub fn load_dir(dir: &Path) -> Result<Self> {
         let mut by_name = BTreeMap::new();
+        let mut texts = BTreeMap::new();
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
         for entry in entries {
             let path = entry.map_err(|e| Error::io(dir, e))?.path();
@@ -340,6 +358,7 @@ impl Profiles {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             let profile = Profile::parse(name, &path.display().to_string(), &text)?;
             by_name.insert(name.to_string(), profile);
+            texts.insert(name.to_string(), text);
         }
         if by_name.is_empty() {
             return Err(Error::Config(format!(
@@ -347,7 +366,16 @@ impl Profiles {
                 dir.display()
             )));
         }
-        Ok(Profiles { by_name })
+        let fingerprint = fingerprint(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        Ok(Profiles {
+            by_name,
+            fingerprint,
+        })
+    }
+
+    /// SHA-256 over the profiles' names and texts.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Looks a profile up by name.

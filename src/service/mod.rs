@@ -153,6 +153,7 @@ impl Service {
     /// Issues a certificate from a CSR under a public profile.
     pub async fn issue(&self, caller: &Caller, req: IssueRequest) -> Result<Issued> {
         caller.require(&[Role::Admin, Role::Platform], "issue certificates")?;
+        let _slot = self.tenant_permit(caller)?;
         let profile = self.profiles.get(&req.profile)?;
         let csr = csr::verify(&req.csr)?;
         let names = issue::approve_names(profile, &csr)?;

@@ -33,11 +33,16 @@ pub struct IssuedCredential {
     pub root_der: Vec<u8>,
 }
 
-/// Requests per platform in the current one-minute window.
+/// Requests per platform in the current one-minute window, and issuances in flight.
 #[derive(Debug, Default)]
 pub(super) struct RateWindows {
     windows: HashMap<String, (i64, u32)>,
+    inflight: HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>,
 }
+
+/// Most issuances one platform may have in flight at once (the rest wait their turn at the
+/// client, with RESOURCE_EXHAUSTED, instead of crowding out other tenants).
+pub const TENANT_CONCURRENCY: usize = 64;
 
 fn cidr(s: &str) -> Result<(IpAddr, u8)> {
     let bad = || {
@@ -156,6 +161,35 @@ impl Service {
             (Some(d), Some(m)) => Some(d.min(m)),
             (None, Some(m)) => Some(m.min(self.profiles.get(profile)?.default_validity_days)),
             (d, None) => d,
+        })
+    }
+
+    /// A slot among the platform's in-flight issuances (None for admins).
+    pub(super) fn tenant_permit(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>> {
+        if caller.role != Role::Platform {
+            return Ok(None);
+        }
+        let semaphore = {
+            let mut rates = self
+                .rates
+                .lock()
+                .map_err(|_| Error::Internal("rate lock poisoned".into()))?;
+            rates
+                .inflight
+                .entry(caller.tenant.clone())
+                .or_insert_with(|| {
+                    std::sync::Arc::new(tokio::sync::Semaphore::new(TENANT_CONCURRENCY))
+                })
+                .clone()
+        };
+        semaphore.try_acquire_owned().map(Some).map_err(|_| {
+            Error::ResourceExhausted(format!(
+                "platform {} has {TENANT_CONCURRENCY} issuances in flight; retry when some complete",
+                caller.tenant
+            ))
         })
     }
 

@@ -277,6 +277,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>>;
     /// The newest audit entry's id and hash ((0, zeros) for an empty log).
     async fn audit_head(&self) -> Result<(i64, Vec<u8>)>;
+    /// Appends an event to the audit log (state changes without a row of their own: CRL
+    /// signatures, configuration loaded at start).
+    async fn audit_event(&self, actor: &str, event: &str, object: &str, detail: &str)
+    -> Result<()>;
     /// Stores a signed checkpoint.
     async fn add_checkpoint(&self, c: Checkpoint) -> Result<()>;
     /// All checkpoints, oldest first.

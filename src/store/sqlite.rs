@@ -85,6 +85,12 @@ enum Op {
         actor: String,
     },
     AddCheckpoint(Checkpoint),
+    Event {
+        actor: String,
+        event: String,
+        object: String,
+        detail: String,
+    },
 }
 
 /// What a write returns.
@@ -449,6 +455,12 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                 &format!("disabled={n} kept={keep}"),
             )?
         }
+        Op::Event {
+            actor,
+            event,
+            object,
+            detail,
+        } => append_audit(tx, prev, at, actor, event, object, detail)?,
         Op::AddCheckpoint(c) => {
             tx.execute(
                 "INSERT INTO audit_checkpoints (upto_id, head_hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
@@ -1002,5 +1014,21 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn audit_event(
+        &self,
+        actor: &str,
+        event: &str,
+        object: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let op = Op::Event {
+            actor: actor.into(),
+            event: event.into(),
+            object: object.into(),
+            detail: detail.into(),
+        };
+        self.write(op).await.map(drop)
     }
 }
