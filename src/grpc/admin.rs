@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::ts;
-use crate::auth::{self, Caller};
+use crate::auth::Caller;
 use crate::core::cross::Terms;
 use crate::error::Error;
 use crate::proto::admin_server::Admin;
@@ -25,9 +25,7 @@ impl AdminApi {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        let certs = req.peer_certs();
-        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-        Ok(auth::authenticate(leaf, self.service.store()).await?)
+        super::caller_of(&self.service, req).await
     }
 }
 

@@ -36,9 +36,31 @@ impl CaApi {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        let certs = req.peer_certs();
-        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-        Ok(auth::authenticate(leaf, self.service.store()).await?)
+        caller_of(&self.service, req).await
+    }
+}
+
+/// The authenticated caller of a request (its verified mTLS client certificate).
+pub(crate) async fn caller_of<T>(service: &Service, req: &Request<T>) -> Result<Caller, Status> {
+    let certs = req.peer_certs();
+    let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+    Ok(auth::authenticate(leaf, service.store()).await?)
+}
+
+/// Certificates from request fields that may each be DER or a PEM bundle.
+fn certs_from(items: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, Status> {
+    let mut out = Vec::new();
+    for i in items {
+        out.extend(crate::pemfile::parse_certs(&i)?);
+    }
+    Ok(out)
+}
+
+fn revocation_mode(m: pb::RevocationMode) -> RevocationMode {
+    match m {
+        pb::RevocationMode::Off => RevocationMode::Off,
+        pb::RevocationMode::Soft => RevocationMode::Soft,
+        pb::RevocationMode::Hard => RevocationMode::Hard,
     }
 }
 
@@ -289,16 +311,9 @@ impl CertificateAuthority for CaApi {
     ) -> Result<Response<pb::VerifyCertificateResponse>, Status> {
         let caller = self.caller(&req).await?;
         let r = req.into_inner();
-        let pems = |items: Vec<Vec<u8>>| -> Result<Vec<Vec<u8>>, Status> {
-            let mut out = Vec::new();
-            for i in items {
-                out.extend(crate::pemfile::parse_certs(&i)?);
-            }
-            Ok(out)
-        };
         let purpose = r.purpose();
-        let revocation_mode = r.revocation();
-        let leaf = pems(vec![r.leaf])?
+        let mode = r.revocation();
+        let leaf = certs_from(vec![r.leaf])?
             .into_iter()
             .next()
             .ok_or_else(|| Status::invalid_argument("leaf: no certificate"))?;
@@ -313,15 +328,11 @@ impl CertificateAuthority for CaApi {
             pb::Purpose::DocumentSigning => path::Purpose::DocumentSigning,
         };
         options.name = parse_expected_name(&r.expected_name)?;
-        let revocation = match revocation_mode {
-            pb::RevocationMode::Off => RevocationMode::Off,
-            pb::RevocationMode::Soft => RevocationMode::Soft,
-            pb::RevocationMode::Hard => RevocationMode::Hard,
-        };
+        let revocation = revocation_mode(mode);
         let request = verify::Request {
             leaf,
-            untrusted: pems(r.untrusted)?,
-            anchors: pems(r.trust_anchors)?,
+            untrusted: certs_from(r.untrusted)?,
+            anchors: certs_from(r.trust_anchors)?,
             crls: Vec::new(),
             options,
             revocation,
@@ -357,24 +368,13 @@ impl CertificateAuthority for CaApi {
     ) -> Result<Response<pb::VerifySignatureResponse>, Status> {
         let caller = self.caller(&req).await?;
         let r = req.into_inner();
-        let revocation = match r.revocation() {
-            pb::RevocationMode::Off => RevocationMode::Off,
-            pb::RevocationMode::Soft => RevocationMode::Soft,
-            pb::RevocationMode::Hard => RevocationMode::Hard,
-        };
+        let revocation = revocation_mode(r.revocation());
         let signed = crate::core::cms::signed_data(&r.signature)?;
         let alg = crate::core::cms::digest_alg(&signed)?;
         let content_digest = match r.content {
             Some(pb::verify_signature_request::Content::Document(d)) => alg.digest(&d),
             Some(pb::verify_signature_request::Content::DocumentDigest(d)) => d,
             None => return Err(Status::invalid_argument("give the document or its digest")),
-        };
-        let pems = |items: Vec<Vec<u8>>| -> Result<Vec<Vec<u8>>, Status> {
-            let mut out = Vec::new();
-            for i in items {
-                out.extend(crate::pemfile::parse_certs(&i)?);
-            }
-            Ok(out)
         };
         let out = self
             .service
@@ -383,8 +383,8 @@ impl CertificateAuthority for CaApi {
                 verify::SignatureRequest {
                     signed,
                     content_digest,
-                    untrusted: pems(r.untrusted)?,
-                    anchors: pems(r.trust_anchors)?,
+                    untrusted: certs_from(r.untrusted)?,
+                    anchors: certs_from(r.trust_anchors)?,
                     crls: Vec::new(),
                     at: r.at.map(|t| t.seconds),
                     revocation,
