@@ -59,6 +59,8 @@ enum Command {
     Auditor(commands::auditor::Args),
     /// Verify, tail or search the audit log (admin, auditor).
     Audit(commands::audit::Args),
+    /// Measure throughput and latency against a temporary server (build with --release).
+    Bench(commands::bench::Args),
     /// List the certificate profiles.
     Profiles(commands::profiles::Args),
     /// Generate a private key (PKCS#8 PEM, mode 0600).
@@ -82,6 +84,7 @@ async fn main() -> ExitCode {
         Command::Crl(a) => commands::crl::run(g, a).await,
         Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
         Command::Peers(a) => commands::peers::run(g, a).await,
+        Command::Bench(a) => commands::bench::run(g, a).await,
         Command::Platform(a) => commands::platform::run(g, a).await,
         Command::Auditor(a) => commands::auditor::run(g, a).await,
         Command::Audit(a) => match commands::audit::run(g, a).await {

@@ -436,3 +436,44 @@ async fn init_creates_a_ca_with_options_and_refuses_twice() {
     let running = server(&dir).await;
     assert!(!running.initialized);
 }
+
+/// The bench command runs end to end (tiny sizes) and reports every measure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_quick_reports_every_measure() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_ecca"))
+            .args([
+                "--json",
+                "bench",
+                "--quick",
+                "--requests",
+                "60",
+                "--crl-sizes",
+                "1000",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for key in [
+        "ceiling_per_second",
+        "issuance",
+        "ocsp",
+        "chains_per_second",
+        "signatures_per_second",
+        "crl",
+        "startup_ms",
+        "idle_rss_mib",
+    ] {
+        assert!(!v[key].is_null(), "{key} missing in {v}");
+    }
+    assert!(v["issuance"][0]["per_second"].as_f64().unwrap() > 0.0);
+}

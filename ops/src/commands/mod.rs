@@ -1,6 +1,7 @@
 //! One file per command.
 pub mod audit;
 pub mod auditor;
+pub mod bench;
 pub mod crl;
 pub mod cross_certify;
 pub mod csr;

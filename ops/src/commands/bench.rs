@@ -1,0 +1,763 @@
+//! `ecca bench`: throughput and latency of a real server over mTLS gRPC and HTTP, measured in
+//! one run beside the in-process ceiling (and, with --with-cfssl, beside cfssl).
+//!
+//! It starts its own server in a temporary data directory (so build with --release).
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args as ClapArgs;
+use ecca::client::Client;
+use ecca::config::ServerConfig;
+use ecca::core::path::{Cert, Options, build_and_validate};
+use ecca::{Error, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::{Value, json};
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Example:\n  cargo run --release --bin ecca -- bench\n  cargo run --release --bin ecca -- bench --quick --json\n  cargo run --release --bin ecca -- bench --with-cfssl      (installs Debian's golang-cfssl if missing)"
+)]
+pub struct Args {
+    /// Issuance requests per concurrency level.
+    #[arg(long, default_value_t = 4000)]
+    requests: usize,
+    /// Concurrency levels for issuance and OCSP.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64,256")]
+    concurrency: Vec<usize>,
+    /// Seconds per OCSP level.
+    #[arg(long, default_value_t = 3)]
+    ocsp_seconds: u64,
+    /// CRL sizes (revoked entries).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    crl_sizes: Vec<usize>,
+    /// Smaller runs (a smoke test of the bench itself).
+    #[arg(long)]
+    quick: bool,
+    /// Also measure cfssl serve under the same issuance load.
+    #[arg(long)]
+    with_cfssl: bool,
+    /// Internal: measure one CRL rebuild of N entries in a fresh process.
+    #[arg(long, hide = true)]
+    crl_only: Option<usize>,
+}
+
+struct Progress {
+    label: String,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl Progress {
+    fn new(label: &str, total: usize) -> Arc<Self> {
+        Arc::new(Progress {
+            label: label.into(),
+            total,
+            done: AtomicUsize::new(0),
+        })
+    }
+    fn tick(&self) {
+        let d = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if d == self.total || d % (self.total / 40).max(1) == 0 {
+            let width = 30;
+            let filled = d * width / self.total.max(1);
+            eprint!(
+                "\r{:<34} [{}{}] {d}/{}",
+                self.label,
+                "=".repeat(filled),
+                " ".repeat(width - filled),
+                self.total
+            );
+            if d == self.total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn p256_csr(name: &str) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.serialize_request(&key).expect("csr").der().to_vec()
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Issuance over gRPC at one concurrency level: (per second, p50 ms, p99 ms).
+async fn issue_level(
+    clients: &[Client],
+    csrs: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> Result<(f64, f64, f64)> {
+    let total = csrs.len();
+    let csrs = Arc::new(csrs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let progress = Progress::new(&format!("issuance c={concurrency}"), total);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (client, csrs, next, progress) = (
+            clients[w % clients.len()].clone(),
+            csrs.clone(),
+            next.clone(),
+            progress.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= csrs.len() {
+                    return Ok::<_, Error>(lat);
+                }
+                let t = Instant::now();
+                client.issue(csrs[i].clone(), "server-tls", None).await?;
+                lat.push(t.elapsed());
+                progress.tick();
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.map_err(|e| Error::Internal(e.to_string()))??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort();
+    Ok((
+        total as f64 / secs,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+    ))
+}
+
+/// The in-process ceiling: CSR verify + policy + build + lint + sign, no I/O, on `threads`.
+fn ceiling(data_dir: &Path, base_url: &str, csrs: &[Vec<u8>], threads: usize) -> Result<f64> {
+    use ecca::core::issue::{self, LeafSpec, SubjectKey};
+    let authority = Arc::new(ecca::authority::Authority::load(
+        &ecca::authority::Layout::new(data_dir),
+        base_url,
+    )?);
+    let profiles = Arc::new(ecca::core::profile::Profiles::embedded()?);
+    let csrs = Arc::new(csrs.to_vec());
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (authority, profiles, csrs) = (authority.clone(), profiles.clone(), csrs.clone());
+            std::thread::spawn(move || -> Result<()> {
+                let profile = profiles.get("server-tls")?;
+                let urls = authority.issuing_urls();
+                for csr in csrs.iter().skip(t).step_by(threads) {
+                    let v = ecca::core::csr::verify(csr)?;
+                    let names = issue::approve_names(profile, &v)?;
+                    let now = time::OffsetDateTime::now_utc();
+                    let (nb, na) =
+                        issue::validity(profile, None, now, authority.issuing.not_after)?;
+                    let serial = ecca::core::serial::Serial::random()?;
+                    let spec = LeafSpec {
+                        profile,
+                        names: &names,
+                        serial: &serial,
+                        not_before: nb,
+                        not_after: na,
+                        spki_der: &v.spki_der,
+                        key_is_rsa: false,
+                        urls: &urls,
+                    };
+                    let params = issue::leaf_params(&spec)?;
+                    let key = SubjectKey::from_spki(&v.spki_der)?;
+                    let issuer = authority.issuing.issuer_ref();
+                    let pass = issue::lint_only(
+                        &params,
+                        &key,
+                        &issuer,
+                        ecca::core::lint::CertKind::EndEntity,
+                    )?;
+                    issue::sign(
+                        &params,
+                        &key,
+                        &issuer,
+                        ecca::core::lint::CertKind::EndEntity,
+                        pass,
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| Error::Internal("ceiling thread panicked".into()))??;
+    }
+    Ok(csrs.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// OCSP POSTs over `connections` keep-alive HTTP/1.1 connections for `secs`.
+async fn ocsp_level(
+    addr: &str,
+    request: Vec<u8>,
+    connections: usize,
+    secs: u64,
+) -> Result<(f64, f64, f64)> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (addr, request) = (addr.to_string(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let req = hyper::Request::post("/ocsp")
+                    .header(hyper::header::HOST, addr.as_str())
+                    .header(hyper::header::CONTENT_TYPE, "application/ocsp-request")
+                    .body(Full::new(Bytes::from(request.clone())))
+                    .map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                resp.into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                lat.push(t.elapsed());
+            }
+            Ok::<_, String>(lat)
+        }));
+    }
+    let start = Instant::now();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(
+            t.await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(Error::Remote)?,
+        );
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort();
+    Ok((
+        lat.len() as f64 / secs,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+    ))
+}
+
+/// One CRL rebuild of `n` revoked certificates through the real store and publisher (run in
+/// its own process, so the peak memory is this measurement's).
+async fn crl_only(n: usize) -> Result<()> {
+    use ecca::authority::{Authority, InitOptions, Layout};
+    use ecca::revocation::{CrlKind, Publisher};
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let layout = Layout::new(&dir.path().join("data"));
+    let authority = Arc::new(Authority::create(
+        &layout,
+        &InitOptions::default(),
+        "http://ca.example.cn",
+    )?);
+    let store = Arc::new(ecca::store::SqliteStore::open(&layout.database())?);
+    {
+        let mut conn = rusqlite::Connection::open(layout.database())?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO certificates (serial, status, profile, subject, sans, not_before, not_after, created_at,
+                 issued_at, der, revoked_at, revocation_reason, revocation_seq)
+                 VALUES (?1, 'issued', 'server-tls', 'CN=x', '[]', 0, 4102444800, 0, 0, x'30', ?2, 1, ?3)",
+            )?;
+            for i in 0..n as i64 {
+                stmt.execute(rusqlite::params![
+                    format!("40{i:030x}"),
+                    1_790_000_000 + i,
+                    i + 1
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    let publisher = Publisher::new(store, authority);
+    let before = peak_rss_mib();
+    let t = Instant::now();
+    publisher.rebuild_crls().await?;
+    let secs = t.elapsed().as_secs_f64();
+    let bytes = publisher.crl(CrlKind::Full)?.der.len();
+    println!(
+        "{}",
+        json!({"entries": n, "seconds": secs, "peak_rss_mib": peak_rss_mib(), "rss_before_mib": before, "crl_bytes": bytes})
+    );
+    Ok(())
+}
+
+fn server_binary() -> PathBuf {
+    std::env::current_exe()
+        .map(|p| p.with_file_name("ecca-server"))
+        .unwrap_or_else(|_| PathBuf::from("ecca-server"))
+}
+
+/// Start-up time (first start creates the CA; the second reuses it) and idle RSS of the real
+/// server binary.
+fn startup_and_idle(tmp: &Path) -> Result<(f64, f64, f64)> {
+    let dir = tmp.join("startup");
+    let mut times = Vec::new();
+    let mut rss = 0.0;
+    for round in 0..2 {
+        let _ = std::fs::remove_file(dir.join("endpoints.json"));
+        let t = Instant::now();
+        let mut child = Command::new(server_binary())
+            .arg("--data-dir")
+            .arg(&dir)
+            .args([
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                Error::Remote(format!(
+                    "cannot start {}: {e} (build it: cargo build --release)",
+                    server_binary().display()
+                ))
+            })?;
+        while !dir.join("endpoints.json").exists() && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        times.push(t.elapsed().as_secs_f64());
+        if round == 1 {
+            std::thread::sleep(Duration::from_secs(1));
+            rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok((times[0], times[1], rss))
+}
+
+/// cfssl serve under the same issuance load (plain HTTP, no storage: cfssl's fastest mode).
+async fn cfssl_levels(
+    tmp: &Path,
+    csrs: &[Vec<u8>],
+    levels: &[usize],
+    per_level: usize,
+) -> Result<Vec<(usize, f64)>> {
+    let have = |b: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("cfssl") {
+        eprintln!("installing golang-cfssl (Debian) for the comparison");
+        let ok = Command::new("sh").args(["-c", "apt-get install -y -qq golang-cfssl || (apt-get update -qq && apt-get install -y -qq golang-cfssl)"]).status().is_ok_and(|s| s.success());
+        if !ok || !have("cfssl") {
+            return Err(Error::Remote(
+                "cfssl is not installed and could not be installed (apt-get install golang-cfssl)"
+                    .into(),
+            ));
+        }
+    }
+    let dir = tmp.join("cfssl");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    std::fs::write(
+        dir.join("csr.json"),
+        r#"{"CN":"cfssl bench CA","key":{"algo":"ecdsa","size":256}}"#,
+    )
+    .map_err(|e| Error::io(&dir, e))?;
+    let out = Command::new("sh")
+        .current_dir(&dir)
+        .args(["-c", "cfssl genkey -initca csr.json | cfssljson -bare ca"])
+        .output()
+        .map_err(|e| Error::Remote(e.to_string()))?;
+    if !out.status.success() {
+        return Err(Error::Remote(format!(
+            "cfssl genkey: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Error::io("port", e))?
+        .port();
+    let mut child = Command::new("cfssl")
+        .current_dir(&dir)
+        .args([
+            "serve",
+            "-address",
+            "127.0.0.1",
+            "-port",
+            &port.to_string(),
+            "-ca",
+            "ca.pem",
+            "-ca-key",
+            "ca-key.pem",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| Error::Remote(e.to_string()))?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let url = format!("http://127.0.0.1:{port}/api/v1/cfssl/sign");
+    let mut results = Vec::new();
+    for &c in levels {
+        let bodies: Vec<Vec<u8>> = csrs
+            .iter()
+            .take(per_level)
+            .map(|d| json!({"certificate_request": pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", d.clone()))}).to_string().into_bytes())
+            .collect();
+        let next = Arc::new(AtomicUsize::new(0));
+        let bodies = Arc::new(bodies);
+        let progress = Progress::new(&format!("cfssl issuance c={c}"), bodies.len());
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..c {
+            let (url, bodies, next, progress) =
+                (url.clone(), bodies.clone(), next.clone(), progress.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= bodies.len() {
+                        return Ok::<_, String>(());
+                    }
+                    ecca::verify::http_post(
+                        &url,
+                        "application/json",
+                        bodies[i].clone(),
+                        1 << 20,
+                        Duration::from_secs(30),
+                    )
+                    .await?;
+                    progress.tick();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(Error::Remote)?;
+        }
+        results.push((c, bodies.len() as f64 / start.elapsed().as_secs_f64()));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(results)
+}
+
+pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
+    if let Some(n) = a.crl_only {
+        return crl_only(n).await;
+    }
+    if a.quick {
+        a.requests = a.requests.min(400);
+        a.crl_sizes.retain(|s| *s <= 10_000);
+        a.concurrency = vec![1, 16];
+        a.ocsp_seconds = 1;
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let data = tmp.path().join("data");
+    let mut config = ServerConfig::new(&data);
+    config.grpc_listen = "127.0.0.1:0"
+        .parse()
+        .map_err(|_| Error::Internal("addr".into()))?;
+    config.http_listen = "127.0.0.1:0"
+        .parse()
+        .map_err(|_| Error::Internal("addr".into()))?;
+    let running = ecca::server::start(config).await?;
+    let http = running.endpoints.http.to_string();
+    let base_url = format!("http://{http}");
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(Client::connect_data_dir(&data).await?);
+    }
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut report = serde_json::Map::new();
+
+    let total = a.requests * a.concurrency.len();
+    let progress = Progress::new("generating P-256 CSRs", total + 2000);
+    let mut csrs = Vec::with_capacity(total + 2000);
+    for i in 0..total + 2000 {
+        csrs.push(p256_csr(&format!("b{i}.bench.example.cn")));
+        progress.tick();
+    }
+    let ceiling_csrs: Vec<Vec<u8>> = csrs.split_off(total);
+    let c1 = ceiling(&data, &base_url, &ceiling_csrs, 1)?;
+    let c2 = ceiling(&data, &base_url, &ceiling_csrs, 2)?;
+    rows.push((
+        "in-process ceiling (verify+build+lint+sign)".into(),
+        format!("{c1:.0}/s 1 thread, {c2:.0}/s 2 threads"),
+        String::new(),
+    ));
+    report.insert(
+        "ceiling_per_second".into(),
+        json!({"threads_1": c1, "threads_2": c2}),
+    );
+
+    let mut best = 0.0f64;
+    let mut issuance = Vec::new();
+    for (k, &c) in a.concurrency.iter().enumerate() {
+        let batch = csrs[k * a.requests..(k + 1) * a.requests].to_vec();
+        let (rate, p50, p99) = issue_level(&clients, batch, c).await?;
+        best = best.max(rate);
+        rows.push((
+            format!("issuance gRPC mTLS c={c} (stored, audited)"),
+            format!("{rate:.0}/s  p50 {p50:.2} ms  p99 {p99:.2} ms"),
+            String::new(),
+        ));
+        issuance.push(json!({"concurrency": c, "per_second": rate, "p50_ms": p50, "p99_ms": p99}));
+    }
+    rows.push((
+        "issuance best vs ceiling (2 threads)".into(),
+        format!("{:.0} % ({best:.0}/s)", 100.0 * best / c2),
+        "target >= 8000/s and >= 40 %".into(),
+    ));
+    report.insert("issuance".into(), json!(issuance));
+
+    // OCSP: one issued certificate, pre-signed responses.
+    let cert = clients[0]
+        .issue(p256_csr("ocsp.bench.example.cn"), "server-tls", None)
+        .await?
+        .certificate
+        .unwrap_or_default();
+    let bundle = clients[0].trust_bundle().await?;
+    let issuer = Cert::parse(&bundle.intermediates_der[0]).map_err(Error::InvalidArgument)?;
+    let leaf = Cert::parse(&cert.der).map_err(Error::InvalidArgument)?;
+    let request =
+        ecca::core::revcheck::ocsp_request(&leaf, &issuer).map_err(Error::InvalidArgument)?;
+    let mut ocsp = Vec::new();
+    for &c in a.concurrency.iter().filter(|c| **c <= 64) {
+        eprintln!("OCSP c={c} for {} s", a.ocsp_seconds);
+        let (rate, p50, p99) = ocsp_level(&http, request.clone(), c, a.ocsp_seconds).await?;
+        rows.push((
+            format!("OCSP POST c={c}"),
+            format!("{rate:.0}/s  p50 {p50:.2} ms  p99 {p99:.2} ms"),
+            "target >= 50000/s, p99 < 5 ms".into(),
+        ));
+        ocsp.push(json!({"connections": c, "per_second": rate, "p50_ms": p50, "p99_ms": p99}));
+    }
+    report.insert("ocsp".into(), json!(ocsp));
+
+    // Chains per second (one core) and signatures per second (batch).
+    let anchors = vec![Cert::parse(&bundle.roots_der[0]).map_err(Error::InvalidArgument)?];
+    let pool = vec![issuer.clone()];
+    let opts = Options::at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let n = if a.quick { 2000 } else { 20_000 };
+    let t = Instant::now();
+    for _ in 0..n {
+        let leaf = Cert::parse(&cert.der).map_err(Error::InvalidArgument)?;
+        build_and_validate(&leaf, &pool, &anchors, &opts)
+            .map_err(|f| Error::Internal(f.reasons.join("; ")))?;
+    }
+    let chains = n as f64 / t.elapsed().as_secs_f64();
+    rows.push((
+        "chain verifications (1 core, no revocation)".into(),
+        format!("{chains:.0}/s"),
+        String::new(),
+    ));
+    report.insert("chains_per_second".into(), json!(chains));
+    let sigs = signatures(&clients[0], &bundle, if a.quick { 300 } else { 3000 }).await?;
+    rows.push((
+        "signature verifications (batch, 2 cores)".into(),
+        format!("{sigs:.0}/s"),
+        String::new(),
+    ));
+    report.insert("signatures_per_second".into(), json!(sigs));
+    drop(clients);
+    running.shutdown().await;
+
+    // CRLs, each in its own process so its peak memory is its own.
+    let mut crls = Vec::new();
+    for &size in &a.crl_sizes {
+        eprintln!("CRL of {size} entries");
+        let out = Command::new(std::env::current_exe().map_err(|e| Error::io("current_exe", e))?)
+            .args(["bench", "--crl-only", &size.to_string()])
+            .output()
+            .map_err(|e| Error::io("bench --crl-only", e))?;
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Error::Internal(format!(
+                "crl bench: {e}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        })?;
+        rows.push((
+            format!("CRL {size} entries (full+delta, signed)"),
+            format!(
+                "{:.2} s, peak {:.0} MiB",
+                v["seconds"].as_f64().unwrap_or(0.0),
+                v["peak_rss_mib"].as_f64().unwrap_or(0.0)
+            ),
+            if size >= 1_000_000 {
+                "target < 3 s, < 500 MB".into()
+            } else {
+                String::new()
+            },
+        ));
+        crls.push(v);
+    }
+    report.insert("crl".into(), json!(crls));
+
+    let (first, warm, rss) = startup_and_idle(tmp.path())?;
+    rows.push((
+        "server start-up (first: creates the CA / later)".into(),
+        format!("{:.0} ms / {:.0} ms", first * 1000.0, warm * 1000.0),
+        "target < 500 ms".into(),
+    ));
+    rows.push((
+        "idle server RSS".into(),
+        format!("{rss:.1} MiB"),
+        "target < 50 MB".into(),
+    ));
+    report.insert(
+        "startup_ms".into(),
+        json!({"first": first * 1000.0, "later": warm * 1000.0}),
+    );
+    report.insert("idle_rss_mib".into(), json!(rss));
+
+    if a.with_cfssl {
+        let levels: Vec<usize> = a.concurrency.clone();
+        let per = a.requests.min(2000);
+        let cf = cfssl_levels(tmp.path(), &csrs, &levels, per).await?;
+        for (c, rate) in &cf {
+            let ours = report["issuance"]
+                .as_array()
+                .and_then(|v| v.iter().find(|x| x["concurrency"] == *c))
+                .and_then(|x| x["per_second"].as_f64())
+                .unwrap_or(0.0);
+            rows.push((
+                format!("cfssl serve c={c} (HTTP, not stored)"),
+                format!("{rate:.0}/s"),
+                format!("ecca/cfssl = {:.2}", ours / rate),
+            ));
+        }
+        report.insert(
+            "cfssl".into(),
+            json!(
+                cf.iter()
+                    .map(|(c, r)| json!({"concurrency": c, "per_second": r}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
+
+    if g.json {
+        return crate::output::print_json(&Value::Object(report));
+    }
+    println!("\n{:<48} {:<44} TARGET / NOTE", "MEASURE", "RESULT");
+    for (m, r, t) in rows {
+        println!("{m:<48} {r:<44} {t}");
+    }
+    Ok(())
+}
+
+/// Signs `n` small documents with a fresh document-signing certificate, then verifies them
+/// all concurrently (revocation off): signatures per second.
+async fn signatures(client: &Client, bundle: &ecca::proto::TrustBundle, n: usize) -> Result<f64> {
+    use ecca::core::cms::{self, CmsSigner, SignParams};
+    let key = rcgen::KeyPair::generate().map_err(|e| Error::Internal(e.to_string()))?;
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "bench signer");
+    let csr = p
+        .serialize_request(&key)
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .der()
+        .to_vec();
+    let cert = client
+        .issue(csr, "document-signing", None)
+        .await?
+        .certificate
+        .unwrap_or_default()
+        .der;
+    let (alg, _) = key.algorithms();
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        let doc = format!("order {i}");
+        let digest = alg.digest(doc.as_bytes());
+        let sig = cms::sign(
+            &SignParams {
+                content_type: cms::oid::DATA,
+                econtent: None,
+                content_digest: &digest,
+                signer_cert: &cert,
+                chain: &bundle.intermediates_der,
+                include_certs: true,
+                signing_time: Some(0),
+            },
+            &key,
+        )?;
+        items.push((cms::signed_data(&sig)?, digest));
+    }
+    let verifier = Arc::new(ecca::verify::Verifier::new(
+        ecca::verify::FetchLimits::default(),
+    ));
+    let anchors = bundle.roots_der.clone();
+    let progress = Progress::new("signature verifications", n);
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for (signed, digest) in items {
+        let (verifier, anchors, progress) = (verifier.clone(), anchors.clone(), progress.clone());
+        set.spawn(async move {
+            let out = verifier
+                .verify_signature(ecca::verify::SignatureRequest {
+                    signed,
+                    content_digest: digest,
+                    untrusted: vec![],
+                    anchors,
+                    crls: vec![],
+                    at: None,
+                    revocation: ecca::verify::RevocationMode::Off,
+                })
+                .await;
+            progress.tick();
+            out.valid
+        });
+        while set.len() >= 16 {
+            if let Some(r) = set.join_next().await
+                && !r.unwrap_or(false)
+            {
+                return Err(Error::Internal(
+                    "a benchmark signature did not verify".into(),
+                ));
+            }
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        if !r.unwrap_or(false) {
+            return Err(Error::Internal(
+                "a benchmark signature did not verify".into(),
+            ));
+        }
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
