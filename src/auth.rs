@@ -37,6 +37,21 @@ impl Caller {
     }
 }
 
+/// The serial of a client certificate that is within its validity period.
+pub fn valid_serial(peer_cert_der: Option<&[u8]>) -> Result<String> {
+    let der = peer_cert_der.ok_or_else(|| {
+        Error::Unauthenticated("a client certificate is required (mutual TLS)".into())
+    })?;
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| Error::Unauthenticated("client certificate does not parse".into()))?;
+    if !cert.validity().is_valid() {
+        return Err(Error::Unauthenticated(
+            "client certificate is expired or not yet valid".into(),
+        ));
+    }
+    Ok(Serial::from_der_content(cert.raw_serial()).hex())
+}
+
 /// Authenticates the leaf certificate the TLS layer verified.
 pub async fn authenticate(peer_cert_der: Option<&[u8]>, store: &dyn Store) -> Result<Caller> {
     let der = peer_cert_der.ok_or_else(|| {

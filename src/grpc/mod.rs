@@ -9,7 +9,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::auth::{self, Caller};
+use crate::auth::Caller;
 use crate::core::path;
 use crate::core::revocation::Reason;
 use crate::proto::certificate_authority_server::CertificateAuthority;
@@ -44,7 +44,7 @@ impl CaApi {
 pub(crate) async fn caller_of<T>(service: &Service, req: &Request<T>) -> Result<Caller, Status> {
     let certs = req.peer_certs();
     let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-    Ok(auth::authenticate(leaf, service.store()).await?)
+    Ok(service.authenticate(leaf).await?)
 }
 
 /// Certificates from request fields that may each be DER or a PEM bundle.

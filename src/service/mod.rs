@@ -103,6 +103,8 @@ pub struct Service {
     tsa: std::sync::RwLock<Option<TsaKey>>,
     tsa_policy: String,
     rates: std::sync::Mutex<tenants::RateWindows>,
+    /// Authentication results by credential serial, valid for one store auth generation.
+    auth_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Caller)>>,
 }
 
 /// The time-stamping unit's certificate and key.
@@ -132,7 +134,33 @@ impl Service {
             tsa: std::sync::RwLock::new(None),
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
             rates: std::sync::Mutex::new(tenants::RateWindows::default()),
+            auth_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Authenticates a verified client certificate. Decisions are cached until the store says
+    /// credentials, platforms or revocations changed, so a revoked or disabled credential is
+    /// still refused at its next call; expiry is checked every time.
+    pub async fn authenticate(&self, peer_cert_der: Option<&[u8]>) -> Result<Caller> {
+        let serial = crate::auth::valid_serial(peer_cert_der)?;
+        let generation = self.store.auth_generation();
+        if let Some((g, caller)) = self
+            .auth_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&serial).cloned())
+            && g == generation
+        {
+            return Ok(caller);
+        }
+        let caller = crate::auth::authenticate(peer_cert_der, self.store.as_ref()).await?;
+        if let Ok(mut cache) = self.auth_cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(serial, (generation, caller.clone()));
+        }
+        Ok(caller)
     }
 
     /// The store, for the edges that authenticate callers.

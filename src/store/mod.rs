@@ -281,6 +281,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// signatures, configuration loaded at start).
     async fn audit_event(&self, actor: &str, event: &str, object: &str, detail: &str)
     -> Result<()>;
+    /// A counter that changes (before the write is acknowledged) whenever credentials,
+    /// platforms or revocations change: authentication results may be cached against it.
+    fn auth_generation(&self) -> u64;
     /// Stores a signed checkpoint.
     async fn add_checkpoint(&self, c: Checkpoint) -> Result<()>;
     /// All checkpoints, oldest first.

@@ -4,6 +4,7 @@
 //! while a commit is in flight share the next transaction (and its fsync), each inside its own
 //! savepoint so one failure does not undo the others. Readers use their own connection.
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -27,6 +28,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_federation.sql"),
     include_str!("migrations/0004_tenants_audit.sql"),
 ];
+/// Read connections kept open when idle.
+const MAX_IDLE_READERS: usize = 8;
 /// Most requests sharing one commit.
 const MAX_GROUP: usize = 512;
 
@@ -110,7 +113,10 @@ struct Job {
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Job>>,
-    reader: Arc<Mutex<Connection>>,
+    /// Bumped by the writer whenever credentials, platforms or revocations change.
+    auth_generation: Arc<AtomicU64>,
+    /// Idle read connections: reads run in parallel (WAL), each on its own connection.
+    readers: Arc<Mutex<Vec<Connection>>>,
 }
 
 fn open(path: &Path) -> Result<Connection> {
@@ -157,14 +163,19 @@ impl SqliteStore {
             .optional()?
             .unwrap_or_else(|| vec![0; 32]);
         let (tx, rx) = mpsc::channel::<Job>();
+        let auth_generation = Arc::new(AtomicU64::new(0));
         thread::Builder::new()
             .name("ecca-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, last_hash))
+            .spawn({
+                let generation = auth_generation.clone();
+                move || writer_loop(conn, rx, last_hash, generation)
+            })
             .map_err(|e| Error::Storage(format!("cannot start writer thread: {e}")))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(tx),
-            reader: Arc::new(Mutex::new(open(path)?)),
+            readers: Arc::new(Mutex::new(vec![open(path)?])),
+            auth_generation,
         })
     }
 
@@ -188,19 +199,48 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let reader = self.reader.clone();
+        let readers = self.readers.clone();
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = reader
+            let idle = readers
                 .lock()
-                .map_err(|_| Error::Storage("reader lock poisoned".into()))?;
-            f(&conn)
+                .map_err(|_| Error::Storage("reader pool poisoned".into()))?
+                .pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => open(&path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < MAX_IDLE_READERS
+            {
+                pool.push(conn);
+            }
+            result
         })
         .await
         .map_err(|e| Error::Internal(format!("reader task: {e}")))?
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, mut last_hash: Vec<u8>) {
+/// Does this write change who may call the API (credentials, platforms, revocations)?
+fn affects_auth(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::AddCredential { .. }
+            | Op::Revoke(_)
+            | Op::AddPlatform { .. }
+            | Op::PlatformDisabled { .. }
+            | Op::DisableCredentials { .. }
+    )
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    mut last_hash: Vec<u8>,
+    auth_generation: Arc<AtomicU64>,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -233,6 +273,10 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, mut last_hash: Vec
         match committed {
             Ok(hash) => {
                 last_hash = hash;
+                // Before anyone hears "done": cached authentication decisions are now stale.
+                if jobs.iter().any(|j| affects_auth(&j.op)) {
+                    auth_generation.fetch_add(1, Ordering::SeqCst);
+                }
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }
@@ -1030,5 +1074,9 @@ impl Store for SqliteStore {
             detail: detail.into(),
         };
         self.write(op).await.map(drop)
+    }
+
+    fn auth_generation(&self) -> u64 {
+        self.auth_generation.load(Ordering::SeqCst)
     }
 }
