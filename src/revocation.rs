@@ -206,6 +206,11 @@ impl Publisher {
 
     /// Called after an issuance is durable: pre-signs its OCSP response off the request path.
     pub fn issued(self: &Arc<Self>, serial: &Serial) {
+        // ecca's own first certificates are issued before the responder exists: they are
+        // signed on first request instead.
+        if self.responder_not_after() == 0 {
+            return;
+        }
         let me = self.clone();
         let serial = serial.as_bytes().to_vec();
         tokio::spawn(async move {
