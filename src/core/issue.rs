@@ -455,15 +455,20 @@ pub struct IssuerRef<'a> {
     pub signer: &'a dyn Signer,
 }
 
-/// Proof that a certificate's TBS passed the linter (only [`lint_only`] makes one).
+/// Proof that a certificate's TBS passed the linter (only [`lint_only`] makes one): the
+/// SHA-256 of the exact bytes that passed.
 #[derive(Debug)]
-pub struct LintPass(());
+pub struct LintPass(Vec<u8>);
 
 /// The CA key as rcgen sees it, behind the linter. In `dry_run` it never reaches the key.
 struct Gate<'a> {
     signer: &'a dyn Signer,
     policy: LintPolicy<'a>,
     dry_run: bool,
+    /// The hash of a TBS already linted (by `lint_only`): identical bytes need no second pass.
+    linted: Option<&'a [u8]>,
+    /// The hash of the TBS this gate saw.
+    seen: RefCell<Vec<u8>>,
     refusal: RefCell<Option<Error>>,
 }
 
@@ -478,7 +483,17 @@ impl PublicKeyData for Gate<'_> {
 
 impl SigningKey for Gate<'_> {
     fn sign(&self, tbs: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
-        let outcome = lint::lint_tbs(tbs, &self.policy).and_then(|()| {
+        let hash = ring::digest::digest(&ring::digest::SHA256, tbs)
+            .as_ref()
+            .to_vec();
+        let already = self.linted.is_some_and(|h| h == hash.as_slice());
+        *self.seen.borrow_mut() = hash;
+        let checked = if already {
+            Ok(())
+        } else {
+            lint::lint_tbs(tbs, &self.policy)
+        };
+        let outcome = checked.and_then(|()| {
             if self.dry_run {
                 Ok(vec![0; 8])
             } else {
@@ -498,7 +513,14 @@ enum By<'a> {
     SelfSigned(&'a dyn Signer),
 }
 
-fn run(params: &CertificateParams, by: By<'_>, kind: CertKind, dry_run: bool) -> Result<Vec<u8>> {
+/// Builds the certificate and passes its TBS through the gate; returns the DER and the TBS hash.
+fn run(
+    params: &CertificateParams,
+    by: By<'_>,
+    kind: CertKind,
+    dry_run: bool,
+    linted: Option<&[u8]>,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let (signer, policy) = match &by {
         By::Issuer(i, _) => (
             i.signer,
@@ -523,6 +545,8 @@ fn run(params: &CertificateParams, by: By<'_>, kind: CertKind, dry_run: bool) ->
         signer,
         policy,
         dry_run,
+        linted,
+        seen: RefCell::new(Vec::new()),
         refusal: RefCell::new(None),
     };
     let result = match by {
@@ -532,7 +556,7 @@ fn run(params: &CertificateParams, by: By<'_>, kind: CertKind, dry_run: bool) ->
         By::SelfSigned(_) => params.self_signed(&gate),
     };
     match result {
-        Ok(cert) => Ok(cert.der().to_vec()),
+        Ok(cert) => Ok((cert.der().to_vec(), gate.seen.take())),
         Err(e) => Err(gate
             .refusal
             .take()
@@ -573,18 +597,26 @@ pub fn lint_only(
     issuer: &IssuerRef<'_>,
     kind: CertKind,
 ) -> Result<LintPass> {
-    run(params, By::Issuer(issuer, subject), kind, true).map(|_| LintPass(()))
+    run(params, By::Issuer(issuer, subject), kind, true, None).map(|(_, hash)| LintPass(hash))
 }
 
-/// Signs a certificate for `subject` (linting the exact TBS again on the way).
+/// Signs a certificate for `subject`. The gate signs the exact TBS bytes `pass` vouches for
+/// without linting them twice; any other bytes are linted again first.
 pub fn sign(
     params: &CertificateParams,
     subject: &dyn PublicKeyDataDyn,
     issuer: &IssuerRef<'_>,
     kind: CertKind,
-    _pass: LintPass,
+    pass: LintPass,
 ) -> Result<Vec<u8>> {
-    run(params, By::Issuer(issuer, subject), kind, false)
+    run(
+        params,
+        By::Issuer(issuer, subject),
+        kind,
+        false,
+        Some(&pass.0),
+    )
+    .map(|(der, _)| der)
 }
 
 /// Signs a CA certificate whose subject key is the given signer's (an intermediate).
@@ -594,7 +626,14 @@ pub fn sign_ca(
     issuer: &IssuerRef<'_>,
 ) -> Result<Vec<u8>> {
     let key = SignerKey(subject);
-    run(params, By::Issuer(issuer, &key), CertKind::SubCa, false)
+    run(
+        params,
+        By::Issuer(issuer, &key),
+        CertKind::SubCa,
+        false,
+        None,
+    )
+    .map(|(der, _)| der)
 }
 
 /// Lints a TBSCertificate built elsewhere (cross-certificates, built with x509-cert to keep the
@@ -613,7 +652,7 @@ pub fn sign_tbs(tbs: &[u8], issuer: &IssuerRef<'_>, kind: CertKind) -> Result<Ve
 
 /// Self-signs a root certificate (linted as a root).
 pub fn self_sign_root(params: &CertificateParams, key: &dyn Signer) -> Result<Vec<u8>> {
-    run(params, By::SelfSigned(key), CertKind::Root, false)
+    run(params, By::SelfSigned(key), CertKind::Root, false, None).map(|(der, _)| der)
 }
 
 struct SignerKey<'a>(&'a dyn Signer);
@@ -771,6 +810,19 @@ mod tests {
             1,
             "no refused certificate reached the key"
         );
+
+        // A pass vouches only for the bytes it linted: other bytes are linted again.
+        params.key_usages.pop();
+        let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity).unwrap();
+        params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+        assert!(matches!(
+            sign(&params, &key, &issuer, CertKind::EndEntity, pass),
+            Err(Error::LintFailed {
+                lint: "e_ee_key_usage",
+                ..
+            })
+        ));
+        assert_eq!(counting.1.load(Ordering::SeqCst), 1);
     }
 
     #[test]

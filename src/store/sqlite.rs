@@ -614,6 +614,16 @@ fn append_audit(
     Ok(hash)
 }
 
+fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
+    let role: String = r.get(1)?;
+    Ok(Credential {
+        serial: r.get(0)?,
+        role: Role::parse(&role).unwrap_or(Role::Auditor),
+        tenant: r.get(2)?,
+        disabled: r.get(3)?,
+    })
+}
+
 const RECORD_COLUMNS: &str =
     "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der,
      revoked_at, revocation_reason, invalidity_date, revocation_seq";
@@ -762,15 +772,7 @@ impl Store for SqliteStore {
             Ok(c.query_row(
                 "SELECT serial, role, tenant, disabled FROM credentials WHERE serial = ?1",
                 [serial],
-                |r| {
-                    let role: String = r.get(1)?;
-                    Ok(Credential {
-                        serial: r.get(0)?,
-                        role: Role::parse(&role).unwrap_or(Role::Auditor),
-                        tenant: r.get(2)?,
-                        disabled: r.get(3)?,
-                    })
-                },
+                credential_row,
             )
             .optional()?)
         })
@@ -1007,15 +1009,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare("SELECT serial, role, tenant, disabled FROM credentials WHERE tenant = ?1 ORDER BY rowid")?;
             let rows = stmt
-                .query_map([tenant], |r| {
-                    let role: String = r.get(1)?;
-                    Ok(Credential {
-                        serial: r.get(0)?,
-                        role: Role::parse(&role).unwrap_or(Role::Auditor),
-                        tenant: r.get(2)?,
-                        disabled: r.get(3)?,
-                    })
-                })?
+                .query_map([tenant], credential_row)?
                 .collect::<rusqlite::Result<_>>()?;
             Ok(rows)
         })
