@@ -25,6 +25,7 @@ use crate::core::keys::CaKeyAlg;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::pemfile;
+use crate::signer::pkcs11::{self, Pkcs11Config, Pkcs11Key, Token};
 use crate::signer::{Signer, SoftwareKey};
 
 /// Options for creating a CA hierarchy.
@@ -244,10 +245,80 @@ fn ca_params(
     Ok(p)
 }
 
+/// A new CA key and what the data directory keeps of it.
+enum SavedKey {
+    Software(Arc<SoftwareKey>),
+    Uri(String),
+}
+
+impl SavedKey {
+    fn save(&self, path: &Path) -> Result<()> {
+        match self {
+            SavedKey::Software(k) => k.save(path),
+            SavedKey::Uri(uri) => pemfile::write_private(path, format!("{uri}\n").as_bytes()),
+        }
+    }
+}
+
+/// Where `Authority::create` generates CA keys.
+struct NewKeys {
+    alg: CaKeyAlg,
+    token: Option<(Arc<Token>, Pkcs11Config)>,
+    /// Makes labels unique per CA, so one token can hold several CAs' keys.
+    suffix: String,
+}
+
+impl NewKeys {
+    fn new(hsm: Option<&Pkcs11Config>, alg: CaKeyAlg) -> Result<Self> {
+        let token = match hsm {
+            Some(cfg) => Some((Token::open(cfg)?, cfg.clone())),
+            None => None,
+        };
+        let suffix = hex::encode(&Serial::random()?.as_bytes()[..4]);
+        Ok(NewKeys { alg, token, suffix })
+    }
+
+    fn generate(&self, role: &str) -> Result<(Arc<dyn Signer>, SavedKey)> {
+        match &self.token {
+            None => {
+                let key = Arc::new(SoftwareKey::generate(self.alg)?);
+                Ok((key.clone(), SavedKey::Software(key)))
+            }
+            Some((token, cfg)) => {
+                let label = format!("ecca-{role}-{}", self.suffix);
+                let key = Pkcs11Key::generate(token.clone(), &label, self.alg)?;
+                Ok((Arc::new(key), SavedKey::Uri(cfg.key_uri(&label))))
+            }
+        }
+    }
+}
+
+/// Opens a CA key file: PKCS#8 PEM, or a PKCS#11 URI naming a key in the configured token.
+fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
+    let head = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let Some(label) = pkcs11::uri_object(&String::from_utf8_lossy(&head)) else {
+        return Ok(Arc::new(SoftwareKey::load(path)?));
+    };
+    let cfg = hsm.ok_or_else(|| {
+        Error::Config(format!(
+            "{} names a key in a PKCS#11 token: configure [pkcs11] (module, token_label, PIN)",
+            path.display()
+        ))
+    })?;
+    Ok(Arc::new(Pkcs11Key::open(Token::open(cfg)?, &label)?))
+}
+
 impl Authority {
     /// Creates a root and an issuing CA in `layout`, refusing to overwrite an existing CA.
     /// The issuing CA points at `base_url` for the root's CRL and certificate.
-    pub fn create(layout: &Layout, opts: &InitOptions, base_url: &str) -> Result<Self> {
+    /// With `hsm`, both keys are generated inside that PKCS#11 token and the key files hold
+    /// only RFC 7512 URIs naming them.
+    pub fn create(
+        layout: &Layout,
+        opts: &InitOptions,
+        base_url: &str,
+        hsm: Option<&Pkcs11Config>,
+    ) -> Result<Self> {
         let base_url = normalize_base_url(base_url)?;
         if layout.is_initialized() {
             return Err(Error::Config(format!(
@@ -266,12 +337,13 @@ impl Authority {
             ]
         };
 
-        let root_key = Arc::new(SoftwareKey::generate(opts.algorithm)?);
+        let keys = NewKeys::new(hsm, opts.algorithm)?;
+        let (root_key, root_saved) = keys.generate("root")?;
         let root_params = ca_params(&base(format!("{org} Root CA")), opts.root_days, None)?;
         let root_der = issue::self_sign_root(&root_params, root_key.as_ref())?;
         let root = CaCert::new(root_der, root_key.clone())?;
 
-        let issuing_key = Arc::new(SoftwareKey::generate(opts.algorithm)?);
+        let (issuing_key, issuing_saved) = keys.generate("issuing")?;
         let issuing_days = opts.issuing_days.min(opts.root_days);
         let mut issuing_params =
             ca_params(&base(format!("{org} Issuing CA 1")), issuing_days, Some(0))?;
@@ -283,8 +355,8 @@ impl Authority {
 
         // Keys first (create_new: never clobbers), certificates last: a half-written CA is
         // never mistaken for a complete one, because is_initialized looks at root.pem.
-        root_key.save(&layout.root_key())?;
-        issuing_key.save(&layout.issuing_key())?;
+        root_saved.save(&layout.root_key())?;
+        issuing_saved.save(&layout.issuing_key())?;
         pemfile::write_public(
             &layout.issuing_cert(),
             pemfile::certs_to_pem([issuing.der.as_slice()]).as_bytes(),
@@ -300,8 +372,8 @@ impl Authority {
         })
     }
 
-    /// Loads an existing hierarchy.
-    pub fn load(layout: &Layout, base_url: &str) -> Result<Self> {
+    /// Loads an existing hierarchy; keys named by a PKCS#11 URI are opened in `hsm`.
+    pub fn load(layout: &Layout, base_url: &str, hsm: Option<&Pkcs11Config>) -> Result<Self> {
         let base_url = normalize_base_url(base_url)?;
         let load = |cert: PathBuf, key: PathBuf| -> Result<CaCert> {
             let pem = std::fs::read(&cert).map_err(|e| Error::io(&cert, e))?;
@@ -309,7 +381,7 @@ impl Authority {
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::Config(format!("{}: no certificate", cert.display())))?;
-            CaCert::new(der, Arc::new(SoftwareKey::load(&key)?))
+            CaCert::new(der, load_key(&key, hsm)?)
         };
         Ok(Authority {
             root: load(layout.root_cert(), layout.root_key())?,

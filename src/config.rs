@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::authority::InitOptions;
 use crate::core::keys::CaKeyAlg;
 use crate::error::{Error, Result};
+use crate::signer::pkcs11::Pkcs11Config;
 
 /// Default gRPC (mTLS) listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:7443";
@@ -24,6 +25,28 @@ pub struct CaSection {
     pub country: Option<String>,
     pub root_days: Option<u32>,
     pub issuing_days: Option<u32>,
+}
+
+/// The `[pkcs11]` table: CA keys in an HSM token. The PIN is read from `pin_file` or
+/// $ECCA_PKCS11_PIN when the server starts, never from this file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Section {
+    /// The vendor's PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pub module: PathBuf,
+    pub token_label: String,
+    pub pin_file: Option<PathBuf>,
+}
+
+impl Pkcs11Section {
+    /// Reads the PIN and returns what the signer needs.
+    pub fn resolve(&self) -> Result<Pkcs11Config> {
+        Pkcs11Config::new(
+            self.module.clone(),
+            self.token_label.clone(),
+            self.pin_file.as_deref(),
+        )
+    }
 }
 
 /// The configuration file, every key optional.
@@ -46,6 +69,7 @@ pub struct ConfigFile {
     pub audit_checkpoint_secs: Option<u64>,
     #[serde(default)]
     pub ca: CaSection,
+    pub pkcs11: Option<Pkcs11Section>,
 }
 
 impl ConfigFile {
@@ -70,6 +94,8 @@ pub struct ServerConfig {
     /// How often the audit chain's head is signed.
     pub audit_checkpoint_every: std::time::Duration,
     pub init: InitOptions,
+    /// CA keys in an HSM (new CAs generate theirs there; existing ones name theirs by URI).
+    pub pkcs11: Option<Pkcs11Section>,
 }
 
 impl ServerConfig {
@@ -90,6 +116,7 @@ impl ServerConfig {
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
             audit_checkpoint_every: std::time::Duration::from_secs(60),
             init: InitOptions::default(),
+            pkcs11: None,
         }
     }
 
@@ -125,6 +152,9 @@ impl ServerConfig {
         }
         if let Some(s) = file.audit_checkpoint_secs {
             self.audit_checkpoint_every = std::time::Duration::from_secs(s.max(1));
+        }
+        if file.pkcs11.is_some() {
+            self.pkcs11 = file.pkcs11;
         }
         let ca = file.ca;
         let init = &mut self.init;

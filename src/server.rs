@@ -82,10 +82,11 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
     };
     let layout = Layout::new(&config.data_dir);
     let created = !layout.is_initialized();
+    let hsm = config.pkcs11.as_ref().map(|s| s.resolve()).transpose()?;
     let authority = if created {
-        Authority::create(&layout, &config.init, base_url)?
+        Authority::create(&layout, &config.init, base_url, hsm.as_ref())?
     } else {
-        Authority::load(&layout, base_url)?
+        Authority::load(&layout, base_url, hsm.as_ref())?
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database())?);
     // Profile changes are state changes: the audit log records what this start loaded.

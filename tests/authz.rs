@@ -328,7 +328,7 @@ fn expired_credential(ca: &TestCa, dir: &Path) -> PathBuf {
     use ecca::core::issue::{self, IssuerUrls, LeafSpec, Names, SubjectKey};
     use ecca::core::lint::CertKind;
     let layout = Layout::new(&ca.data_dir());
-    let authority = Authority::load(&layout, &ca.http_base()).unwrap();
+    let authority = Authority::load(&layout, &ca.http_base(), None).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();

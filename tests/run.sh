@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the external verifiers it needs (openssl,
-# a Python venv with pkilint and grpcio), then formatting, clippy and every test.
+# SoftHSM2, a Python venv with pkilint and grpcio), then formatting, clippy and every test.
 # External tools are required here (ECCA_REQUIRE_EXTERNAL=1): a missing one fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,10 @@ fi
 if ! command -v sqlite3 >/dev/null; then
   echo "== installing sqlite3"
   as_root apt-get update -qq && as_root apt-get install -y -qq sqlite3
+fi
+if ! command -v softhsm2-util >/dev/null; then
+  echo "== installing softhsm2 (PKCS#11 token for the HSM tests)"
+  as_root apt-get update -qq && as_root apt-get install -y -qq softhsm2
 fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   echo "== installing python3-venv"

@@ -699,6 +699,7 @@ mod tests {
             &Layout::new(&dir.path().join("d")),
             &InitOptions::default(),
             "http://ca.example.cn",
+            None,
         )
         .unwrap();
         let profile = Profiles::embedded()

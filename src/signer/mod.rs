@@ -1,9 +1,10 @@
-//! CA private keys behind one trait. Software keys (ring) today; a PKCS#11 signer is a second impl.
+//! CA private keys behind one trait: software keys (ring) and keys in a PKCS#11 token.
 use std::fmt;
 
 use crate::core::keys::CaKeyAlg;
 use crate::error::Result;
 
+pub mod pkcs11;
 pub mod software;
 
 pub use software::SoftwareKey;

@@ -156,6 +156,7 @@ fn ceiling(data_dir: &Path, base_url: &str, csrs: &[Vec<u8>], threads: usize) ->
     let authority = Arc::new(ecca::authority::Authority::load(
         &ecca::authority::Layout::new(data_dir),
         base_url,
+        None,
     )?);
     let profiles = Arc::new(ecca::core::profile::Profiles::embedded()?);
     let csrs = Arc::new(csrs.to_vec());
@@ -279,6 +280,7 @@ async fn crl_only(n: usize) -> Result<()> {
         &layout,
         &InitOptions::default(),
         "http://ca.example.cn",
+        None,
     )?);
     let store = Arc::new(ecca::store::SqliteStore::open(&layout.database())?);
     {

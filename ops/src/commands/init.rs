@@ -1,6 +1,6 @@
 //! `ecca init`: create a CA in an empty data directory, with explicit options.
 use clap::Args as ClapArgs;
-use ecca::config::ServerConfig;
+use ecca::config::{Pkcs11Section, ServerConfig};
 use ecca::core::keys::CaKeyAlg;
 use ecca::{Error, Result};
 use serde_json::json;
@@ -35,6 +35,16 @@ pub struct Args {
     /// (CRL, OCSP, CA certificate URLs) [default: http://127.0.0.1:7080].
     #[arg(long)]
     public_base_url: Option<String>,
+    /// Generate the root and issuing CA keys inside this PKCS#11 module's token
+    /// (non-extractable); the PIN comes from --pkcs11-pin-file or $ECCA_PKCS11_PIN.
+    #[arg(long, requires = "pkcs11_token")]
+    pkcs11_module: Option<std::path::PathBuf>,
+    /// Label of the PKCS#11 token that holds the CA keys.
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
+    /// File whose first line is the token's user PIN.
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_pin_file: Option<std::path::PathBuf>,
 }
 
 pub async fn run(g: &Global, a: Args) -> Result<()> {
@@ -59,6 +69,13 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     config.init.issuing_days = a.issuing_days;
     config.server_names = a.server_names;
     config.public_base_url = a.public_base_url;
+    if let (Some(module), Some(token_label)) = (a.pkcs11_module, a.pkcs11_token) {
+        config.pkcs11 = Some(Pkcs11Section {
+            module,
+            token_label,
+            pin_file: a.pkcs11_pin_file,
+        });
+    }
     let base_url = config.base_url(config.http_listen);
     let (service, _) = ecca::server::prepare(&config, &base_url).await?;
     let root = &service.authority().root;
@@ -72,6 +89,24 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         dir.display()
     );
     println!("admin credential: {}/admin", dir.display());
-    println!("next: ecca-server --data-dir {}", dir.display());
+    match &config.pkcs11 {
+        Some(p) => {
+            println!(
+                "CA keys: in PKCS#11 token {:?} (non-extractable)",
+                p.token_label
+            );
+            println!(
+                "next: put this [pkcs11] table in the server's config file, then ecca-server --data-dir {} --config FILE\n\n[pkcs11]\nmodule = {:?}\ntoken_label = {:?}",
+                dir.display(),
+                p.module,
+                p.token_label
+            );
+            match &p.pin_file {
+                Some(f) => println!("pin_file = {f:?}"),
+                None => println!("# PIN: set ECCA_PKCS11_PIN for the server, or add pin_file"),
+            }
+        }
+        None => println!("next: ecca-server --data-dir {}", dir.display()),
+    }
     Ok(())
 }

@@ -1,0 +1,165 @@
+//! CA keys in a PKCS#11 token (SoftHSM2 in a throwaway token directory): the CA is created with
+//! its keys in the token, issues certificates openssl verifies, restarts from the token, keeps
+//! the keys sensitive and non-extractable, and survives a lost login.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use ecca::config::Pkcs11Section;
+use ecca::signer::Signer;
+use ecca::signer::pkcs11::{Pkcs11Key, Token, uri_object};
+
+const TOKEN: &str = "ecca-test";
+const PIN: &str = "472913";
+
+/// The SoftHSM2 module, where Debian installs it.
+fn softhsm_module() -> Option<PathBuf> {
+    let found = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file());
+    if found.is_none() && external_required() {
+        panic!("SoftHSM2 (libsofthsm2.so) is required but not installed");
+    }
+    found
+}
+
+/// A fresh SoftHSM2 token directory with one initialized token; returns the config file.
+fn init_token(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let util = tool("softhsm2-util").expect("softhsm2-util next to libsofthsm2.so");
+    let (ok, out) = run(Command::new(util).env("SOFTHSM2_CONF", &conf).args([
+        "--init-token",
+        "--free",
+        "--label",
+        TOKEN,
+        "--pin",
+        PIN,
+        "--so-pin",
+        "5847201",
+    ]));
+    assert!(ok, "softhsm2-util --init-token: {out}");
+    std::fs::write(dir.join("pin"), format!("{PIN}\n")).unwrap();
+    conf
+}
+
+/// SoftHSM2 reads SOFTHSM2_CONF when the module loads, and this crate forbids `unsafe`
+/// (so no set_var): the outer test makes a token and runs the real test in a child process
+/// of this binary with the variable set.
+#[test]
+fn ca_keys_in_softhsm() {
+    if softhsm_module().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = init_token(dir.path());
+    let (ok, out) = run(Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "hsm_child", "--nocapture"])
+        .env("SOFTHSM2_CONF", conf)
+        .env("ECCA_HSM_TEST_DIR", dir.path()));
+    assert!(ok && out.contains("1 passed"), "child test failed:\n{out}");
+}
+
+async fn issue_and_verify(ca: &TestCa, cn: &str) {
+    let (roots, chain) = ca.trust_files().await;
+    let resp = ca
+        .client
+        .issue(p256_csr(&CsrSpec::cn(cn).dns(cn)), "server-tls", None)
+        .await
+        .expect("issues with the HSM key");
+    let leaf = ca.write_pem(&format!("{cn}.pem"), &resp.certificate.unwrap().der);
+    if let Some((ok, out)) = openssl_verify(&roots, &chain, &leaf, &["-purpose", "sslserver"]) {
+        assert!(ok && out.contains("OK"), "openssl verify: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by ca_keys_in_softhsm with SOFTHSM2_CONF set"]
+async fn hsm_child() {
+    let (Some(module), Some(hsm_dir)) = (softhsm_module(), std::env::var_os("ECCA_HSM_TEST_DIR"))
+    else {
+        panic!("run through ca_keys_in_softhsm, which prepares the token");
+    };
+    let section = Pkcs11Section {
+        module,
+        token_label: TOKEN.into(),
+        pin_file: Some(Path::new(&hsm_dir).join("pin")),
+    };
+
+    let mut ca = {
+        let section = section.clone();
+        TestCa::start_with(move |c| c.pkcs11 = Some(section)).await
+    };
+    issue_and_verify(&ca, "hsm-1.example.cn").await;
+
+    // The data directory holds URIs, not keys; the keys in the token are locked down.
+    let layout = ecca::authority::Layout::new(&ca.data_dir());
+    let cfg = section.resolve().unwrap();
+    let token = Token::open(&cfg).unwrap();
+    for path in [layout.root_key(), layout.issuing_key()] {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("pkcs11:token=ecca-test;object=ecca-"),
+            "{text}"
+        );
+        let key = Pkcs11Key::open(token.clone(), &uri_object(&text).unwrap()).unwrap();
+        assert_eq!(
+            key.protection().unwrap(),
+            (true, false),
+            "{}: sensitive, not extractable",
+            path.display()
+        );
+    }
+
+    // A restart finds the keys in the token again.
+    ca.running.take().unwrap().shutdown().await;
+    let dir = ca.data_dir();
+    let restarted = {
+        let section = section.clone();
+        let mut config = ecca::config::ServerConfig::new(&dir);
+        config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+        config.http_listen = "127.0.0.1:0".parse().unwrap();
+        config.pkcs11 = Some(section);
+        ecca::server::start(config)
+            .await
+            .expect("restarts on the token")
+    };
+    ca.running = Some(restarted);
+    ca.client = ecca::client::Client::connect_data_dir(&dir).await.unwrap();
+    issue_and_verify(&ca, "hsm-2.example.cn").await;
+
+    // A lost login (HSM reset, failover) costs one retry, not a failed signature.
+    let text = std::fs::read_to_string(layout.issuing_key()).unwrap();
+    let key = Pkcs11Key::open(token.clone(), &uri_object(&text).unwrap()).unwrap();
+    key.sign(b"before").unwrap();
+    token.logout().unwrap();
+    let sig = key.sign(b"after").expect("retried on a new session");
+    let spki = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        key.public_key_raw(),
+    );
+    spki.verify(b"after", &sig)
+        .expect("the retried signature verifies");
+
+    // Without the token configured, the CA refuses to start and says what is missing.
+    let err = ecca::authority::Authority::load(&layout, "http://127.0.0.1:1", None).unwrap_err();
+    assert!(err.to_string().contains("[pkcs11]"), "{err}");
+}
