@@ -246,13 +246,15 @@ fn ca_params(
 }
 
 /// A new CA key and what the data directory keeps of it.
-enum SavedKey {
+#[derive(Debug)]
+pub enum SavedKey {
     Software(Arc<SoftwareKey>),
     Uri(String),
 }
 
 impl SavedKey {
-    fn save(&self, path: &Path) -> Result<()> {
+    /// Writes the key file (0600): PKCS#8 PEM, or the token URI.
+    pub fn save(&self, path: &Path) -> Result<()> {
         match self {
             SavedKey::Software(k) => k.save(path),
             SavedKey::Uri(uri) => pemfile::write_private(path, format!("{uri}\n").as_bytes()),
@@ -260,25 +262,28 @@ impl SavedKey {
     }
 }
 
-/// Where `Authority::create` generates CA keys.
-struct NewKeys {
+/// Where ecca generates its keys (CA, OCSP responder, TSA): in software, or in the PKCS#11
+/// token when one is configured.
+#[derive(Debug)]
+pub struct KeyMaker {
     alg: CaKeyAlg,
     token: Option<(Arc<Token>, Pkcs11Config)>,
     /// Makes labels unique per CA, so one token can hold several CAs' keys.
     suffix: String,
 }
 
-impl NewKeys {
-    fn new(hsm: Option<&Pkcs11Config>, alg: CaKeyAlg) -> Result<Self> {
+impl KeyMaker {
+    pub fn new(hsm: Option<&Pkcs11Config>, alg: CaKeyAlg) -> Result<Self> {
         let token = match hsm {
             Some(cfg) => Some((Token::open(cfg)?, cfg.clone())),
             None => None,
         };
         let suffix = hex::encode(&Serial::random()?.as_bytes()[..4]);
-        Ok(NewKeys { alg, token, suffix })
+        Ok(KeyMaker { alg, token, suffix })
     }
 
-    fn generate(&self, role: &str) -> Result<(Arc<dyn Signer>, SavedKey)> {
+    /// A new key; `role` goes into its token label (ecca-<role>-<random>).
+    pub fn generate(&self, role: &str) -> Result<(Arc<dyn Signer>, SavedKey)> {
         match &self.token {
             None => {
                 let key = Arc::new(SoftwareKey::generate(self.alg)?);
@@ -294,7 +299,7 @@ impl NewKeys {
 }
 
 /// Opens a CA key file: PKCS#8 PEM, or a PKCS#11 URI naming a key in the configured token.
-fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
+pub fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
     let head = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let Some(label) = pkcs11::uri_object(&String::from_utf8_lossy(&head)) else {
         return Ok(Arc::new(SoftwareKey::load(path)?));
@@ -337,7 +342,7 @@ impl Authority {
             ]
         };
 
-        let keys = NewKeys::new(hsm, opts.algorithm)?;
+        let keys = KeyMaker::new(hsm, opts.algorithm)?;
         let (root_key, root_saved) = keys.generate("root")?;
         let root_params = ca_params(&base(format!("{org} Root CA")), opts.root_days, None)?;
         let root_der = issue::self_sign_root(&root_params, root_key.as_ref())?;

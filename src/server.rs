@@ -9,10 +9,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::authority::{Authority, Layout};
+use crate::authority::{Authority, KeyMaker, Layout, load_key};
 use crate::config::ServerConfig;
 use crate::core::csr::Attr;
-use crate::core::issue::Names;
+use crate::core::issue::{self, Names};
 use crate::core::keys::CaKeyAlg;
 use crate::core::profile::Profiles;
 use crate::error::{Error, Result};
@@ -22,7 +22,8 @@ use crate::proto::admin_server::AdminServer;
 use crate::proto::certificate_authority_server::CertificateAuthorityServer;
 use crate::revocation::Responder;
 use crate::service::{Internal, Service, TsaKey};
-use crate::signer::SoftwareKey;
+use crate::signer::pkcs11::Pkcs11Config;
+use crate::signer::{Signer, SoftwareKey};
 use crate::store::{Credential, Role, SqliteStore, Store};
 
 /// Renew the server's TLS certificate when it has less than this left.
@@ -107,7 +108,7 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
     service.set_tsa_policy(&config.tsa_policy)?;
     let service = Arc::new(service);
     ensure_server_cert(&service, &layout, config).await?;
-    ensure_working_keys(&service, &layout).await?;
+    ensure_working_keys(&service, &layout, hsm.as_ref()).await?;
     ensure_admin_credential(&service, &layout).await?;
     Ok((service, created))
 }
@@ -190,11 +191,14 @@ async fn ensure_working_key(
     service: &Service,
     kind: Internal,
     (cert, key): (std::path::PathBuf, std::path::PathBuf),
-    cn: &str,
+    (cn, role): (&str, &str),
     renew_before: Duration,
-) -> Result<(Vec<u8>, Arc<SoftwareKey>, i64)> {
+    hsm: Option<&Pkcs11Config>,
+) -> Result<(Vec<u8>, Arc<dyn Signer>, i64)> {
     if expires_within(&cert, renew_before) || !key.exists() {
-        let new_key = SoftwareKey::generate(CaKeyAlg::P256)?;
+        // A renewed HSM key gets a new label; the old one stays in the token until an
+        // operator removes it (pre-signed responses may still carry its signatures).
+        let (new_key, saved) = KeyMaker::new(hsm, CaKeyAlg::P256)?.generate(role)?;
         let names = Names {
             subject: vec![
                 (Attr::Organization, "ecca".into()),
@@ -203,9 +207,9 @@ async fn ensure_working_key(
             ..Names::default()
         };
         let record = service
-            .issue_internal(kind, names, &new_key.spki_der())
+            .issue_internal(kind, names, &issue::spki_der(new_key.as_ref()))
             .await?;
-        new_key.save(&key)?;
+        saved.save(&key)?;
         pemfile::write_public(
             &cert,
             pemfile::certs_to_pem([record.der.as_slice()]).as_bytes(),
@@ -223,18 +227,23 @@ async fn ensure_working_key(
         .validity()
         .not_after
         .timestamp();
-    Ok((cert_der, Arc::new(SoftwareKey::load(&key)?), not_after))
+    Ok((cert_der, load_key(&key, hsm)?, not_after))
 }
 
 /// Loads the delegated OCSP responder and the TSA, issuing them when missing or expiring.
-pub async fn ensure_working_keys(service: &Service, layout: &Layout) -> Result<()> {
+pub async fn ensure_working_keys(
+    service: &Service,
+    layout: &Layout,
+    hsm: Option<&Pkcs11Config>,
+) -> Result<()> {
     let paths = (layout.ocsp_cert(), layout.ocsp_key());
     let (cert_der, key, not_after) = ensure_working_key(
         service,
         Internal::OcspResponder,
         paths,
-        "ecca OCSP responder",
+        ("ecca OCSP responder", "ocsp"),
         OCSP_RENEW_BEFORE,
+        hsm,
     )
     .await?;
     service.publisher().set_responder(Responder {
@@ -247,8 +256,9 @@ pub async fn ensure_working_keys(service: &Service, layout: &Layout) -> Result<(
         service,
         Internal::Tsa,
         paths,
-        "ecca Time-Stamping Unit",
+        ("ecca Time-Stamping Unit", "tsa"),
         TSA_RENEW_BEFORE,
+        hsm,
     )
     .await?;
     service.set_tsa(TsaKey {
@@ -316,7 +326,12 @@ async fn ensure_admin_credential(service: &Service, layout: &Layout) -> Result<(
 }
 
 /// Periodic upkeep: signs audit checkpoints, renews the delegated OCSP responder and the TSA.
-async fn maintain(service: Arc<Service>, layout: Layout, checkpoint_every: std::time::Duration) {
+async fn maintain(
+    service: Arc<Service>,
+    layout: Layout,
+    checkpoint_every: std::time::Duration,
+    hsm: Option<Pkcs11Config>,
+) {
     let renew_every = std::time::Duration::from_secs(6 * 3600);
     let mut since_renewal = std::time::Duration::ZERO;
     loop {
@@ -327,7 +342,7 @@ async fn maintain(service: Arc<Service>, layout: Layout, checkpoint_every: std::
         since_renewal += checkpoint_every;
         if since_renewal >= renew_every {
             since_renewal = std::time::Duration::ZERO;
-            if let Err(e) = ensure_working_keys(&service, &layout).await {
+            if let Err(e) = ensure_working_keys(&service, &layout, hsm.as_ref()).await {
                 tracing::error!(error = %e, "OCSP responder / TSA renewal failed");
             }
         }
@@ -369,6 +384,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
             service.clone(),
             Layout::new(&config.data_dir),
             config.audit_checkpoint_every,
+            config.pkcs11.as_ref().map(|s| s.resolve()).transpose()?,
         )),
     ];
     let layout = Layout::new(&config.data_dir);

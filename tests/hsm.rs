@@ -1,6 +1,7 @@
 //! CA keys in a PKCS#11 token (SoftHSM2 in a throwaway token directory): the CA is created with
-//! its keys in the token, issues certificates openssl verifies, restarts from the token, keeps
-//! the keys sensitive and non-extractable, and survives a lost login.
+//! its keys (root, issuing, OCSP, TSA) in the token, issues certificates and OCSP responses
+//! openssl verifies, restarts from the token, keeps the keys sensitive and non-extractable,
+//! and survives a lost login.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -89,6 +90,24 @@ async fn issue_and_verify(ca: &TestCa, cn: &str) {
     if let Some((ok, out)) = openssl_verify(&roots, &chain, &leaf, &["-purpose", "sslserver"]) {
         assert!(ok && out.contains("OK"), "openssl verify: {out}");
     }
+    // The OCSP responder's key is in the token too; openssl checks its response.
+    let Some(openssl) = tool("openssl") else {
+        return;
+    };
+    let mut cmd = Command::new(openssl);
+    cmd.args(["ocsp", "-issuer"])
+        .arg(&chain)
+        .arg("-cert")
+        .arg(&leaf)
+        .args(["-url", &format!("{}/ocsp", ca.http_base()), "-CAfile"])
+        .arg(&roots);
+    let (ok, out) = tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap();
+    assert!(
+        ok && out.contains("Response verify OK") && out.contains(": good"),
+        "openssl ocsp: {out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +133,12 @@ async fn hsm_child() {
     let layout = ecca::authority::Layout::new(&ca.data_dir());
     let cfg = section.resolve().unwrap();
     let token = Token::open(&cfg).unwrap();
-    for path in [layout.root_key(), layout.issuing_key()] {
+    for path in [
+        layout.root_key(),
+        layout.issuing_key(),
+        layout.ocsp_key(),
+        layout.tsa_key(),
+    ] {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.starts_with("pkcs11:token=ecca-test;object=ecca-"),

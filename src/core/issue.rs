@@ -655,6 +655,11 @@ pub fn self_sign_root(params: &CertificateParams, key: &dyn Signer) -> Result<Ve
     run(params, By::SelfSigned(key), CertKind::Root, false, None).map(|(der, _)| der)
 }
 
+/// The SubjectPublicKeyInfo DER of any signer's key (software or HSM).
+pub fn spki_der(key: &dyn Signer) -> Vec<u8> {
+    SignerKey(key).subject_public_key_info()
+}
+
 struct SignerKey<'a>(&'a dyn Signer);
 
 impl PublicKeyData for SignerKey<'_> {
