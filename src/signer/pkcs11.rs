@@ -233,6 +233,10 @@ impl Pkcs11Key {
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            // A CA key signs and does nothing else (SoftHSM would otherwise allow decrypt/unwrap).
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
             Attribute::Label(label.as_bytes().to_vec()),
         ];
         s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
