@@ -77,6 +77,9 @@ fn ca_keys_in_softhsm() {
         .env("SOFTHSM2_CONF", conf)
         .env("ECCA_HSM_TEST_DIR", dir.path()));
     assert!(ok && out.contains("1 passed"), "child test failed:\n{out}");
+    if let Some(line) = out.lines().find(|l| l.contains("signatures/s")) {
+        eprintln!("{line}");
+    }
 }
 
 async fn issue_and_verify(ca: &TestCa, cn: &str) {
@@ -182,6 +185,21 @@ async fn hsm_child() {
     );
     spki.verify(b"after", &sig)
         .expect("the retried signature verifies");
+
+    // Report (never assert) token signing speed next to a software key, in this one run.
+    let soft = ecca::signer::SoftwareKey::generate(ecca::core::keys::CaKeyAlg::P256).unwrap();
+    let rate = |k: &dyn Signer| {
+        let t = std::time::Instant::now();
+        for i in 0..500u32 {
+            k.sign(&i.to_be_bytes()).unwrap();
+        }
+        500.0 / t.elapsed().as_secs_f64()
+    };
+    let (hsm_rate, soft_rate) = (rate(&key), rate(&soft));
+    eprintln!(
+        "P-256 signatures/s, one thread: SoftHSM2 {hsm_rate:.0}, software {soft_rate:.0} (ratio {:.2})",
+        hsm_rate / soft_rate
+    );
 
     // Without the token configured, the CA refuses to start and says what is missing.
     let err = ecca::authority::Authority::load(&layout, "http://127.0.0.1:1", None).unwrap_err();
