@@ -313,10 +313,16 @@ impl Pkcs11Key {
         Ok(out)
     }
 
+    /// An idle pooled session, or a new one.
     fn take_session(&self) -> Result<(Session, ObjectHandle)> {
-        if let Some(s) = self.sessions.lock().ok().and_then(|mut v| v.pop()) {
-            return Ok(s);
+        match self.sessions.lock().ok().and_then(|mut v| v.pop()) {
+            Some(s) => Ok(s),
+            None => self.new_session(),
         }
+    }
+
+    /// A new logged-in session with the private key's handle looked up in it.
+    fn new_session(&self) -> Result<(Session, ObjectHandle)> {
         let s = self.token.session()?;
         let key = s
             .find_objects(&[
@@ -327,10 +333,7 @@ impl Pkcs11Key {
             .into_iter()
             .next()
             .ok_or_else(|| {
-                Error::Signing(format!(
-                    "private key {:?} vanished from the token",
-                    self.label
-                ))
+                Error::Signing(format!("private key {:?} is not in the token", self.label))
             })?;
         Ok((s, key))
     }
@@ -358,18 +361,7 @@ impl Pkcs11Key {
             }
             Err(first) => {
                 tracing::warn!(label = %self.label, error = %first, "HSM signature failed; retrying on a new session");
-                let s = self.token.session()?;
-                let key = s
-                    .find_objects(&[
-                        Attribute::Class(ObjectClass::PRIVATE_KEY),
-                        Attribute::Label(self.label.as_bytes().to_vec()),
-                    ])
-                    .map_err(p11)?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| {
-                        Error::Signing(format!("private key {:?} not found", self.label))
-                    })?;
+                let (s, key) = self.new_session()?;
                 let r = s
                     .sign(&Mechanism::Ecdsa, key, digest.as_ref())
                     .map_err(p11)?;
