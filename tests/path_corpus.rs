@@ -707,31 +707,37 @@ fn certificate_policies_and_explicit_policy() {
 fn policy_mapping_and_inhibit_flags() {
     let r = root("Root");
     // Int1 (domain P1) maps P1 -> P2 for the subject domain; Int2 and the leaf use P2.
-    let mapping = |inhibit: Option<u32>| Spec {
-        ca: true,
-        policies: vec![P1],
-        mappings: vec![(P1, P2)],
-        inhibit_mapping: inhibit,
-        ..Default::default()
+    let mapped_chain = |anchor: &_| {
+        let i1 = issue(
+            anchor,
+            "Int1",
+            &Spec {
+                ca: true,
+                policies: vec![P1],
+                mappings: vec![(P1, P2)],
+                ..Default::default()
+            },
+        );
+        let i2 = issue(
+            &i1,
+            "Int2",
+            &Spec {
+                ca: true,
+                policies: vec![P2],
+                ..Default::default()
+            },
+        );
+        let l = issue(
+            &i2,
+            "leaf",
+            &Spec {
+                policies: vec![P2],
+                ..leaf("a.example.cn")
+            },
+        );
+        (i1, i2, l)
     };
-    let i1 = issue(&r, "Int1", &mapping(None));
-    let i2 = issue(
-        &i1,
-        "Int2",
-        &Spec {
-            ca: true,
-            policies: vec![P2],
-            ..Default::default()
-        },
-    );
-    let l = issue(
-        &i2,
-        "leaf",
-        &Spec {
-            policies: vec![P2],
-            ..leaf("a.example.cn")
-        },
-    );
+    let (i1, i2, l) = mapped_chain(&r);
     valid(&l, &[&i1, &i2], &[&r], &explicit());
 
     // inhibitPolicyMapping=0 set by the root-issued CA above forbids the mapping below it.
@@ -745,24 +751,7 @@ fn policy_mapping_and_inhibit_flags() {
             ..Default::default()
         },
     );
-    let i1 = issue(&inhibit, "Int1", &mapping(None));
-    let i2 = issue(
-        &i1,
-        "Int2",
-        &Spec {
-            ca: true,
-            policies: vec![P2],
-            ..Default::default()
-        },
-    );
-    let l = issue(
-        &i2,
-        "leaf",
-        &Spec {
-            policies: vec![P2],
-            ..leaf("a.example.cn")
-        },
-    );
+    let (i1, i2, l) = mapped_chain(&inhibit);
     invalid(
         &l,
         &[&inhibit, &i1, &i2],
