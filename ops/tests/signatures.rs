@@ -62,6 +62,21 @@ async fn ecca(ca: &Ca, args: &[&str]) -> (i32, String) {
     .unwrap()
 }
 
+/// `ecca verify-signature --in DOC --sig SIG --trust roots.pem [extra]`.
+async fn verify_sig(ca: &Ca, doc: &str, sig: &str, extra: &[&str]) -> (i32, String) {
+    let mut args = vec![
+        "verify-signature",
+        "--in",
+        doc,
+        "--sig",
+        sig,
+        "--trust",
+        "roots.pem",
+    ];
+    args.extend_from_slice(extra);
+    ecca(ca, &args).await
+}
+
 async fn ok(ca: &Ca, args: &[&str]) -> String {
     let (code, out) = ecca(ca, args).await;
     assert_eq!(code, 0, "ecca {args:?}: {out}");
@@ -196,19 +211,7 @@ async fn ecca_and_openssl_accept_each_others_signatures() {
         write(&ca, "order.txt", b"order 42: 300 widgets, CNY 129.00\n");
         let (ok_, text) = openssl(&ca, &verify).await.unwrap();
         assert!(!ok_, "a changed document must fail: {text}");
-        let (code, out) = ecca(
-            &ca,
-            &[
-                "verify-signature",
-                "--in",
-                "order.txt",
-                "--sig",
-                "order.p7s",
-                "--trust",
-                "roots.pem",
-            ],
-        )
-        .await;
+        let (code, out) = verify_sig(&ca, "order.txt", "order.p7s", &[]).await;
         assert!(
             code == 1 && out.contains("message digest mismatch"),
             "{out}"
@@ -507,21 +510,7 @@ async fn timestamps_keep_old_signatures_valid_after_revocation() {
         out.starts_with("valid") && out.contains("timestamp:"),
         "timestamped before revocation stays valid: {out}"
     );
-    let (code, out) = ecca(
-        &ca,
-        &[
-            "verify-signature",
-            "--in",
-            "invoice.txt",
-            "--sig",
-            "plain.p7s",
-            "--trust",
-            "roots.pem",
-            "--revocation",
-            "hard",
-        ],
-    )
-    .await;
+    let (code, out) = verify_sig(&ca, "invoice.txt", "plain.p7s", &["--revocation", "hard"]).await;
     assert!(
         code == 1 && out.contains("revoked"),
         "untimestamped is invalid under hard checking: {out}"
@@ -580,19 +569,7 @@ async fn bad_signatures_and_requests_get_clear_errors() {
     .await;
     let sig = std::fs::read(ca.work.join("doc.p7s")).unwrap();
     write(&ca, "truncated.p7s", &sig[..sig.len() / 2]);
-    let (code, out) = ecca(
-        &ca,
-        &[
-            "verify-signature",
-            "--in",
-            "doc.txt",
-            "--sig",
-            "truncated.p7s",
-            "--trust",
-            "roots.pem",
-        ],
-    )
-    .await;
+    let (code, out) = verify_sig(&ca, "doc.txt", "truncated.p7s", &[]).await;
     assert!(code == 2 && out.contains("CMS"), "{out}");
     // A ContentInfo of another type (a certificate's DER is no ContentInfo at all; use data).
     let wrong = der::Encode::to_der(&cms::content_info::ContentInfo {
@@ -601,33 +578,9 @@ async fn bad_signatures_and_requests_get_clear_errors() {
     })
     .unwrap();
     write(&ca, "wrong.p7s", &wrong);
-    let (code, out) = ecca(
-        &ca,
-        &[
-            "verify-signature",
-            "--in",
-            "doc.txt",
-            "--sig",
-            "wrong.p7s",
-            "--trust",
-            "roots.pem",
-        ],
-    )
-    .await;
+    let (code, out) = verify_sig(&ca, "doc.txt", "wrong.p7s", &[]).await;
     assert!(code == 2 && out.contains("is not signedData"), "{out}");
-    let (code, out) = ecca(
-        &ca,
-        &[
-            "verify-signature",
-            "--in",
-            "missing.txt",
-            "--sig",
-            "doc.p7s",
-            "--trust",
-            "roots.pem",
-        ],
-    )
-    .await;
+    let (code, out) = verify_sig(&ca, "missing.txt", "doc.p7s", &[]).await;
     assert!(code == 2 && out.contains("missing.txt"), "{out}");
 
     // TSA: garbage -> badDataFormat; an unsupported hash -> badAlg; still serving.
