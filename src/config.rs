@@ -70,6 +70,9 @@ pub struct ConfigFile {
     #[serde(default)]
     pub ca: CaSection,
     pub pkcs11: Option<Pkcs11Section>,
+    /// postgres://user:password@host:port/db shared by several instances (default: the
+    /// embedded SQLite file in the data directory).
+    pub database: Option<String>,
 }
 
 impl ConfigFile {
@@ -96,6 +99,8 @@ pub struct ServerConfig {
     pub init: InitOptions,
     /// CA keys in an HSM (new CAs generate theirs there; existing ones name theirs by URI).
     pub pkcs11: Option<Pkcs11Section>,
+    /// A shared PostgreSQL database (None: SQLite in the data directory).
+    pub database: Option<String>,
 }
 
 impl ServerConfig {
@@ -117,6 +122,7 @@ impl ServerConfig {
             audit_checkpoint_every: std::time::Duration::from_secs(60),
             init: InitOptions::default(),
             pkcs11: None,
+            database: None,
         }
     }
 
@@ -155,6 +161,9 @@ impl ServerConfig {
         }
         if file.pkcs11.is_some() {
             self.pkcs11 = file.pkcs11;
+        }
+        if file.database.is_some() {
+            self.database = file.database;
         }
         let ca = file.ca;
         let init = &mut self.init;

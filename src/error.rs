@@ -83,6 +83,22 @@ impl Error {
     }
 }
 
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The server's own message says what failed; the client error alone says "db error".
+        match e.as_db_error() {
+            Some(db) => Error::Storage(format!("postgres: {}", db.message())),
+            None => Error::Storage(format!("postgres: {e}")),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::Storage(format!("no database connection: {e}"))
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Storage(e.to_string())

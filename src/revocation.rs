@@ -37,6 +37,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 pub const OCSP_VALIDITY: i64 = 24 * 3600;
 /// How long HTTP caches may keep an OCSP response (bounded so revocations show promptly).
 pub const OCSP_MAX_AGE: i64 = 300;
+/// How often an instance looks for revocations recorded by other instances on the same store.
+pub const FOLLOW: Duration = Duration::from_millis(250);
 /// Most cached OCSP responses; beyond it an arbitrary entry is dropped.
 pub const OCSP_CACHE_CAP: usize = 200_000;
 
@@ -137,6 +139,30 @@ pub struct Publisher {
     ocsp_cache: Mutex<HashMap<Vec<u8>, CachedOcsp>>,
     rebuild: Notify,
     events: broadcast::Sender<RevocationEvent>,
+    claims: Mutex<Claims>,
+}
+
+/// Which revocations this instance has already published (OCSP, CRL schedule, watchers):
+/// each is handled once, whether it was made here or seen in the shared store.
+#[derive(Debug, Default)]
+struct Claims {
+    /// Every position up to this one is handled.
+    upto: i64,
+    /// Handled positions above `upto`.
+    above: std::collections::BTreeSet<i64>,
+}
+
+impl Claims {
+    /// True the first time a position is claimed.
+    fn claim(&mut self, seq: i64) -> bool {
+        seq > self.upto && self.above.insert(seq)
+    }
+
+    /// Everything up to `seq` is handled.
+    fn advance(&mut self, seq: i64) {
+        self.upto = self.upto.max(seq);
+        self.above = self.above.split_off(&(self.upto + 1));
+    }
 }
 
 impl Publisher {
@@ -161,6 +187,7 @@ impl Publisher {
             ocsp_cache: Mutex::new(HashMap::new()),
             rebuild: Notify::new(),
             events: broadcast::channel(1024).0,
+            claims: Mutex::new(Claims::default()),
         }
     }
 
@@ -223,6 +250,16 @@ impl Publisher {
     /// Called after a revocation is durable: re-signs its OCSP response, schedules the CRLs,
     /// tells watchers.
     pub async fn revoked(&self, record: &CertRecord) {
+        if let Some(rev) = record.revocation
+            && !self.claim(rev.seq)
+        {
+            return;
+        }
+        self.publish_revocation(record).await;
+    }
+
+    /// Re-signs a revoked certificate's OCSP response, schedules the CRLs, tells watchers.
+    async fn publish_revocation(&self, record: &CertRecord) {
         let serial = hex::decode(&record.serial).unwrap_or_default();
         if let Ok(mut cache) = self.ocsp_cache.lock() {
             cache.retain(|_, (ca, s, _)| !(*ca == Ca::Issuing && *s == serial));
@@ -238,6 +275,50 @@ impl Publisher {
                 revoked_at: rev.revoked_at,
                 reason: rev.reason,
             });
+        }
+    }
+
+    fn claim(&self, seq: i64) -> bool {
+        self.claims.lock().map(|mut c| c.claim(seq)).unwrap_or(true)
+    }
+
+    /// Publishes revocations recorded by other instances sharing the store: polls the
+    /// revocation order every [`FOLLOW`]. Runs until the process ends.
+    pub async fn follow(self: Arc<Self>) {
+        let mut cursor = match self.store.revoked_since(i64::MAX, i64::MIN).await {
+            Ok((_, max)) => max,
+            Err(_) => 0,
+        };
+        if let Ok(mut c) = self.claims.lock() {
+            c.advance(cursor);
+        }
+        loop {
+            tokio::time::sleep(FOLLOW).await;
+            let (entries, max) = match self.store.revoked_since(cursor, i64::MIN).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read new revocations");
+                    continue;
+                }
+            };
+            for (seq, entry) in entries {
+                if !self.claim(seq) {
+                    continue;
+                }
+                match self
+                    .store
+                    .get(&Serial::from_der_content(&entry.serial))
+                    .await
+                {
+                    Ok(Some(record)) => self.publish_revocation(&record).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read a revoked certificate"),
+                }
+            }
+            if let Ok(mut c) = self.claims.lock() {
+                c.advance(max);
+            }
+            cursor = max;
         }
     }
 
@@ -424,23 +505,30 @@ impl Publisher {
     /// Builds every CRL now (at start, and from the refresh loop).
     pub async fn rebuild_crls(&self) -> Result<()> {
         let at = now();
-        let (all, max_seq) = self.store.revoked_since(0, at).await?;
+        // Numbers and entries in one step: with instances sharing a database, a higher CRL
+        // number never lists fewer revocations.
+        let snapshot = self.store.crl_snapshot("issuing", 2, at).await?;
+        let max_seq = snapshot.max_seq;
+        let (full_number, delta_number) = match snapshot.numbers[..] {
+            [full, delta] => (full, delta),
+            _ => return Err(Error::Internal("CRL numbers not allocated".into())),
+        };
         let previous = self
             .crls
             .read()
             .map_err(|_| Error::Internal("CRL lock poisoned".into()))?
             .clone();
-        let full_number = self.store.next_crl_number("issuing").await?;
-        let delta_number = self.store.next_crl_number("issuing").await?;
         let (base_number, base_seq, base_at) = match &previous {
             Some(p) if at - p.base_at < BASE_PERIOD => (p.base_number, p.base_seq, p.base_at),
             _ => (full_number, max_seq, at),
         };
-        let delta_entries: Vec<RevokedEntry> = if base_seq == max_seq {
-            Vec::new()
-        } else {
-            self.store.revoked_since(base_seq, at).await?.0
-        };
+        let delta_entries: Vec<RevokedEntry> = snapshot
+            .revoked
+            .iter()
+            .filter(|(seq, _)| *seq > base_seq)
+            .map(|(_, e)| e.clone())
+            .collect();
+        let all: Vec<RevokedEntry> = snapshot.revoked.into_iter().map(|(_, e)| e).collect();
         let root = match &previous {
             Some(p) if at < p.root.this_update + ROOT_CRL_VALIDITY / 7 => p.root.clone(),
             _ => {

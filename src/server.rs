@@ -24,7 +24,7 @@ use crate::revocation::Responder;
 use crate::service::{Internal, Service, TsaKey};
 use crate::signer::pkcs11::Pkcs11Config;
 use crate::signer::{Signer, SoftwareKey};
-use crate::store::{Credential, Role, SqliteStore, Store};
+use crate::store::{Credential, Role};
 
 /// Renew the server's TLS certificate when it has less than this left.
 const SERVER_CERT_RENEW_BEFORE: Duration = Duration::days(30);
@@ -89,7 +89,7 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
     } else {
         Authority::load(&layout, base_url, hsm.as_ref())?
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database())?);
+    let store = crate::store::open(&layout, config.database.as_deref()).await?;
     // Profile changes are state changes: the audit log records what this start loaded.
     let detail = format!(
         "version={} profiles={} sha256={}",
@@ -380,6 +380,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     service.publisher().rebuild_crls().await?;
     let background = vec![
         tokio::spawn(service.publisher().clone().run()),
+        tokio::spawn(service.publisher().clone().follow()),
         tokio::spawn(maintain(
             service.clone(),
             Layout::new(&config.data_dir),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the external verifiers it needs (openssl,
-# SoftHSM2, a Python venv with pkilint and grpcio), then formatting, clippy and every test.
+# SoftHSM2, PostgreSQL, a Python venv with pkilint and grpcio), then formatting, clippy and every test.
 # External tools are required here (ECCA_REQUIRE_EXTERNAL=1): a missing one fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,10 @@ fi
 if ! command -v softhsm2-util >/dev/null; then
   echo "== installing softhsm2 (PKCS#11 token for the HSM tests)"
   as_root apt-get update -qq && as_root apt-get install -y -qq softhsm2
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "== installing postgresql (throwaway clusters for the store and scale-out tests)"
+  as_root apt-get update -qq && as_root apt-get install -y -qq postgresql
 fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   echo "== installing python3-venv"

@@ -39,6 +39,10 @@ struct Args {
     /// Extra DNS name or IP address for the server's TLS certificate (repeatable).
     #[arg(long = "server-name")]
     server_names: Vec<String>,
+    /// Shared PostgreSQL database, postgres://user:password@host:port/db (several instances
+    /// may use one) [default: SQLite in the data directory].
+    #[arg(long, env = "ECCA_DATABASE")]
+    database: Option<String>,
 }
 
 #[tokio::main]
@@ -74,6 +78,9 @@ async fn main() -> ExitCode {
         config.init.algorithm = alg;
     }
     config.server_names.extend(args.server_names);
+    if args.database.is_some() {
+        config.database = args.database;
+    }
 
     let running = match ecca::server::start(config.clone()).await {
         Ok(r) => r,

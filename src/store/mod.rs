@@ -4,16 +4,22 @@
 //! Every write is acknowledged only after its transaction committed; every state change appends
 //! to the hash-chained audit log inside the same transaction.
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::authority::Layout;
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
+pub mod postgres;
 pub mod sqlite;
+pub mod write;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use write::{CrlSnapshot, Done, Op};
 
 /// A reserved serial and what will be signed under it: stored before the CA key signs.
 #[derive(Clone, Debug)]
@@ -82,12 +88,146 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
+/// Marks a data directory whose state lives in PostgreSQL (holds no secret: not the URL).
+const POSTGRES_MARKER: &str = "store-is-postgres";
+
+/// Opens the store of a data directory: the embedded SQLite file, or the PostgreSQL database
+/// at `database`. Refuses the combinations that would silently show an empty CA.
+pub async fn open(layout: &Layout, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    let marker = layout.dir.join(POSTGRES_MARKER);
+    match database {
+        None if marker.exists() => Err(Error::Config(format!(
+            "the CA in {} keeps its data in PostgreSQL: pass --database postgres://... (or `database` in the config file)",
+            layout.dir.display()
+        ))),
+        None => Ok(Arc::new(SqliteStore::open(&layout.database())?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            if !marker.exists() && has_sqlite_data(&layout.database())? {
+                return Err(Error::Config(format!(
+                    "{} already holds this CA's data; move it with `ecca migrate --from {} --to {}` first",
+                    layout.database().display(),
+                    layout.dir.display(),
+                    postgres::redact(url)
+                )));
+            }
+            let store = PgStore::open(url).await?;
+            std::fs::write(
+                &marker,
+                "this CA's database is PostgreSQL (see --database)\n",
+            )
+            .map_err(|e| Error::io(&marker, e))?;
+            Ok(Arc::new(store))
+        }
+        Some(other) => Err(Error::Config(format!(
+            "unsupported database {:?}: use postgres://user:password@host:port/db, or omit it for the embedded SQLite",
+            postgres::redact(other)
+        ))),
+    }
+}
+
+/// True if an embedded database exists and records anything.
+fn has_sqlite_data(path: &std::path::Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let conn = rusqlite::Connection::open(path)?;
+    let tables: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables == 0 {
+        return Ok(false);
+    }
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
+    Ok(rows > 0)
+}
+
+/// A value bound to a query placeholder.
+#[derive(Clone, Debug)]
+pub enum SqlValue {
+    Text(String),
+    Int(i64),
+}
+
+/// The certificate columns every backend reads, in the order its row mapper expects.
+pub const RECORD_COLUMNS: &str =
+    "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der,
+     revoked_at, revocation_reason, invalidity_date, revocation_seq";
+
+impl ListFilter {
+    /// The listing as SQL (one more row than the page, to know whether more follow), its
+    /// arguments, and the page size. `placeholder(n)` spells the n-th parameter.
+    pub fn select(
+        &self,
+        columns: &str,
+        placeholder: impl Fn(usize) -> String,
+    ) -> (String, Vec<SqlValue>, u32) {
+        let mut sql = format!("SELECT {columns} FROM certificates WHERE status = 'issued'");
+        let mut args = Vec::new();
+        // Each `?` in a clause binds the value pushed with it.
+        let mut clause = |sql: &mut String, text: &str, v: SqlValue| {
+            args.push(v);
+            sql.push_str(&text.replace('?', &placeholder(args.len())));
+        };
+        if let Some(p) = &self.profile {
+            clause(&mut sql, " AND profile = ?", SqlValue::Text(p.clone()));
+        }
+        if let Some(t) = &self.tenant {
+            clause(&mut sql, " AND tenant = ?", SqlValue::Text(t.clone()));
+        }
+        if let Some(n) = &self.name_contains {
+            let like = format!("%{}%", n.to_lowercase().replace(['%', '_'], ""));
+            let text = " AND (lower(subject) LIKE ? OR lower(sans) LIKE ?)";
+            clause(&mut sql, text, SqlValue::Text(like));
+        }
+        if let Some((t, expired)) = self.expired_at {
+            let text = if expired {
+                " AND not_after <= ?"
+            } else {
+                " AND not_after > ?"
+            };
+            clause(&mut sql, text, SqlValue::Int(t));
+        }
+        if let Some(revoked) = self.revoked {
+            sql.push_str(if revoked {
+                " AND revoked_at IS NOT NULL"
+            } else {
+                " AND revoked_at IS NULL"
+            });
+        }
+        if let Some(b) = self.before_id {
+            clause(&mut sql, " AND id < ?", SqlValue::Int(b));
+        }
+        let limit = self.limit.clamp(1, 1000);
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        (sql, args, limit)
+    }
+}
+
 /// One page of a listing.
 #[derive(Clone, Debug, Default)]
 pub struct Page {
     pub records: Vec<CertRecord>,
     /// Position to continue from, when more may follow.
     pub next: Option<i64>,
+}
+
+impl Page {
+    /// A page from up to `limit + 1` rows (position, record), newest first.
+    pub fn of(mut rows: Vec<(i64, CertRecord)>, limit: u32) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|(id, _)| *id)
+        } else {
+            None
+        };
+        Page {
+            records: rows.into_iter().map(|(_, r)| r).collect(),
+            next,
+        }
+    }
 }
 
 /// Roles a client credential can carry.
@@ -222,73 +362,181 @@ pub struct Checkpoint {
     pub signature: Vec<u8>,
 }
 
-/// The storage contract every backend implements.
+/// The storage contract every backend implements: [`Store::write`] applies a state change
+/// (the write methods below are built on it) and the read methods query.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
+    /// Applies one state change with its audit entry; returns once it is durable.
+    async fn write(&self, op: Op) -> Result<Done>;
+
     /// Reserves a serial (unique forever) and audits "signing". Fails if the serial exists.
-    async fn reserve(&self, intent: IssuanceIntent) -> Result<()>;
+    async fn reserve(&self, intent: IssuanceIntent) -> Result<()> {
+        self.write(Op::Reserve(intent)).await.map(drop)
+    }
     /// Records the signed certificate for a reserved serial and audits "issued".
-    async fn complete(&self, serial: &Serial, der: Vec<u8>, actor: &str) -> Result<()>;
+    async fn complete(&self, serial: &Serial, der: Vec<u8>, actor: &str) -> Result<()> {
+        let (serial, actor) = (serial.hex(), actor.into());
+        self.write(Op::Complete { serial, der, actor })
+            .await
+            .map(drop)
+    }
     /// Marks a reserved serial as never issued (the serial stays burnt) and audits why.
-    async fn abandon(&self, serial: &Serial, reason: &str, actor: &str) -> Result<()>;
+    async fn abandon(&self, serial: &Serial, reason: &str, actor: &str) -> Result<()> {
+        let (serial, reason, actor) = (serial.hex(), reason.into(), actor.into());
+        let op = Op::Abandon {
+            serial,
+            reason,
+            actor,
+        };
+        self.write(op).await.map(drop)
+    }
     /// An issued certificate by serial.
     async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>>;
     /// Issued certificates matching a filter.
     async fn list(&self, filter: ListFilter) -> Result<Page>;
     /// Registers a client credential (audited).
-    async fn add_credential(&self, cred: Credential, actor: &str) -> Result<()>;
+    async fn add_credential(&self, cred: Credential, actor: &str) -> Result<()> {
+        let actor = actor.into();
+        self.write(Op::AddCredential { cred, actor })
+            .await
+            .map(drop)
+    }
     /// Looks a credential up by its certificate serial.
     async fn credential(&self, serial: &str) -> Result<Option<Credential>>;
     /// The audit log from `after_id` on, oldest first, at most `limit` entries.
     async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
     /// Revokes an issued certificate (audited). NotFound for unknown serials (or another
     /// tenant's), Conflict if already revoked. Returns the updated record.
-    async fn revoke(&self, req: RevokeRequest) -> Result<CertRecord>;
+    async fn revoke(&self, req: RevokeRequest) -> Result<CertRecord> {
+        let serial = req.serial.clone();
+        self.write(Op::Revoke(req)).await?;
+        self.get(&serial)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("revoked certificate {serial} vanished")))
+    }
     /// Revoked certificates not yet expired at `now` whose revocation position is after
-    /// `after_seq`, in revocation order; and the highest position overall.
-    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<RevokedEntry>, i64)>;
+    /// `after_seq`, in revocation order with their positions; and the highest position overall
+    /// (every position up to it is listed: the entries are read after it).
+    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)>;
     /// Allocates the next CRL number for a CA (durable; strictly increasing).
-    async fn next_crl_number(&self, ca: &str) -> Result<u64>;
+    async fn next_crl_number(&self, ca: &str) -> Result<u64> {
+        match self.write(Op::NextCrlNumber { ca: ca.into() }).await? {
+            Done::Number(n) => Ok(n),
+            _ => Err(Error::Internal("CRL number not allocated".into())),
+        }
+    }
+    /// Allocates `count` CRL numbers for a CA and reads the unexpired revocations they list,
+    /// atomically with respect to every other instance on the same database.
+    async fn crl_snapshot(&self, ca: &str, count: u32, now: i64) -> Result<CrlSnapshot> {
+        let ca = ca.into();
+        match self.write(Op::CrlSnapshot { ca, count, now }).await? {
+            Done::Snapshot(s) => Ok(s),
+            _ => Err(Error::Internal("CRL snapshot not taken".into())),
+        }
+    }
     /// Allocates the next time-stamp serial (durable; strictly increasing) and audits the
     /// token about to be signed.
-    async fn next_timestamp_serial(&self, imprint_hex: &str) -> Result<u64>;
+    async fn next_timestamp_serial(&self, imprint_hex: &str) -> Result<u64> {
+        let imprint = imprint_hex.into();
+        match self.write(Op::TimestampSerial { imprint }).await? {
+            Done::Number(n) => Ok(n),
+            _ => Err(Error::Internal("time-stamp serial not allocated".into())),
+        }
+    }
     /// Adds a peer CA (audited); Conflict if the name is taken.
-    async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()>;
+    async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()> {
+        let actor = actor.into();
+        self.write(Op::AddPeer { peer, actor }).await.map(drop)
+    }
     /// All peers, by name.
     async fn peers(&self) -> Result<Vec<PeerRecord>>;
     /// Suspends or reactivates a peer (audited); NotFound for unknown names.
-    async fn set_peer_status(&self, name: &str, status: PeerStatus, actor: &str) -> Result<()>;
+    async fn set_peer_status(&self, name: &str, status: PeerStatus, actor: &str) -> Result<()> {
+        let (name, actor) = (name.into(), actor.into());
+        let op = Op::PeerStatus {
+            name,
+            status,
+            actor,
+        };
+        self.write(op).await.map(drop)
+    }
     /// Removes a peer and revokes the cross-certificates we issued to it (audited); returns
     /// their serials.
-    async fn remove_peer(&self, name: &str, actor: &str) -> Result<Vec<String>>;
+    async fn remove_peer(&self, name: &str, actor: &str) -> Result<Vec<String>> {
+        let (name, actor) = (name.into(), actor.into());
+        match self.write(Op::RemovePeer { name, actor }).await? {
+            Done::Serials(s) => Ok(s),
+            _ => Ok(Vec::new()),
+        }
+    }
     /// Records a cross-certificate (audited as a signature when we issued it).
-    async fn add_cross(&self, record: CrossRecord, actor: &str) -> Result<()>;
+    async fn add_cross(&self, record: CrossRecord, actor: &str) -> Result<()> {
+        let actor = actor.into();
+        self.write(Op::AddCross { record, actor }).await.map(drop)
+    }
     /// All cross-certificates.
     async fn cross_certs(&self) -> Result<Vec<CrossRecord>>;
     /// Adds a platform (audited); Conflict if it exists.
-    async fn add_platform(&self, p: PlatformRecord, actor: &str) -> Result<()>;
+    async fn add_platform(&self, p: PlatformRecord, actor: &str) -> Result<()> {
+        let actor = actor.into();
+        self.write(Op::AddPlatform { p, actor }).await.map(drop)
+    }
     /// All platforms.
     async fn platforms(&self) -> Result<Vec<PlatformRecord>>;
     /// Enables or disables a platform (audited).
-    async fn set_platform_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<()>;
+    async fn set_platform_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<()> {
+        let (name, actor) = (name.into(), actor.into());
+        let op = Op::PlatformDisabled {
+            name,
+            disabled,
+            actor,
+        };
+        self.write(op).await.map(drop)
+    }
     /// Disables a tenant's credentials except `keep` (audited; used when rotating).
-    async fn disable_credentials(&self, tenant: &str, keep: &str, actor: &str) -> Result<()>;
+    async fn disable_credentials(&self, tenant: &str, keep: &str, actor: &str) -> Result<()> {
+        let (tenant, keep, actor) = (tenant.into(), keep.into(), actor.into());
+        let op = Op::DisableCredentials {
+            tenant,
+            keep,
+            actor,
+        };
+        self.write(op).await.map(drop)
+    }
     /// Credentials of a tenant.
     async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>>;
     /// The newest audit entry's id and hash ((0, zeros) for an empty log).
     async fn audit_head(&self) -> Result<(i64, Vec<u8>)>;
     /// Appends an event to the audit log (state changes without a row of their own: CRL
     /// signatures, configuration loaded at start).
-    async fn audit_event(&self, actor: &str, event: &str, object: &str, detail: &str)
-    -> Result<()>;
+    async fn audit_event(
+        &self,
+        actor: &str,
+        event: &str,
+        object: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let op = Op::Event {
+            actor: actor.into(),
+            event: event.into(),
+            object: object.into(),
+            detail: detail.into(),
+        };
+        self.write(op).await.map(drop)
+    }
     /// A counter that changes (before the write is acknowledged) whenever credentials,
     /// platforms or revocations change: authentication results may be cached against it.
     fn auth_generation(&self) -> u64;
     /// Stores a signed checkpoint.
-    async fn add_checkpoint(&self, c: Checkpoint) -> Result<()>;
+    async fn add_checkpoint(&self, c: Checkpoint) -> Result<()> {
+        self.write(Op::AddCheckpoint(c)).await.map(drop)
+    }
     /// All checkpoints, oldest first.
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
 }
+
+/// A revocation with its position in the order of revocations.
+pub type Positioned = (i64, RevokedEntry);
 
 /// The audit hash: SHA-256 over the previous hash and the entry's fields, length-prefixed.
 pub fn audit_hash(

@@ -16,10 +16,11 @@ use tokio::sync::oneshot;
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
+use crate::store::write::{Job, MAX_GROUP};
 use crate::store::{
-    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Direction, IssuanceIntent,
-    ListFilter, Page, PeerRecord, PeerStatus, PlatformRecord, Revocation, RevokeRequest, Role,
-    Store, audit_hash,
+    AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
+    ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
+    Revocation, Role, SqlValue, Store, audit_hash,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -30,83 +31,6 @@ const MIGRATIONS: &[&str] = &[
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
-/// Most requests sharing one commit.
-const MAX_GROUP: usize = 512;
-
-enum Op {
-    Reserve(IssuanceIntent),
-    Complete {
-        serial: String,
-        der: Vec<u8>,
-        actor: String,
-    },
-    Abandon {
-        serial: String,
-        reason: String,
-        actor: String,
-    },
-    AddCredential {
-        cred: Credential,
-        actor: String,
-    },
-    Revoke(RevokeRequest),
-    NextCrlNumber {
-        ca: String,
-    },
-    AddPeer {
-        peer: PeerRecord,
-        actor: String,
-    },
-    PeerStatus {
-        name: String,
-        status: PeerStatus,
-        actor: String,
-    },
-    RemovePeer {
-        name: String,
-        actor: String,
-    },
-    AddCross {
-        record: CrossRecord,
-        actor: String,
-    },
-    TimestampSerial {
-        imprint: String,
-    },
-    AddPlatform {
-        p: PlatformRecord,
-        actor: String,
-    },
-    PlatformDisabled {
-        name: String,
-        disabled: bool,
-        actor: String,
-    },
-    DisableCredentials {
-        tenant: String,
-        keep: String,
-        actor: String,
-    },
-    AddCheckpoint(Checkpoint),
-    Event {
-        actor: String,
-        event: String,
-        object: String,
-        detail: String,
-    },
-}
-
-/// What a write returns.
-enum Done {
-    Nothing,
-    Number(u64),
-    Serials(Vec<String>),
-}
-
-struct Job {
-    op: Op,
-    reply: oneshot::Sender<Result<Done>>,
-}
 
 /// SQLite-backed [`Store`].
 #[derive(Debug)]
@@ -184,17 +108,6 @@ impl SqliteStore {
         &self.path
     }
 
-    async fn write(&self, op: Op) -> Result<Done> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .lock()
-            .map_err(|_| Error::Storage("writer lock poisoned".into()))?
-            .send(Job { op, reply })
-            .map_err(|_| Error::Storage("store writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::Storage("store writer has stopped".into()))?
-    }
-
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -221,18 +134,6 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::Internal(format!("reader task: {e}")))?
     }
-}
-
-/// Does this write change who may call the API (credentials, platforms, revocations)?
-fn affects_auth(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::AddCredential { .. }
-            | Op::Revoke(_)
-            | Op::AddPlatform { .. }
-            | Op::PlatformDisabled { .. }
-            | Op::DisableCredentials { .. }
-    )
 }
 
 fn writer_loop(
@@ -274,7 +175,7 @@ fn writer_loop(
             Ok(hash) => {
                 last_hash = hash;
                 // Before anyone hears "done": cached authentication decisions are now stale.
-                if jobs.iter().any(|j| affects_auth(&j.op)) {
+                if jobs.iter().any(|j| j.op.affects_auth()) {
                     auth_generation.fetch_add(1, Ordering::SeqCst);
                 }
                 for (job, result) in jobs.into_iter().zip(results) {
@@ -412,21 +313,22 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
             )?
         }
         Op::NextCrlNumber { ca } => {
-            let n: i64 = tx.query_row(
-                "INSERT INTO crl_numbers (ca, last) VALUES (?1, 1)
-                 ON CONFLICT (ca) DO UPDATE SET last = last + 1 RETURNING last",
-                [ca],
-                |row| row.get(0),
-            )?;
-            return Ok((prev.to_vec(), Done::Number(n as u64)));
+            return Ok((prev.to_vec(), Done::Number(next_number(tx, ca)?)));
+        }
+        Op::CrlSnapshot { ca, count, now } => {
+            let numbers = (0..*count)
+                .map(|_| next_number(tx, ca))
+                .collect::<Result<_>>()?;
+            let (revoked, max_seq) = revoked_rows(tx, 0, *now)?;
+            let snapshot = CrlSnapshot {
+                numbers,
+                revoked,
+                max_seq,
+            };
+            return Ok((prev.to_vec(), Done::Snapshot(snapshot)));
         }
         Op::TimestampSerial { imprint } => {
-            let n: i64 = tx.query_row(
-                "INSERT INTO crl_numbers (ca, last) VALUES ('tsa', 1)
-                 ON CONFLICT (ca) DO UPDATE SET last = last + 1 RETURNING last",
-                [],
-                |row| row.get(0),
-            )?;
+            let n = next_number(tx, "tsa")?;
             let hash = append_audit(
                 tx,
                 prev,
@@ -594,6 +496,45 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
     Ok((hash, Done::Nothing))
 }
 
+/// Advances a durable counter (CRL numbers per CA, time-stamp serials).
+fn next_number(tx: &Connection, name: &str) -> Result<u64> {
+    let n: i64 = tx.query_row(
+        "INSERT INTO crl_numbers (ca, last) VALUES (?1, 1)
+         ON CONFLICT (ca) DO UPDATE SET last = last + 1 RETURNING last",
+        [name],
+        |row| row.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// The highest revocation position, then the unexpired revocations after `after_seq` up to it.
+fn revoked_rows(c: &Connection, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
+    let max: i64 = c.query_row(
+        "SELECT COALESCE(MAX(revocation_seq), 0) FROM certificates",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut stmt = c.prepare_cached(
+        "SELECT revocation_seq, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
+         WHERE revocation_seq > ?1 AND revocation_seq <= ?2 AND not_after > ?3 ORDER BY revocation_seq",
+    )?;
+    let rows = stmt
+        .query_map(params![after_seq, max, now], |r| {
+            let serial: String = r.get(1)?;
+            Ok((
+                r.get(0)?,
+                RevokedEntry {
+                    serial: hex::decode(serial).unwrap_or_default(),
+                    revoked_at: r.get(2)?,
+                    reason: Reason::from_code(r.get(3)?).unwrap_or(Reason::Unspecified),
+                    invalidity_date: r.get(4)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, max))
+}
+
 fn append_audit(
     tx: &Connection,
     prev: &[u8],
@@ -624,10 +565,6 @@ fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
     })
 }
 
-const RECORD_COLUMNS: &str =
-    "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der,
-     revoked_at, revocation_reason, invalidity_date, revocation_seq";
-
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
     let sans: String = row.get(5)?;
     Ok((
@@ -657,28 +594,15 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn reserve(&self, intent: IssuanceIntent) -> Result<()> {
-        self.write(Op::Reserve(intent)).await.map(drop)
-    }
-
-    async fn complete(&self, serial: &Serial, der: Vec<u8>, actor: &str) -> Result<()> {
-        self.write(Op::Complete {
-            serial: serial.hex(),
-            der,
-            actor: actor.into(),
-        })
-        .await
-        .map(drop)
-    }
-
-    async fn abandon(&self, serial: &Serial, reason: &str, actor: &str) -> Result<()> {
-        self.write(Op::Abandon {
-            serial: serial.hex(),
-            reason: reason.into(),
-            actor: actor.into(),
-        })
-        .await
-        .map(drop)
+    async fn write(&self, op: Op) -> Result<Done> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .lock()
+            .map_err(|_| Error::Storage("writer lock poisoned".into()))?
+            .send(Job { op, reply })
+            .map_err(|_| Error::Storage("store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Storage("store writer has stopped".into()))?
     }
 
     async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>> {
@@ -696,74 +620,18 @@ impl Store for SqliteStore {
 
     async fn list(&self, f: ListFilter) -> Result<Page> {
         self.read(move |c| {
-            let mut sql =
-                format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE status = 'issued'");
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            // Each `?` in a clause binds the value pushed with it.
-            let mut clause = |sql: &mut String, text: &str, v: rusqlite::types::Value| {
-                args.push(v);
-                sql.push_str(&text.replace('?', &format!("?{}", args.len())));
-            };
-            if let Some(p) = f.profile {
-                clause(&mut sql, " AND profile = ?", p.into());
-            }
-            if let Some(t) = f.tenant {
-                clause(&mut sql, " AND tenant = ?", t.into());
-            }
-            if let Some(n) = f.name_contains {
-                let like = format!("%{}%", n.to_lowercase().replace(['%', '_'], ""));
-                clause(
-                    &mut sql,
-                    " AND (lower(subject) LIKE ? OR lower(sans) LIKE ?)",
-                    like.into(),
-                );
-            }
-            if let Some((t, expired)) = f.expired_at {
-                let text = if expired {
-                    " AND not_after <= ?"
-                } else {
-                    " AND not_after > ?"
-                };
-                clause(&mut sql, text, t.into());
-            }
-            if let Some(revoked) = f.revoked {
-                sql.push_str(if revoked {
-                    " AND revoked_at IS NOT NULL"
-                } else {
-                    " AND revoked_at IS NULL"
-                });
-            }
-            if let Some(b) = f.before_id {
-                clause(&mut sql, " AND id < ?", b.into());
-            }
-            let limit = f.limit.clamp(1, 1000);
-            sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+            let (sql, args, limit) = f.select(RECORD_COLUMNS, |n| format!("?{n}"));
+            let args = args.into_iter().map(|v| match v {
+                SqlValue::Text(s) => rusqlite::types::Value::Text(s),
+                SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+            });
             let mut stmt = c.prepare(&sql)?;
-            let mut rows: Vec<(i64, CertRecord)> = stmt
+            let rows: Vec<(i64, CertRecord)> = stmt
                 .query_map(rusqlite::params_from_iter(args), record)?
                 .collect::<rusqlite::Result<_>>()?;
-            let more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
-            let next = if more {
-                rows.last().map(|(id, _)| *id)
-            } else {
-                None
-            };
-            Ok(Page {
-                records: rows.into_iter().map(|(_, r)| r).collect(),
-                next,
-            })
+            Ok(Page::of(rows, limit))
         })
         .await
-    }
-
-    async fn add_credential(&self, cred: Credential, actor: &str) -> Result<()> {
-        self.write(Op::AddCredential {
-            cred,
-            actor: actor.into(),
-        })
-        .await
-        .map(drop)
     }
 
     async fn credential(&self, serial: &str) -> Result<Option<Credential>> {
@@ -803,55 +671,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke(&self, req: RevokeRequest) -> Result<CertRecord> {
-        let serial = req.serial.clone();
-        self.write(Op::Revoke(req)).await?;
-        self.get(&serial)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("revoked certificate {serial} vanished")))
-    }
-
-    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<RevokedEntry>, i64)> {
-        self.read(move |c| {
-            let max: i64 = c.query_row(
-                "SELECT COALESCE(MAX(revocation_seq), 0) FROM certificates",
-                [],
-                |r| r.get(0),
-            )?;
-            let mut stmt = c.prepare_cached(
-                "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates
-                 WHERE revocation_seq > ?1 AND not_after > ?2 ORDER BY revocation_seq",
-            )?;
-            let rows = stmt
-                .query_map(params![after_seq, now], |r| {
-                    let serial: String = r.get(0)?;
-                    Ok(RevokedEntry {
-                        serial: hex::decode(serial).unwrap_or_default(),
-                        revoked_at: r.get(1)?,
-                        reason: Reason::from_code(r.get(2)?).unwrap_or(Reason::Unspecified),
-                        invalidity_date: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((rows, max))
-        })
-        .await
-    }
-
-    async fn next_crl_number(&self, ca: &str) -> Result<u64> {
-        match self.write(Op::NextCrlNumber { ca: ca.into() }).await? {
-            Done::Number(n) => Ok(n),
-            _ => Err(Error::Internal("CRL number not allocated".into())),
-        }
-    }
-
-    async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()> {
-        self.write(Op::AddPeer {
-            peer,
-            actor: actor.into(),
-        })
-        .await
-        .map(drop)
+    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
+        self.read(move |c| revoked_rows(c, after_seq, now)).await
     }
 
     async fn peers(&self) -> Result<Vec<PeerRecord>> {
@@ -878,38 +699,6 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
-    }
-
-    async fn set_peer_status(&self, name: &str, status: PeerStatus, actor: &str) -> Result<()> {
-        self.write(Op::PeerStatus {
-            name: name.into(),
-            status,
-            actor: actor.into(),
-        })
-        .await
-        .map(drop)
-    }
-
-    async fn remove_peer(&self, name: &str, actor: &str) -> Result<Vec<String>> {
-        match self
-            .write(Op::RemovePeer {
-                name: name.into(),
-                actor: actor.into(),
-            })
-            .await?
-        {
-            Done::Serials(s) => Ok(s),
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    async fn add_cross(&self, record: CrossRecord, actor: &str) -> Result<()> {
-        self.write(Op::AddCross {
-            record,
-            actor: actor.into(),
-        })
-        .await
-        .map(drop)
     }
 
     async fn cross_certs(&self) -> Result<Vec<CrossRecord>> {
@@ -939,27 +728,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn next_timestamp_serial(&self, imprint_hex: &str) -> Result<u64> {
-        match self
-            .write(Op::TimestampSerial {
-                imprint: imprint_hex.into(),
-            })
-            .await?
-        {
-            Done::Number(n) => Ok(n),
-            _ => Err(Error::Internal("time-stamp serial not allocated".into())),
-        }
-    }
-
-    async fn add_platform(&self, p: PlatformRecord, actor: &str) -> Result<()> {
-        self.write(Op::AddPlatform {
-            p,
-            actor: actor.into(),
-        })
-        .await
-        .map(drop)
-    }
-
     async fn platforms(&self) -> Result<Vec<PlatformRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare(
@@ -984,24 +752,6 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
-    }
-
-    async fn set_platform_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<()> {
-        let op = Op::PlatformDisabled {
-            name: name.into(),
-            disabled,
-            actor: actor.into(),
-        };
-        self.write(op).await.map(drop)
-    }
-
-    async fn disable_credentials(&self, tenant: &str, keep: &str, actor: &str) -> Result<()> {
-        let op = Op::DisableCredentials {
-            tenant: tenant.into(),
-            keep: keep.into(),
-            actor: actor.into(),
-        };
-        self.write(op).await.map(drop)
     }
 
     async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>> {
@@ -1029,10 +779,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_checkpoint(&self, c: Checkpoint) -> Result<()> {
-        self.write(Op::AddCheckpoint(c)).await.map(drop)
-    }
-
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
         self.read(|c| {
             let mut stmt = c.prepare(
@@ -1052,22 +798,6 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
-    }
-
-    async fn audit_event(
-        &self,
-        actor: &str,
-        event: &str,
-        object: &str,
-        detail: &str,
-    ) -> Result<()> {
-        let op = Op::Event {
-            actor: actor.into(),
-            event: event.into(),
-            object: object.into(),
-            detail: detail.into(),
-        };
-        self.write(op).await.map(drop)
     }
 
     fn auth_generation(&self) -> u64 {

@@ -11,6 +11,8 @@ use ecca::server::Running;
 use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair, SanType};
 use tempfile::TempDir;
 
+pub mod pg;
+
 /// A running server with its data directory and an admin client.
 pub struct TestCa {
     pub dir: TempDir,

@@ -1,0 +1,897 @@
+//! The shared store: PostgreSQL, for several `ecca-server` instances behind a load balancer.
+//!
+//! Writes go through one writer task per instance that commits in groups (as the SQLite store
+//! does). Every group transaction first takes one advisory lock: instances append to a single
+//! audit chain, revocation positions and CRL numbers advance in commit order, and a CRL number
+//! is allocated together with the revocations it lists. Reads use a connection pool.
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::core::revocation::{Reason, RevokedEntry};
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::store::write::{Job, MAX_GROUP};
+use crate::store::{
+    AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
+    ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
+    Revocation, Role, SqlValue, Store, audit_hash,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+/// Advisory lock held by every write transaction (the audit chain is one sequence).
+const WRITE_LOCK: i64 = 0x6563_6361_0001;
+/// Advisory lock held while the schema is migrated (instances may start together).
+const MIGRATE_LOCK: i64 = 0x6563_6361_0002;
+/// Pooled connections per instance (readers and the writer).
+const POOL_SIZE: usize = 16;
+/// How often an instance looks for credential/platform/revocation changes made by others.
+pub const AUTH_POLL: Duration = Duration::from_millis(200);
+
+type Args<'a> = [&'a (dyn ToSql + Sync)];
+
+/// PostgreSQL-backed [`Store`].
+pub struct PgStore {
+    url: String,
+    pool: Pool,
+    writer: mpsc::UnboundedSender<Job>,
+    auth_generation: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.url).finish()
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl PgStore {
+    /// Connects to `url` (postgres://user:password@host:port/db), applies migrations, and
+    /// starts the writer.
+    pub async fn open(url: &str) -> Result<Self> {
+        let shown = redact(url);
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::Config(format!("database URL {shown}: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| Error::Config(format!("database {shown}: {e}")))?;
+        let mut client = pool.get().await.map_err(|e| {
+            Error::Storage(format!(
+                "cannot connect to PostgreSQL at {shown}: {e}; check --database and that the server is running"
+            ))
+        })?;
+        migrate(&mut client).await?;
+        drop(client);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let auth_generation = Arc::new(AtomicU64::new(0));
+        tokio::spawn(writer_loop(pool.clone(), rx, auth_generation.clone()));
+        tokio::spawn(follow_auth(pool.clone(), Arc::downgrade(&auth_generation)));
+        Ok(PgStore {
+            url: shown,
+            pool,
+            writer: tx,
+            auth_generation,
+        })
+    }
+
+    /// Where this store lives (password redacted).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn client(&self) -> Result<Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    async fn rows(&self, sql: &str, args: &Args<'_>) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.query(&stmt, args).await?)
+    }
+}
+
+async fn migrate(client: &mut Object) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
+        .await?;
+    let result = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS ecca_schema (version INTEGER NOT NULL)")
+            .await?;
+        let version: i32 = client
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM ecca_schema", &[])
+            .await?
+            .get(0);
+        let version = version as usize;
+        if version > MIGRATIONS.len() {
+            return Err(Error::Storage(format!(
+                "database schema version {version} is newer than this ecca ({}); upgrade ecca",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = client.transaction().await?;
+            tx.batch_execute(sql).await?;
+            let v = (i + 1) as i32;
+            tx.execute("INSERT INTO ecca_schema (version) VALUES ($1)", &[&v])
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+    .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK])
+        .await?;
+    result
+}
+
+async fn writer_loop(
+    pool: Pool,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    auth_generation: Arc<AtomicU64>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit_group(&pool, &jobs).await {
+            Ok(results) => {
+                // Before anyone hears "done": cached authentication decisions are now stale.
+                if jobs.iter().any(|j| j.op.affects_auth()) {
+                    auth_generation.fetch_add(1, Ordering::SeqCst);
+                }
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed");
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(Error::Storage(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+/// Bumps the local auth generation when another instance changed credentials, platforms or
+/// revocations. Ends when the store is dropped.
+async fn follow_auth(pool: Pool, generation: Weak<AtomicU64>) {
+    let mut seen: Option<i64> = None;
+    loop {
+        tokio::time::sleep(AUTH_POLL).await;
+        let Some(generation) = generation.upgrade() else {
+            return;
+        };
+        let current = match pool.get().await {
+            Ok(c) => c
+                .query_opt("SELECT last FROM crl_numbers WHERE ca = 'auth'", &[])
+                .await
+                .map(|r| r.map(|r| r.get::<_, i64>(0)).unwrap_or(0)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot poll for auth changes");
+                continue;
+            }
+        };
+        match current {
+            Ok(v) if seen.is_some_and(|s| s != v) => {
+                generation.fetch_add(1, Ordering::SeqCst);
+                seen = Some(v);
+            }
+            Ok(v) => seen = Some(v),
+            Err(e) => tracing::warn!(error = %e, "cannot poll for auth changes"),
+        }
+    }
+}
+
+/// The audit chain head as the group transaction extends it.
+struct Head {
+    id: i64,
+    hash: Vec<u8>,
+}
+
+async fn commit_group(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await?;
+    let mut head = match tx
+        .query_opt(
+            "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await?
+    {
+        Some(r) => Head {
+            id: r.get(0),
+            hash: r.get(1),
+        },
+        None => Head {
+            id: 0,
+            hash: vec![0; 32],
+        },
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        tx.batch_execute("SAVEPOINT job").await?;
+        let before = (head.id, head.hash.clone());
+        match apply(&tx, &job.op, &mut head).await {
+            Ok(done) => {
+                tx.batch_execute("RELEASE job").await?;
+                results.push(Ok(done));
+            }
+            Err(e) => {
+                tx.batch_execute("ROLLBACK TO job; RELEASE job").await?;
+                (head.id, head.hash) = before;
+                results.push(Err(e));
+            }
+        }
+    }
+    if jobs.iter().any(|j| j.op.affects_auth()) {
+        next_number(&tx, "auth").await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn exec_raw(
+    tx: &Transaction<'_>,
+    sql: &str,
+    args: &Args<'_>,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.execute(&stmt, args).await
+}
+
+async fn exec(tx: &Transaction<'_>, sql: &str, args: &Args<'_>) -> Result<u64> {
+    Ok(exec_raw(tx, sql, args).await?)
+}
+
+async fn query(tx: &Transaction<'_>, sql: &str, args: &Args<'_>) -> Result<Vec<Row>> {
+    let stmt = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&stmt, args).await?)
+}
+
+/// Maps a unique-key violation to `conflict`.
+fn unique(
+    result: std::result::Result<u64, tokio_postgres::Error>,
+    conflict: impl FnOnce() -> Error,
+) -> Result<u64> {
+    result.map_err(|e| match e.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => conflict(),
+        _ => e.into(),
+    })
+}
+
+async fn next_number(tx: &Transaction<'_>, name: &str) -> Result<u64> {
+    let rows = query(
+        tx,
+        "INSERT INTO crl_numbers (ca, last) VALUES ($1, 1)
+         ON CONFLICT (ca) DO UPDATE SET last = crl_numbers.last + 1 RETURNING last",
+        &[&name],
+    )
+    .await?;
+    let n: i64 = rows
+        .first()
+        .map(|r| r.get(0))
+        .ok_or_else(|| Error::Internal(format!("counter {name} not advanced")))?;
+    Ok(n as u64)
+}
+
+async fn append_audit(
+    tx: &Transaction<'_>,
+    head: &mut Head,
+    at: i64,
+    actor: &str,
+    event: &str,
+    object: &str,
+    detail: &str,
+) -> Result<()> {
+    let id = head.id + 1;
+    let hash = audit_hash(&head.hash, id, at, actor, event, object, detail);
+    exec(
+        tx,
+        "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &id, &at, &actor, &event, &object, &detail, &head.hash, &hash,
+        ],
+    )
+    .await?;
+    *head = Head { id, hash };
+    Ok(())
+}
+
+/// The highest revocation position, then the unexpired revocations after `after_seq` up to it.
+async fn revoked_rows(
+    client: &tokio_postgres::Client,
+    after_seq: i64,
+    now: i64,
+) -> Result<(Vec<Positioned>, i64)> {
+    let max: i64 = client
+        .query_one(
+            "SELECT COALESCE(MAX(revocation_seq), 0)::BIGINT FROM certificates",
+            &[],
+        )
+        .await?
+        .get(0);
+    let rows = client
+        .query(
+            "SELECT revocation_seq, serial, revoked_at, revocation_reason, invalidity_date
+             FROM certificates WHERE revocation_seq > $1 AND revocation_seq <= $2 AND not_after > $3
+             ORDER BY revocation_seq",
+            &[&after_seq, &max, &now],
+        )
+        .await?;
+    let entries = rows
+        .iter()
+        .map(|r| {
+            let serial: String = r.get(1);
+            let entry = RevokedEntry {
+                serial: hex::decode(serial).unwrap_or_default(),
+                revoked_at: r.get(2),
+                reason: Reason::from_code(r.get(3)).unwrap_or(Reason::Unspecified),
+                invalidity_date: r.get(4),
+            };
+            (r.get::<_, i64>(0), entry)
+        })
+        .collect();
+    Ok((entries, max))
+}
+
+fn json(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// Applies one operation with its audit entry, extending `head`.
+async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
+    let at = now();
+    match op {
+        Op::Reserve(i) => {
+            let (serial, sans) = (i.serial.hex(), json(&i.sans));
+            let inserted = exec_raw(
+                tx,
+                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
+                 VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8)",
+                &[&serial, &i.profile, &i.tenant, &i.subject, &sans, &i.not_before, &i.not_after, &at],
+            )
+            .await;
+            unique(inserted, || {
+                Error::Storage(format!("serial {} already used", i.serial))
+            })?;
+            let detail = format!(
+                "profile={} subject={} sans={}",
+                i.profile,
+                i.subject,
+                i.sans.join(",")
+            );
+            let event = "certificate.signing";
+            append_audit(tx, head, at, &i.actor, event, &serial, &detail).await?;
+        }
+        Op::Complete { serial, der, actor } => {
+            let n = exec(
+                tx,
+                "UPDATE certificates SET status = 'issued', der = $2, issued_at = $3
+                 WHERE serial = $1 AND status = 'pending'",
+                &[serial, der, &at],
+            )
+            .await?;
+            if n != 1 {
+                return Err(Error::Internal(format!("serial {serial} was not pending")));
+            }
+            let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, der));
+            let detail = format!("sha256={digest}");
+            append_audit(tx, head, at, actor, "certificate.issued", serial, &detail).await?;
+        }
+        Op::Abandon {
+            serial,
+            reason,
+            actor,
+        } => {
+            exec(
+                tx,
+                "UPDATE certificates SET status = 'abandoned' WHERE serial = $1 AND status = 'pending'",
+                &[serial],
+            )
+            .await?;
+            append_audit(tx, head, at, actor, "certificate.abandoned", serial, reason).await?;
+        }
+        Op::AddCredential { cred, actor } => {
+            exec(
+                tx,
+                "INSERT INTO credentials (serial, role, tenant, disabled) VALUES ($1, $2, $3, $4)",
+                &[
+                    &cred.serial,
+                    &cred.role.as_str(),
+                    &cred.tenant,
+                    &cred.disabled,
+                ],
+            )
+            .await?;
+            let detail = format!("role={} tenant={}", cred.role.as_str(), cred.tenant);
+            let event = "credential.added";
+            append_audit(tx, head, at, actor, event, &cred.serial, &detail).await?;
+        }
+        Op::Revoke(r) => {
+            let serial = r.serial.hex();
+            let rows = query(
+                tx,
+                "SELECT tenant, revoked_at FROM certificates
+                 WHERE serial = $1 AND status = 'issued' FOR UPDATE",
+                &[&serial],
+            )
+            .await?;
+            let row = rows
+                .first()
+                .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1)));
+            match row {
+                None => return Err(Error::NotFound(format!("certificate {serial}"))),
+                Some((tenant, _)) if r.tenant.as_ref().is_some_and(|t| *t != tenant) => {
+                    return Err(Error::NotFound(format!("certificate {serial}")));
+                }
+                Some((_, Some(_))) => {
+                    return Err(Error::Conflict(format!(
+                        "certificate {serial} is already revoked"
+                    )));
+                }
+                Some(_) => {}
+            }
+            let reason = r.reason as i64;
+            exec(
+                tx,
+                "UPDATE certificates SET revoked_at = $2, revocation_reason = $3, invalidity_date = $4,
+                 revocation_seq = (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM certificates)
+                 WHERE serial = $1",
+                &[&serial, &at, &reason, &r.invalidity_date],
+            )
+            .await?;
+            let detail = format!("reason={}", r.reason.name());
+            let event = "certificate.revoked";
+            append_audit(tx, head, at, &r.actor, event, &serial, &detail).await?;
+        }
+        Op::NextCrlNumber { ca } => return Ok(Done::Number(next_number(tx, ca).await?)),
+        Op::CrlSnapshot { ca, count, now } => {
+            let mut numbers = Vec::with_capacity(*count as usize);
+            for _ in 0..*count {
+                numbers.push(next_number(tx, ca).await?);
+            }
+            let (revoked, max_seq) = revoked_rows(tx.client(), 0, *now).await?;
+            return Ok(Done::Snapshot(CrlSnapshot {
+                numbers,
+                revoked,
+                max_seq,
+            }));
+        }
+        Op::TimestampSerial { imprint } => {
+            let n = next_number(tx, "tsa").await?;
+            let detail = format!("imprint={imprint}");
+            let object = n.to_string();
+            append_audit(tx, head, at, "tsa", "timestamp.signing", &object, &detail).await?;
+            return Ok(Done::Number(n));
+        }
+        Op::AddPlatform { p, actor } => {
+            let max_days = p.max_days.map(i64::from);
+            let rate = p.rate_per_min.map(i64::from);
+            let (dns, ips, profiles) =
+                (json(&p.dns_suffixes), json(&p.ip_ranges), json(&p.profiles));
+            let inserted = exec_raw(
+                tx,
+                "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)",
+                &[&p.name, &dns, &ips, &profiles, &max_days, &rate, &at],
+            )
+            .await;
+            unique(inserted, || {
+                Error::Conflict(format!("platform {:?} already exists", p.name))
+            })?;
+            let detail = format!(
+                "dns={} ip={} profiles={} max_days={:?} rate={:?}",
+                p.dns_suffixes.join(","),
+                p.ip_ranges.join(","),
+                p.profiles.join(","),
+                p.max_days,
+                p.rate_per_min
+            );
+            append_audit(tx, head, at, actor, "platform.added", &p.name, &detail).await?;
+        }
+        Op::PlatformDisabled {
+            name,
+            disabled,
+            actor,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE platforms SET disabled = $2 WHERE name = $1",
+                &[name, disabled],
+            )
+            .await?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("platform {name:?}")));
+            }
+            let event = if *disabled {
+                "platform.disabled"
+            } else {
+                "platform.enabled"
+            };
+            append_audit(tx, head, at, actor, event, name, "").await?;
+        }
+        Op::DisableCredentials {
+            tenant,
+            keep,
+            actor,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE credentials SET disabled = TRUE
+                 WHERE tenant = $1 AND serial != $2 AND NOT disabled",
+                &[tenant, keep],
+            )
+            .await?;
+            let detail = format!("disabled={n} kept={keep}");
+            append_audit(tx, head, at, actor, "credential.rotated", tenant, &detail).await?;
+        }
+        Op::Event {
+            actor,
+            event,
+            object,
+            detail,
+        } => append_audit(tx, head, at, actor, event, object, detail).await?,
+        Op::AddCheckpoint(c) => {
+            exec(
+                tx,
+                "INSERT INTO audit_checkpoints (upto_id, head_hash, at, signature) VALUES ($1, $2, $3, $4)",
+                &[&c.upto_id, &c.head_hash, &c.at, &c.signature],
+            )
+            .await?;
+        }
+        Op::AddPeer { peer, actor } => {
+            let inserted = exec_raw(
+                tx,
+                "INSERT INTO peers (name, ca_cert, subject, status, added_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&peer.name, &peer.ca_cert, &peer.subject, &peer.status.as_str(), &at],
+            )
+            .await;
+            unique(inserted, || {
+                Error::Conflict(format!("peer {:?} already exists", peer.name))
+            })?;
+            let detail = format!(
+                "subject={} sha256={}",
+                peer.subject,
+                crate::core::fingerprint(&peer.ca_cert)
+            );
+            append_audit(tx, head, at, actor, "peer.added", &peer.name, &detail).await?;
+        }
+        Op::PeerStatus {
+            name,
+            status,
+            actor,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE peers SET status = $2 WHERE name = $1",
+                &[name, &status.as_str()],
+            )
+            .await?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("peer {name:?}")));
+            }
+            append_audit(tx, head, at, actor, "peer.status", name, status.as_str()).await?;
+        }
+        Op::RemovePeer { name, actor } => {
+            let n = exec(tx, "DELETE FROM peers WHERE name = $1", &[name]).await?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("peer {name:?}")));
+            }
+            let serials: Vec<String> = query(
+                tx,
+                "UPDATE cross_certificates SET revoked_at = $2, revocation_reason = 5
+                 WHERE peer = $1 AND direction = 'issued' AND revoked_at IS NULL RETURNING serial",
+                &[name, &at],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+            let detail = format!("revoked={}", serials.join(","));
+            append_audit(tx, head, at, actor, "peer.removed", name, &detail).await?;
+            return Ok(Done::Serials(serials));
+        }
+        Op::AddCross { record, actor } => {
+            exec(
+                tx,
+                "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&record.serial, &record.peer, &record.direction.as_str(), &record.der, &record.not_after, &at],
+            )
+            .await?;
+            let detail = format!(
+                "peer={} direction={} sha256={}",
+                record.peer,
+                record.direction.as_str(),
+                crate::core::fingerprint(&record.der)
+            );
+            let event = "cross_certificate.stored";
+            append_audit(tx, head, at, actor, event, &record.serial, &detail).await?;
+        }
+    }
+    Ok(Done::Nothing)
+}
+
+fn record(row: &Row) -> (i64, CertRecord) {
+    let sans: String = row.get(5);
+    let revocation = row.get::<_, Option<i64>>(10).map(|revoked_at| Revocation {
+        revoked_at,
+        reason: Reason::from_code(row.get::<_, Option<i64>>(11).unwrap_or(0))
+            .unwrap_or(Reason::Unspecified),
+        invalidity_date: row.get(12),
+        seq: row.get::<_, Option<i64>>(13).unwrap_or(0),
+    });
+    (
+        row.get(0),
+        CertRecord {
+            serial: row.get(1),
+            profile: row.get(2),
+            tenant: row.get(3),
+            subject: row.get(4),
+            sans: serde_json::from_str(&sans).unwrap_or_default(),
+            not_before: row.get(6),
+            not_after: row.get(7),
+            issued_at: row.get::<_, Option<i64>>(8).unwrap_or(0),
+            der: row.get::<_, Option<Vec<u8>>>(9).unwrap_or_default(),
+            revocation,
+        },
+    )
+}
+
+fn credential(r: &Row) -> Credential {
+    Credential {
+        serial: r.get(0),
+        role: Role::parse(r.get(1)).unwrap_or(Role::Auditor),
+        tenant: r.get(2),
+        disabled: r.get(3),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn write(&self, op: Op) -> Result<Done> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(Job { op, reply })
+            .map_err(|_| Error::Storage("store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Storage("store writer has stopped".into()))?
+    }
+
+    async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = $1 AND status = 'issued'"
+        );
+        let rows = self.rows(&sql, &[&serial.hex()]).await?;
+        Ok(rows.first().map(|r| record(r).1))
+    }
+
+    async fn list(&self, f: ListFilter) -> Result<Page> {
+        let (sql, args, limit) = f.select(RECORD_COLUMNS, |n| format!("${n}"));
+        let args: Vec<Box<dyn ToSql + Sync + Send>> = args
+            .into_iter()
+            .map(|v| -> Box<dyn ToSql + Sync + Send> {
+                match v {
+                    SqlValue::Text(s) => Box::new(s),
+                    SqlValue::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.rows(&sql, &refs).await?;
+        Ok(Page::of(rows.iter().map(record).collect(), limit))
+    }
+
+    async fn credential(&self, serial: &str) -> Result<Option<Credential>> {
+        let rows = self
+            .rows(
+                "SELECT serial, role, tenant, disabled FROM credentials WHERE serial = $1",
+                &[&serial],
+            )
+            .await?;
+        Ok(rows.first().map(credential))
+    }
+
+    async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let limit = i64::from(limit);
+        let rows = self
+            .rows(
+                "SELECT id, at, actor, event, object, detail, prev_hash, hash FROM audit_log
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after_id, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                event: r.get(3),
+                object: r.get(4),
+                detail: r.get(5),
+                prev_hash: r.get(6),
+                hash: r.get(7),
+            })
+            .collect())
+    }
+
+    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
+        let client = self.client().await?;
+        revoked_rows(&client, after_seq, now).await
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerRecord>> {
+        let rows = self
+            .rows(
+                "SELECT name, ca_cert, subject, status, added_at FROM peers ORDER BY name",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PeerRecord {
+                name: r.get(0),
+                ca_cert: r.get(1),
+                subject: r.get(2),
+                status: if r.get::<_, &str>(3) == "active" {
+                    PeerStatus::Active
+                } else {
+                    PeerStatus::Suspended
+                },
+                added_at: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn cross_certs(&self) -> Result<Vec<CrossRecord>> {
+        let rows = self
+            .rows(
+                "SELECT serial, peer, direction, der, not_after, created_at, revoked_at, revocation_reason
+                 FROM cross_certificates ORDER BY created_at, serial",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let reason = r.get::<_, Option<i64>>(7).unwrap_or(0);
+                CrossRecord {
+                    serial: r.get(0),
+                    peer: r.get(1),
+                    direction: if r.get::<_, &str>(2) == "issued" {
+                        Direction::Issued
+                    } else {
+                        Direction::Received
+                    },
+                    der: r.get(3),
+                    not_after: r.get(4),
+                    created_at: r.get(5),
+                    revoked: r
+                        .get::<_, Option<i64>>(6)
+                        .map(|t| (t, Reason::from_code(reason).unwrap_or(Reason::Unspecified))),
+                }
+            })
+            .collect())
+    }
+
+    async fn platforms(&self) -> Result<Vec<PlatformRecord>> {
+        let rows = self
+            .rows(
+                "SELECT name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at
+                 FROM platforms ORDER BY name",
+                &[],
+            )
+            .await?;
+        let list = |s: &str| serde_json::from_str::<Vec<String>>(s).unwrap_or_default();
+        let small = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+        Ok(rows
+            .iter()
+            .map(|r| PlatformRecord {
+                name: r.get(0),
+                dns_suffixes: list(r.get(1)),
+                ip_ranges: list(r.get(2)),
+                profiles: list(r.get(3)),
+                max_days: small(r.get(4)),
+                rate_per_min: small(r.get(5)),
+                disabled: r.get(6),
+                created_at: r.get(7),
+            })
+            .collect())
+    }
+
+    async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>> {
+        let rows = self
+            .rows(
+                "SELECT serial, role, tenant, disabled FROM credentials WHERE tenant = $1 ORDER BY added",
+                &[&tenant],
+            )
+            .await?;
+        Ok(rows.iter().map(credential).collect())
+    }
+
+    async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
+        let rows = self
+            .rows(
+                "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| (r.get(0), r.get(1)))
+            .unwrap_or((0, vec![0; 32])))
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let rows = self
+            .rows(
+                "SELECT id, upto_id, head_hash, at, signature FROM audit_checkpoints ORDER BY id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Checkpoint {
+                id: r.get(0),
+                upto_id: r.get(1),
+                head_hash: r.get(2),
+                at: r.get(3),
+                signature: r.get(4),
+            })
+            .collect())
+    }
+
+    fn auth_generation(&self) -> u64 {
+        self.auth_generation.load(Ordering::SeqCst)
+    }
+}

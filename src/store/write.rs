@@ -1,0 +1,123 @@
+//! Writes as data: every state change is an [`Op`] that a backend applies (with its audit
+//! entry) inside a transaction. Both backends commit ops in groups: requests that arrive while
+//! a commit is in flight share the next transaction, each inside its own savepoint.
+use tokio::sync::oneshot;
+
+use crate::error::Result;
+use crate::store::{Checkpoint, Credential, CrossRecord, IssuanceIntent, PeerRecord, PeerStatus};
+use crate::store::{PlatformRecord, Positioned, RevokeRequest};
+
+/// Most requests sharing one commit.
+pub const MAX_GROUP: usize = 512;
+
+/// One state change.
+#[derive(Debug)]
+pub enum Op {
+    Reserve(IssuanceIntent),
+    Complete {
+        serial: String,
+        der: Vec<u8>,
+        actor: String,
+    },
+    Abandon {
+        serial: String,
+        reason: String,
+        actor: String,
+    },
+    AddCredential {
+        cred: Credential,
+        actor: String,
+    },
+    Revoke(RevokeRequest),
+    NextCrlNumber {
+        ca: String,
+    },
+    /// Allocates `count` CRL numbers for `ca` and reads the revocations they will list, as one
+    /// step: among instances sharing a database a higher number never lists fewer revocations.
+    CrlSnapshot {
+        ca: String,
+        count: u32,
+        now: i64,
+    },
+    AddPeer {
+        peer: PeerRecord,
+        actor: String,
+    },
+    PeerStatus {
+        name: String,
+        status: PeerStatus,
+        actor: String,
+    },
+    RemovePeer {
+        name: String,
+        actor: String,
+    },
+    AddCross {
+        record: CrossRecord,
+        actor: String,
+    },
+    TimestampSerial {
+        imprint: String,
+    },
+    AddPlatform {
+        p: PlatformRecord,
+        actor: String,
+    },
+    PlatformDisabled {
+        name: String,
+        disabled: bool,
+        actor: String,
+    },
+    DisableCredentials {
+        tenant: String,
+        keep: String,
+        actor: String,
+    },
+    AddCheckpoint(Checkpoint),
+    Event {
+        actor: String,
+        event: String,
+        object: String,
+        detail: String,
+    },
+}
+
+impl Op {
+    /// Does this write change who may call the API (credentials, platforms, revocations)?
+    pub fn affects_auth(&self) -> bool {
+        matches!(
+            self,
+            Op::AddCredential { .. }
+                | Op::Revoke(_)
+                | Op::AddPlatform { .. }
+                | Op::PlatformDisabled { .. }
+                | Op::DisableCredentials { .. }
+        )
+    }
+}
+
+/// What a write returns.
+#[derive(Debug)]
+pub enum Done {
+    Nothing,
+    Number(u64),
+    Serials(Vec<String>),
+    Snapshot(CrlSnapshot),
+}
+
+/// CRL numbers and the revocations (with their positions) they cover.
+#[derive(Clone, Debug, Default)]
+pub struct CrlSnapshot {
+    pub numbers: Vec<u64>,
+    /// Unexpired revoked certificates in revocation order, with their positions.
+    pub revoked: Vec<Positioned>,
+    /// The highest revocation position (0 when nothing was ever revoked).
+    pub max_seq: i64,
+}
+
+/// A queued write and where its result goes.
+#[derive(Debug)]
+pub struct Job {
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<Done>>,
+}

@@ -1,0 +1,373 @@
+//! The store conformance suite: one contract, run against the embedded SQLite store and against
+//! PostgreSQL (a throwaway cluster this test starts). Every backend must pass it unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ecca::Error;
+use ecca::core::audit;
+use ecca::core::revocation::Reason;
+use ecca::core::serial::Serial;
+use ecca::store::{
+    Credential, CrossRecord, Direction, IssuanceIntent, ListFilter, PeerRecord, PeerStatus,
+    PgStore, PlatformRecord, RevokeRequest, Role, SqliteStore, Store,
+};
+
+fn intent(serial: &Serial, tenant: &str, subject: &str) -> IssuanceIntent {
+    IssuanceIntent {
+        serial: serial.clone(),
+        profile: "server-tls".into(),
+        tenant: tenant.into(),
+        subject: subject.into(),
+        sans: vec![format!("{subject}.example.cn")],
+        not_before: 1_000,
+        not_after: i64::MAX / 2,
+        actor: "test".into(),
+    }
+}
+
+/// Reserves and completes one certificate; returns its serial.
+async fn issue(store: &dyn Store, tenant: &str, subject: &str) -> Serial {
+    let serial = Serial::random().unwrap();
+    store
+        .reserve(intent(&serial, tenant, subject))
+        .await
+        .unwrap();
+    let der = format!("DER of {subject}").into_bytes();
+    store.complete(&serial, der, "test").await.unwrap();
+    serial
+}
+
+fn revoke_req(serial: &Serial, tenant: Option<&str>) -> RevokeRequest {
+    RevokeRequest {
+        serial: serial.clone(),
+        reason: Reason::KeyCompromise,
+        invalidity_date: Some(500),
+        tenant: tenant.map(str::to_string),
+        actor: "test".into(),
+    }
+}
+
+async fn certificates(store: &dyn Store) {
+    let a = issue(store, "shop-a", "alpha").await;
+    let got = store.get(&a).await.unwrap().expect("issued certificate");
+    assert_eq!(got.serial, a.hex());
+    assert_eq!(got.tenant, "shop-a");
+    assert_eq!(got.sans, ["alpha.example.cn"]);
+    assert_eq!(got.der, b"DER of alpha");
+    assert!(got.revocation.is_none());
+
+    // A serial is never reused, not even after it was abandoned.
+    let burnt = Serial::random().unwrap();
+    store.reserve(intent(&burnt, "", "burnt")).await.unwrap();
+    store.abandon(&burnt, "lint refused", "test").await.unwrap();
+    assert!(store.get(&burnt).await.unwrap().is_none());
+    let again = store.reserve(intent(&burnt, "", "again")).await;
+    assert!(again.is_err(), "a burnt serial was reserved again");
+    let dup = store.reserve(intent(&a, "", "dup")).await;
+    assert!(dup.is_err(), "an issued serial was reserved again");
+    // Completing twice is refused.
+    assert!(store.complete(&a, b"other".to_vec(), "test").await.is_err());
+
+    // Listing: filters and pages, newest first.
+    for i in 0..5 {
+        issue(store, "shop-b", &format!("bravo{i}")).await;
+    }
+    let filter = |limit| ListFilter {
+        tenant: Some("shop-b".into()),
+        limit,
+        ..Default::default()
+    };
+    let first = store.list(filter(3)).await.unwrap();
+    assert_eq!(first.records.len(), 3);
+    assert_eq!(first.records[0].subject, "bravo4");
+    let next = first.next.expect("a second page");
+    let second = store
+        .list(ListFilter {
+            before_id: Some(next),
+            ..filter(3)
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.records.len(), 2);
+    assert!(second.next.is_none());
+    let named = store
+        .list(ListFilter {
+            name_contains: Some("BRAVO3".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(named.records.len(), 1);
+    let expired = store
+        .list(ListFilter {
+            expired_at: Some((i64::MAX / 4, true)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(expired.records.is_empty());
+}
+
+async fn revocations(store: &dyn Store) {
+    let (_, before) = store.revoked_since(0, 0).await.unwrap();
+    let a = issue(store, "shop-r", "rev-a").await;
+    let b = issue(store, "shop-r", "rev-b").await;
+    let generation = store.auth_generation();
+
+    // Another tenant's certificate looks absent; unknown serials are not found.
+    let wrong = store.revoke(revoke_req(&a, Some("shop-x"))).await;
+    assert!(matches!(wrong, Err(Error::NotFound(_))), "{wrong:?}");
+    let unknown = store
+        .revoke(revoke_req(&Serial::random().unwrap(), None))
+        .await;
+    assert!(matches!(unknown, Err(Error::NotFound(_))), "{unknown:?}");
+
+    let record = store.revoke(revoke_req(&a, Some("shop-r"))).await.unwrap();
+    let rev = record.revocation.expect("revoked");
+    assert_eq!(rev.reason, Reason::KeyCompromise);
+    assert_eq!(rev.invalidity_date, Some(500));
+    assert_eq!(rev.seq, before + 1);
+    assert_ne!(
+        store.auth_generation(),
+        generation,
+        "revocation changes auth"
+    );
+    let twice = store.revoke(revoke_req(&a, None)).await;
+    assert!(matches!(twice, Err(Error::Conflict(_))), "{twice:?}");
+    store.revoke(revoke_req(&b, None)).await.unwrap();
+
+    let (entries, max) = store.revoked_since(before, 0).await.unwrap();
+    assert_eq!(max, before + 2);
+    let order: Vec<(i64, Vec<u8>)> = entries
+        .into_iter()
+        .map(|(seq, e)| (seq, e.serial))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (before + 1, a.as_bytes().to_vec()),
+            (before + 2, b.as_bytes().to_vec())
+        ]
+    );
+    assert!(store.revoked_since(max, 0).await.unwrap().0.is_empty());
+
+    // CRL numbers only go up; a snapshot's numbers come with the revocations they list.
+    let n1 = store.next_crl_number("issuing").await.unwrap();
+    let snap = store.crl_snapshot("issuing", 2, 0).await.unwrap();
+    assert_eq!(snap.numbers, [n1 + 1, n1 + 2]);
+    assert_eq!(snap.max_seq, max);
+    assert!(snap.revoked.iter().any(|(_, e)| e.serial == b.as_bytes()));
+    assert_eq!(store.next_crl_number("root").await.unwrap(), 1);
+    let t1 = store.next_timestamp_serial("00ff").await.unwrap();
+    assert_eq!(store.next_timestamp_serial("00fe").await.unwrap(), t1 + 1);
+}
+
+async fn credentials_and_platforms(store: &dyn Store) {
+    let generation = store.auth_generation();
+    for serial in ["c1", "c2", "c3"] {
+        let cred = Credential {
+            serial: serial.into(),
+            role: Role::Platform,
+            tenant: "shop-c".into(),
+            disabled: false,
+        };
+        store.add_credential(cred, "test").await.unwrap();
+    }
+    assert_ne!(store.auth_generation(), generation);
+    let c2 = store.credential("c2").await.unwrap().unwrap();
+    assert_eq!((c2.role, c2.tenant.as_str()), (Role::Platform, "shop-c"));
+    assert!(store.credential("nope").await.unwrap().is_none());
+    store
+        .disable_credentials("shop-c", "c3", "test")
+        .await
+        .unwrap();
+    let all = store.credentials_of("shop-c").await.unwrap();
+    let state: Vec<(&str, bool)> = all
+        .iter()
+        .map(|c| (c.serial.as_str(), c.disabled))
+        .collect();
+    assert_eq!(state, [("c1", true), ("c2", true), ("c3", false)]);
+
+    let platform = PlatformRecord {
+        name: "shop-c".into(),
+        dns_suffixes: vec!["shop-c.cn".into()],
+        ip_ranges: vec!["10.0.0.0/8".into()],
+        profiles: vec!["server-tls".into()],
+        max_days: Some(90),
+        rate_per_min: None,
+        disabled: false,
+        created_at: 0,
+    };
+    store.add_platform(platform.clone(), "test").await.unwrap();
+    let dup = store.add_platform(platform, "test").await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+    store
+        .set_platform_disabled("shop-c", true, "test")
+        .await
+        .unwrap();
+    let p = store.platforms().await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert!(p[0].disabled);
+    assert_eq!((p[0].max_days, p[0].rate_per_min), (Some(90), None));
+    assert_eq!(p[0].ip_ranges, ["10.0.0.0/8"]);
+    let missing = store.set_platform_disabled("nope", true, "test").await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+}
+
+async fn federation(store: &dyn Store) {
+    let peer = PeerRecord {
+        name: "region-b".into(),
+        ca_cert: b"peer CA".to_vec(),
+        subject: "CN=Region B".into(),
+        status: PeerStatus::Active,
+        added_at: 0,
+    };
+    store.add_peer(peer.clone(), "test").await.unwrap();
+    let dup = store.add_peer(peer, "test").await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+    store
+        .set_peer_status("region-b", PeerStatus::Suspended, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.peers().await.unwrap()[0].status,
+        PeerStatus::Suspended
+    );
+    for (serial, direction) in [("0a", Direction::Issued), ("0b", Direction::Received)] {
+        let record = CrossRecord {
+            serial: serial.into(),
+            peer: "region-b".into(),
+            direction,
+            der: b"cross".to_vec(),
+            not_after: 9_999_999_999,
+            created_at: 0,
+            revoked: None,
+        };
+        store.add_cross(record, "test").await.unwrap();
+    }
+    let revoked = store.remove_peer("region-b", "test").await.unwrap();
+    assert_eq!(
+        revoked,
+        ["0a"],
+        "only the certificates we issued are revoked"
+    );
+    let cross = store.cross_certs().await.unwrap();
+    let issued = cross.iter().find(|c| c.serial == "0a").unwrap();
+    assert_eq!(
+        issued.revoked.map(|r| r.1),
+        Some(Reason::CessationOfOperation)
+    );
+    assert!(store.peers().await.unwrap().is_empty());
+    let gone = store.remove_peer("region-b", "test").await;
+    assert!(matches!(gone, Err(Error::NotFound(_))), "{gone:?}");
+}
+
+/// Many concurrent writers: distinct serials, every one stored, one unbroken audit chain.
+async fn concurrency(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { issue(store.as_ref(), "shop-p", &format!("p{i}")).await })
+        })
+        .collect();
+    let mut serials = HashSet::new();
+    for t in tasks {
+        serials.insert(t.await.unwrap().hex());
+    }
+    assert_eq!(serials.len(), 200);
+    let page = store
+        .list(ListFilter {
+            tenant: Some("shop-p".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 200);
+}
+
+async fn audit_chain(store: &dyn Store) {
+    store
+        .audit_event("test", "test.event", "object", "detail")
+        .await
+        .unwrap();
+    let entries = store.audit(0, u32::MAX).await.unwrap();
+    let (head_id, head_hash) = store.audit_head().await.unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!((last.id, &last.hash), (head_id, &head_hash));
+    assert_eq!(last.event, "test.event");
+    let checkpoint = ecca::store::Checkpoint {
+        id: 0,
+        upto_id: head_id,
+        head_hash: head_hash.clone(),
+        at: 1,
+        signature: b"sig".to_vec(),
+    };
+    store.add_checkpoint(checkpoint).await.unwrap();
+    let cps = store.checkpoints().await.unwrap();
+    assert_eq!(cps.len(), 1);
+    assert_eq!(cps[0].upto_id, head_id);
+    let verdict = audit::verify(&entries, &cps, |_, sig| sig == b"sig");
+    assert_eq!(verdict.problem, None, "audit chain broken");
+    // Every state change above was audited.
+    for event in [
+        "certificate.signing",
+        "certificate.issued",
+        "certificate.abandoned",
+        "certificate.revoked",
+        "credential.added",
+        "credential.rotated",
+        "platform.added",
+        "platform.disabled",
+        "peer.added",
+        "peer.status",
+        "peer.removed",
+        "cross_certificate.stored",
+        "timestamp.signing",
+    ] {
+        assert!(
+            entries.iter().any(|e| e.event == event),
+            "no audit entry for {event}"
+        );
+    }
+}
+
+async fn conformance(store: Arc<dyn Store>) {
+    certificates(store.as_ref()).await;
+    revocations(store.as_ref()).await;
+    credentials_and_platforms(store.as_ref()).await;
+    federation(store.as_ref()).await;
+    concurrency(store.clone()).await;
+    audit_chain(store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("ecca.db")).unwrap();
+    conformance(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_conforms() {
+    let Some(pg) = common::pg::PgCluster::start() else {
+        return;
+    };
+    let url = pg.database("conformance");
+    let store = PgStore::open(&url).await.unwrap();
+    conformance(Arc::new(store)).await;
+    // Reopening migrates nothing and sees everything.
+    let again = PgStore::open(&url).await.unwrap();
+    assert!(again.audit_head().await.unwrap().0 > 0);
+    assert!(
+        PgStore::open("postgres://ecca@127.0.0.1:1/none")
+            .await
+            .is_err()
+    );
+}
