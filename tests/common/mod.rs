@@ -56,20 +56,7 @@ impl TestCa {
 
     /// Writes roots.pem and chain.pem into the temp dir and returns their paths.
     pub async fn trust_files(&self) -> (PathBuf, PathBuf) {
-        let bundle = self.client.trust_bundle().await.unwrap();
-        let roots = self.dir.path().join("roots.pem");
-        let chain = self.dir.path().join("chain.pem");
-        std::fs::write(
-            &roots,
-            ecca::pemfile::certs_to_pem(bundle.roots_der.iter().map(Vec::as_slice)),
-        )
-        .unwrap();
-        std::fs::write(
-            &chain,
-            ecca::pemfile::certs_to_pem(bundle.intermediates_der.iter().map(Vec::as_slice)),
-        )
-        .unwrap();
-        (roots, chain)
+        write_trust_files(&self.client, self.dir.path()).await
     }
 
     pub fn write_pem(&self, name: &str, der: &[u8]) -> PathBuf {
@@ -77,6 +64,24 @@ impl TestCa {
         std::fs::write(&path, ecca::pemfile::certs_to_pem([der])).unwrap();
         path
     }
+}
+
+/// Writes a CA's roots.pem and chain.pem into `dir` and returns their paths.
+pub async fn write_trust_files(client: &Client, dir: &Path) -> (PathBuf, PathBuf) {
+    let bundle = client.trust_bundle().await.unwrap();
+    let roots = dir.join("roots.pem");
+    let chain = dir.join("chain.pem");
+    std::fs::write(
+        &roots,
+        ecca::pemfile::certs_to_pem(bundle.roots_der.iter().map(Vec::as_slice)),
+    )
+    .unwrap();
+    std::fs::write(
+        &chain,
+        ecca::pemfile::certs_to_pem(bundle.intermediates_der.iter().map(Vec::as_slice)),
+    )
+    .unwrap();
+    (roots, chain)
 }
 
 /// What goes into a test CSR.

@@ -1,0 +1,223 @@
+//! Two `ecca-server` instances on one PostgreSQL database (a throwaway cluster this test
+//! starts), the second joined with a copy of the first one's data directory, as the runbook
+//! says: issuance split across both, revocations seen by the other instance's OCSP responder
+//! and CRLs, one audit chain.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ecca::client::Client;
+use ecca::config::ServerConfig;
+use ecca::core::audit;
+use ecca::proto::RevocationReason;
+use ecca::server::Running;
+use tokio::sync::Semaphore;
+
+const ISSUANCES: usize = 10_000;
+const IN_FLIGHT: usize = 64;
+
+async fn start_instance(data_dir: &Path, database: &str) -> (Running, Client) {
+    let mut config = ServerConfig::new(data_dir);
+    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    config.database = Some(database.into());
+    let running = ecca::server::start(config).await.expect("instance starts");
+    let client = Client::connect_data_dir(data_dir).await.expect("connects");
+    (running, client)
+}
+
+/// The CRL's number and its serials (hex), fetched over HTTP like a relying party.
+async fn crl(http: &str) -> (u64, HashSet<String>) {
+    let (status, _, der) = http_get(&format!("http://{http}/crl/issuing.crl")).await;
+    assert_eq!(status, 200);
+    let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+    let number = crl
+        .crl_number()
+        .and_then(|n| u64::try_from(n.clone()).ok())
+        .expect("CRL number");
+    let serials = crl
+        .iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect();
+    (number, serials)
+}
+
+async fn http_get(url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    http("GET", url, b"", None).await
+}
+
+/// `openssl ocsp` for a certificate against one instance's responder.
+async fn ocsp_status(http: &str, chain: &Path, roots: &Path, leaf: &Path) -> String {
+    let mut cmd = Command::new(tool("openssl").expect("openssl"));
+    cmd.args(["ocsp", "-no_nonce", "-issuer"])
+        .arg(chain)
+        .arg("-cert")
+        .arg(leaf)
+        .args(["-url", &format!("http://{http}/ocsp"), "-CAfile"])
+        .arg(roots);
+    let (_, out) = tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_one_postgres() {
+    if tool("openssl").is_none() {
+        return;
+    }
+    let Some(pg) = pg::PgCluster::start() else {
+        return;
+    };
+    let database = pg.database("ecca");
+    let dir = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    let (running_a, client_a) = start_instance(&dir_a, &database).await;
+    // A new instance joins with a copy of the first one's data directory.
+    let (ok, out) = run(Command::new("cp").arg("-a").arg(&dir_a).arg(&dir_b));
+    assert!(ok, "cp: {out}");
+    let (running_b, client_b) = start_instance(&dir_b, &database).await;
+    let (http_a, http_b) = (running_a.endpoints.http, running_b.endpoints.http);
+
+    // Concurrent issuance split across both instances.
+    let csr = p256_csr(&CsrSpec::cn("shop.example.cn").dns("shop.example.cn"));
+    let clients = [Arc::new(client_a), Arc::new(client_b)];
+    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..ISSUANCES)
+        .map(|i| {
+            let (client, csr, gate) = (clients[i % 2].clone(), csr.clone(), gate.clone());
+            tokio::spawn(async move {
+                let _permit = gate.acquire().await.unwrap();
+                let issued = client.issue(csr, "server-tls", Some(30)).await.unwrap();
+                issued.certificate.unwrap()
+            })
+        })
+        .collect();
+    let mut serials = HashSet::new();
+    let mut certs = Vec::new();
+    for t in tasks {
+        let cert = t.await.unwrap();
+        serials.insert(cert.serial.clone());
+        if certs.len() < 4 {
+            certs.push(cert);
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(serials.len(), ISSUANCES, "serials collided");
+    println!(
+        "{ISSUANCES} issuances over two instances in {elapsed:.1?} ({:.0}/s)",
+        ISSUANCES as f64 / elapsed.as_secs_f64()
+    );
+    let (number_a0, before_a) = crl(&http_a.to_string()).await;
+    assert!(before_a.is_empty());
+    let (number_b0, _) = crl(&http_b.to_string()).await;
+
+    // A revocation through instance 1 shows in instance 2's OCSP answer within a second.
+    let (roots, chain) = write_trust_files(&clients[0], dir.path()).await;
+    let leaf = dir.path().join("leaf.pem");
+    std::fs::write(
+        &leaf,
+        ecca::pemfile::certs_to_pem([certs[0].der.as_slice()]),
+    )
+    .unwrap();
+    let http_b = http_b.to_string();
+    let good = ocsp_status(&http_b, &chain, &roots, &leaf).await;
+    assert!(good.contains(": good"), "{good}");
+    clients[0]
+        .revoke(
+            &certs[0].serial,
+            RevocationReason::KeyCompromise as i32,
+            None,
+        )
+        .await
+        .unwrap();
+    let acknowledged = Instant::now();
+    loop {
+        let out = ocsp_status(&http_b, &chain, &roots, &leaf).await;
+        if out.contains(": revoked") {
+            assert!(out.contains("Response verify OK"), "{out}");
+            break;
+        }
+        assert!(
+            acknowledged.elapsed() < Duration::from_secs(1),
+            "instance 2 still answers {out} a second after instance 1 revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "revocation visible in the other instance's OCSP after {:.0?}",
+        acknowledged.elapsed()
+    );
+
+    // Revocations through both; both CRLs list the same entries, under new numbers.
+    for (i, cert) in certs.iter().enumerate().skip(1) {
+        clients[i % 2]
+            .revoke(&cert.serial, RevocationReason::Superseded as i32, None)
+            .await
+            .unwrap();
+    }
+    let expected: HashSet<String> = certs.iter().map(|c| c.serial.clone()).collect();
+    let http_a = http_a.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ((number_a, listed_a), (number_b, listed_b)) = loop {
+        let (a, b) = (crl(&http_a).await, crl(&http_b).await);
+        if a.1 == expected && b.1 == expected {
+            break (a, b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CRLs did not converge: {a:?} {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed_a, listed_b);
+    assert!(number_a > number_a0 && number_b > number_b0);
+    assert_ne!(number_a, number_b, "CRL numbers come from one sequence");
+
+    // One audit chain, extended by both instances, verifies with the checkpoints.
+    let entries = clients[1].audit_log().await.unwrap();
+    let cps = clients[1].checkpoints().await.unwrap();
+    let log: Vec<ecca::store::AuditEntry> = entries
+        .iter()
+        .map(|e| ecca::store::AuditEntry {
+            id: e.id,
+            at: e.at.map_or(0, |t| t.seconds),
+            actor: e.actor.clone(),
+            event: e.event.clone(),
+            object: e.object.clone(),
+            detail: e.detail.clone(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        })
+        .collect();
+    let checkpoints: Vec<ecca::store::Checkpoint> = cps
+        .checkpoints
+        .iter()
+        .map(|c| ecca::store::Checkpoint {
+            id: c.id,
+            upto_id: c.upto_id,
+            head_hash: c.head_hash.clone(),
+            at: c.at.map_or(0, |t| t.seconds),
+            signature: c.signature.clone(),
+        })
+        .collect();
+    let verdict = audit::verify(&log, &checkpoints, |m, s| {
+        audit::checkpoint_signature_ok(&cps.signer_cert_der, m, s)
+    });
+    assert_eq!(verdict.problem, None);
+    let issued = log
+        .iter()
+        .filter(|e| e.event == "certificate.issued")
+        .count();
+    assert!(issued >= ISSUANCES);
+    running_a.shutdown().await;
+    running_b.shutdown().await;
+}
