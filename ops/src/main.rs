@@ -59,6 +59,8 @@ enum Command {
     Auditor(commands::auditor::Args),
     /// Verify, tail or search the audit log (admin, auditor).
     Audit(commands::audit::Args),
+    /// Move an embedded CA into PostgreSQL, verified (for several servers on one database).
+    Migrate(commands::migrate::Args),
     /// Measure throughput and latency against a temporary server (build with --release).
     Bench(commands::bench::Args),
     /// List the certificate profiles.
@@ -85,6 +87,7 @@ async fn main() -> ExitCode {
         Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
         Command::Peers(a) => commands::peers::run(g, a).await,
         Command::Bench(a) => commands::bench::run(g, a).await,
+        Command::Migrate(a) => commands::migrate::run(g, a).await,
         Command::Platform(a) => commands::platform::run(g, a).await,
         Command::Auditor(a) => commands::auditor::run(g, a).await,
         Command::Audit(a) => match commands::audit::run(g, a).await {

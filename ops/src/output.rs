@@ -1,6 +1,10 @@
 //! Printing results: human text by default, JSON with --json.
 use ecca::proto::Certificate;
 use ecca::{Error, Result};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::{Value, json};
 
 fn rfc3339(ts: &Option<prost_types::Timestamp>) -> String {
@@ -94,4 +98,55 @@ pub fn write(path: &std::path::Path, data: &[u8]) -> Result<()> {
 /// Reads a file, naming it in the error.
 pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// A progress bar on stderr for long work (about 40 redraws from start to end).
+#[derive(Debug)]
+pub struct Progress {
+    label: String,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl Progress {
+    pub fn new(label: &str, total: usize) -> Arc<Self> {
+        Arc::new(Progress {
+            label: label.into(),
+            total,
+            done: AtomicUsize::new(0),
+        })
+    }
+
+    /// One more unit done.
+    pub fn tick(&self) {
+        let d = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if d == self.total || d % (self.total / 40).max(1) == 0 {
+            self.draw(d);
+        }
+    }
+
+    /// `d` units done in all (the caller reports at its own pace).
+    pub fn set(&self, d: usize) {
+        if self.done.swap(d, Ordering::Relaxed) != d {
+            self.draw(d);
+        }
+    }
+
+    fn draw(&self, d: usize) {
+        {
+            let width = 30;
+            let filled = d * width / self.total.max(1);
+            eprint!(
+                "\r{:<34} [{}{}] {d}/{}",
+                self.label,
+                "=".repeat(filled),
+                " ".repeat(width - filled),
+                self.total
+            );
+            if d == self.total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
 }

@@ -2,9 +2,12 @@
 //! and after it deletes one: the first bad entry is named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::cli;
 use ecca::client::Client;
 use ecca::config::ServerConfig;
 
@@ -19,29 +22,6 @@ fn sqlite3() -> Option<PathBuf> {
         );
     }
     found
-}
-
-async fn cli(dir: &Path, args: &[&str]) -> (i32, String) {
-    let dir = dir.to_path_buf();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(&args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    })
-    .await
-    .unwrap()
 }
 
 fn sql(db: &Path, statement: &str) {

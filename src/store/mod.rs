@@ -13,6 +13,7 @@ use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 pub mod write;
@@ -111,11 +112,7 @@ pub async fn open(layout: &Layout, database: Option<&str>) -> Result<Arc<dyn Sto
                 )));
             }
             let store = PgStore::open(url).await?;
-            std::fs::write(
-                &marker,
-                "this CA's database is PostgreSQL (see --database)\n",
-            )
-            .map_err(|e| Error::io(&marker, e))?;
+            mark_postgres(layout)?;
             Ok(Arc::new(store))
         }
         Some(other) => Err(Error::Config(format!(
@@ -123,6 +120,16 @@ pub async fn open(layout: &Layout, database: Option<&str>) -> Result<Arc<dyn Sto
             postgres::redact(other)
         ))),
     }
+}
+
+/// Records that this data directory's state lives in PostgreSQL from now on.
+pub fn mark_postgres(layout: &Layout) -> Result<()> {
+    let marker = layout.dir.join(POSTGRES_MARKER);
+    std::fs::write(
+        &marker,
+        "this CA's database is PostgreSQL (see --database)\n",
+    )
+    .map_err(|e| Error::io(&marker, e))
 }
 
 /// True if an embedded database exists and records anything.

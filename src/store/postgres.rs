@@ -108,6 +108,11 @@ impl PgStore {
         })
     }
 
+    /// The connection pool (for bulk work such as `ecca migrate`).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Where this store lives (password redacted).
     pub fn url(&self) -> &str {
         &self.url

@@ -1,6 +1,6 @@
 //! A throwaway PostgreSQL cluster for a test: initdb in a temp directory, a server on a free
 //! 127.0.0.1 port, stopped and deleted on drop. Runs the server as `postgres` when the tests
-//! run as root (PostgreSQL refuses to run as root).
+//! run as root (PostgreSQL refuses to run as root). Self-contained: the ops tests include it too.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -27,6 +27,18 @@ fn pg_bin() -> Option<PathBuf> {
     found.pop()
 }
 
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -39,7 +51,8 @@ impl PgCluster {
     /// Starts a cluster; None (skip) when PostgreSQL is not installed and not required.
     pub fn start() -> Option<Self> {
         let Some(bin) = pg_bin() else {
-            if super::external_required() {
+            if std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_some_and(|v| !v.is_empty() && v != "0")
+            {
                 panic!(
                     "PostgreSQL (initdb, pg_ctl) is required but not installed; tests/run.sh installs it"
                 );
@@ -50,7 +63,7 @@ impl PgCluster {
         let dir = tempfile::tempdir().unwrap();
         let as_postgres = is_root();
         if as_postgres {
-            let (ok, out) = super::run(Command::new("chown").arg("postgres:").arg(dir.path()));
+            let (ok, out) = run(Command::new("chown").arg("postgres:").arg(dir.path()));
             assert!(ok, "chown: {out}");
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -111,7 +124,7 @@ impl PgCluster {
     fn pg(&self, tool: &str, args: &[&str]) {
         let mut cmd = self.command(tool);
         cmd.args(args);
-        let (ok, out) = super::run(&mut cmd);
+        let (ok, out) = run(&mut cmd);
         let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
         assert!(ok, "{tool} {args:?} failed: {out}\nserver log:\n{log}");
     }

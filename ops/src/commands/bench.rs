@@ -2,7 +2,6 @@
 //! one run beside the in-process ceiling (and, with --with-cfssl, beside cfssl).
 //!
 //! It starts its own server in a temporary data directory (so build with --release).
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -17,6 +16,8 @@ use ecca::{Error, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
+
+use crate::output::Progress;
 
 #[derive(Debug, ClapArgs)]
 #[command(
@@ -44,40 +45,6 @@ pub struct Args {
     /// Internal: measure one CRL rebuild of N entries in a fresh process.
     #[arg(long, hide = true)]
     crl_only: Option<usize>,
-}
-
-struct Progress {
-    label: String,
-    total: usize,
-    done: AtomicUsize,
-}
-
-impl Progress {
-    fn new(label: &str, total: usize) -> Arc<Self> {
-        Arc::new(Progress {
-            label: label.into(),
-            total,
-            done: AtomicUsize::new(0),
-        })
-    }
-    fn tick(&self) {
-        let d = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if d == self.total || d % (self.total / 40).max(1) == 0 {
-            let width = 30;
-            let filled = d * width / self.total.max(1);
-            eprint!(
-                "\r{:<34} [{}{}] {d}/{}",
-                self.label,
-                "=".repeat(filled),
-                " ".repeat(width - filled),
-                self.total
-            );
-            if d == self.total {
-                eprintln!();
-            }
-            let _ = std::io::stderr().flush();
-        }
-    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

@@ -9,6 +9,7 @@ pub mod init;
 pub mod issue;
 pub mod keygen;
 pub mod list;
+pub mod migrate;
 pub mod peers;
 pub mod platform;
 pub mod profiles;
