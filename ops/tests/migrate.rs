@@ -66,13 +66,13 @@ async fn embedded_ca_moves_to_postgres_without_loss() {
         }
     }
     let head = client.audit_log().await.unwrap().last().unwrap().id;
-    while !client
+    while client
         .checkpoints()
         .await
         .unwrap()
         .checkpoints
         .last()
-        .is_some_and(|c| c.upto_id >= head)
+        .is_none_or(|c| c.upto_id < head)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
