@@ -84,12 +84,20 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
     let layout = Layout::new(&config.data_dir);
     let created = !layout.is_initialized();
     let hsm = config.pkcs11.as_ref().map(|s| s.resolve()).transpose()?;
+    // The store first: a new CA must not be made over a database that already holds one.
+    crate::pemfile::private_dir(&layout.dir)?;
+    let store = crate::store::open(&layout, config.database.as_deref()).await?;
+    if created && store.audit_head().await?.0 > 0 {
+        return Err(Error::Config(format!(
+            "the database already holds a CA; to add an instance, copy the first instance's data directory to {} and start again",
+            layout.dir.display()
+        )));
+    }
     let authority = if created {
         Authority::create(&layout, &config.init, base_url, hsm.as_ref())?
     } else {
         Authority::load(&layout, base_url, hsm.as_ref())?
     };
-    let store = crate::store::open(&layout, config.database.as_deref()).await?;
     // Profile changes are state changes: the audit log records what this start loaded.
     let detail = format!(
         "version={} profiles={} sha256={}",

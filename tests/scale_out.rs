@@ -84,6 +84,20 @@ async fn two_instances_share_one_postgres() {
     let (ok, out) = run(Command::new("cp").arg("-a").arg(&dir_a).arg(&dir_b));
     assert!(ok, "cp: {out}");
     let (running_b, client_b) = start_instance(&dir_b, &database).await;
+    // An empty data directory on the same database would make a second CA: refused.
+    let mut fresh = ServerConfig::new(dir.path().join("fresh"));
+    fresh.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    fresh.http_listen = "127.0.0.1:0".parse().unwrap();
+    fresh.database = Some(database.clone());
+    let refused = ecca::server::start(fresh).await.err().expect("refused");
+    assert!(
+        refused.to_string().contains("already holds a CA"),
+        "{refused}"
+    );
+    assert!(
+        !dir.path().join("fresh/ca/root.pem").exists(),
+        "no key was made"
+    );
     let (http_a, http_b) = (running_a.endpoints.http, running_b.endpoints.http);
 
     // Concurrent issuance split across both instances.

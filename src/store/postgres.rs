@@ -236,6 +236,15 @@ struct Head {
     hash: Vec<u8>,
 }
 
+impl Head {
+    /// The entry that would follow this head.
+    fn next(&self, at: i64, actor: &str, event: &str, object: &str, detail: &str) -> Head {
+        let id = self.id + 1;
+        let hash = audit_hash(&self.hash, id, at, actor, event, object, detail);
+        Head { id, hash }
+    }
+}
+
 async fn commit_group(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -257,20 +266,26 @@ async fn commit_group(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
             hash: vec![0; 32],
         },
     };
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    // A lone job needs no savepoint (its failure rolls the whole transaction back); in a
+    // group, each job runs in one, and releasing it shares a round trip with the next.
+    let single = jobs.len() == 1;
+    if !single {
         tx.batch_execute("SAVEPOINT job").await?;
+    }
+    let mut results = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
         let before = (head.id, head.hash.clone());
         match apply(&tx, &job.op, &mut head).await {
-            Ok(done) => {
-                tx.batch_execute("RELEASE job").await?;
-                results.push(Ok(done));
-            }
+            Ok(done) => results.push(Ok(done)),
+            Err(e) if single => return Ok(vec![Err(e)]),
             Err(e) => {
-                tx.batch_execute("ROLLBACK TO job; RELEASE job").await?;
+                tx.batch_execute("ROLLBACK TO job").await?;
                 (head.id, head.hash) = before;
                 results.push(Err(e));
             }
+        }
+        if !single && i + 1 < jobs.len() {
+            tx.batch_execute("RELEASE job; SAVEPOINT job").await?;
         }
     }
     if jobs.iter().any(|j| j.op.affects_auth()) {
@@ -333,18 +348,17 @@ async fn append_audit(
     object: &str,
     detail: &str,
 ) -> Result<()> {
-    let id = head.id + 1;
-    let hash = audit_hash(&head.hash, id, at, actor, event, object, detail);
+    let next = head.next(at, actor, event, object, detail);
     exec(
         tx,
         "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
-            &id, &at, &actor, &event, &object, &detail, &head.hash, &hash,
+            &next.id, &at, &actor, &event, &object, &detail, &head.hash, &next.hash,
         ],
     )
     .await?;
-    *head = Head { id, hash };
+    *head = next;
     Ok(())
 }
 
@@ -393,18 +407,9 @@ fn json(v: &[String]) -> String {
 async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
     let at = now();
     match op {
+        // The issuance path: the row and its audit entry in one statement (one round trip).
         Op::Reserve(i) => {
             let (serial, sans) = (i.serial.hex(), json(&i.sans));
-            let inserted = exec_raw(
-                tx,
-                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
-                 VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8)",
-                &[&serial, &i.profile, &i.tenant, &i.subject, &sans, &i.not_before, &i.not_after, &at],
-            )
-            .await;
-            unique(inserted, || {
-                Error::Storage(format!("serial {} already used", i.serial))
-            })?;
             let detail = format!(
                 "profile={} subject={} sans={}",
                 i.profile,
@@ -412,22 +417,41 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
                 i.sans.join(",")
             );
             let event = "certificate.signing";
-            append_audit(tx, head, at, &i.actor, event, &serial, &detail).await?;
+            let next = head.next(at, &i.actor, event, &serial, &detail);
+            let inserted = exec_raw(
+                tx,
+                "WITH c AS (INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
+                            VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) RETURNING 1)
+                 INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
+                 SELECT $9, $8, $10, $11, $1, $12, $13, $14 FROM c",
+                &[&serial, &i.profile, &i.tenant, &i.subject, &sans, &i.not_before, &i.not_after, &at,
+                  &next.id, &i.actor, &event, &detail, &head.hash, &next.hash],
+            )
+            .await;
+            unique(inserted, || {
+                Error::Storage(format!("serial {} already used", i.serial))
+            })?;
+            *head = next;
         }
         Op::Complete { serial, der, actor } => {
+            let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, der));
+            let (event, detail) = ("certificate.issued", format!("sha256={digest}"));
+            let next = head.next(at, actor, event, serial, &detail);
             let n = exec(
                 tx,
-                "UPDATE certificates SET status = 'issued', der = $2, issued_at = $3
-                 WHERE serial = $1 AND status = 'pending'",
-                &[serial, der, &at],
+                "WITH c AS (UPDATE certificates SET status = 'issued', der = $2, issued_at = $3
+                            WHERE serial = $1 AND status = 'pending' RETURNING 1)
+                 INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
+                 SELECT $4, $3, $5, $6, $1, $7, $8, $9 FROM c",
+                &[
+                    serial, der, &at, &next.id, actor, &event, &detail, &head.hash, &next.hash,
+                ],
             )
             .await?;
             if n != 1 {
                 return Err(Error::Internal(format!("serial {serial} was not pending")));
             }
-            let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, der));
-            let detail = format!("sha256={digest}");
-            append_audit(tx, head, at, actor, "certificate.issued", serial, &detail).await?;
+            *head = next;
         }
         Op::Abandon {
             serial,

@@ -42,6 +42,10 @@ pub struct Args {
     /// Also measure cfssl serve under the same issuance load.
     #[arg(long)]
     with_cfssl: bool,
+    /// Also measure issuance with the store in this (empty) PostgreSQL database, next to the
+    /// embedded SQLite store, at the same concurrency levels.
+    #[arg(long, value_name = "postgres://...")]
+    postgres: Option<String>,
     /// Internal: measure one CRL rebuild of N entries in a fresh process.
     #[arg(long, hide = true)]
     crl_only: Option<usize>,
@@ -511,6 +515,21 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
         "target >= 8000/s and >= 40 %".into(),
     ));
     report.insert("issuance".into(), json!(issuance));
+    if let Some(url) = &a.postgres {
+        let pg = postgres_levels(tmp.path(), url, &csrs, &a).await?;
+        for (level, (c, rate, p50, p99)) in pg.iter().enumerate() {
+            let sqlite = issuance[level]["per_second"].as_f64().unwrap_or(0.0);
+            rows.push((
+                format!("issuance on PostgreSQL c={c}"),
+                format!("{rate:.0}/s  p50 {p50:.2} ms  p99 {p99:.2} ms"),
+                format!("PostgreSQL/SQLite = {:.2}", rate / sqlite),
+            ));
+        }
+        report.insert(
+            "issuance_postgres".into(),
+            json!(pg.iter().map(|(c, r, p50, p99)| json!({"concurrency": c, "per_second": r, "p50_ms": p50, "p99_ms": p99})).collect::<Vec<_>>()),
+        );
+    }
 
     // OCSP: one issued certificate, pre-signed responses.
     let cert = clients[0]
@@ -653,6 +672,36 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
         println!("{m:<48} {r:<44} {t}");
     }
     Ok(())
+}
+
+/// The issuance levels again, on a second server whose store is the PostgreSQL at `url`.
+async fn postgres_levels(
+    tmp: &Path,
+    url: &str,
+    csrs: &[Vec<u8>],
+    a: &Args,
+) -> Result<Vec<(usize, f64, f64, f64)>> {
+    let data = tmp.join("data-postgres");
+    let mut config = ServerConfig::new(&data);
+    config.grpc_listen = "127.0.0.1:0"
+        .parse()
+        .map_err(|_| Error::Internal("addr".into()))?;
+    config.http_listen = config.grpc_listen;
+    config.database = Some(url.into());
+    let running = ecca::server::start(config).await?;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(Client::connect_data_dir(&data).await?);
+    }
+    let mut levels = Vec::new();
+    for (k, &c) in a.concurrency.iter().enumerate() {
+        let batch = csrs[k * a.requests..(k + 1) * a.requests].to_vec();
+        let (rate, p50, p99) = issue_level(&clients, batch, c).await?;
+        levels.push((c, rate, p50, p99));
+    }
+    drop(clients);
+    running.shutdown().await;
+    Ok(levels)
 }
 
 /// Signs `n` small documents with a fresh document-signing certificate, then verifies them
