@@ -89,7 +89,9 @@ async fn two_instances_share_one_postgres() {
     fresh.grpc_listen = "127.0.0.1:0".parse().unwrap();
     fresh.http_listen = "127.0.0.1:0".parse().unwrap();
     fresh.database = Some(database.clone());
-    let refused = ecca::server::start(fresh).await.err().expect("refused");
+    let Err(refused) = ecca::server::start(fresh).await else {
+        panic!("a second CA was started over the shared database");
+    };
     assert!(
         refused.to_string().contains("already holds a CA"),
         "{refused}"
