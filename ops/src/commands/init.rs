@@ -45,6 +45,10 @@ pub struct Args {
     /// File whose first line is the token's user PIN.
     #[arg(long, requires = "pkcs11_module")]
     pkcs11_pin_file: Option<std::path::PathBuf>,
+    /// Keep the CA's state in this (empty) PostgreSQL database instead of SQLite, so several
+    /// servers can share it.
+    #[arg(long, env = "ECCA_DATABASE", value_name = "postgres://...")]
+    database: Option<String>,
 }
 
 pub async fn run(g: &Global, a: Args) -> Result<()> {
@@ -69,6 +73,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     config.init.issuing_days = a.issuing_days;
     config.server_names = a.server_names;
     config.public_base_url = a.public_base_url;
+    config.database = a.database;
     if let (Some(module), Some(token_label)) = (a.pkcs11_module, a.pkcs11_token) {
         config.pkcs11 = Some(Pkcs11Section {
             module,
@@ -106,7 +111,14 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                 None => println!("# PIN: set ECCA_PKCS11_PIN for the server, or add pin_file"),
             }
         }
-        None => println!("next: ecca-server --data-dir {}", dir.display()),
+        None => match &config.database {
+            Some(url) => println!(
+                "CA state: in PostgreSQL at {}\nnext: ecca-server --data-dir {} --database <the same URL> (or `database` in the config file, or $ECCA_DATABASE)",
+                ecca::store::postgres::redact(url),
+                dir.display()
+            ),
+            None => println!("next: ecca-server --data-dir {}", dir.display()),
+        },
     }
     Ok(())
 }
