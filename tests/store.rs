@@ -371,3 +371,55 @@ async fn postgres_store_conforms() {
             .is_err()
     );
 }
+
+/// A CA and a PostgreSQL server certificate for 127.0.0.1 (PEM): (ca, cert, key).
+fn pg_tls_material() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "database CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_authenticates_the_server() {
+    let (ca, cert, key) = pg_tls_material();
+    let Some(pg) = common::pg::PgCluster::start_tls(&cert, &key) else {
+        return;
+    };
+    let url = pg.database("tls");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("db-ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let tls_url = format!("{url}?sslmode=require&sslrootcert={}", ca_file.display());
+    let store = PgStore::open(&tls_url).await.unwrap();
+    let client = store.pool().get().await.unwrap();
+    let encrypted: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted, "the connection is not TLS");
+    issue(&store, "", "over-tls").await;
+
+    // A server the given CA did not certify is refused.
+    let (other_ca, _, _) = pg_tls_material();
+    let other = dir.path().join("other-ca.pem");
+    std::fs::write(&other, other_ca).unwrap();
+    let wrong = format!("{url}?sslrootcert={}", other.display());
+    assert!(PgStore::open(&wrong).await.is_err());
+    // TLS without a CA to check the server against is refused before connecting.
+    let unchecked = PgStore::open(&format!("{url}?sslmode=require"))
+        .await
+        .unwrap_err();
+    assert!(unchecked.to_string().contains("sslrootcert"), "{unchecked}");
+}

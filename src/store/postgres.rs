@@ -5,6 +5,7 @@
 //! audit chain, revocation positions and CRL numbers advance in commit order, and a CRL number
 //! is allocated together with the revocations it lists. Reads use a connection pool.
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -12,9 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
@@ -66,25 +69,84 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Takes libpq's `sslrootcert=FILE` out of the URL's query (tokio-postgres does not know it).
+fn split_root_cert(url: &str) -> (String, Option<PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut root = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("sslrootcert=") {
+            Some(path) => {
+                root = Some(PathBuf::from(path));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, root)
+}
+
+/// TLS to PostgreSQL that trusts only the CA certificates in `path` (PEM).
+fn tls_connector(path: &Path) -> Result<MakeRustlsConnect> {
+    let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in crate::pemfile::parse_certs(&pem)? {
+        roots
+            .add(der.into())
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl PgStore {
     /// Connects to `url` (postgres://user:password@host:port/db), applies migrations, and
-    /// starts the writer.
+    /// starts the writer. `?sslmode=require&sslrootcert=ca.pem` connects over TLS and
+    /// authenticates the server against that CA (as libpq's verify-full does).
     pub async fn open(url: &str) -> Result<Self> {
         let shown = redact(url);
-        let config: tokio_postgres::Config = url
+        let (url, root) = split_root_cert(url);
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::Config(format!("database URL {shown}: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match root {
+            Some(_) if config.get_ssl_mode() == SslMode::Disable => {
+                return Err(Error::Config(format!(
+                    "database URL {shown}: sslrootcert with sslmode=disable; drop one of them"
+                )));
+            }
+            Some(path) => {
+                // Given a CA, TLS is required and the server's name is checked against it.
+                config.ssl_mode(SslMode::Require);
+                Manager::from_config(config, tls_connector(&path)?, recycling)
+            }
+            None if config.get_ssl_mode() == SslMode::Require => {
+                return Err(Error::Config(format!(
+                    "database URL {shown}: sslmode=require needs sslrootcert=FILE (the CA certificate that signed PostgreSQL's), so the server is authenticated"
+                )));
+            }
+            None => Manager::from_config(config, NoTls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()

@@ -50,6 +50,15 @@ fn is_root() -> bool {
 impl PgCluster {
     /// Starts a cluster; None (skip) when PostgreSQL is not installed and not required.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts a cluster that also accepts TLS with this certificate and key (PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = pg_bin() else {
             if std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_some_and(|v| !v.is_empty() && v != "0")
             {
@@ -91,10 +100,32 @@ impl PgCluster {
                 "--no-instructions",
             ],
         );
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
             cluster.dir.path().display()
         );
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (cert_path, key_path) = (
+                cluster.dir.path().join("server.crt"),
+                cluster.dir.path().join("server.key"),
+            );
+            std::fs::write(&cert_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if as_postgres {
+                let (ok, out) = run(Command::new("chown")
+                    .arg("postgres:")
+                    .arg(&cert_path)
+                    .arg(&key_path));
+                assert!(ok, "chown: {out}");
+            }
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_path.display(),
+                key_path.display()
+            ));
+        }
         let log = cluster.dir.path().join("log").display().to_string();
         cluster.pg(
             "pg_ctl",
