@@ -126,6 +126,16 @@ impl ServerConfig {
         }
     }
 
+    /// Defaults for a data directory, listening on 127.0.0.1 ports the OS picks (tests, bench).
+    pub fn loopback(data_dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        ServerConfig {
+            grpc_listen: any,
+            http_listen: any,
+            ..Self::new(data_dir)
+        }
+    }
+
     /// The public base URL: configured, or the HTTP address the server listens on.
     pub fn base_url(&self, http_addr: SocketAddr) -> String {
         self.public_base_url

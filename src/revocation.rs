@@ -278,6 +278,15 @@ impl Publisher {
         }
     }
 
+    /// How many cross-certificates exist and how many are revoked (None if unreadable).
+    async fn cross_state(&self) -> Option<(usize, usize)> {
+        let all = self.store.cross_certs().await.ok()?;
+        Some((
+            all.len(),
+            all.iter().filter(|c| c.revoked.is_some()).count(),
+        ))
+    }
+
     fn claim(&self, seq: i64) -> bool {
         self.claims.lock().map(|mut c| c.claim(seq)).unwrap_or(true)
     }
@@ -292,8 +301,15 @@ impl Publisher {
         if let Ok(mut c) = self.claims.lock() {
             c.advance(cursor);
         }
+        let mut cross = self.cross_state().await;
         loop {
             tokio::time::sleep(FOLLOW).await;
+            // Cross-certificates issued or revoked elsewhere change what the root answers.
+            let now_cross = self.cross_state().await;
+            if now_cross != cross {
+                cross = now_cross;
+                self.root_changed();
+            }
             let (entries, max) = match self.store.revoked_since(cursor, i64::MIN).await {
                 Ok(found) => found,
                 Err(e) => {

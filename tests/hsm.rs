@@ -161,9 +161,7 @@ async fn hsm_child() {
     let dir = ca.data_dir();
     let restarted = {
         let section = section.clone();
-        let mut config = ecca::config::ServerConfig::new(&dir);
-        config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-        config.http_listen = "127.0.0.1:0".parse().unwrap();
+        let mut config = ecca::config::ServerConfig::loopback(&dir);
         config.pkcs11 = Some(section);
         ecca::server::start(config)
             .await

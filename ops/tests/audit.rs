@@ -44,9 +44,7 @@ async fn audit_verify_detects_changed_and_deleted_entries() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut c = ServerConfig::new(&dir);
-    c.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    c.http_listen = "127.0.0.1:0".parse().unwrap();
+    let mut c = ServerConfig::loopback(&dir);
     c.audit_checkpoint_every = std::time::Duration::from_millis(200);
     let _running = ecca::server::start(c).await.unwrap();
     let client = Client::connect_data_dir(&dir).await.unwrap();

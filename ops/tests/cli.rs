@@ -44,9 +44,7 @@ fn openssl() -> Option<PathBuf> {
 }
 
 async fn server(dir: &Path) -> ecca::server::Running {
-    let mut config = ServerConfig::new(dir);
-    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    let config = ServerConfig::loopback(dir);
     ecca::server::start(config).await.unwrap()
 }
 

@@ -2,6 +2,8 @@
 //! subjects, revocation learned from the other region, checked by `ecca verify-chain` and openssl.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,9 +20,7 @@ struct Region {
 
 async fn region(tmp: &Path, name: &str) -> Region {
     let dir = tmp.join(name);
-    let mut c = ServerConfig::new(&dir);
-    c.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    c.http_listen = "127.0.0.1:0".parse().unwrap();
+    let mut c = ServerConfig::loopback(&dir);
     c.init.organization = format!("{name} EC CA");
     let running = ecca::server::start(c).await.unwrap();
     let client = Client::connect_data_dir(&dir).await.unwrap();
@@ -459,35 +459,12 @@ async fn foreign_openssl_ca_subject_is_kept_byte_exact() {
     );
 
     // The CLI sees the registry; without --yes, remove changes nothing.
-    let dir = home.dir.clone();
-    let cli = move |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
-    let cli2 = cli.clone();
-    let (code, out) = tokio::task::spawn_blocking(move || cli2(&["peers", "list"]))
-        .await
-        .unwrap();
+    let (code, out) = common::cli(&home.dir, &["peers", "list"]).await;
     assert!(
         code == 0 && out.contains("foreign") && out.contains("Foreign Root"),
         "{out}"
     );
-    let cli2 = cli.clone();
-    let (code, out) = tokio::task::spawn_blocking(move || cli2(&["peers", "remove", "foreign"]))
-        .await
-        .unwrap();
+    let (code, out) = common::cli(&home.dir, &["peers", "remove", "foreign"]).await;
     assert!(code == 2 && out.contains("--yes"), "{out}");
 
     // A cross-certificate recorded under the peer leaves the bundle while the peer is suspended;
@@ -513,11 +490,7 @@ async fn foreign_openssl_ca_subject_is_kept_byte_exact() {
         !bundle.intermediates_der.contains(&cross2),
         "suspended peer's cross-certificate left the bundle"
     );
-    let cli2 = cli.clone();
-    let (code, out) =
-        tokio::task::spawn_blocking(move || cli2(&["peers", "remove", "foreign", "--yes"]))
-            .await
-            .unwrap();
+    let (code, out) = common::cli(&home.dir, &["peers", "remove", "foreign", "--yes"]).await;
     assert!(code == 0 && out.contains("revoked 1"), "{out}");
     let roots = write(&t, "home-roots2.pem", &[&home.root().await]);
     let cross2_pem = write(&t, "cross2.pem", &[&cross2]);

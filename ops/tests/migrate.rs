@@ -15,9 +15,7 @@ use ecca::config::ServerConfig;
 use ecca::proto::ListCertificatesRequest;
 
 fn config(dir: &Path, database: Option<&str>) -> ServerConfig {
-    let mut c = ServerConfig::new(dir);
-    c.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    c.http_listen = "127.0.0.1:0".parse().unwrap();
+    let mut c = ServerConfig::loopback(dir);
     c.audit_checkpoint_every = Duration::from_millis(200);
     c.database = database.map(str::to_string);
     c

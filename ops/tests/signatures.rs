@@ -2,6 +2,8 @@
 //! TSA against openssl ts, timestamps keeping revoked signers' old signatures valid, bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,9 +22,7 @@ struct Ca {
 async fn ca() -> Ca {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut c = ServerConfig::new(&dir);
-    c.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    c.http_listen = "127.0.0.1:0".parse().unwrap();
+    let c = ServerConfig::loopback(&dir);
     let running = ecca::server::start(c).await.unwrap();
     let http = format!("http://{}", running.endpoints.http);
     let client = Client::connect_data_dir(&dir).await.unwrap();
@@ -39,27 +39,7 @@ async fn ca() -> Ca {
 
 /// Runs `ecca ARGS` in the work folder (off the runtime), returning (exit code, output).
 async fn ecca(ca: &Ca, args: &[&str]) -> (i32, String) {
-    let (dir, work) = (ca.dir.clone(), ca.work.clone());
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args(&args)
-            .current_dir(work)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    })
-    .await
-    .unwrap()
+    common::cli_in(&ca.dir, Some(&ca.work), args).await
 }
 
 /// `ecca verify-signature --in DOC --sig SIG --trust roots.pem [extra]`.

@@ -468,6 +468,42 @@ impl Client {
         }
     }
 
+    /// Fetches the audit log and its signed checkpoints and verifies both here, trusting only
+    /// the issuing CA certificate the server names (a tampered log cannot vouch for itself).
+    pub async fn verify_audit(&self) -> Result<crate::core::audit::Verdict> {
+        use crate::core::audit;
+        let entries = self.audit_log().await?;
+        let cps = self.checkpoints().await?;
+        let log: Vec<crate::store::AuditEntry> = entries
+            .into_iter()
+            .map(|e| crate::store::AuditEntry {
+                id: e.id,
+                at: e.at.map_or(0, |t| t.seconds),
+                actor: e.actor,
+                event: e.event,
+                object: e.object,
+                detail: e.detail,
+                prev_hash: e.prev_hash,
+                hash: e.hash,
+            })
+            .collect();
+        let checkpoints: Vec<crate::store::Checkpoint> = cps
+            .checkpoints
+            .into_iter()
+            .map(|c| crate::store::Checkpoint {
+                id: c.id,
+                upto_id: c.upto_id,
+                head_hash: c.head_hash,
+                at: c.at.map_or(0, |t| t.seconds),
+                signature: c.signature,
+            })
+            .collect();
+        let signer = cps.signer_cert_der;
+        Ok(audit::verify(&log, &checkpoints, |m, s| {
+            audit::checkpoint_signature_ok(&signer, m, s)
+        }))
+    }
+
     /// Signed checkpoints and the certificate that verifies them.
     pub async fn checkpoints(&self) -> Result<pb::ListCheckpointsResponse> {
         let req = pb::ListCheckpointsRequest {};

@@ -33,6 +33,8 @@ pub fn checkpoint_signature_ok(signer_cert_der: &[u8], message: &[u8], signature
 pub struct Verdict {
     pub entries: usize,
     pub checkpoints: usize,
+    /// The newest entry a signed checkpoint covers (0: none).
+    pub covered: i64,
     /// The first problem, naming the entry; None when the log is intact.
     pub problem: Option<String>,
 }
@@ -49,6 +51,7 @@ pub fn verify(
     Verdict {
         entries: entries.len(),
         checkpoints: checkpoints.len(),
+        covered: checkpoints.last().map_or(0, |c| c.upto_id),
         problem,
     }
 }

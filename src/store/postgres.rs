@@ -22,7 +22,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
-use crate::store::write::{Job, MAX_GROUP};
+use crate::store::write::{Job, MAX_GROUP, deliver};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
     ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
@@ -240,25 +240,8 @@ async fn writer_loop(
                 Err(_) => break,
             }
         }
-        match commit_group(&pool, &jobs).await {
-            Ok(results) => {
-                // Before anyone hears "done": cached authentication decisions are now stale.
-                if jobs.iter().any(|j| j.op.affects_auth()) {
-                    auth_generation.fetch_add(1, Ordering::SeqCst);
-                }
-                for (job, result) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store commit failed");
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(Error::Storage(format!("commit failed: {e}"))));
-                }
-            }
-        }
+        let outcome = commit_group(&pool, &jobs).await;
+        deliver(jobs, outcome, &auth_generation);
     }
 }
 

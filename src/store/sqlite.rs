@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
-use crate::store::write::{Job, MAX_GROUP};
+use crate::store::write::{Job, MAX_GROUP, deliver};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
     ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
@@ -171,26 +171,11 @@ fn writer_loop(
             tx.commit()?;
             Ok(hash)
         })();
-        match committed {
-            Ok(hash) => {
-                last_hash = hash;
-                // Before anyone hears "done": cached authentication decisions are now stale.
-                if jobs.iter().any(|j| j.op.affects_auth()) {
-                    auth_generation.fetch_add(1, Ordering::SeqCst);
-                }
-                for (job, result) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store commit failed");
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(Error::Storage(format!("commit failed: {e}"))));
-                }
-            }
-        }
+        let outcome = committed.map(|hash| {
+            last_hash = hash;
+            results
+        });
+        deliver(jobs, outcome, &auth_generation);
     }
 }
 

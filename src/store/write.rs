@@ -1,9 +1,11 @@
 //! Writes as data: every state change is an [`Op`] that a backend applies (with its audit
 //! entry) inside a transaction. Both backends commit ops in groups: requests that arrive while
 //! a commit is in flight share the next transaction, each inside its own savepoint.
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::oneshot;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Checkpoint, Credential, CrossRecord, IssuanceIntent, PeerRecord, PeerStatus};
 use crate::store::{PlatformRecord, Positioned, RevokeRequest};
 
@@ -113,6 +115,30 @@ pub struct CrlSnapshot {
     pub revoked: Vec<Positioned>,
     /// The highest revocation position (0 when nothing was ever revoked).
     pub max_seq: i64,
+}
+
+/// Answers every job of a group once its transaction ended: each its own result after a
+/// commit (cached authorization is invalidated first), all an error after a failed commit.
+pub fn deliver(jobs: Vec<Job>, outcome: Result<Vec<Result<Done>>>, auth_generation: &AtomicU64) {
+    match outcome {
+        Ok(results) => {
+            // Before anyone hears "done": cached authentication decisions are now stale.
+            if jobs.iter().any(|j| j.op.affects_auth()) {
+                auth_generation.fetch_add(1, Ordering::SeqCst);
+            }
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store commit failed");
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(Err(Error::Storage(format!("commit failed: {e}"))));
+            }
+        }
+    }
 }
 
 /// A queued write and where its result goes.

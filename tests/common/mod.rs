@@ -27,9 +27,7 @@ impl TestCa {
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig::new(dir.path().join("data"));
-        config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-        config.http_listen = "127.0.0.1:0".parse().unwrap();
+        let mut config = ServerConfig::loopback(dir.path().join("data"));
         tweak(&mut config);
         let running = ecca::server::start(config).await.expect("server starts");
         let client = Client::connect_data_dir(&dir.path().join("data"))

@@ -1,9 +1,7 @@
 //! `ecca audit`: verify the hash-chained audit log against the CA's signed checkpoints, and
 //! read it (tail, search). For admins and auditors.
 use clap::{Args as ClapArgs, Subcommand};
-use ecca::core::audit;
 use ecca::proto::AuditEntry;
-use ecca::store::{AuditEntry as Entry, Checkpoint};
 use ecca::{Error, Result};
 use serde_json::json;
 
@@ -56,39 +54,10 @@ fn line(e: &AuditEntry) -> String {
 /// Returns whether the log verified (for `verify`; always true otherwise).
 pub async fn run(g: &Global, a: Args) -> Result<bool> {
     let client = g.client().await?;
-    let entries = client.audit_log().await?;
     match a.command {
         Command::Verify => {
-            let cps = client.checkpoints().await?;
-            let log: Vec<Entry> = entries
-                .iter()
-                .map(|e| Entry {
-                    id: e.id,
-                    at: e.at.map_or(0, |t| t.seconds),
-                    actor: e.actor.clone(),
-                    event: e.event.clone(),
-                    object: e.object.clone(),
-                    detail: e.detail.clone(),
-                    prev_hash: e.prev_hash.clone(),
-                    hash: e.hash.clone(),
-                })
-                .collect();
-            let checkpoints: Vec<Checkpoint> = cps
-                .checkpoints
-                .iter()
-                .map(|c| Checkpoint {
-                    id: c.id,
-                    upto_id: c.upto_id,
-                    head_hash: c.head_hash.clone(),
-                    at: c.at.map_or(0, |t| t.seconds),
-                    signature: c.signature.clone(),
-                })
-                .collect();
-            let signer = cps.signer_cert_der.clone();
-            let verdict = audit::verify(&log, &checkpoints, |m, s| {
-                audit::checkpoint_signature_ok(&signer, m, s)
-            });
-            let covered = checkpoints.last().map_or(0, |c| c.upto_id);
+            let verdict = client.verify_audit().await?;
+            let covered = verdict.covered;
             if g.json {
                 output::print_json(
                     &json!({"intact": verdict.problem.is_none(), "entries": verdict.entries,
@@ -105,6 +74,7 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
             Ok(verdict.problem.is_none())
         }
         Command::Tail { n } => {
+            let entries = client.audit_log().await?;
             let start = entries.len().saturating_sub(n);
             for e in &entries[start..] {
                 println!("{}", line(e));
@@ -124,6 +94,7 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
                         .map_err(|e| Error::field("--since", e))
                 })
                 .transpose()?;
+            let entries = client.audit_log().await?;
             let hits = entries.iter().filter(|e| {
                 event.as_ref().is_none_or(|v| e.event == *v)
                     && actor.as_ref().is_none_or(|v| e.actor.contains(v.as_str()))

@@ -459,13 +459,7 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
     }
     let tmp = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let data = tmp.path().join("data");
-    let mut config = ServerConfig::new(&data);
-    config.grpc_listen = "127.0.0.1:0"
-        .parse()
-        .map_err(|_| Error::Internal("addr".into()))?;
-    config.http_listen = "127.0.0.1:0"
-        .parse()
-        .map_err(|_| Error::Internal("addr".into()))?;
+    let config = ServerConfig::loopback(&data);
     let running = ecca::server::start(config).await?;
     let http = running.endpoints.http.to_string();
     let base_url = format!("http://{http}");
@@ -682,11 +676,7 @@ async fn postgres_levels(
     a: &Args,
 ) -> Result<Vec<(usize, f64, f64, f64)>> {
     let data = tmp.join("data-postgres");
-    let mut config = ServerConfig::new(&data);
-    config.grpc_listen = "127.0.0.1:0"
-        .parse()
-        .map_err(|_| Error::Internal("addr".into()))?;
-    config.http_listen = config.grpc_listen;
+    let mut config = ServerConfig::loopback(&data);
     config.database = Some(url.into());
     let running = ecca::server::start(config).await?;
     let mut clients = Vec::new();

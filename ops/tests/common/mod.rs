@@ -9,15 +9,20 @@ pub mod pg;
 
 /// Runs `ecca --data-dir DIR ARGS...` off the async runtime; returns (exit code, stdout+stderr).
 pub async fn cli(dir: &Path, args: &[&str]) -> (i32, String) {
-    let dir = dir.to_path_buf();
+    cli_in(dir, None, args).await
+}
+
+/// [`cli`] in a working directory.
+pub async fn cli_in(dir: &Path, cwd: Option<&Path>, args: &[&str]) -> (i32, String) {
+    let (dir, cwd) = (dir.to_path_buf(), cwd.map(Path::to_path_buf));
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(&args)
-            .output()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecca"));
+        cmd.arg("--data-dir").arg(&dir).args(&args);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
+        let out = cmd.output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             format!(
