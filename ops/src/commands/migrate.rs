@@ -95,10 +95,9 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         verdict.entries, verdict.checkpoints
     );
     println!(
-        "moved {} to {url}\nnext: ecca-server --data-dir {} --database '{}'",
+        "moved {} to {url} (the SQLite file stays as the fallback copy)\nnext: ecca-server --data-dir {} --database <the --to URL> (or $ECCA_DATABASE), then `ecca audit verify`",
         layout.database().display(),
         a.from.display(),
-        a.to
     );
     Ok(())
 }
