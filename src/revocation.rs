@@ -19,7 +19,7 @@ use crate::core::revocation::{self, CrlParams, Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::signer::Signer;
-use crate::store::{CertRecord, Direction, Store};
+use crate::store::{CertRecord, Direction, SharedOcsp, Store};
 
 /// Full CRLs are valid this long.
 pub const CRL_VALIDITY: i64 = 24 * 3600;
@@ -462,9 +462,26 @@ impl Publisher {
             return Ok(p);
         }
         let serial = ocsp::serial_of(id);
-        let status = self.status(ca, &serial).await?;
-        let der = self.sign(ca, &[(id.clone(), status)], None, at)?;
-        let published = Published::new(der, at, at + OCSP_VALIDITY);
+        let published = match self.shared(ca, &key, at).await {
+            Some(p) => p,
+            None => {
+                let status = self.status(ca, &serial).await?;
+                let der = self.sign(ca, &[(id.clone(), status)], None, at)?;
+                if ca == Ca::Issuing && status != Status::Unknown {
+                    let response = SharedOcsp {
+                        cert_id: &key,
+                        serial: &Serial::from_der_content(&serial).hex(),
+                        revoked: matches!(status, Status::Revoked { .. }),
+                        der: &der,
+                        this_update: at,
+                    };
+                    if let Err(e) = self.store.share_ocsp(response).await {
+                        tracing::warn!(error = %e, "cannot share an OCSP response");
+                    }
+                }
+                Published::new(der, at, at + OCSP_VALIDITY)
+            }
+        };
         if let Ok(mut cache) = self.ocsp_cache.lock() {
             if cache.len() >= OCSP_CACHE_CAP
                 && let Some(k) = cache.keys().next().cloned()
@@ -474,6 +491,16 @@ impl Publisher {
             cache.insert(key, (ca, serial, published.clone()));
         }
         Ok(published)
+    }
+
+    /// A response another instance pre-signed for this CertID, if still fresh.
+    async fn shared(&self, ca: Ca, key: &[u8], at: i64) -> Option<Arc<Published>> {
+        if ca != Ca::Issuing {
+            return None;
+        }
+        let (der, this_update) = self.store.shared_ocsp(key).await.ok().flatten()?;
+        (at < this_update + OCSP_VALIDITY / 2)
+            .then(|| Published::new(der, this_update, this_update + OCSP_VALIDITY))
     }
 
     fn which_ca(&self, id: &CertId) -> Option<Ca> {

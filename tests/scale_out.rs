@@ -50,6 +50,14 @@ async fn http_get(url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     http("GET", url, b"", None).await
 }
 
+async fn http_post(
+    url: &str,
+    body: &[u8],
+    ct: Option<&str>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    http("POST", url, body, ct).await
+}
+
 /// `openssl ocsp` for a certificate against one instance's responder.
 async fn ocsp_status(http: &str, chain: &Path, roots: &Path, leaf: &Path) -> String {
     let mut cmd = Command::new(tool("openssl").expect("openssl"));
@@ -133,6 +141,24 @@ async fn two_instances_share_one_postgres() {
 
     // A revocation through instance 1 shows in instance 2's OCSP answer within a second.
     let (roots, chain) = write_trust_files(&clients[0], dir.path()).await;
+
+    // Pre-signed OCSP responses are shared: instance 2 serves the bytes instance 1 signed.
+    let bundle = clients[0].trust_bundle().await.unwrap();
+    let issuer = ecca::core::path::Cert::parse(&bundle.intermediates_der[0]).unwrap();
+    let shared_leaf = ecca::core::path::Cert::parse(&certs[3].der).unwrap();
+    let request = ecca::core::revcheck::ocsp_request(&shared_leaf, &issuer).unwrap();
+    let ask = |http: String| {
+        let request = request.clone();
+        async move {
+            let url = format!("http://{http}/ocsp");
+            let (status, _, body) =
+                http_post(&url, &request, Some("application/ocsp-request")).await;
+            assert_eq!(status, 200);
+            body
+        }
+    };
+    let from_a = ask(http_a.to_string()).await;
+    assert_eq!(ask(http_b.to_string()).await, from_a);
     let leaf = dir.path().join("leaf.pem");
     std::fs::write(
         &leaf,

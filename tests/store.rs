@@ -423,3 +423,53 @@ async fn postgres_over_tls_authenticates_the_server() {
         .unwrap_err();
     assert!(unchecked.to_string().contains("sslrootcert"), "{unchecked}");
 }
+
+/// Shared OCSP responses (PostgreSQL): stored only while the status they state holds, and
+/// dropped by the revocation itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_shares_ocsp_responses_until_revocation() {
+    let Some(pg) = common::pg::PgCluster::start() else {
+        return;
+    };
+    let store = PgStore::open(&pg.database("ocsp")).await.unwrap();
+    let serial = issue(&store, "", "shared").await;
+    let hex = serial.hex();
+    let share = |revoked: bool, der: &'static [u8], this_update: i64| ecca::store::SharedOcsp {
+        cert_id: b"cert-id",
+        serial: &hex,
+        revoked,
+        der,
+        this_update,
+    };
+    // A "revoked" answer for a good certificate is not kept; a "good" one is.
+    store
+        .share_ocsp(share(true, b"revoked?", 10))
+        .await
+        .unwrap();
+    assert_eq!(store.shared_ocsp(b"cert-id").await.unwrap(), None);
+    store.share_ocsp(share(false, b"good", 10)).await.unwrap();
+    assert_eq!(
+        store.shared_ocsp(b"cert-id").await.unwrap(),
+        Some((b"good".to_vec(), 10))
+    );
+    // An older response does not replace a newer one.
+    store.share_ocsp(share(false, b"older", 5)).await.unwrap();
+    assert_eq!(
+        store.shared_ocsp(b"cert-id").await.unwrap().unwrap().0,
+        b"good"
+    );
+
+    store.revoke(revoke_req(&serial, None)).await.unwrap();
+    assert_eq!(store.shared_ocsp(b"cert-id").await.unwrap(), None);
+    // A "good" answer signed before the revocation can no longer be shared.
+    store
+        .share_ocsp(share(false, b"stale good", 20))
+        .await
+        .unwrap();
+    assert_eq!(store.shared_ocsp(b"cert-id").await.unwrap(), None);
+    store.share_ocsp(share(true, b"revoked", 20)).await.unwrap();
+    assert_eq!(
+        store.shared_ocsp(b"cert-id").await.unwrap(),
+        Some((b"revoked".to_vec(), 20))
+    );
+}

@@ -540,6 +540,29 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
     /// All checkpoints, oldest first.
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+    /// A pre-signed OCSP response another instance shared, by the request's CertID DER: the
+    /// response and its thisUpdate. A store serving one instance shares none.
+    async fn shared_ocsp(&self, _cert_id: &[u8]) -> Result<Option<(Vec<u8>, i64)>> {
+        Ok(None)
+    }
+    /// Offers a pre-signed OCSP response to the other instances; kept only while the
+    /// certificate's status is still the one the response states.
+    async fn share_ocsp(&self, _response: SharedOcsp<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A pre-signed OCSP response about one of the issuing CA's certificates.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedOcsp<'a> {
+    /// DER of the CertID it answers.
+    pub cert_id: &'a [u8],
+    /// The certificate's serial, lowercase hex.
+    pub serial: &'a str,
+    /// Whether it says "revoked" (else "good").
+    pub revoked: bool,
+    pub der: &'a [u8],
+    pub this_update: i64,
 }
 
 /// A revocation with its position in the order of revocations.

@@ -26,10 +26,13 @@ use crate::store::write::{Job, MAX_GROUP, deliver};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
     ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
-    Revocation, Role, SqlValue, Store, audit_hash,
+    Revocation, Role, SharedOcsp, SqlValue, Store, audit_hash,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_init.sql"),
+    include_str!("migrations/postgres/0002_ocsp.sql"),
+];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
 /// Advisory lock held while the schema is migrated (instances may start together).
@@ -551,6 +554,14 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
                 }
                 Some(_) => {}
             }
+            // Shared OCSP answers for it are void; the row lock taken above keeps a response
+            // signed before the revocation from being shared after it (`share_ocsp`).
+            exec(
+                tx,
+                "DELETE FROM ocsp_responses WHERE serial = $1",
+                &[&serial],
+            )
+            .await?;
             let reason = r.reason as i64;
             exec(
                 tx,
@@ -967,5 +978,46 @@ impl Store for PgStore {
 
     fn auth_generation(&self) -> u64 {
         self.auth_generation.load(Ordering::SeqCst)
+    }
+
+    async fn shared_ocsp(&self, cert_id: &[u8]) -> Result<Option<(Vec<u8>, i64)>> {
+        let rows = self
+            .rows(
+                "SELECT der, this_update FROM ocsp_responses WHERE cert_id = $1",
+                &[&cert_id],
+            )
+            .await?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn share_ocsp(&self, response: SharedOcsp<'_>) -> Result<()> {
+        // Stored only if the certificate still has the status the response states, under a
+        // share lock on its row: a revocation (which locks the row for update and deletes the
+        // serial's responses) either comes first and this stores nothing, or comes after and
+        // deletes this.
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO ocsp_responses (cert_id, serial, der, this_update)
+                 SELECT $1, serial, $3, $4 FROM certificates
+                 WHERE serial = $2 AND status = 'issued' AND (revoked_at IS NOT NULL) = $5
+                 FOR SHARE
+                 ON CONFLICT (cert_id) DO UPDATE SET der = EXCLUDED.der, this_update = EXCLUDED.this_update
+                 WHERE ocsp_responses.this_update <= EXCLUDED.this_update",
+            )
+            .await?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &response.cert_id,
+                    &response.serial,
+                    &response.der,
+                    &response.this_update,
+                    &response.revoked,
+                ],
+            )
+            .await?;
+        Ok(())
     }
 }
