@@ -290,6 +290,25 @@ async fn concurrency(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(page.records.len(), 200);
+
+    // One bad write among many concurrent ones fails alone.
+    let taken = Serial::parse_hex(&page.records[0].serial).unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let serial = if i == 20 {
+                taken.clone()
+            } else {
+                Serial::random().unwrap()
+            };
+            tokio::spawn(async move { store.reserve(intent(&serial, "shop-q", "q")).await })
+        })
+        .collect();
+    let mut failed = 0;
+    for t in tasks {
+        failed += usize::from(t.await.unwrap().is_err());
+    }
+    assert_eq!(failed, 1, "only the reused serial is refused");
 }
 
 async fn audit_chain(store: &dyn Store) {
