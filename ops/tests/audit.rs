@@ -49,17 +49,7 @@ async fn audit_verify_detects_changed_and_deleted_entries() {
     let _running = ecca::server::start(c).await.unwrap();
     let client = Client::connect_data_dir(&dir).await.unwrap();
     for i in 0..3 {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let name = format!("s{i}.example.cn");
-        let mut params = rcgen::CertificateParams::new(vec![name.clone()]).unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        let csr = params.serialize_request(&key).unwrap();
-        let cert = client
-            .issue(csr.der().to_vec(), "server-tls", None)
-            .await
-            .unwrap()
-            .certificate
-            .unwrap();
+        let cert = common::issue_server(&client, &format!("s{i}.example.cn")).await;
         if i == 1 {
             client.revoke(&cert.serial, 1, None).await.unwrap();
         }

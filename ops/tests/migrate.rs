@@ -48,17 +48,7 @@ async fn embedded_ca_moves_to_postgres_without_loss() {
     let running = ecca::server::start(config(&dir, None)).await.unwrap();
     let client = Client::connect_data_dir(&dir).await.unwrap();
     for i in 0..30 {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let name = format!("m{i}.example.cn");
-        let mut params = rcgen::CertificateParams::new(vec![name]).unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        let csr = params.serialize_request(&key).unwrap();
-        let cert = client
-            .issue(csr.der().to_vec(), "server-tls", None)
-            .await
-            .unwrap()
-            .certificate
-            .unwrap();
+        let cert = common::issue_server(&client, &format!("m{i}.example.cn")).await;
         if i % 3 == 0 {
             client.revoke(&cert.serial, 1, None).await.unwrap();
         }

@@ -22,7 +22,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
-use crate::store::write::{Job, MAX_GROUP, deliver};
+use crate::store::write::{Job, MAX_GROUP, check_revocable, deliver};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
     ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
@@ -694,18 +694,7 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             let row = rows
                 .first()
                 .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1)));
-            match row {
-                None => return Err(Error::NotFound(format!("certificate {serial}"))),
-                Some((tenant, _)) if r.tenant.as_ref().is_some_and(|t| *t != tenant) => {
-                    return Err(Error::NotFound(format!("certificate {serial}")));
-                }
-                Some((_, Some(_))) => {
-                    return Err(Error::Conflict(format!(
-                        "certificate {serial} is already revoked"
-                    )));
-                }
-                Some(_) => {}
-            }
+            check_revocable(&serial, row, r.tenant.as_deref())?;
             // Shared OCSP answers for it are void; the row lock taken above keeps a response
             // signed before the revocation from being shared after it (`share_ocsp`).
             exec(

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
-use crate::store::write::{Job, MAX_GROUP, deliver};
+use crate::store::write::{Job, MAX_GROUP, check_revocable, deliver};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
     ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
@@ -268,18 +268,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            match row {
-                None => return Err(Error::NotFound(format!("certificate {serial}"))),
-                Some((tenant, _)) if r.tenant.as_ref().is_some_and(|t| *t != tenant) => {
-                    return Err(Error::NotFound(format!("certificate {serial}")));
-                }
-                Some((_, Some(_))) => {
-                    return Err(Error::Conflict(format!(
-                        "certificate {serial} is already revoked"
-                    )));
-                }
-                Some(_) => {}
-            }
+            check_revocable(&serial, row, r.tenant.as_deref())?;
             tx.execute(
                 "UPDATE certificates SET revoked_at = ?2, revocation_reason = ?3, invalidity_date = ?4,
                  revocation_seq = (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM certificates)

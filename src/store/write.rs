@@ -141,6 +141,25 @@ pub fn deliver(jobs: Vec<Job>, outcome: Result<Vec<Result<Done>>>, auth_generati
     }
 }
 
+/// Whether an issued certificate (its row's tenant and revocation time, if found) may be
+/// revoked by a caller acting for `tenant` (None: any). Another tenant's looks absent.
+pub fn check_revocable(
+    serial: &str,
+    row: Option<(String, Option<i64>)>,
+    tenant: Option<&str>,
+) -> Result<()> {
+    match row {
+        None => Err(Error::NotFound(format!("certificate {serial}"))),
+        Some((owner, _)) if tenant.is_some_and(|t| t != owner) => {
+            Err(Error::NotFound(format!("certificate {serial}")))
+        }
+        Some((_, Some(_))) => Err(Error::Conflict(format!(
+            "certificate {serial} is already revoked"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// A queued write and where its result goes.
 #[derive(Debug)]
 pub struct Job {

@@ -35,3 +35,17 @@ pub async fn cli_in(dir: &Path, cwd: Option<&Path>, args: &[&str]) -> (i32, Stri
     .await
     .unwrap()
 }
+
+/// Issues a server-tls certificate for `name` with a fresh key.
+pub async fn issue_server(client: &ecca::client::Client, name: &str) -> ecca::proto::Certificate {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key).unwrap();
+    client
+        .issue(csr.der().to_vec(), "server-tls", None)
+        .await
+        .unwrap()
+        .certificate
+        .unwrap()
+}
