@@ -1,7 +1,8 @@
 //! Crash safety: mixed issue/revoke load against the real `ecca-server` binary, `kill -9` at a
 //! random moment, restart, and check every acknowledged operation against the store, the CRL
 //! and OCSP; serials are never reused and CRL numbers never go back.
-//! ECCA_CRASH_CYCLES sets the number of cycles (default 50).
+//! Run on the embedded SQLite store and on PostgreSQL (a throwaway cluster).
+//! ECCA_CRASH_CYCLES sets the number of cycles (default 50; 20 on PostgreSQL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -23,10 +24,13 @@ fn random_below(n: u64) -> u64 {
     u64::from_be_bytes(b) % n
 }
 
-fn spawn(dir: &Path, http: &str) -> Child {
+fn spawn(dir: &Path, http: &str, database: Option<&str>) -> Child {
     let _ = std::fs::remove_file(dir.join("endpoints.json"));
-    Command::new(env!("CARGO_BIN_EXE_ecca-server"))
-        .arg("--data-dir")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecca-server"));
+    if let Some(url) = database {
+        cmd.args(["--database", url]);
+    }
+    cmd.arg("--data-dir")
         .arg(dir)
         .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", http])
         .env("ECCA_LOG", "error")
@@ -56,12 +60,27 @@ struct Acks {
     fresh_revoked: Vec<String>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_minus_nine_loses_nothing_acknowledged() {
-    let cycles: usize = std::env::var("ECCA_CRASH_CYCLES")
+fn cycles(default: usize) -> usize {
+    std::env::var("ECCA_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_minus_nine_loses_nothing_acknowledged() {
+    crash_cycles(cycles(50), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_minus_nine_loses_nothing_acknowledged_on_postgres() {
+    let Some(pg) = pg::PgCluster::start() else {
+        return;
+    };
+    crash_cycles(cycles(20), Some(&pg.database("crash"))).await;
+}
+
+async fn crash_cycles(cycles: usize, database: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let http = {
@@ -73,7 +92,7 @@ async fn kill_minus_nine_loses_nothing_acknowledged() {
     let mut ever_issued: HashSet<String> = HashSet::new();
 
     for cycle in 0..cycles {
-        let mut child = spawn(&dir, &http);
+        let mut child = spawn(&dir, &http, database);
         let client = connect(&dir).await;
         check(
             &client,
@@ -135,7 +154,7 @@ async fn kill_minus_nine_loses_nothing_acknowledged() {
         }
     }
     // A last restart checks the final cycle's acknowledgements.
-    let mut child = spawn(&dir, &http);
+    let mut child = spawn(&dir, &http, database);
     let client = connect(&dir).await;
     check(
         &client,
