@@ -102,3 +102,23 @@ async fn embedded_ca_moves_to_postgres_without_loss() {
     assert!(code == 0 && out.contains("audit log intact"), "{out}");
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_creates_a_ca_in_postgres() {
+    let Some(cluster) = pg::PgCluster::start() else {
+        return;
+    };
+    let url = cluster.database("fresh");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (code, out) = cli(&dir, &["init", "--database", &url]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("CA state: in PostgreSQL"), "{out}");
+    assert!(!dir.join("ecca.db").exists(), "nothing went to SQLite");
+    let running = ecca::server::start(config(&dir, Some(&url))).await.unwrap();
+    let client = Client::connect_data_dir(&dir).await.unwrap();
+    common::issue_server(&client, "pg.example.cn").await;
+    let (code, out) = cli(&dir, &["audit", "verify"]).await;
+    assert!(code == 0 && out.contains("audit log intact"), "{out}");
+    running.shutdown().await;
+}
