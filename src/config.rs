@@ -79,7 +79,21 @@ impl ConfigFile {
     /// Reads and parses a config file; errors name the file and the key.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        // A database password is a secret like a key: the file must be private then.
+        if let Some(url) = &file.database
+            && crate::store::postgres::redact(url) != *url
+        {
+            crate::pemfile::check_private(path).map_err(|_| {
+                Error::Config(format!(
+                    "{}: holds a database password but others can read it; `chmod 600 {}`, or pass the URL in $ECCA_DATABASE",
+                    path.display(),
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(file)
     }
 }
 
@@ -188,6 +202,23 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_password_needs_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ecca.toml");
+        std::fs::write(&path, "database = \"postgres://ecca:secret@db/ecca\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = ConfigFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(ConfigFile::load(&path).unwrap().database.is_some());
+        // Without a password the URL is no secret.
+        std::fs::write(&path, "database = \"postgres://ecca@db/ecca\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(ConfigFile::load(&path).is_ok());
+    }
 
     #[test]
     fn deploy_example_parses() {

@@ -297,15 +297,19 @@ impl Head {
 /// the lock, so it is the head every other instance sees too).
 async fn begin(client: &mut Object) -> Result<(Transaction<'_>, Head)> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+    // Pipelined (prepared statements are sent in poll order, so the lock goes first): the
+    // server runs them in order, and the head query's snapshot is taken once the lock is held.
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
         .await?;
-    let head = match tx
-        .query_opt(
-            "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
-            &[],
-        )
-        .await?
-    {
+    let newest = tx
+        .prepare_cached("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        .await?;
+    let (_, head) = tokio::try_join!(
+        tx.execute(&lock, &[&WRITE_LOCK]),
+        tx.query_opt(&newest, &[])
+    )?;
+    let head = match head {
         Some(r) => Head {
             id: r.get(0),
             hash: r.get(1),
@@ -418,46 +422,67 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
             _ => return Ok(None),
         }
     }
-    if !cols.serials.is_empty() {
-        let inserted = tx
-            .execute(
-                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
-                 SELECT s, 'pending', p, t, sub, sa, nb, na, $8
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
-                      AS u(s, p, t, sub, sa, nb, na)",
-                &[&cols.serials, &cols.profiles, &cols.tenants, &cols.subjects, &cols.sans,
-                  &cols.not_befores, &cols.not_afters, &at],
-            )
-            .await;
-        match inserted {
-            Ok(n) if n == cols.serials.len() as u64 => {}
-            Ok(_) => return Ok(None),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
+    // Three statements pipelined (prepared, so sent in this order); an empty array writes
+    // nothing. If the first fails, the others fail too and the group is redone one by one.
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
+             SELECT s, 'pending', p, t, sub, sa, nb, na, $8
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
+                  AS u(s, p, t, sub, sa, nb, na)",
+        )
+        .await?;
+    let complete = tx
+        .prepare_cached(
+            "UPDATE certificates SET status = 'issued', der = u.d, issued_at = $3
+             FROM unnest($1::text[], $2::bytea[]) AS u(s, d)
+             WHERE certificates.serial = u.s AND certificates.status = 'pending'",
+        )
+        .await?;
+    let audit = tx
+        .prepare_cached(
+            "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
+             SELECT id, $2, actor, event, object, detail, prev, hash
+             FROM unnest($1::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[])
+                  AS u(id, actor, event, object, detail, prev, hash)",
+        )
+        .await?;
+    let insert_args: &Args = &[
+        &cols.serials,
+        &cols.profiles,
+        &cols.tenants,
+        &cols.subjects,
+        &cols.sans,
+        &cols.not_befores,
+        &cols.not_afters,
+        &at,
+    ];
+    let complete_args: &Args = &[&cols.completed, &cols.ders, &at];
+    let audit_args: &Args = &[
+        &cols.audit_ids,
+        &at,
+        &cols.actors,
+        &cols.events,
+        &cols.objects,
+        &cols.details,
+        &cols.prev_hashes,
+        &cols.hashes,
+    ];
+    let (inserted, completed, audited) = tokio::join!(
+        tx.execute(&insert, insert_args),
+        tx.execute(&complete, complete_args),
+        tx.execute(&audit, audit_args),
+    );
+    match inserted {
+        Ok(n) if n == cols.serials.len() as u64 => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
+        Err(e) => return Err(e.into()),
     }
-    if !cols.completed.is_empty() {
-        let updated = tx
-            .execute(
-                "UPDATE certificates SET status = 'issued', der = u.d, issued_at = $3
-                 FROM unnest($1::text[], $2::bytea[]) AS u(s, d)
-                 WHERE certificates.serial = u.s AND certificates.status = 'pending'",
-                &[&cols.completed, &cols.ders, &at],
-            )
-            .await?;
-        if updated != cols.completed.len() as u64 {
-            return Ok(None);
-        }
+    if completed? != cols.completed.len() as u64 {
+        return Ok(None);
     }
-    tx.execute(
-        "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
-         SELECT id, $2, actor, event, object, detail, prev, hash
-         FROM unnest($1::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[])
-              AS u(id, actor, event, object, detail, prev, hash)",
-        &[&cols.audit_ids, &at, &cols.actors, &cols.events, &cols.objects, &cols.details,
-          &cols.prev_hashes, &cols.hashes],
-    )
-    .await?;
+    audited?;
     tx.commit().await?;
     Ok(Some(jobs.iter().map(|_| Ok(Done::Nothing)).collect()))
 }
