@@ -73,8 +73,6 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // `ecca list | head` ends quietly, like other Unix tools, instead of panicking on EPIPE.
-    sigpipe::reset();
     let cli = Cli::parse();
     let g = &cli.global;
     let result = match cli.command {
