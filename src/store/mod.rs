@@ -588,3 +588,50 @@ pub fn audit_hash(
     }
     ctx.finish().as_ref().to_vec()
 }
+
+// What the audit log records about each new row (the same in every backend).
+
+impl IssuanceIntent {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "profile={} subject={} sans={}",
+            self.profile,
+            self.subject,
+            self.sans.join(",")
+        )
+    }
+}
+
+impl PlatformRecord {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "dns={} ip={} profiles={} max_days={:?} rate={:?}",
+            self.dns_suffixes.join(","),
+            self.ip_ranges.join(","),
+            self.profiles.join(","),
+            self.max_days,
+            self.rate_per_min
+        )
+    }
+}
+
+impl PeerRecord {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "subject={} sha256={}",
+            self.subject,
+            crate::core::fingerprint(&self.ca_cert)
+        )
+    }
+}
+
+impl CrossRecord {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "peer={} direction={} sha256={}",
+            self.peer,
+            self.direction.as_str(),
+            crate::core::fingerprint(&self.der)
+        )
+    }
+}

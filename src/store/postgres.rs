@@ -390,12 +390,7 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
         match &job.op {
             Op::Reserve(i) => {
                 let serial = i.serial.hex();
-                let detail = format!(
-                    "profile={} subject={} sans={}",
-                    i.profile,
-                    i.subject,
-                    i.sans.join(",")
-                );
+                let detail = i.audit_detail();
                 cols.audit(
                     &mut head,
                     at,
@@ -635,12 +630,7 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
         // The issuance path: the row and its audit entry in one statement (one round trip).
         Op::Reserve(i) => {
             let (serial, sans) = (i.serial.hex(), json(&i.sans));
-            let detail = format!(
-                "profile={} subject={} sans={}",
-                i.profile,
-                i.subject,
-                i.sans.join(",")
-            );
+            let detail = i.audit_detail();
             let event = "certificate.signing";
             let next = head.next(at, &i.actor, event, &serial, &detail);
             let inserted = exec_raw(
@@ -776,14 +766,7 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             unique(inserted, || {
                 Error::Conflict(format!("platform {:?} already exists", p.name))
             })?;
-            let detail = format!(
-                "dns={} ip={} profiles={} max_days={:?} rate={:?}",
-                p.dns_suffixes.join(","),
-                p.ip_ranges.join(","),
-                p.profiles.join(","),
-                p.max_days,
-                p.rate_per_min
-            );
+            let detail = p.audit_detail();
             append_audit(tx, head, at, actor, "platform.added", &p.name, &detail).await?;
         }
         Op::PlatformDisabled {
@@ -846,11 +829,7 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             unique(inserted, || {
                 Error::Conflict(format!("peer {:?} already exists", peer.name))
             })?;
-            let detail = format!(
-                "subject={} sha256={}",
-                peer.subject,
-                crate::core::fingerprint(&peer.ca_cert)
-            );
+            let detail = peer.audit_detail();
             append_audit(tx, head, at, actor, "peer.added", &peer.name, &detail).await?;
         }
         Op::PeerStatus {
@@ -896,12 +875,7 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
                 &[&record.serial, &record.peer, &record.direction.as_str(), &record.der, &record.not_after, &at],
             )
             .await?;
-            let detail = format!(
-                "peer={} direction={} sha256={}",
-                record.peer,
-                record.direction.as_str(),
-                crate::core::fingerprint(&record.der)
-            );
+            let detail = record.audit_detail();
             let event = "cross_certificate.stored";
             append_audit(tx, head, at, actor, event, &record.serial, &detail).await?;
         }

@@ -197,12 +197,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                 }
                 e => e.into(),
             })?;
-            let detail = format!(
-                "profile={} subject={} sans={}",
-                i.profile,
-                i.subject,
-                i.sans.join(",")
-            );
+            let detail = i.audit_detail();
             append_audit(
                 tx,
                 prev,
@@ -327,14 +322,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                 }
                 e => e.into(),
             })?;
-            let detail = format!(
-                "dns={} ip={} profiles={} max_days={:?} rate={:?}",
-                p.dns_suffixes.join(","),
-                p.ip_ranges.join(","),
-                p.profiles.join(","),
-                p.max_days,
-                p.rate_per_min
-            );
+            let detail = p.audit_detail();
             append_audit(tx, prev, at, actor, "platform.added", &p.name, &detail)?
         }
         Op::PlatformDisabled {
@@ -399,11 +387,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                 }
                 e => e.into(),
             })?;
-            let detail = format!(
-                "subject={} sha256={}",
-                peer.subject,
-                crate::core::fingerprint(&peer.ca_cert)
-            );
+            let detail = peer.audit_detail();
             append_audit(tx, prev, at, actor, "peer.added", &peer.name, &detail)?
         }
         Op::PeerStatus {
@@ -450,12 +434,7 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![record.serial, record.peer, record.direction.as_str(), record.der, record.not_after, at],
             )?;
-            let detail = format!(
-                "peer={} direction={} sha256={}",
-                record.peer,
-                record.direction.as_str(),
-                crate::core::fingerprint(&record.der)
-            );
+            let detail = record.audit_detail();
             append_audit(
                 tx,
                 prev,
