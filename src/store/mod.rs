@@ -20,7 +20,7 @@ pub mod write;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use write::{CrlSnapshot, Done, Op};
+pub use write::{Done, Op};
 
 /// A reserved serial and what will be signed under it: stored before the CA key signs.
 #[derive(Clone, Debug)]
@@ -432,14 +432,20 @@ pub trait Store: Send + Sync + fmt::Debug {
             _ => Err(Error::Internal("CRL number not allocated".into())),
         }
     }
-    /// Allocates `count` CRL numbers for a CA and reads the unexpired revocations they list,
-    /// atomically with respect to every other instance on the same database.
+    /// Allocates `count` CRL numbers for a CA, then reads the unexpired revocations they list:
+    /// a higher CRL number never lists fewer revocations. This default holds when one process
+    /// rebuilds CRLs one at a time; a store shared by instances orders them itself.
     async fn crl_snapshot(&self, ca: &str, count: u32, now: i64) -> Result<CrlSnapshot> {
-        let ca = ca.into();
-        match self.write(Op::CrlSnapshot { ca, count, now }).await? {
-            Done::Snapshot(s) => Ok(s),
-            _ => Err(Error::Internal("CRL snapshot not taken".into())),
+        let mut numbers = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            numbers.push(self.next_crl_number(ca).await?);
         }
+        let (revoked, max_seq) = self.revoked_since(0, now).await?;
+        Ok(CrlSnapshot {
+            numbers,
+            revoked,
+            max_seq,
+        })
     }
     /// Allocates the next time-stamp serial (durable; strictly increasing) and audits the
     /// token about to be signed.
@@ -563,6 +569,16 @@ pub struct SharedOcsp<'a> {
     pub revoked: bool,
     pub der: &'a [u8],
     pub this_update: i64,
+}
+
+/// CRL numbers and the revocations (with their positions) they cover.
+#[derive(Clone, Debug, Default)]
+pub struct CrlSnapshot {
+    pub numbers: Vec<u64>,
+    /// Unexpired revoked certificates in revocation order, with their positions.
+    pub revoked: Vec<Positioned>,
+    /// The highest revocation position (0 when nothing was ever revoked).
+    pub max_seq: i64,
 }
 
 /// A revocation with its position in the order of revocations.

@@ -732,18 +732,6 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             append_audit(tx, head, at, &r.actor, event, &serial, &detail).await?;
         }
         Op::NextCrlNumber { ca } => return Ok(Done::Number(next_number(tx, ca).await?)),
-        Op::CrlSnapshot { ca, count, now } => {
-            let mut numbers = Vec::with_capacity(*count as usize);
-            for _ in 0..*count {
-                numbers.push(next_number(tx, ca).await?);
-            }
-            let (revoked, max_seq) = revoked_rows(tx.client(), 0, *now).await?;
-            return Ok(Done::Snapshot(CrlSnapshot {
-                numbers,
-                revoked,
-                max_seq,
-            }));
-        }
         Op::TimestampSerial { imprint } => {
             let n = next_number(tx, "tsa").await?;
             let detail = format!("imprint={imprint}");
@@ -1118,6 +1106,25 @@ impl Store for PgStore {
 
     fn auth_generation(&self) -> u64 {
         self.auth_generation.load(Ordering::SeqCst)
+    }
+
+    async fn crl_snapshot(&self, ca: &str, count: u32, now: i64) -> Result<CrlSnapshot> {
+        // Its own transaction, not the writer's: a large CRL's read does not hold up writes.
+        // The counter row's lock orders instances' snapshots like their numbers, and each
+        // statement reads everything committed before it (READ COMMITTED).
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut numbers = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            numbers.push(next_number(&tx, ca).await?);
+        }
+        let (revoked, max_seq) = revoked_rows(tx.client(), 0, now).await?;
+        tx.commit().await?;
+        Ok(CrlSnapshot {
+            numbers,
+            revoked,
+            max_seq,
+        })
     }
 
     async fn shared_ocsp(&self, cert_id: &[u8]) -> Result<Option<(Vec<u8>, i64)>> {

@@ -18,9 +18,9 @@ use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::store::write::{Job, MAX_GROUP, check_revocable, deliver};
 use crate::store::{
-    AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
-    ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
-    Revocation, Role, SqlValue, Store, audit_hash,
+    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Direction, Done, ListFilter, Op,
+    Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS, Revocation, Role,
+    SqlValue, Store, audit_hash,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -283,18 +283,6 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
         }
         Op::NextCrlNumber { ca } => {
             return Ok((prev.to_vec(), Done::Number(next_number(tx, ca)?)));
-        }
-        Op::CrlSnapshot { ca, count, now } => {
-            let numbers = (0..*count)
-                .map(|_| next_number(tx, ca))
-                .collect::<Result<_>>()?;
-            let (revoked, max_seq) = revoked_rows(tx, 0, *now)?;
-            let snapshot = CrlSnapshot {
-                numbers,
-                revoked,
-                max_seq,
-            };
-            return Ok((prev.to_vec(), Done::Snapshot(snapshot)));
         }
         Op::TimestampSerial { imprint } => {
             let n = next_number(tx, "tsa")?;

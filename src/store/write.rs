@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::store::{Checkpoint, Credential, CrossRecord, IssuanceIntent, PeerRecord, PeerStatus};
-use crate::store::{PlatformRecord, Positioned, RevokeRequest};
+use crate::store::{PlatformRecord, RevokeRequest};
 
 /// Most requests sharing one commit.
 pub const MAX_GROUP: usize = 512;
@@ -33,13 +33,6 @@ pub enum Op {
     Revoke(RevokeRequest),
     NextCrlNumber {
         ca: String,
-    },
-    /// Allocates `count` CRL numbers for `ca` and reads the revocations they will list, as one
-    /// step: among instances sharing a database a higher number never lists fewer revocations.
-    CrlSnapshot {
-        ca: String,
-        count: u32,
-        now: i64,
     },
     AddPeer {
         peer: PeerRecord,
@@ -104,17 +97,6 @@ pub enum Done {
     Nothing,
     Number(u64),
     Serials(Vec<String>),
-    Snapshot(CrlSnapshot),
-}
-
-/// CRL numbers and the revocations (with their positions) they cover.
-#[derive(Clone, Debug, Default)]
-pub struct CrlSnapshot {
-    pub numbers: Vec<u64>,
-    /// Unexpired revoked certificates in revocation order, with their positions.
-    pub revoked: Vec<Positioned>,
-    /// The highest revocation position (0 when nothing was ever revoked).
-    pub max_seq: i64,
 }
 
 /// Answers every job of a group once its transaction ended: each its own result after a
