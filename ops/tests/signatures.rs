@@ -137,6 +137,28 @@ async fn signer(ca: &Ca, name: &str) -> String {
     v["serial"].as_str().unwrap().to_string()
 }
 
+/// `ecca sign` with `name`'s key and certificate and the chain; timestamped when `tsa` is set.
+async fn sign(ca: &Ca, name: &str, doc: &str, out: &str, tsa: Option<&str>) -> String {
+    let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec![
+        "sign",
+        "--key",
+        &key,
+        "--cert",
+        &cert,
+        "--chain",
+        "chain.pem",
+        "--in",
+        doc,
+        "--out",
+        out,
+    ];
+    if let Some(url) = tsa {
+        args.extend(["--timestamp-url", url]);
+    }
+    ok(ca, &args).await
+}
+
 fn write(ca: &Ca, name: &str, data: &[u8]) -> PathBuf {
     let p = ca.work.join(name);
     std::fs::write(&p, data).unwrap();
@@ -149,25 +171,7 @@ async fn ecca_and_openssl_accept_each_others_signatures() {
     signer(&ca, "alice").await;
     write(&ca, "order.txt", b"order 42: 3 widgets, CNY 129.00\n");
     let tsa = format!("{}/tsa", ca.http);
-    let out = ok(
-        &ca,
-        &[
-            "sign",
-            "--key",
-            "alice.key",
-            "--cert",
-            "alice.pem",
-            "--chain",
-            "chain.pem",
-            "--in",
-            "order.txt",
-            "--out",
-            "order.p7s",
-            "--timestamp-url",
-            &tsa,
-        ],
-    )
-    .await;
+    let out = sign(&ca, "alice", "order.txt", "order.p7s", Some(&tsa)).await;
     assert!(out.contains("timestamp:"), "{out}");
     let verify = [
         "cms",
@@ -432,42 +436,8 @@ async fn timestamps_keep_old_signatures_valid_after_revocation() {
     let serial = signer(&ca, "carol").await;
     write(&ca, "invoice.txt", b"invoice 2026-0042\n");
     let tsa = format!("{}/tsa", ca.http);
-    ok(
-        &ca,
-        &[
-            "sign",
-            "--key",
-            "carol.key",
-            "--cert",
-            "carol.pem",
-            "--chain",
-            "chain.pem",
-            "--in",
-            "invoice.txt",
-            "--out",
-            "stamped.p7s",
-            "--timestamp-url",
-            &tsa,
-        ],
-    )
-    .await;
-    ok(
-        &ca,
-        &[
-            "sign",
-            "--key",
-            "carol.key",
-            "--cert",
-            "carol.pem",
-            "--chain",
-            "chain.pem",
-            "--in",
-            "invoice.txt",
-            "--out",
-            "plain.p7s",
-        ],
-    )
-    .await;
+    sign(&ca, "carol", "invoice.txt", "stamped.p7s", Some(&tsa)).await;
+    sign(&ca, "carol", "invoice.txt", "plain.p7s", None).await;
     // Revocation times have one-second resolution: be sure it is after the timestamp.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     ca.client.revoke(&serial, 1, None).await.unwrap();
@@ -612,23 +582,7 @@ async fn batch_verifies_an_order_archive() {
     for i in 0..24 {
         let doc = format!("order-{i}.txt");
         write(&ca, &doc, format!("order {i}\n").as_bytes());
-        ok(
-            &ca,
-            &[
-                "sign",
-                "--key",
-                "erin.key",
-                "--cert",
-                "erin.pem",
-                "--chain",
-                "chain.pem",
-                "--in",
-                &doc,
-                "--out",
-                &format!("{doc}.p7s"),
-            ],
-        )
-        .await;
+        sign(&ca, "erin", &doc, &format!("{doc}.p7s"), None).await;
         list.push_str(&format!("{doc} {doc}.p7s\n"));
     }
     write(&ca, "archive.txt", list.as_bytes());
