@@ -63,15 +63,7 @@ async fn rustls_webpki_accepts_server_and_client_certificates() {
     let now = UnixTime::now();
     let algs = webpki::ALL_VERIFICATION_ALGS;
 
-    let spec = CsrSpec::cn("shop.example.cn").dns("shop.example.cn");
-    let der = ca
-        .client
-        .issue(p256_csr(&spec), "server-tls", None)
-        .await
-        .unwrap()
-        .certificate
-        .unwrap()
-        .der;
+    let der = ca.issue_tls("shop.example.cn").await;
     let der = CertificateDer::from(der);
     let ee = webpki::EndEntityCert::try_from(&der).unwrap();
     ee.verify_for_usage(
@@ -246,15 +238,7 @@ async fn ed25519_and_p384_cas_issue_verifiable_chains() {
     ] {
         let ca = TestCa::start_with(|c| c.init.algorithm = alg).await;
         let (roots, chain) = ca.trust_files().await;
-        let spec = CsrSpec::cn("shop.example.cn").dns("shop.example.cn");
-        let der = ca
-            .client
-            .issue(p256_csr(&spec), "server-tls", None)
-            .await
-            .unwrap()
-            .certificate
-            .unwrap()
-            .der;
+        let der = ca.issue_tls("shop.example.cn").await;
         let leaf = ca.write_pem("leaf.pem", &der);
         if let Some((ok, out)) = openssl_verify(&roots, &chain, &leaf, &[]) {
             assert!(ok, "{alg:?}: {out}");

@@ -57,6 +57,17 @@ impl TestCa {
         write_trust_files(&self.client, self.dir.path()).await
     }
 
+    /// Issues a server-tls certificate for the DNS name `name` (P-256 key); returns its DER.
+    pub async fn issue_tls(&self, name: &str) -> Vec<u8> {
+        let spec = CsrSpec::cn(name).dns(name);
+        let issued = self.client.issue(p256_csr(&spec), "server-tls", None).await;
+        issued
+            .expect("issues")
+            .certificate
+            .expect("certificate")
+            .der
+    }
+
     pub fn write_pem(&self, name: &str, der: &[u8]) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, ecca::pemfile::certs_to_pem([der])).unwrap();
