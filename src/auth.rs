@@ -1,7 +1,9 @@
 //! Who is calling: the mTLS peer certificate becomes a [`Caller`] once, at the edge.
 //!
-//! TLS already proved the certificate chains to our root; here the certificate must also be a
-//! registered, enabled credential, so a leaf issued to a merchant cannot call the CA API.
+//! The TLS layer already verified the certificate against the credential CA (or a pinned
+//! legacy credential). Here the certificate must also be a registered, enabled credential,
+//! found by the SHA-256 of the whole certificate: a serial is public and any CA can put any
+//! serial into a certificate, so it never identifies a caller.
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::core::serial::Serial;
@@ -18,68 +20,134 @@ pub struct Caller {
     pub credential: String,
 }
 
+/// What a caller may ask for; each action names the roles allowed to do it (one table, used
+/// by the gRPC edge before it parses arguments and by the service itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Issue,
+    Revoke,
+    /// Certificates, profiles, CRLs, the trust bundle.
+    Read,
+    WatchRevocations,
+    /// Each token consumes a durable serial: read-only auditors may not ask for them.
+    Timestamp,
+    Verify,
+    CrossCertify,
+    ManagePeers,
+    ListPeers,
+    ManagePlatforms,
+    ListPlatforms,
+    AddAuditor,
+    ReadAudit,
+}
+
+impl Action {
+    pub fn roles(self) -> &'static [Role] {
+        use Role::{Admin, Auditor, Platform};
+        match self {
+            Action::Issue | Action::Revoke | Action::Timestamp => &[Admin, Platform],
+            Action::Read | Action::WatchRevocations | Action::Verify => &[Admin, Platform, Auditor],
+            Action::CrossCertify
+            | Action::ManagePeers
+            | Action::ManagePlatforms
+            | Action::AddAuditor => &[Admin],
+            Action::ListPeers | Action::ListPlatforms | Action::ReadAudit => &[Admin, Auditor],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Action::Issue => "issue certificates",
+            Action::Revoke => "revoke certificates",
+            Action::Read => "read certificates",
+            Action::WatchRevocations => "watch revocations",
+            Action::Timestamp => "request timestamps",
+            Action::Verify => "verify certificates and signatures",
+            Action::CrossCertify => "cross-certify",
+            Action::ManagePeers => "manage peers",
+            Action::ListPeers => "list peers",
+            Action::ManagePlatforms => "manage platforms",
+            Action::ListPlatforms => "list platforms",
+            Action::AddAuditor => "add auditors",
+            Action::ReadAudit => "read the audit log",
+        }
+    }
+}
+
 impl Caller {
     /// The audit actor string, e.g. "admin:5f1c…".
     pub fn actor(&self) -> String {
         format!("{}:{}", self.role.as_str(), self.credential)
     }
 
-    /// Refuses callers without one of `roles`.
-    pub fn require(&self, roles: &[Role], action: &str) -> Result<()> {
-        if roles.contains(&self.role) {
+    /// Refuses callers whose role may not do `action`.
+    pub fn may(&self, action: Action) -> Result<()> {
+        if action.roles().contains(&self.role) {
             Ok(())
         } else {
             Err(Error::PermissionDenied(format!(
-                "role {} may not {action}",
-                self.role.as_str()
+                "role {} may not {}",
+                self.role.as_str(),
+                action.describe()
             )))
         }
     }
 }
 
-/// The serial of a client certificate that is within its validity period.
-pub fn valid_serial(peer_cert_der: Option<&[u8]>) -> Result<String> {
-    let der = peer_cert_der.ok_or_else(|| {
-        Error::Unauthenticated("a client certificate is required (mutual TLS)".into())
-    })?;
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|_| Error::Unauthenticated("client certificate does not parse".into()))?;
-    if !cert.validity().is_valid() {
-        return Err(Error::Unauthenticated(
-            "client certificate is expired or not yet valid".into(),
-        ));
+/// A client certificate within its validity period, with its identity.
+#[derive(Clone, Debug)]
+pub struct PeerCert<'a> {
+    pub der: &'a [u8],
+    /// SHA-256 of the whole certificate: what identifies the credential.
+    pub sha256: [u8; 32],
+    pub serial: String,
+}
+
+impl<'a> PeerCert<'a> {
+    pub fn parse(der: Option<&'a [u8]>) -> Result<Self> {
+        let der = der.ok_or_else(|| {
+            Error::Unauthenticated("a client certificate is required (mutual TLS)".into())
+        })?;
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|_| Error::Unauthenticated("client certificate does not parse".into()))?;
+        if !cert.validity().is_valid() {
+            return Err(Error::Unauthenticated(
+                "client certificate is expired or not yet valid".into(),
+            ));
+        }
+        Ok(PeerCert {
+            der,
+            sha256: crate::core::sha256(der),
+            serial: Serial::from_der_content(cert.raw_serial()).hex(),
+        })
     }
-    Ok(Serial::from_der_content(cert.raw_serial()).hex())
 }
 
 /// Authenticates the leaf certificate the TLS layer verified.
-pub async fn authenticate(peer_cert_der: Option<&[u8]>, store: &dyn Store) -> Result<Caller> {
-    let der = peer_cert_der.ok_or_else(|| {
-        Error::Unauthenticated("a client certificate is required (mutual TLS)".into())
-    })?;
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|_| Error::Unauthenticated("client certificate does not parse".into()))?;
-    if !cert.validity().is_valid() {
-        return Err(Error::Unauthenticated(
-            "client certificate is expired or not yet valid".into(),
-        ));
-    }
-    let serial = Serial::from_der_content(cert.raw_serial()).hex();
-    let cred = store.credential(&serial).await?.ok_or_else(|| {
-        Error::PermissionDenied(format!(
-            "certificate {serial} is not a registered ecca credential"
+pub async fn authenticate(cert: &PeerCert<'_>, store: &dyn Store) -> Result<Caller> {
+    let hash = hex::encode(cert.sha256);
+    let unknown = || {
+        Error::Unauthenticated(format!(
+            "certificate {} (sha256 {hash}) is not a registered ecca credential",
+            cert.serial
         ))
-    })?;
+    };
+    let cred = store.credential_by_cert(&hash).await?.ok_or_else(unknown)?;
+    if cred.serial != cert.serial {
+        return Err(unknown());
+    }
     if cred.disabled {
         return Err(Error::PermissionDenied(format!(
-            "credential {serial} is disabled"
+            "credential {} is disabled",
+            cred.serial
         )));
     }
-    // tonic's TLS layer cannot check revocation: the credential's own record says.
-    let record = store.get(&Serial::parse_hex(&serial)?).await?;
+    // The TLS layer does not check revocation: the credential's own record says.
+    let record = store.get(&Serial::parse_hex(&cred.serial)?).await?;
     if record.is_some_and(|r| r.revocation.is_some()) {
         return Err(Error::PermissionDenied(format!(
-            "credential {serial} is revoked"
+            "credential {} is revoked",
+            cred.serial
         )));
     }
     if cred.role == Role::Platform {
@@ -103,6 +171,6 @@ pub async fn authenticate(peer_cert_der: Option<&[u8]>, store: &dyn Store) -> Re
     Ok(Caller {
         role: cred.role,
         tenant: cred.tenant,
-        credential: serial,
+        credential: cred.serial,
     })
 }

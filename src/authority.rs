@@ -3,10 +3,13 @@
 //! ```text
 //! DIR/ca/root.pem, root.key          self-signed root (trust anchor)
 //! DIR/ca/issuing.pem, issuing.key    issuing CA, signed by the root, pathLen 0
-//! DIR/tls/server.pem, server.key     the gRPC server's certificate (chain included)
+//! DIR/ca/credential.pem, .key        credential CA, signed by the root, pathLen 0: signs only
+//!                                    API credentials and the gRPC server's certificate
+//! DIR/tls/server.pem, server.key     the gRPC server's certificate (credential CA included)
 //! DIR/ocsp/responder.pem, .key       the issuing CA's delegated OCSP responder
 //! DIR/tsa/tsa.pem, tsa.key           the RFC 3161 time-stamping unit
-//! DIR/admin/cert.pem, key.pem, ca.pem  the first admin's client credential; ca.pem = root
+//! DIR/admin/cert.pem, key.pem, ca.pem  the first admin's client credential; ca.pem = the
+//!                                    credential CA (what the server's certificate chains to)
 //! DIR/ecca.db                        the store
 //! ```
 //! Directories are 0700 and key files 0600; keys are never logged.
@@ -91,6 +94,12 @@ impl Layout {
     }
     pub fn issuing_key(&self) -> PathBuf {
         self.dir.join("ca/issuing.key")
+    }
+    pub fn credential_cert(&self) -> PathBuf {
+        self.dir.join("ca/credential.pem")
+    }
+    pub fn credential_key(&self) -> PathBuf {
+        self.dir.join("ca/credential.key")
     }
     pub fn server_cert(&self) -> PathBuf {
         self.dir.join("tls/server.pem")
@@ -196,6 +205,9 @@ impl CaCert {
 pub struct Authority {
     pub root: CaCert,
     pub issuing: CaCert,
+    /// Signs API credentials and the gRPC server's certificate, nothing else; the gRPC
+    /// listener trusts only it for clients. Never cross-certified.
+    pub credential: CaCert,
     /// Public base URL (http://host:port) under which CRLs, OCSP and CA certificates are served.
     pub base_url: String,
 }
@@ -298,6 +310,40 @@ impl KeyMaker {
     }
 }
 
+/// Makes the credential CA under `root` and writes its key and certificate (certificate
+/// last). Same algorithm and validity as an issuing CA; EKU clientAuth and serverAuth, so it
+/// is good for nothing but TLS to and from the API.
+fn new_credential_ca(
+    keys: &KeyMaker,
+    root: &CaCert,
+    opts: &InitOptions,
+    base_url: &str,
+    layout: &Layout,
+) -> Result<CaCert> {
+    let org = opts.organization.trim();
+    let attrs = vec![
+        (Attr::Country, opts.country.clone()),
+        (Attr::Organization, org.to_string()),
+        (Attr::CommonName, format!("{org} Credential CA")),
+    ];
+    let (key, saved) = keys.generate("credential")?;
+    let mut params = ca_params(&attrs, opts.issuing_days.min(opts.root_days), Some(0))?;
+    params.not_after = params.not_after.min(root.not_after);
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    root_urls(base_url).apply(&mut params)?;
+    let der = issue::sign_ca(&params, key.as_ref(), &root.issuer_ref())?;
+    let ca = CaCert::new(der, key)?;
+    saved.save(&layout.credential_key())?;
+    pemfile::write_public(
+        &layout.credential_cert(),
+        pemfile::certs_to_pem([ca.der.as_slice()]).as_bytes(),
+    )?;
+    Ok(ca)
+}
+
 /// Opens a CA key file: PKCS#8 PEM, or a PKCS#11 URI naming a key in the configured token.
 pub fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
     let head = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -357,6 +403,7 @@ impl Authority {
         let issuing_der =
             issue::sign_ca(&issuing_params, issuing_key.as_ref(), &root.issuer_ref())?;
         let issuing = CaCert::new(issuing_der, issuing_key.clone())?;
+        let credential = new_credential_ca(&keys, &root, opts, &base_url, layout)?;
 
         // Keys first (create_new: never clobbers), certificates last: a half-written CA is
         // never mistaken for a complete one, because is_initialized looks at root.pem.
@@ -373,6 +420,7 @@ impl Authority {
         Ok(Authority {
             root,
             issuing,
+            credential,
             base_url,
         })
     }
@@ -388,11 +436,56 @@ impl Authority {
                 .ok_or_else(|| Error::Config(format!("{}: no certificate", cert.display())))?;
             CaCert::new(der, load_key(&key, hsm)?)
         };
+        let root = load(layout.root_cert(), layout.root_key())?;
+        let issuing = load(layout.issuing_cert(), layout.issuing_key())?;
+        let credential = load(layout.credential_cert(), layout.credential_key())?;
         Ok(Authority {
-            root: load(layout.root_cert(), layout.root_key())?,
-            issuing: load(layout.issuing_cert(), layout.issuing_key())?,
+            root,
+            issuing,
+            credential,
             base_url,
         })
+    }
+
+    /// Gives a data directory made before the credential CA existed its credential CA
+    /// (signed by its root). Returns true if it was created now.
+    pub fn ensure_credential_ca(
+        layout: &Layout,
+        base_url: &str,
+        hsm: Option<&Pkcs11Config>,
+    ) -> Result<bool> {
+        if layout.credential_cert().exists() {
+            return Ok(false);
+        }
+        let base_url = normalize_base_url(base_url)?;
+        let pem =
+            std::fs::read(layout.root_cert()).map_err(|e| Error::io(layout.root_cert(), e))?;
+        let der = pemfile::parse_certs(&pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Config("ca/root.pem: no certificate".into()))?;
+        let root = CaCert::new(der, load_key(&layout.root_key(), hsm)?)?;
+        let (_, x) = X509Certificate::from_der(&root.der)
+            .map_err(|e| Error::Config(format!("root certificate: {e}")))?;
+        let (attrs, _) = csr::name_attrs(x.subject())?;
+        let value = |a: Attr| attrs.iter().find(|(k, _)| *k == a).map(|(_, v)| v.clone());
+        let opts = InitOptions {
+            algorithm: root.signer.algorithm(),
+            organization: value(Attr::Organization).unwrap_or_else(|| "ecca".into()),
+            country: value(Attr::Country).unwrap_or_else(|| "CN".into()),
+            ..InitOptions::default()
+        };
+        let keys = KeyMaker::new(hsm, opts.algorithm)?;
+        new_credential_ca(&keys, &root, &opts, &base_url, layout)?;
+        Ok(true)
+    }
+
+    /// One of the CAs that sign leaves.
+    pub fn ca(&self, which: crate::core::Issuer) -> &CaCert {
+        match which {
+            crate::core::Issuer::Issuing => &self.issuing,
+            crate::core::Issuer::Credential => &self.credential,
+        }
     }
 
     /// URLs for certificates the issuing CA signs.

@@ -49,6 +49,42 @@ impl Pkcs11Section {
     }
 }
 
+/// The `[limits]` table: what any client, authenticated or not, can hold or ask for.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Longest TLS handshake on the gRPC port, seconds (default 10).
+    pub handshake_timeout_secs: Option<u64>,
+    /// Longest time to send an HTTP request's headers, seconds (default 10).
+    pub header_timeout_secs: Option<u64>,
+    /// Connections with nothing in flight are closed after this many seconds (default 60).
+    pub idle_timeout_secs: Option<u64>,
+    /// Most open connections per listener (default: half the descriptor limit, 16..4096).
+    pub max_connections: Option<usize>,
+    /// OCSP requests per second per client address (IPv6: per /64); 0 = unlimited (default 200).
+    pub ocsp_per_ip: Option<u32>,
+    /// Time-stamp requests per second per client address; 0 = unlimited (default 10).
+    pub tsa_per_ip: Option<u32>,
+}
+
+/// Per-client-address request rates on the anonymous HTTP endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// OCSP requests per second (burst: twice that); 0 = unlimited.
+    pub ocsp_per_ip: u32,
+    /// Time-stamp requests per second (burst: twice that); 0 = unlimited.
+    pub tsa_per_ip: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            ocsp_per_ip: 200,
+            tsa_per_ip: 10,
+        }
+    }
+}
+
 /// The configuration file, every key optional.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +109,13 @@ pub struct ConfigFile {
     /// postgres://user:password@host:port/db shared by several instances (default: the
     /// embedded SQLite file in the data directory).
     pub database: Option<String>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Also accept TLS 1.2 on the gRPC port (default: TLS 1.3 only).
+    pub grpc_tls12: Option<bool>,
+    /// Networks (CIDRs) the server may fetch CRLs and OCSP answers from although they are
+    /// loopback, private or link-local (default: none; public addresses are always allowed).
+    pub verify_fetch_allow: Option<Vec<String>>,
 }
 
 impl ConfigFile {
@@ -115,6 +158,14 @@ pub struct ServerConfig {
     pub pkcs11: Option<Pkcs11Section>,
     /// A shared PostgreSQL database (None: SQLite in the data directory).
     pub database: Option<String>,
+    /// Timeouts and connection caps of both listeners.
+    pub limits: crate::listen::Limits,
+    /// Rate limits on /ocsp and /tsa.
+    pub rates: RateLimits,
+    pub grpc_tls12: bool,
+    /// Where VerifyCertificate/VerifySignature may fetch revocation data besides public
+    /// addresses.
+    pub verify_fetch_allow: Vec<crate::verify::Cidr>,
 }
 
 impl ServerConfig {
@@ -137,6 +188,10 @@ impl ServerConfig {
             init: InitOptions::default(),
             pkcs11: None,
             database: None,
+            limits: crate::listen::Limits::default(),
+            rates: RateLimits::default(),
+            grpc_tls12: false,
+            verify_fetch_allow: Vec::new(),
         }
     }
 
@@ -158,7 +213,40 @@ impl ServerConfig {
     }
 
     /// Applies a config file on top of the defaults.
-    pub fn apply_file(&mut self, file: ConfigFile) {
+    pub fn apply_file(&mut self, file: ConfigFile) -> Result<()> {
+        let l = &file.limits;
+        let secs = std::time::Duration::from_secs;
+        let limits = &mut self.limits;
+        if let Some(v) = l.handshake_timeout_secs {
+            limits.handshake_timeout = secs(v.max(1));
+        }
+        if let Some(v) = l.header_timeout_secs {
+            limits.header_timeout = secs(v.max(1));
+        }
+        if let Some(v) = l.idle_timeout_secs {
+            limits.idle_timeout = secs(v.max(1));
+        }
+        if let Some(v) = l.max_connections {
+            limits.max_connections = v.max(1);
+        }
+        if let Some(v) = l.ocsp_per_ip {
+            self.rates.ocsp_per_ip = v;
+        }
+        if let Some(v) = l.tsa_per_ip {
+            self.rates.tsa_per_ip = v;
+        }
+        if let Some(v) = file.grpc_tls12 {
+            self.grpc_tls12 = v;
+        }
+        if let Some(v) = &file.verify_fetch_allow {
+            self.verify_fetch_allow = v
+                .iter()
+                .map(|c| {
+                    crate::verify::Cidr::parse(c)
+                        .map_err(|e| Error::Config(format!("verify_fetch_allow: {e}")))
+                })
+                .collect::<Result<_>>()?;
+        }
         if let Some(a) = file.grpc_listen {
             self.grpc_listen = a;
         }
@@ -196,6 +284,7 @@ impl ServerConfig {
         init.country = ca.country.unwrap_or_else(|| init.country.clone());
         init.root_days = ca.root_days.unwrap_or(init.root_days);
         init.issuing_days = ca.issuing_days.unwrap_or(init.issuing_days);
+        Ok(())
     }
 }
 
@@ -224,7 +313,7 @@ mod tests {
     fn deploy_example_parses() {
         let file: ConfigFile = toml::from_str(include_str!("../ops/deploy/ecca.toml")).unwrap();
         let mut config = ServerConfig::new("/tmp/x");
-        config.apply_file(file);
+        config.apply_file(file).unwrap();
         assert_eq!(config.init.country, "CN");
         assert_eq!(config.server_names, ["ca.example.cn"]);
     }

@@ -6,7 +6,8 @@
 //! - [`store`]: durable state behind one trait (SQLite by default).
 //! - [`authority`]: the CA hierarchy on disk (init on first start, load later).
 //! - [`service`]: orchestration of each operation (policy, lint, intent, sign, store, audit).
-//! - [`grpc`], [`http`], [`auth`]: the network edges, thin.
+//! - [`grpc`], [`http`], [`auth`]: the network edges, thin; [`listen`]: their shared
+//!   connection caps and timeouts.
 //! - [`client`]: the typed client the ops CLI and Rust users share.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod core;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod listen;
 pub mod pemfile;
 pub mod revocation;
 pub mod server;

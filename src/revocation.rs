@@ -19,7 +19,7 @@ use crate::core::revocation::{self, CrlParams, Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::signer::Signer;
-use crate::store::{CertRecord, Direction, SharedOcsp, Store};
+use crate::store::{CertRecord, Direction, Issuer, SharedOcsp, Store};
 
 /// Full CRLs are valid this long.
 pub const CRL_VALIDITY: i64 = 24 * 3600;
@@ -41,6 +41,9 @@ pub const OCSP_MAX_AGE: i64 = 300;
 pub const FOLLOW: Duration = Duration::from_millis(250);
 /// Most cached OCSP responses; beyond it an arbitrary entry is dropped.
 pub const OCSP_CACHE_CAP: usize = 200_000;
+/// Most cached "unknown" answers (serials never issued). Kept apart, so requests for random
+/// serials cannot evict the pre-signed answers for real certificates.
+pub const OCSP_UNKNOWN_CAP: usize = 4096;
 
 /// A signed artifact (CRL or OCSP response) ready to serve.
 #[derive(Debug)]
@@ -131,12 +134,17 @@ pub struct Publisher {
     authority: Arc<Authority>,
     root_id: CaIdentity,
     issuing_id: CaIdentity,
-    issuing_serial_of_root: Vec<u8>,
+    /// Serials of the CA certificates the root issued at init (issuing and credential CA).
+    subordinates: Vec<Vec<u8>>,
     /// Set at start (and on renewal); until then the issuing CA's requests get internalError.
     responder: RwLock<Option<Responder>>,
     crls: RwLock<Option<CrlSet>>,
     /// Pre-signed responses by the DER of the request's CertID.
     ocsp_cache: Mutex<HashMap<Vec<u8>, CachedOcsp>>,
+    /// Signed "unknown" answers, by CertID DER (small; see [`OCSP_UNKNOWN_CAP`]).
+    unknown_cache: Mutex<HashMap<Vec<u8>, Arc<Published>>>,
+    /// Set when certificates the root signed changed: the root CRL is re-signed next rebuild.
+    root_dirty: std::sync::atomic::AtomicBool,
     rebuild: Notify,
     events: broadcast::Sender<RevocationEvent>,
     claims: Mutex<Claims>,
@@ -175,16 +183,18 @@ impl Publisher {
             &authority.issuing.subject_der,
             authority.issuing.signer().public_key_raw(),
         );
-        let issuing_serial_of_root = authority.issuing.serial();
+        let subordinates = vec![authority.issuing.serial(), authority.credential.serial()];
         Publisher {
             store,
             authority,
             root_id,
             issuing_id,
-            issuing_serial_of_root,
+            subordinates,
             responder: RwLock::new(None),
             crls: RwLock::new(None),
             ocsp_cache: Mutex::new(HashMap::new()),
+            unknown_cache: Mutex::new(HashMap::new()),
+            root_dirty: std::sync::atomic::AtomicBool::new(false),
             rebuild: Notify::new(),
             events: broadcast::channel(1024).0,
             claims: Mutex::new(Claims::default()),
@@ -260,14 +270,23 @@ impl Publisher {
 
     /// Re-signs a revoked certificate's OCSP response, schedules the CRLs, tells watchers.
     async fn publish_revocation(&self, record: &CertRecord) {
-        let serial = hex::decode(&record.serial).unwrap_or_default();
-        if let Ok(mut cache) = self.ocsp_cache.lock() {
-            cache.retain(|_, (ca, s, _)| !(*ca == Ca::Issuing && *s == serial));
+        // Credentials are on no CRL and have no OCSP: the server checks them in its store.
+        if record.issuer == Issuer::Issuing {
+            match hex::decode(&record.serial) {
+                Ok(serial) => {
+                    if let Ok(mut cache) = self.ocsp_cache.lock() {
+                        cache.retain(|_, (ca, s, _)| !(*ca == Ca::Issuing && *s == serial));
+                    }
+                    if let Err(e) = self.presign(&serial).await {
+                        tracing::warn!(error = %e, "OCSP re-signing failed");
+                    }
+                }
+                Err(_) => {
+                    tracing::error!(serial = %record.serial, "corrupt serial in a revoked record")
+                }
+            }
+            self.rebuild.notify_one();
         }
-        if let Err(e) = self.presign(&serial).await {
-            tracing::warn!(error = %e, "OCSP re-signing failed");
-        }
-        self.rebuild.notify_one();
         if let Some(rev) = record.revocation {
             let _ = self.events.send(RevocationEvent {
                 serial: record.serial.clone(),
@@ -344,6 +363,8 @@ impl Publisher {
         if let Ok(mut cache) = self.ocsp_cache.lock() {
             cache.retain(|_, (ca, _, _)| *ca != Ca::Root);
         }
+        self.root_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.rebuild.notify_one();
     }
 
@@ -378,7 +399,7 @@ impl Publisher {
 
     async fn status(&self, ca: Ca, serial: &[u8]) -> Result<Status> {
         Ok(match ca {
-            Ca::Root if serial == self.issuing_serial_of_root.as_slice() => Status::Good,
+            Ca::Root if self.subordinates.iter().any(|s| s == serial) => Status::Good,
             Ca::Root => {
                 // The root also signs cross-certificates for peer CAs.
                 let hex = hex::encode(serial);
@@ -399,7 +420,9 @@ impl Publisher {
                     return Ok(Status::Unknown);
                 }
                 match self.store.get(&Serial::from_der_content(serial)).await? {
+                    // The credential CA's certificates are not the issuing CA's to answer for.
                     None => Status::Unknown,
+                    Some(r) if r.issuer != Issuer::Issuing => Status::Unknown,
                     Some(r) => match r.revocation {
                         Some(rev) => Status::Revoked {
                             at: rev.revoked_at,
@@ -461,11 +484,23 @@ impl Publisher {
         {
             return Ok(p);
         }
+        if let Some(p) = self
+            .unknown_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+            && at < p.this_update + OCSP_VALIDITY / 2
+        {
+            return Ok(p);
+        }
         let serial = ocsp::serial_of(id);
         let published = match self.shared(ca, &key, at).await {
             Some(p) => p,
             None => {
                 let status = self.status(ca, &serial).await?;
+                if status == Status::Unknown {
+                    return self.unknown(ca, id, key, at);
+                }
                 let der = self.sign(ca, &[(id.clone(), status)], None, at)?;
                 if ca == Ca::Issuing && status != Status::Unknown {
                     let response = SharedOcsp {
@@ -489,6 +524,24 @@ impl Publisher {
                 cache.remove(&k);
             }
             cache.insert(key, (ca, serial, published.clone()));
+        }
+        Ok(published)
+    }
+
+    /// An "unknown" answer for a serial never issued, from its own small cache. The root never
+    /// signs for strangers: asked about a serial it did not issue, it answers `unauthorized`
+    /// (unsigned, RFC 5019 §2.2.3), so anonymous requests cannot make the root key sign.
+    fn unknown(&self, ca: Ca, id: &CertId, key: Vec<u8>, at: i64) -> Result<Arc<Published>> {
+        let der = match ca {
+            Ca::Root => ocsp::error_response(OcspResponseStatus::Unauthorized),
+            Ca::Issuing => self.sign(ca, &[(id.clone(), Status::Unknown)], None, at)?,
+        };
+        let published = Published::new(der, at, at + OCSP_VALIDITY);
+        if let Ok(mut cache) = self.unknown_cache.lock() {
+            if cache.len() >= OCSP_UNKNOWN_CAP {
+                cache.clear();
+            }
+            cache.insert(key, published.clone());
         }
         Ok(published)
     }
@@ -527,6 +580,20 @@ impl Publisher {
             return OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::MalformedRequest));
         }
         let at = now();
+        // The root answers from its cache only: one CertID, any nonce ignored (RFC 8954 lets a
+        // responder leave it out), so no request makes the root key sign on demand.
+        if cas[0] == Ca::Root {
+            if req.cert_ids.len() != 1 {
+                return OcspAnswer::Fresh(ocsp::error_response(
+                    OcspResponseStatus::MalformedRequest,
+                ));
+            }
+            return self
+                .cached_response(Ca::Root, &req.cert_ids[0], at)
+                .await
+                .map(OcspAnswer::Cached)
+                .unwrap_or_else(internal);
+        }
         let result = if req.cert_ids.len() == 1 && req.nonce.is_none() {
             self.cached_response(cas[0], &req.cert_ids[0], at)
                 .await
@@ -572,26 +639,20 @@ impl Publisher {
             .map(|(_, e)| e.clone())
             .collect();
         let all: Vec<RevokedEntry> = snapshot.revoked.into_iter().map(|(_, e)| e).collect();
+        // Re-signed daily, and at once when a certificate the root signed was revoked.
+        let dirty = self
+            .root_dirty
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
         let root = match &previous {
-            Some(p) if at < p.root.this_update + ROOT_CRL_VALIDITY / 7 => p.root.clone(),
-            _ => {
-                let number = self.store.next_crl_number("root").await?;
-                let root = &self.authority.root;
-                let params = CrlParams {
-                    issuer_name: &root.subject_der,
-                    issuer_key_id: &root.key_id,
-                    number,
-                    this_update: at,
-                    next_update: at + ROOT_CRL_VALIDITY,
-                    delta_base: None,
-                    freshest_url: None,
-                };
-                Published::new(
-                    revocation::build_crl(&params, &[], root.signer().as_ref())?,
-                    at,
-                    at + ROOT_CRL_VALIDITY,
-                )
-            }
+            Some(p) if !dirty && at < p.root.this_update + ROOT_CRL_VALIDITY / 7 => p.root.clone(),
+            _ => match self.root_crl(at).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.root_dirty
+                        .store(dirty, std::sync::atomic::Ordering::SeqCst);
+                    return Err(e);
+                }
+            },
         };
         let authority = self.authority.clone();
         let (full, delta) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<u8>)> {
@@ -630,7 +691,7 @@ impl Publisher {
             "full={full_number} delta={delta_number} base={base_number} revocations={max_seq}"
         );
         self.store
-            .audit_event("ecca", "crl.signed", "issuing+root", &detail)
+            .audit_event("ecca", "crl.signed", "issuing", &detail)
             .await?;
         *self
             .crls
@@ -638,6 +699,47 @@ impl Publisher {
             .map_err(|_| Error::Internal("CRL lock poisoned".into()))? = Some(set);
         tracing::debug!(full_number, delta_number, base_number, "CRLs published");
         Ok(())
+    }
+
+    /// The root's CRL: every unexpired cross-certificate it issued and revoked.
+    async fn root_crl(&self, at: i64) -> Result<Arc<Published>> {
+        let mut entries = Vec::new();
+        for c in self.store.cross_certs().await? {
+            if let (Direction::Issued, Some((revoked_at, reason)), true) =
+                (c.direction, c.revoked, c.not_after > at)
+            {
+                let serial = hex::decode(&c.serial).map_err(|_| {
+                    Error::Storage(format!("corrupt cross-certificate serial {:?}", c.serial))
+                })?;
+                entries.push(RevokedEntry {
+                    serial,
+                    revoked_at,
+                    reason,
+                    invalidity_date: None,
+                });
+            }
+        }
+        let number = self.store.next_crl_number("root").await?;
+        let root = &self.authority.root;
+        let params = CrlParams {
+            issuer_name: &root.subject_der,
+            issuer_key_id: &root.key_id,
+            number,
+            this_update: at,
+            next_update: at + ROOT_CRL_VALIDITY,
+            delta_base: None,
+            freshest_url: None,
+        };
+        let der = revocation::build_crl(&params, &entries, root.signer().as_ref())?;
+        self.store
+            .audit_event(
+                "ecca",
+                "crl.signed",
+                "root",
+                &format!("number={number} revocations={}", entries.len()),
+            )
+            .await?;
+        Ok(Published::new(der, at, at + ROOT_CRL_VALIDITY))
     }
 
     /// Re-signs CRLs on revocation (debounced) and at least every [`REFRESH`]. Runs until the
@@ -660,4 +762,26 @@ impl Publisher {
 fn internal(e: Error) -> OcspAnswer {
     tracing::error!(error = %e, "OCSP responder error");
     OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::InternalError))
+}
+
+/// This server's own CRL and OCSP URLs, answered from memory: verification of our own
+/// certificates needs no network (and the server does not fetch from itself).
+#[async_trait::async_trait]
+impl crate::verify::LocalSource for Publisher {
+    async fn answer(&self, url: &str, post: Option<&[u8]>) -> Option<Vec<u8>> {
+        use crate::authority::paths;
+        let path = url.strip_prefix(self.authority.base_url.as_str())?;
+        let crl = |kind| self.crl(kind).ok().map(|p| p.der.clone());
+        let ocsp = |answer: OcspAnswer| match answer {
+            OcspAnswer::Cached(p) => p.der.clone(),
+            OcspAnswer::Fresh(der) => der,
+        };
+        match (path, post) {
+            (paths::ISSUING_CRL, None) => crl(CrlKind::Full),
+            (paths::ISSUING_DELTA_CRL, None) => crl(CrlKind::Delta),
+            (paths::ROOT_CRL, None) => crl(CrlKind::Root),
+            (paths::OCSP, Some(body)) => Some(ocsp(self.ocsp(body).await)),
+            _ => None,
+        }
+    }
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::authority::{Authority, KeyMaker, Layout, load_key};
@@ -17,6 +16,7 @@ use crate::core::keys::CaKeyAlg;
 use crate::core::profile::Profiles;
 use crate::error::{Error, Result};
 use crate::grpc::{AdminApi, CaApi};
+use crate::listen::Tracker;
 use crate::pemfile;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::certificate_authority_server::CertificateAuthorityServer;
@@ -24,7 +24,7 @@ use crate::revocation::Responder;
 use crate::service::{Internal, Service, TsaKey};
 use crate::signer::pkcs11::Pkcs11Config;
 use crate::signer::{Signer, SoftwareKey};
-use crate::store::{Credential, Role};
+use crate::store::Role;
 
 /// Renew the server's TLS certificate when it has less than this left.
 const SERVER_CERT_RENEW_BEFORE: Duration = Duration::days(30);
@@ -96,6 +96,18 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
     let authority = if created {
         Authority::create(&layout, &config.init, base_url, hsm.as_ref())?
     } else {
+        // Data directories made before the credential CA existed get one now.
+        if Authority::ensure_credential_ca(&layout, base_url, hsm.as_ref())? {
+            store
+                .audit_event(
+                    "ecca",
+                    "ca.credential.created",
+                    "credential",
+                    "credential CA signed by the root; API credentials and the gRPC certificate move to it",
+                )
+                .await?;
+            tracing::info!("credential CA created for an existing CA (trust boundary migration)");
+        }
         Authority::load(&layout, base_url, hsm.as_ref())?
     };
     // Profile changes are state changes: the audit log records what this start loaded.
@@ -114,6 +126,7 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         .await?;
     let mut service = Service::new(Arc::new(authority), store, Arc::new(profiles))?;
     service.set_tsa_policy(&config.tsa_policy)?;
+    service.set_verify_fetch_allow(config.verify_fetch_allow.clone());
     let service = Arc::new(service);
     ensure_server_cert(&service, &layout, config).await?;
     ensure_working_keys(&service, &layout, hsm.as_ref()).await?;
@@ -147,14 +160,13 @@ fn server_names(config: &ServerConfig) -> Result<Names> {
     Ok(names)
 }
 
+fn first_cert(pem_path: &std::path::Path) -> Option<Vec<u8>> {
+    let pem = std::fs::read(pem_path).ok()?;
+    pemfile::parse_certs(&pem).ok()?.into_iter().next()
+}
+
 fn expires_within(pem_path: &std::path::Path, margin: Duration) -> bool {
-    let Ok(pem) = std::fs::read(pem_path) else {
-        return true;
-    };
-    let Some(der) = pemfile::parse_certs(&pem)
-        .ok()
-        .and_then(|c| c.into_iter().next())
-    else {
+    let Some(der) = first_cert(pem_path) else {
         return true;
     };
     match X509Certificate::from_der(&der) {
@@ -163,13 +175,30 @@ fn expires_within(pem_path: &std::path::Path, margin: Duration) -> bool {
     }
 }
 
+/// True if the certificate in `pem_path` was signed by `ca` (its issuer name and signature).
+fn issued_by(pem_path: &std::path::Path, ca: &crate::authority::CaCert) -> bool {
+    let Some(der) = first_cert(pem_path) else {
+        return false;
+    };
+    let (Ok((_, c)), Ok((_, issuer))) = (
+        X509Certificate::from_der(&der),
+        X509Certificate::from_der(&ca.der),
+    ) else {
+        return false;
+    };
+    c.issuer().as_raw() == issuer.subject().as_raw()
+        && c.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
 async fn ensure_server_cert(
     service: &Service,
     layout: &Layout,
     config: &ServerConfig,
 ) -> Result<()> {
+    // Reissued when expiring, and once when an older data directory gets its credential CA.
     if !expires_within(&layout.server_cert(), SERVER_CERT_RENEW_BEFORE)
         && layout.server_key().exists()
+        && issued_by(&layout.server_cert(), &service.authority().credential)
     {
         return Ok(());
     }
@@ -179,7 +208,7 @@ async fn ensure_server_cert(
         .await?;
     key.save(&layout.server_key())?;
     let mut chain = vec![record.der.as_slice()];
-    chain.push(&service.authority().issuing.der);
+    chain.push(&service.authority().credential.der);
     pemfile::write_public(
         &layout.server_cert(),
         pemfile::certs_to_pem(chain).as_bytes(),
@@ -278,7 +307,8 @@ pub async fn ensure_working_keys(
 }
 
 /// Issues a client credential (certificate + key) for a role and writes it to `dir` as
-/// cert.pem (with chain), key.pem and ca.pem (the root that the server's certificate chains to).
+/// cert.pem (with the credential CA), key.pem and ca.pem (the credential CA, which the
+/// server's certificate chains to).
 pub async fn write_credential(
     service: &Service,
     dir: &std::path::Path,
@@ -294,43 +324,75 @@ pub async fn write_credential(
         ],
         ..Names::default()
     };
-    let record = service
-        .issue_internal(Internal::Credential, names, &key.spki_der())
-        .await?;
-    service
-        .store()
-        .add_credential(
-            Credential {
-                serial: record.serial.clone(),
-                role,
-                tenant: tenant.into(),
-                disabled: false,
-            },
-            "ecca",
-        )
+    let cred = service
+        .register_credential(names, &key.spki_der(), role, tenant, "ecca")
         .await?;
     pemfile::private_dir(dir)?;
     key.save_plain(&dir.join("key.pem"))?;
-    let a = service.authority();
+    let chain =
+        std::iter::once(cred.cert_der.as_slice()).chain(cred.chain.iter().map(Vec::as_slice));
     pemfile::write_public(
         &dir.join("cert.pem"),
-        pemfile::certs_to_pem([record.der.as_slice(), &a.issuing.der]).as_bytes(),
+        pemfile::certs_to_pem(chain).as_bytes(),
     )?;
     pemfile::write_public(
         &dir.join("ca.pem"),
-        pemfile::certs_to_pem([a.root.der.as_slice()]).as_bytes(),
+        pemfile::certs_to_pem([cred.ca_der.as_slice()]).as_bytes(),
     )?;
-    Ok(record.serial)
+    Ok(cred.serial)
 }
 
 async fn ensure_admin_credential(service: &Service, layout: &Layout) -> Result<()> {
     let dir = layout.admin_dir();
-    if dir.join("cert.pem").exists() && dir.join("key.pem").exists() {
+    let old = first_cert(&dir.join("cert.pem"));
+    if old.is_some()
+        && dir.join("key.pem").exists()
+        && issued_by(&dir.join("cert.pem"), &service.authority().credential)
+    {
         return Ok(());
     }
     let serial = write_credential(service, &dir, "ecca admin", Role::Admin, "").await?;
+    // An admin credential from before the credential CA is replaced here, and disabled.
+    if let Some(old) = old {
+        service
+            .store()
+            .disable_credential(&crate::core::fingerprint(&old), "ecca")
+            .await?;
+    }
     tracing::info!(%serial, "admin credential issued");
     Ok(())
+}
+
+/// What the gRPC listener accepts as client certificates: the credential CA, and credentials
+/// issued by the issuing CA before the credential CA existed, pinned by hash while enabled.
+async fn client_trust(service: &Service) -> Result<crate::grpc::tls::ClientTrust> {
+    let mut pins = std::collections::HashSet::new();
+    for cred in service.store().all_credentials().await? {
+        if cred.disabled || cred.cert_sha256.is_empty() {
+            continue;
+        }
+        let record = service
+            .store()
+            .get(&crate::core::serial::Serial::parse_hex(&cred.serial)?)
+            .await?;
+        if let Some(r) = record
+            && r.issuer == crate::store::Issuer::Issuing
+            && crate::core::fingerprint(&r.der) == cred.cert_sha256
+        {
+            pins.insert(crate::core::sha256(&r.der));
+        }
+    }
+    if !pins.is_empty() {
+        tracing::warn!(
+            count = pins.len(),
+            "credentials issued before the credential CA still work (pinned); rotate them with `ecca platform rotate`"
+        );
+    }
+    let a = service.authority();
+    Ok(crate::grpc::tls::ClientTrust {
+        credential_ca: a.credential.der.clone(),
+        legacy: Some((a.issuing.der.clone(), pins)),
+    })
 }
 
 /// Periodic upkeep: signs audit checkpoints, renews the delegated OCSP responder and the TSA.
@@ -343,6 +405,9 @@ async fn maintain(
     let renew_every = std::time::Duration::from_secs(6 * 3600);
     let mut since_renewal = std::time::Duration::ZERO;
     loop {
+        if let Err(e) = service.report_timestamps().await {
+            tracing::error!(error = %e, "time-stamp report failed");
+        }
         if let Err(e) = service.checkpoint().await {
             tracing::error!(error = %e, "audit checkpoint failed");
         }
@@ -360,28 +425,16 @@ async fn maintain(
 /// Initializes or loads, binds both listeners and starts serving.
 pub async fn start(config: ServerConfig) -> Result<Running> {
     // Bind first: with port 0 the HTTP address, and so the default base URL, is known only now.
-    let incoming = TcpIncoming::bind(config.grpc_listen)
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot listen on {} for gRPC: {e}",
-                config.grpc_listen
-            ))
-        })?
-        .with_nodelay(Some(true));
-    let grpc_addr = incoming
-        .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot listen on {} for HTTP: {e}",
-                config.http_listen
-            ))
-        })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {addr} for {what}: {e}")))
+    };
+    let grpc_listener = bind(config.grpc_listen, "gRPC").await?;
+    let http_listener = bind(config.http_listen, "HTTP").await?;
+    let local =
+        |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| Error::Internal(e.to_string()));
+    let (grpc_addr, http_addr) = (local(&grpc_listener)?, local(&http_listener)?);
     let base_url = config.base_url(http_addr);
     let (service, initialized) = prepare(&config, &base_url).await?;
     // CRLs exist before the first request; then they follow revocations and the clock.
@@ -397,17 +450,15 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         )),
     ];
     let layout = Layout::new(&config.data_dir);
-    let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(&p, e));
-    // The key may be encrypted at rest: tonic gets the plain PEM in memory only.
-    let server_key = SoftwareKey::load(&layout.server_key())?;
-    let identity = Identity::from_pem(read(layout.server_cert())?, server_key.pkcs8_pem());
-    let tls = ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(Certificate::from_pem(pemfile::certs_to_pem([service
-            .authority()
-            .root
-            .der
-            .as_slice()])));
+    let pem =
+        std::fs::read(layout.server_cert()).map_err(|e| Error::io(layout.server_cert(), e))?;
+    // The key may be encrypted at rest: rustls gets the plain PEM in memory only.
+    let identity = crate::grpc::tls::ServerIdentity {
+        chain_der: pemfile::parse_certs(&pem)?,
+        key_pem: SoftwareKey::load(&layout.server_key())?.pkcs8_pem(),
+        tls12: config.grpc_tls12,
+    };
+    let tls = crate::grpc::tls::server_config(&identity, &client_trust(&service).await?)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -430,16 +481,23 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (grpc_stop_tx, grpc_stop_rx) = oneshot::channel::<()>();
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let grpc_tracker = Tracker::new(config.limits);
+    let http_tracker = Tracker::new(config.limits);
+    let trackers = (grpc_tracker.clone(), http_tracker.clone());
     tokio::spawn(async move {
         let _ = shutdown_rx.await;
         let _ = grpc_stop_tx.send(());
         let _ = http_stop_tx.send(());
+        // Open streams (WatchRevocations) would hold a graceful stop forever: cut them after
+        // a grace period.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        trackers.0.close_all();
+        trackers.1.close_all();
     });
     let grpc_router = Server::builder()
+        .layer(crate::grpc::tls::InFlightLayer)
         .concurrency_limit_per_connection(256)
         .timeout(std::time::Duration::from_secs(30))
-        .tls_config(tls)
-        .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -448,6 +506,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
             AdminServer::new(AdminApi::new(service.clone()))
                 .max_decoding_message_size(config.max_message_bytes),
         );
+    let incoming = crate::grpc::tls::incoming(grpc_listener, grpc_tracker, tls);
     let grpc_task = tokio::spawn(async move {
         if let Err(e) = grpc_router
             .serve_with_incoming_shutdown(incoming, async {
@@ -458,24 +517,22 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
             tracing::error!(error = %e, "gRPC server stopped");
         }
     });
-    let app = crate::http::router(service.clone());
-    let http_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(http_listener, app)
-            .with_graceful_shutdown(async {
-                let _ = http_stop_rx.await;
-            })
-            .await
-        {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let app = crate::http::router(service.clone(), &config.rates);
+    let http_task = tokio::spawn(crate::http::serve(
+        http_listener,
+        app,
+        http_tracker,
+        async {
+            let _ = http_stop_rx.await;
+        },
+    ));
 
     let endpoints = Endpoints {
         grpc: grpc_addr,
         http: http_addr,
     };
     let json = serde_json::to_vec_pretty(&endpoints).map_err(|e| Error::Internal(e.to_string()))?;
-    pemfile::write_public(&config.data_dir.join(ENDPOINTS_FILE), &json)?;
+    pemfile::write_private(&config.data_dir.join(ENDPOINTS_FILE), &json)?;
     Ok(Running {
         endpoints,
         initialized,

@@ -2,7 +2,8 @@
 //! revocation of every certificate on the path, from CRLs given by the caller, OCSP (AIA) and
 //! CRLs (CDP) fetched over HTTP with timeouts, size caps and a cache.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -31,6 +32,133 @@ impl RevocationMode {
             _ => None,
         }
     }
+}
+
+/// A network in CIDR notation, e.g. 10.0.0.0/8 or fd00::/8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    len: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a CIDR such as 10.0.0.0/8");
+        let (ip, len) = s.split_once('/').ok_or_else(bad)?;
+        let net: IpAddr = ip.trim().parse().map_err(|_| bad())?;
+        let len: u8 = len.trim().parse().map_err(|_| bad())?;
+        if len > if net.is_ipv4() { 32 } else { 128 } {
+            return Err(bad());
+        }
+        Ok(Cidr { net, len })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bytes = |a: IpAddr| match a {
+            IpAddr::V4(v) => v.octets().to_vec(),
+            IpAddr::V6(v) => v.octets().to_vec(),
+        };
+        let (a, n) = (bytes(ip), bytes(self.net));
+        a.len() == n.len()
+            && (0..usize::from(self.len)).all(|i| {
+                let m = 0x80u8 >> (i % 8);
+                a[i / 8] & m == n[i / 8] & m
+            })
+    }
+}
+
+/// True for globally routable unicast addresses: not loopback, private, link-local,
+/// unspecified, shared (CGNAT), multicast, broadcast, documentation or reserved — checked on
+/// the address itself and on IPv4 addresses embedded in IPv6 (mapped, NAT64, 6to4).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            !(v.is_loopback()
+                || v.is_private()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.is_multicast()
+                || v.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v) => {
+            if let Some(v4) = v.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v.segments();
+            let embedded = |hi: u16, lo: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::new(
+                    (hi >> 8) as u8,
+                    hi as u8,
+                    (lo >> 8) as u8,
+                    lo as u8,
+                ))
+            };
+            if s[0] == 0x64 && s[1] == 0xff9b {
+                return is_public(embedded(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public(embedded(s[1], s[2]));
+            }
+            !(v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || s[..6] == [0, 0, 0, 0, 0, 0])
+        }
+    }
+}
+
+/// Which addresses the verifier may connect to, and how much its errors may say.
+#[derive(Clone, Debug)]
+pub struct FetchPolicy {
+    /// Any address at all (the CLI, running for its own user).
+    pub any_address: bool,
+    /// Non-public networks allowed anyway.
+    pub allow: Vec<Cidr>,
+    /// Say why a connection failed. Off in the server, so that a caller cannot use it to
+    /// probe what answers where.
+    pub detailed_errors: bool,
+}
+
+impl FetchPolicy {
+    /// For a program verifying on behalf of its own user: fetches anything, says everything.
+    pub fn local_user() -> Self {
+        FetchPolicy {
+            any_address: true,
+            allow: Vec::new(),
+            detailed_errors: true,
+        }
+    }
+
+    /// For the server, verifying for callers: public addresses and `allow` only.
+    pub fn server(allow: Vec<Cidr>) -> Self {
+        FetchPolicy {
+            any_address: false,
+            allow,
+            detailed_errors: false,
+        }
+    }
+
+    fn permits(&self, ip: IpAddr) -> bool {
+        self.any_address || is_public(ip) || self.allow.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// Answers fetches of this server's own URLs from memory, without the network.
+#[async_trait::async_trait]
+pub trait LocalSource: Send + Sync + std::fmt::Debug {
+    /// The body a GET (or an OCSP POST of `post`) of `url` would return; None if not ours.
+    async fn answer(&self, url: &str, post: Option<&[u8]>) -> Option<Vec<u8>>;
 }
 
 /// Limits on outbound fetches.
@@ -97,9 +225,11 @@ struct Cached {
 }
 
 /// Verifies certificates; holds the fetch cache. Share one per process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Verifier {
     limits: FetchLimits,
+    policy: FetchPolicy,
+    local: Option<Arc<dyn LocalSource>>,
     cache: Mutex<HashMap<(String, Vec<u8>), Cached>>,
 }
 
@@ -108,11 +238,19 @@ fn now() -> i64 {
 }
 
 impl Verifier {
-    pub fn new(limits: FetchLimits) -> Self {
+    pub fn new(limits: FetchLimits, policy: FetchPolicy) -> Self {
         Verifier {
             limits,
+            policy,
+            local: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Answers this server's own URLs from `local` instead of fetching them.
+    pub fn with_local(mut self, local: Arc<dyn LocalSource>) -> Self {
+        self.local = Some(local);
+        self
     }
 
     /// Builds, validates and checks revocation; tries further paths when one is revoked.
@@ -285,10 +423,24 @@ impl Verifier {
         {
             return Ok(s);
         }
+        if let Some(local) = &self.local
+            && let Some(body) = local.answer(url, post.as_deref()).await
+        {
+            return interpret(&body).map(|(s, _)| s);
+        }
         let post = post.map(|b| ("application/ocsp-request", b));
-        let body = tokio::time::timeout(self.limits.timeout, http_fetch(url, post, max))
-            .await
-            .map_err(|_| format!("timed out after {:?}", self.limits.timeout))??;
+        let fetched = tokio::time::timeout(
+            self.limits.timeout,
+            http_fetch(url, post, max, &self.policy),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(FetchError::Failed(format!(
+                "timed out after {:?}",
+                self.limits.timeout
+            )))
+        });
+        let body = fetched.map_err(|e| e.describe(self.policy.detailed_errors))?;
         let (status, fresh) = interpret(&body)?;
         let expires = fresh.next_update.unwrap_or(i64::MAX).min(at + ttl);
         if ttl > 0
@@ -328,7 +480,8 @@ fn reason_name(code: Option<u8>) -> &'static str {
     }
 }
 
-/// A plain-HTTP POST of `body` as `content_type`, with a response size cap and timeout.
+/// A plain-HTTP POST of `body` as `content_type`, with a response size cap and timeout (the
+/// CLI's own requests, e.g. to a TSA: any address).
 pub async fn http_post(
     url: &str,
     content_type: &'static str,
@@ -336,30 +489,78 @@ pub async fn http_post(
     max: usize,
     timeout: Duration,
 ) -> Result<Vec<u8>, String> {
-    tokio::time::timeout(timeout, http_fetch(url, Some((content_type, body)), max))
-        .await
-        .map_err(|_| format!("{url}: timed out after {timeout:?}"))?
+    let policy = FetchPolicy::local_user();
+    tokio::time::timeout(
+        timeout,
+        http_fetch(url, Some((content_type, body)), max, &policy),
+    )
+    .await
+    .map_err(|_| format!("{url}: timed out after {timeout:?}"))?
+    .map_err(|e| e.describe(true))
 }
 
-/// A plain-HTTP GET, or POST of (content type, body), with a body size cap.
+/// Why a fetch did not produce a body.
+#[derive(Debug)]
+enum FetchError {
+    /// Not attempted: the URL or its addresses are not allowed.
+    Refused(String),
+    /// Attempted and failed (connection, HTTP status, size).
+    Failed(String),
+}
+
+impl FetchError {
+    fn describe(self, detailed: bool) -> String {
+        match self {
+            FetchError::Refused(why) => format!("fetch refused: {why}"),
+            FetchError::Failed(why) if detailed => format!("fetch failed: {why}"),
+            FetchError::Failed(why) => {
+                tracing::debug!(why, "revocation fetch failed");
+                "fetch failed".into()
+            }
+        }
+    }
+}
+
+/// A plain-HTTP GET, or POST of (content type, body), with a body size cap. The host is
+/// resolved once and every address checked against the policy before connecting to one of
+/// them (so a DNS answer cannot change between the check and the connection); redirects are
+/// not followed.
 async fn http_fetch(
     url: &str,
     post: Option<(&'static str, Vec<u8>)>,
     max: usize,
-) -> Result<Vec<u8>, String> {
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    policy: &FetchPolicy,
+) -> Result<Vec<u8>, FetchError> {
+    let refused = |why: &str| FetchError::Refused(why.to_string());
+    let failed = |why: String| FetchError::Failed(why);
+    let uri: hyper::Uri = url.parse().map_err(|_| refused("not a URL"))?;
     if uri.scheme_str() != Some("http") {
-        return Err("only http:// revocation URLs are fetched".into());
+        return Err(refused("only http:// revocation URLs are fetched"));
     }
-    let host = uri.host().ok_or("URL without host")?.to_string();
+    let host = uri
+        .host()
+        .ok_or_else(|| refused("URL without host"))?
+        .to_string();
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|e| failed(format!("resolve: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(failed("no address".into()));
+    }
+    if addrs.iter().any(|a| !policy.permits(a.ip())) {
+        return Err(refused(
+            "the host is a loopback, private, link-local or reserved address (allow its network with verify_fetch_allow)",
+        ));
+    }
+    let stream = tokio::net::TcpStream::connect(&addrs[..])
+        .await
+        .map_err(|e| failed(format!("connect: {e}")))?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|e| format!("HTTP: {e}"))?;
+            .map_err(|e| failed(format!("HTTP: {e}")))?;
     tokio::spawn(conn);
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let builder = hyper::Request::builder()
@@ -374,18 +575,18 @@ async fn http_fetch(
             .method(hyper::Method::GET)
             .body(Full::new(Bytes::new())),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| failed(e.to_string()))?;
     let resp = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("HTTP: {e}"))?;
+        .map_err(|e| failed(format!("HTTP: {e}")))?;
     if !resp.status().is_success() {
-        return Err(format!("HTTP status {}", resp.status()));
+        return Err(failed(format!("HTTP status {}", resp.status())));
     }
     let body = Limited::new(resp.into_body(), max)
         .collect()
         .await
-        .map_err(|e| format!("body (limit {max} bytes): {e}"))?;
+        .map_err(|e| failed(format!("body (limit {max} bytes): {e}")))?;
     Ok(body.to_bytes().to_vec())
 }
 

@@ -322,10 +322,11 @@ async fn authorization_matrix() {
     );
 }
 
-/// A credential whose certificate has expired, registered like a real one.
+/// A credential whose certificate has expired, registered like a real one (signed by the
+/// credential CA, pinned by its hash).
 fn expired_credential(ca: &TestCa, dir: &Path) -> PathBuf {
     use ecca::authority::{Authority, Layout};
-    use ecca::core::issue::{self, IssuerUrls, LeafSpec, Names, SubjectKey};
+    use ecca::core::issue::{self, LeafSpec, Names, SubjectKey};
     use ecca::core::lint::CertKind;
     let layout = Layout::new(&ca.data_dir());
     let authority = Authority::load(&layout, &ca.http_base(), None).unwrap();
@@ -347,11 +348,6 @@ fn expired_credential(ca: &TestCa, dir: &Path) -> PathBuf {
     };
     let serial = ecca::core::serial::Serial::random().unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let urls = IssuerUrls {
-        crl: "http://x/crl".into(),
-        ocsp: "http://x/ocsp".into(),
-        ca_issuers: "http://x/ca".into(),
-    };
     let params = issue::leaf_params(&LeafSpec {
         profile: &profile,
         names: &names,
@@ -360,23 +356,23 @@ fn expired_credential(ca: &TestCa, dir: &Path) -> PathBuf {
         not_after: now - time::Duration::days(10),
         spki_der: &spki,
         key_is_rsa: false,
-        urls: &urls,
+        urls: None,
     })
     .unwrap();
     let subject = SubjectKey::from_spki(&spki).unwrap();
-    let issuer = authority.issuing.issuer_ref();
+    let issuer = authority.credential.issuer_ref();
     let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity).unwrap();
     let der = issue::sign(&params, &subject, &issuer, CertKind::EndEntity, pass).unwrap();
     std::fs::write(
         dir.join("cert.pem"),
-        ecca::pemfile::certs_to_pem([der.as_slice(), authority.issuing.der.as_slice()]),
+        ecca::pemfile::certs_to_pem([der.as_slice(), authority.credential.der.as_slice()]),
     )
     .unwrap();
     let db = rusqlite::Connection::open(layout.database()).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     db.execute(
-        "INSERT INTO credentials (serial, role, tenant, disabled) VALUES (?1, 'admin', '', 0)",
-        [serial.hex()],
+        "INSERT INTO credentials (serial, role, tenant, disabled, cert_sha256) VALUES (?1, 'admin', '', 0, ?2)",
+        [serial.hex(), ecca::core::fingerprint(&der)],
     )
     .unwrap();
     dir.to_path_buf()

@@ -12,13 +12,14 @@ use ecca::core::audit;
 use ecca::core::revocation::Reason;
 use ecca::core::serial::Serial;
 use ecca::store::{
-    Credential, CrossRecord, Direction, IssuanceIntent, ListFilter, PeerRecord, PeerStatus,
+    Credential, CrossRecord, Direction, IssuanceIntent, Issuer, ListFilter, PeerRecord, PeerStatus,
     PgStore, PlatformRecord, RevokeRequest, Role, SqliteStore, Store,
 };
 
 fn intent(serial: &Serial, tenant: &str, subject: &str) -> IssuanceIntent {
     IssuanceIntent {
         serial: serial.clone(),
+        issuer: Issuer::Issuing,
         profile: "server-tls".into(),
         tenant: tenant.into(),
         subject: subject.into(),
@@ -164,15 +165,20 @@ async fn revocations(store: &dyn Store) {
     assert_eq!(snap.max_seq, max);
     assert!(snap.revoked.iter().any(|(_, e)| e.serial == b.as_bytes()));
     assert_eq!(store.next_crl_number("root").await.unwrap(), 1);
-    let t1 = store.next_timestamp_serial("00ff").await.unwrap();
-    assert_eq!(store.next_timestamp_serial("00fe").await.unwrap(), t1 + 1);
+    // Time-stamp serials come in blocks that never overlap.
+    let (a1, a2) = store.reserve_timestamp_serials(10).await.unwrap();
+    assert_eq!(a2 - a1, 9);
+    let (b1, b2) = store.reserve_timestamp_serials(5).await.unwrap();
+    assert_eq!((b1, b2), (a2 + 1, a2 + 5));
 }
 
 async fn credentials_and_platforms(store: &dyn Store) {
     let generation = store.auth_generation();
+    let hash = |s: &str| ecca::core::fingerprint(s.as_bytes());
     for serial in ["c1", "c2", "c3"] {
         let cred = Credential {
             serial: serial.into(),
+            cert_sha256: hash(serial),
             role: Role::Platform,
             tenant: "shop-c".into(),
             disabled: false,
@@ -180,9 +186,43 @@ async fn credentials_and_platforms(store: &dyn Store) {
         store.add_credential(cred, "test").await.unwrap();
     }
     assert_ne!(store.auth_generation(), generation);
-    let c2 = store.credential("c2").await.unwrap().unwrap();
-    assert_eq!((c2.role, c2.tenant.as_str()), (Role::Platform, "shop-c"));
-    assert!(store.credential("nope").await.unwrap().is_none());
+    // Found by the hash of the whole certificate, never by serial.
+    let c2 = store
+        .credential_by_cert(&hash("c2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c2.role, c2.tenant.as_str(), c2.serial.as_str()),
+        (Role::Platform, "shop-c", "c2")
+    );
+    assert!(store.credential_by_cert("c2").await.unwrap().is_none());
+    assert!(
+        store
+            .credential_by_cert(&hash("nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.all_credentials().await.unwrap().len(), 3);
+    // The same certificate cannot be registered twice.
+    let again = Credential {
+        serial: "c4".into(),
+        cert_sha256: hash("c1"),
+        role: Role::Admin,
+        tenant: String::new(),
+        disabled: false,
+    };
+    assert!(store.add_credential(again, "test").await.is_err());
+    store.disable_credential(&hash("c1"), "test").await.unwrap();
+    assert!(
+        store
+            .credential_by_cert(&hash("c1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
     store
         .disable_credentials("shop-c", "c3", "test")
         .await
@@ -203,6 +243,9 @@ async fn credentials_and_platforms(store: &dyn Store) {
         rate_per_min: None,
         disabled: false,
         created_at: 0,
+        organizations: vec!["Shop C Ltd".into()],
+        usccs: vec![],
+        names: vec!["api-*".into()],
     };
     store.add_platform(platform.clone(), "test").await.unwrap();
     let dup = store.add_platform(platform, "test").await;
@@ -216,6 +259,27 @@ async fn credentials_and_platforms(store: &dyn Store) {
     assert!(p[0].disabled);
     assert_eq!((p[0].max_days, p[0].rate_per_min), (Some(90), None));
     assert_eq!(p[0].ip_ranges, ["10.0.0.0/8"]);
+    assert_eq!(
+        (p[0].organizations.as_slice(), p[0].names.as_slice()),
+        (&["Shop C Ltd".to_string()][..], &["api-*".to_string()][..])
+    );
+    store
+        .set_platform_subjects(
+            "shop-c",
+            vec![],
+            vec!["91350100M000100Y43".into()],
+            vec![],
+            "test",
+        )
+        .await
+        .unwrap();
+    let p = store.platforms().await.unwrap();
+    assert!(p[0].organizations.is_empty());
+    assert_eq!(p[0].usccs, ["91350100M000100Y43"]);
+    let missing = store
+        .set_platform_subjects("nope", vec![], vec![], vec![], "test")
+        .await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
     let missing = store.set_platform_disabled("nope", true, "test").await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
 }
@@ -348,7 +412,7 @@ async fn audit_chain(store: &dyn Store) {
         "peer.status",
         "peer.removed",
         "cross_certificate.stored",
-        "timestamp.signing",
+        "timestamp.block",
     ] {
         assert!(
             entries.iter().any(|e| e.event == event),

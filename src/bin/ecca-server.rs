@@ -57,8 +57,8 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let mut config = ServerConfig::new(&args.data_dir);
     if let Some(path) = &args.config {
-        match ConfigFile::load(path) {
-            Ok(file) => config.apply_file(file),
+        match ConfigFile::load(path).and_then(|file| config.apply_file(file)) {
+            Ok(()) => {}
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);

@@ -429,6 +429,20 @@ impl Client {
             .into_inner())
     }
 
+    /// Replaces what a platform may put in subjects (organizations, USCCs, free-text names).
+    pub async fn set_platform_subjects(
+        &self,
+        req: pb::SetPlatformSubjectsRequest,
+    ) -> Result<pb::Platform> {
+        Ok(self
+            .admin
+            .clone()
+            .set_platform_subjects(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
     /// A read-only auditor credential.
     pub async fn add_auditor(&self, name: &str, csr: Vec<u8>) -> Result<pb::IssuedCredential> {
         let req = pb::AddAuditorRequest {

@@ -114,9 +114,7 @@ pub fn approve_names(profile: &Profile, csr: &VerifiedCsr) -> Result<Names> {
                         format!("must have 1 to {} characters", attr.max_len()),
                     ));
                 }
-                if v.chars().any(char::is_control) {
-                    return Err(Error::field(field, "control characters are not allowed"));
-                }
+                names::text_value(v).map_err(|e| Error::field(field.clone(), e))?;
                 if attr == Attr::Country
                     && !(v.len() == 2 && v.bytes().all(|b| b.is_ascii_uppercase()))
                 {
@@ -283,7 +281,9 @@ pub struct LeafSpec<'a> {
     pub spki_der: &'a [u8],
     /// RSA keys may keep keyEncipherment/dataEncipherment; others may not.
     pub key_is_rsa: bool,
-    pub urls: &'a IssuerUrls,
+    /// CRL and OCSP locations; None for certificates whose only relying party is ecca
+    /// itself (API credentials), which it checks against its store.
+    pub urls: Option<&'a IssuerUrls>,
 }
 
 /// rcgen parameters for an end-entity certificate: everything from the profile and the approved names.
@@ -343,7 +343,9 @@ pub fn leaf_params(spec: &LeafSpec<'_>) -> Result<CertificateParams> {
             vec![0x05, 0x00],
         ));
     }
-    spec.urls.apply(&mut p)?;
+    if let Some(urls) = spec.urls {
+        urls.apply(&mut p)?;
+    }
     Ok(p)
 }
 
@@ -740,7 +742,7 @@ mod tests {
             not_after: now + Duration::days(30),
             spki_der: spki,
             key_is_rsa: false,
-            urls: &URLS,
+            urls: Some(&URLS),
         }
     }
 

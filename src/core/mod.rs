@@ -16,6 +16,45 @@ pub mod serial;
 pub mod tsp;
 pub mod uscc;
 
+/// Which of our CA certificates signs (and answers for) a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Issuer {
+    /// The issuing CA: everything relying parties trust (leaves, OCSP responder, TSA).
+    #[default]
+    Issuing,
+    /// The credential CA: API credentials and the gRPC server's own certificate only. Never on
+    /// the issuing CA's CRLs or OCSP.
+    Credential,
+}
+
+impl Issuer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Issuer::Issuing => "issuing",
+            Issuer::Credential => "credential",
+        }
+    }
+
+    /// Parses a stored value; anything else is corrupt data, reported as such.
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "issuing" => Ok(Issuer::Issuing),
+            "credential" => Ok(Issuer::Credential),
+            other => Err(crate::Error::Storage(format!(
+                "corrupt certificate row: unknown issuer {other:?}"
+            ))),
+        }
+    }
+}
+
+/// SHA-256 of bytes (a certificate's identity).
+pub fn sha256(der: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// SHA-256 fingerprint of DER bytes, lowercase hex (as `openssl x509 -fingerprint -sha256` without colons).
 pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, der))

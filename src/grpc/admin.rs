@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::ts;
-use crate::auth::Caller;
+use crate::auth::{Action, Caller};
 use crate::core::cross::Terms;
 use crate::error::Error;
 use crate::proto::admin_server::Admin;
@@ -24,8 +24,10 @@ impl AdminApi {
         AdminApi { service }
     }
 
-    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        super::caller_of(&self.service, req).await
+    /// The authenticated caller, refused before its arguments are looked at when its role
+    /// may not do `action`.
+    async fn caller<T>(&self, req: &Request<T>, action: Action) -> Result<Caller, Status> {
+        super::caller_of(&self.service, req, action).await
     }
 }
 
@@ -109,7 +111,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::CrossCertifyRequest>,
     ) -> Result<Response<pb::CrossCertifyResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::CrossCertify).await?;
         let r = req.into_inner();
         let peer_input = match r.peer {
             Some(pb::cross_certify_request::Peer::CaCert(c)) => PeerInput::Cert(c),
@@ -148,7 +150,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::AddPeerRequest>,
     ) -> Result<Response<pb::Peer>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ManagePeers).await?;
         let r = req.into_inner();
         let record = self
             .service
@@ -167,7 +169,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::ListPeersRequest>,
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ListPeers).await?;
         let peers = self
             .service
             .peers(&caller)
@@ -182,7 +184,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::GetPeerRequest>,
     ) -> Result<Response<pb::Peer>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ListPeers).await?;
         let name = req.into_inner().name;
         let (p, c) = self
             .service
@@ -198,7 +200,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::SetPeerStatusRequest>,
     ) -> Result<Response<pb::Peer>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ManagePeers).await?;
         let r = req.into_inner();
         let status = match r.status() {
             pb::PeerStatus::Active => PeerStatus::Active,
@@ -224,7 +226,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::RemovePeerRequest>,
     ) -> Result<Response<pb::RemovePeerResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ManagePeers).await?;
         let revoked_serials = self
             .service
             .remove_peer(&caller, &req.into_inner().name)
@@ -236,7 +238,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::AddPlatformRequest>,
     ) -> Result<Response<pb::IssuedCredential>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ManagePlatforms).await?;
         let r = req.into_inner();
         let spec = PlatformSpec {
             name: r.name,
@@ -245,6 +247,9 @@ impl Admin for AdminApi {
             profiles: r.profiles,
             max_days: r.max_days,
             rate_per_min: r.rate_per_minute,
+            organizations: r.organizations,
+            usccs: r.usccs,
+            names: r.names,
         };
         let (_, cred) = self.service.add_platform(&caller, spec, &r.csr).await?;
         Ok(Response::new(credential(cred)))
@@ -254,7 +259,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::ListPlatformsRequest>,
     ) -> Result<Response<pb::ListPlatformsResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ListPlatforms).await?;
         let platforms = self
             .service
             .platforms(&caller)
@@ -269,7 +274,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::RotatePlatformCredentialRequest>,
     ) -> Result<Response<pb::IssuedCredential>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ManagePlatforms).await?;
         let r = req.into_inner();
         Ok(Response::new(credential(
             self.service
@@ -282,10 +287,29 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::SetPlatformDisabledRequest>,
     ) -> Result<Response<pb::Platform>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ManagePlatforms).await?;
         let r = req.into_inner();
         self.service
             .set_platform_disabled(&caller, &r.name, r.disabled)
+            .await?;
+        let (p, c) = self
+            .service
+            .platforms(&caller)
+            .await?
+            .into_iter()
+            .find(|(p, _)| p.name == r.name)
+            .ok_or_else(|| Status::from(Error::NotFound(format!("platform {:?}", r.name))))?;
+        Ok(Response::new(platform(p, &c)))
+    }
+
+    async fn set_platform_subjects(
+        &self,
+        req: Request<pb::SetPlatformSubjectsRequest>,
+    ) -> Result<Response<pb::Platform>, Status> {
+        let caller = self.caller(&req, Action::ManagePlatforms).await?;
+        let r = req.into_inner();
+        self.service
+            .set_platform_subjects(&caller, &r.name, r.organizations, r.usccs, r.names)
             .await?;
         let (p, c) = self
             .service
@@ -301,7 +325,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::AddAuditorRequest>,
     ) -> Result<Response<pb::IssuedCredential>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::AddAuditor).await?;
         let r = req.into_inner();
         Ok(Response::new(credential(
             self.service.add_auditor(&caller, &r.name, &r.csr).await?,
@@ -312,7 +336,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::ListAuditRequest>,
     ) -> Result<Response<pb::ListAuditResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ReadAudit).await?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 1000 } else { r.limit };
         let entries = self
@@ -338,7 +362,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::ListCheckpointsRequest>,
     ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::ReadAudit).await?;
         let checkpoints = self
             .service
             .checkpoints(&caller)
@@ -365,7 +389,7 @@ fn credential(c: IssuedCredential) -> pb::IssuedCredential {
     pb::IssuedCredential {
         serial: c.serial,
         cert_pem: crate::pemfile::certs_to_pem(chain),
-        ca_pem: crate::pemfile::certs_to_pem([c.root_der.as_slice()]),
+        ca_pem: crate::pemfile::certs_to_pem([c.ca_der.as_slice()]),
     }
 }
 
@@ -378,6 +402,9 @@ fn platform(p: PlatformRecord, creds: &[Credential]) -> pb::Platform {
         max_days: p.max_days,
         rate_per_minute: p.rate_per_min,
         disabled: p.disabled,
+        organizations: p.organizations,
+        usccs: p.usccs,
+        names: p.names,
         credentials: creds
             .iter()
             .map(|c| {

@@ -9,18 +9,19 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::auth::Caller;
+use crate::auth::{Action, Caller};
 use crate::core::path;
 use crate::core::revocation::Reason;
 use crate::proto::certificate_authority_server::CertificateAuthority;
 use crate::proto::{self as pb};
 use crate::revocation::CrlKind;
 use crate::service::{IssueRequest, Service};
-use crate::store::{CertRecord, ListFilter, Role};
+use crate::store::{CertRecord, ListFilter};
 use crate::verify::{self, RevocationMode};
 
 mod admin;
 mod status;
+pub mod tls;
 
 pub use admin::AdminApi;
 
@@ -35,16 +36,33 @@ impl CaApi {
         CaApi { service }
     }
 
-    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        caller_of(&self.service, req).await
+    /// The authenticated caller, refused before its arguments are looked at when its role
+    /// may not do `action`.
+    async fn caller<T>(&self, req: &Request<T>, action: Action) -> Result<Caller, Status> {
+        caller_of(&self.service, req, action).await
     }
 }
 
-/// The authenticated caller of a request (its verified mTLS client certificate).
-pub(crate) async fn caller_of<T>(service: &Service, req: &Request<T>) -> Result<Caller, Status> {
-    let certs = req.peer_certs();
-    let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-    Ok(service.authenticate(leaf).await?)
+/// The client certificate the TLS handshake verified.
+fn peer_leaf<T>(req: &Request<T>) -> Option<std::sync::Arc<Vec<u8>>> {
+    req.extensions()
+        .get::<tls::ApiConn>()
+        .and_then(|c| c.leaf.clone())
+}
+
+/// The authenticated caller of a request (its verified mTLS client certificate), allowed to
+/// do `action`.
+pub(crate) async fn caller_of<T>(
+    service: &Service,
+    req: &Request<T>,
+    action: Action,
+) -> Result<Caller, Status> {
+    let leaf = peer_leaf(req);
+    let caller = service
+        .authenticate(leaf.as_deref().map(Vec::as_slice))
+        .await?;
+    caller.may(action)?;
+    Ok(caller)
 }
 
 /// Certificates from request fields that may each be DER or a PEM bundle.
@@ -110,7 +128,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::IssueCertificateRequest>,
     ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::Issue).await?;
         let r = req.into_inner();
         let issued = self
             .service
@@ -133,7 +151,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::GetCertificateRequest>,
     ) -> Result<Response<pb::Certificate>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::Read).await?;
         let record = self.service.get(&caller, &req.into_inner().serial).await?;
         Ok(Response::new(certificate(record)))
     }
@@ -142,7 +160,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::ListCertificatesRequest>,
     ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::Read).await?;
         let r = req.into_inner();
         let before_id = match r.page_token.as_str() {
             "" => None,
@@ -190,7 +208,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::ListProfilesRequest>,
     ) -> Result<Response<pb::ListProfilesResponse>, Status> {
-        self.caller(&req).await?;
+        self.caller(&req, Action::Read).await?;
         let profiles = self
             .service
             .profiles()
@@ -219,7 +237,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::GetTrustBundleRequest>,
     ) -> Result<Response<pb::TrustBundle>, Status> {
-        self.caller(&req).await?;
+        self.caller(&req, Action::Read).await?;
         let (roots_der, intermediates_der) = self.service.trust_bundle().await?;
         Ok(Response::new(pb::TrustBundle {
             roots_der,
@@ -231,7 +249,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::RevokeCertificateRequest>,
     ) -> Result<Response<pb::Certificate>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::Revoke).await?;
         let r = req.into_inner();
         let why = Reason::from_code(r.reason.into())?;
         let invalidity = r.invalidity_date.map(|t| t.seconds);
@@ -246,7 +264,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::GetRevocationStatusRequest>,
     ) -> Result<Response<pb::RevocationStatus>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::Read).await?;
         let record = self.service.get(&caller, &req.into_inner().serial).await?;
         let rev = record.revocation;
         Ok(Response::new(pb::RevocationStatus {
@@ -265,7 +283,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::WatchRevocations).await?;
         let (rx, tenant) = self.service.watch_revocations(&caller)?;
         let stream = BroadcastStream::new(rx).filter_map(move |item| match item {
             Ok(e) if tenant.as_ref().is_none_or(|t| *t == e.tenant) => Some(Ok(pb::RevocationEvent {
@@ -283,7 +301,7 @@ impl CertificateAuthority for CaApi {
     }
 
     async fn get_crl(&self, req: Request<pb::GetCrlRequest>) -> Result<Response<pb::Crl>, Status> {
-        self.caller(&req).await?;
+        self.caller(&req, Action::Read).await?;
         let kind = if req.into_inner().delta {
             CrlKind::Delta
         } else {
@@ -309,7 +327,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::VerifyCertificateRequest>,
     ) -> Result<Response<pb::VerifyCertificateResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::Verify).await?;
         let r = req.into_inner();
         let purpose = r.purpose();
         let mode = r.revocation();
@@ -350,9 +368,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::TimestampRequest>,
     ) -> Result<Response<pb::TimestampResponse>, Status> {
-        let caller = self.caller(&req).await?;
-        // Each token consumes a durable serial: read-only auditors may not ask for them.
-        caller.require(&[Role::Admin, Role::Platform], "request timestamps")?;
+        self.caller(&req, Action::Timestamp).await?;
         let resp = self
             .service
             .timestamp(&req.into_inner().time_stamp_req)
@@ -366,7 +382,7 @@ impl CertificateAuthority for CaApi {
         &self,
         req: Request<pb::VerifySignatureRequest>,
     ) -> Result<Response<pb::VerifySignatureResponse>, Status> {
-        let caller = self.caller(&req).await?;
+        let caller = self.caller(&req, Action::Verify).await?;
         let r = req.into_inner();
         let revocation = revocation_mode(r.revocation());
         let signed = crate::core::cms::signed_data(&r.signature)?;

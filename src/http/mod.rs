@@ -1,11 +1,13 @@
-//! The plain-HTTP side: what relying parties fetch by URL (CA certificates, health; CRLs,
-//! OCSP and timestamps join here). Read-only.
+//! The plain-HTTP side: what relying parties fetch by URL (CA certificates, health, CRLs,
+//! OCSP, timestamps). Anonymous: every connection is capped and timed out (`crate::listen`),
+//! and /ocsp and /tsa are rate-limited per client address.
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::{DefaultBodyLimit, Path};
+use axum::extract::{DefaultBodyLimit, Extension, Path};
 use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,10 +17,83 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
 use crate::authority::paths;
+use crate::config::RateLimits;
 use crate::error::Error;
+use crate::listen::{GuardedBody, Tracker};
 use crate::pemfile;
 use crate::revocation::{CrlKind, OCSP_MAX_AGE, OcspAnswer, Published};
 use crate::service::Service;
+
+mod rate;
+
+pub use rate::RateLimiter;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Http {
+    service: Arc<Service>,
+    ocsp_rate: Option<RateLimiter>,
+    tsa_rate: Option<RateLimiter>,
+}
+
+type S = Arc<Http>;
+
+/// The client's address, set on each request by [`serve`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// 429 with Retry-After when `limiter` refuses this client.
+fn over_rate(limiter: &Option<RateLimiter>, client: Option<ClientAddr>) -> Option<Response> {
+    let (limiter, client) = (limiter.as_ref()?, client?);
+    let wait = limiter.check(client.0.ip()).err()?;
+    Some(
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.to_string())],
+            "too many requests from this address; retry after the given seconds\n",
+        )
+            .into_response(),
+    )
+}
+
+/// Serves HTTP/1.1 on `listener` until `stop`: each connection under `tracker` (cap, idle
+/// timeout), request headers within the header timeout.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tracker: Arc<Tracker>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let header_timeout = tracker.limits().header_timeout;
+    let connections = tracker.clone();
+    crate::listen::accept_loop(listener, tracker, stop, move |stream, peer, state| {
+        let io = hyper_util::rt::TokioIo::new(connections.track(stream, state.clone()));
+        let app = app.clone();
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                let guard = state.begin();
+                let response = tower::ServiceExt::oneshot(app.clone(), req);
+                async move {
+                    let resp = response.await?;
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|b| GuardedBody::new(b, Some(guard))),
+                    )
+                }
+            });
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(64 * 1024);
+            if let Err(e) = builder.serve_connection(io, svc).await {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            }
+        });
+    })
+    .await;
+}
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
@@ -40,7 +115,12 @@ impl IntoResponse for Error {
 }
 
 /// The HTTP router.
-pub fn router(service: Arc<Service>) -> Router {
+pub fn router(service: Arc<Service>, rates: &RateLimits) -> Router {
+    let state = Arc::new(Http {
+        service,
+        ocsp_rate: RateLimiter::new(rates.ocsp_per_ip),
+        tsa_rate: RateLimiter::new(rates.tsa_per_ip),
+    });
     Router::new()
         .route(
             "/health",
@@ -62,25 +142,25 @@ pub fn router(service: Arc<Service>) -> Router {
         .route(paths::TSA, post(tsa_post))
         .route(&format!("{}/{{*request}}", paths::OCSP), get(ocsp_get))
         .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST_BYTES))
-        .with_state(service)
+        .with_state(state)
 }
 
 fn der_cert(der: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/pkix-cert")], der).into_response()
 }
 
-async fn root_cert(State(s): State<Arc<Service>>) -> Response {
-    der_cert(s.authority().root.der.clone())
+async fn root_cert(State(s): State<S>) -> Response {
+    der_cert(s.service.authority().root.der.clone())
 }
 
-async fn issuing_cert(State(s): State<Arc<Service>>) -> Response {
-    der_cert(s.authority().issuing.der.clone())
+async fn issuing_cert(State(s): State<S>) -> Response {
+    der_cert(s.service.authority().issuing.der.clone())
 }
 
 /// Roots, the issuing CA and every cross-certificate in force, PEM: what a relying party in
 /// another region needs to build a path here.
-async fn cross(State(s): State<Arc<Service>>) -> Response {
-    match s.trust_bundle().await {
+async fn cross(State(s): State<S>) -> Response {
+    match s.service.trust_bundle().await {
         Ok((roots, intermediates)) => {
             let pem = pemfile::certs_to_pem(roots.iter().chain(&intermediates).map(Vec::as_slice));
             ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
@@ -89,8 +169,8 @@ async fn cross(State(s): State<Arc<Service>>) -> Response {
     }
 }
 
-async fn bundle(State(s): State<Arc<Service>>) -> Response {
-    let a = s.authority();
+async fn bundle(State(s): State<S>) -> Response {
+    let a = s.service.authority();
     let pem = pemfile::certs_to_pem([a.root.der.as_slice(), a.issuing.der.as_slice()]);
     ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
 }
@@ -127,8 +207,8 @@ fn published(p: &Published, content_type: &'static str, max_age: i64) -> Respons
         .into_response()
 }
 
-async fn crl(State(s): State<Arc<Service>>, kind: CrlKind) -> Response {
-    match s.publisher().crl(kind) {
+async fn crl(State(s): State<S>, kind: CrlKind) -> Response {
+    match s.service.publisher().crl(kind) {
         // CRLs are re-signed within a second of a revocation: let caches hold them only briefly.
         Ok(p) => published(&p, "application/pkix-crl", 60),
         Err(e) => e.into_response(),
@@ -150,7 +230,15 @@ fn ocsp_response(answer: OcspAnswer) -> Response {
     }
 }
 
-async fn ocsp_post(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ocsp_post(
+    State(s): State<S>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = over_rate(&s.ocsp_rate, client.map(|c| c.0)) {
+        return r;
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -162,10 +250,17 @@ async fn ocsp_post(State(s): State<Arc<Service>>, headers: HeaderMap, body: Byte
         )
             .into_response();
     }
-    ocsp_response(s.publisher().ocsp(&body).await)
+    ocsp_response(s.service.publisher().ocsp(&body).await)
 }
 
-async fn ocsp_get(State(s): State<Arc<Service>>, Path(request): Path<String>) -> Response {
+async fn ocsp_get(
+    State(s): State<S>,
+    client: Option<Extension<ClientAddr>>,
+    Path(request): Path<String>,
+) -> Response {
+    if let Some(r) = over_rate(&s.ocsp_rate, client.map(|c| c.0)) {
+        return r;
+    }
     // RFC 6960 Appendix A.1: the path is the URL-encoded base64 of the DER request (axum has
     // already percent-decoded it). Undecodable input is a malformed request, not an HTTP error.
     let engine = base64::engine::general_purpose::STANDARD;
@@ -175,10 +270,18 @@ async fn ocsp_get(State(s): State<Arc<Service>>, Path(request): Path<String>) ->
     if der.len() > MAX_OCSP_REQUEST_BYTES {
         return StatusCode::URI_TOO_LONG.into_response();
     }
-    ocsp_response(s.publisher().ocsp(&der).await)
+    ocsp_response(s.service.publisher().ocsp(&der).await)
 }
 
-async fn tsa_post(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn tsa_post(
+    State(s): State<S>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = over_rate(&s.tsa_rate, client.map(|c| c.0)) {
+        return r;
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -190,7 +293,7 @@ async fn tsa_post(State(s): State<Arc<Service>>, headers: HeaderMap, body: Bytes
         )
             .into_response();
     }
-    let reply = s.timestamp(&body).await;
+    let reply = s.service.timestamp(&body).await;
     (
         [
             (header::CONTENT_TYPE, "application/timestamp-reply"),

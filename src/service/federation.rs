@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::Service;
-use crate::auth::Caller;
+use crate::auth::{Action, Caller};
 use crate::authority::root_urls;
 use crate::core::cross::{self, Peer, Terms};
 use crate::core::issue::BACKDATE;
@@ -11,7 +11,7 @@ use crate::core::lint::CertKind;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::pemfile;
-use crate::store::{CrossRecord, Direction, PeerRecord, PeerStatus, Role};
+use crate::store::{CrossRecord, Direction, PeerRecord, PeerStatus};
 use crate::verify::{Outcome, Request};
 
 /// The peer CA to cross-certify.
@@ -55,7 +55,7 @@ impl Service {
         caller: &Caller,
         req: CrossCertifyRequest,
     ) -> Result<CrossCertified> {
-        caller.require(&[Role::Admin], "cross-certify")?;
+        caller.may(Action::CrossCertify)?;
         let peer = match &req.peer {
             PeerInput::Cert(c) => Peer::from_cert(&one_cert(c, "ca_cert")?)?,
             PeerInput::Csr(c) => Peer::from_csr(c)?,
@@ -145,7 +145,7 @@ impl Service {
         ca_cert: &[u8],
         received: &[Vec<u8>],
     ) -> Result<PeerRecord> {
-        caller.require(&[Role::Admin], "manage peers")?;
+        caller.may(Action::ManagePeers)?;
         if name.is_empty()
             || !name
                 .bytes()
@@ -210,7 +210,7 @@ impl Service {
 
     /// All peers with their cross-certificates.
     pub async fn peers(&self, caller: &Caller) -> Result<Vec<(PeerRecord, Vec<CrossRecord>)>> {
-        caller.require(&[Role::Admin, Role::Auditor], "list peers")?;
+        caller.may(Action::ListPeers)?;
         let cross = self.store.cross_certs().await?;
         Ok(self
             .store
@@ -231,7 +231,7 @@ impl Service {
         name: &str,
         status: PeerStatus,
     ) -> Result<()> {
-        caller.require(&[Role::Admin], "manage peers")?;
+        caller.may(Action::ManagePeers)?;
         self.store
             .set_peer_status(name, status, &caller.actor())
             .await
@@ -239,7 +239,7 @@ impl Service {
 
     /// Removes a peer, revoking the cross-certificates we issued to it.
     pub async fn remove_peer(&self, caller: &Caller, name: &str) -> Result<Vec<String>> {
-        caller.require(&[Role::Admin], "manage peers")?;
+        caller.may(Action::ManagePeers)?;
         let revoked = self.store.remove_peer(name, &caller.actor()).await?;
         self.publisher.root_changed();
         Ok(revoked)
@@ -271,10 +271,7 @@ impl Service {
         caller: &Caller,
         mut req: crate::verify::SignatureRequest,
     ) -> Result<crate::verify::SignatureOutcome> {
-        caller.require(
-            &[Role::Admin, Role::Platform, Role::Auditor],
-            "verify signatures",
-        )?;
+        caller.may(Action::Verify)?;
         let (roots, intermediates) = self.trust_bundle().await?;
         if req.anchors.is_empty() {
             req.anchors = roots;
@@ -286,10 +283,7 @@ impl Service {
     /// Verifies a certificate: the given intermediates plus everything in our trust bundle,
     /// to the given anchors (or our root).
     pub async fn verify(&self, caller: &Caller, mut req: Request) -> Result<Outcome> {
-        caller.require(
-            &[Role::Admin, Role::Platform, Role::Auditor],
-            "verify certificates",
-        )?;
+        caller.may(Action::Verify)?;
         let (roots, intermediates) = self.trust_bundle().await?;
         if req.anchors.is_empty() {
             req.anchors = roots;

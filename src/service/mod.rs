@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::auth::{Action, Caller};
 use crate::authority::Authority;
 use crate::core::csr;
 use crate::core::issue::{self, LeafSpec, Names, SubjectKey};
@@ -15,7 +15,9 @@ use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::revocation::{Publisher, RevocationEvent};
-use crate::store::{CertRecord, IssuanceIntent, ListFilter, Page, RevokeRequest, Role, Store};
+use crate::store::{
+    CertRecord, IssuanceIntent, Issuer, ListFilter, Page, RevokeRequest, Role, Store,
+};
 use tokio::sync::broadcast;
 
 mod federation;
@@ -63,14 +65,24 @@ extended_key_usages = ["clientAuth"]
 /// What ecca issues for itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Internal {
-    /// The gRPC server's TLS certificate.
+    /// The gRPC server's TLS certificate (credential CA).
     ServerTls,
-    /// A client credential for the API.
+    /// A client credential for the API (credential CA).
     Credential,
     /// The issuing CA's delegated OCSP responder.
     OcspResponder,
     /// The time-stamping unit.
     Tsa,
+}
+
+impl Internal {
+    /// The CA that signs it: the API's own TLS lives apart from what relying parties trust.
+    pub fn issuer(self) -> Issuer {
+        match self {
+            Internal::ServerTls | Internal::Credential => Issuer::Credential,
+            Internal::OcspResponder | Internal::Tsa => Issuer::Issuing,
+        }
+    }
 }
 
 /// A request to issue from a CSR.
@@ -102,9 +114,27 @@ pub struct Service {
     internal_tsa: Profile,
     tsa: std::sync::RwLock<Option<TsaKey>>,
     tsa_policy: String,
+    tsa_serials: tokio::sync::Mutex<TsaSerials>,
     rates: std::sync::Mutex<tenants::RateWindows>,
-    /// Authentication results by credential serial, valid for one store auth generation.
-    auth_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, Caller)>>,
+    /// Authentication results by the SHA-256 of the client certificate, valid for one store
+    /// auth generation.
+    auth_cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, Caller)>>,
+}
+
+/// Time-stamp serials come in durable, audited blocks, so anonymous requests cannot grow the
+/// audit log one row per token; what was used of a block is audited at each checkpoint.
+const TSA_BLOCK: u32 = 1024;
+
+#[derive(Debug, Default)]
+struct TsaSerials {
+    /// Next serial to hand out, and the last one of the reserved block (next > last: none left).
+    next: u64,
+    last: u64,
+    /// Since the last report: first and last serial handed out, tokens signed, failures.
+    first_unreported: Option<u64>,
+    last_unreported: u64,
+    signed: u64,
+    failed: u64,
 }
 
 /// The time-stamping unit's certificate and key.
@@ -115,15 +145,26 @@ pub struct TsaKey {
     pub not_after: i64,
 }
 
+/// The relying-party verifier of the server: fetches only from public addresses (and `allow`),
+/// and answers this CA's own CRL and OCSP URLs from memory.
+fn verifier(
+    allow: Vec<crate::verify::Cidr>,
+    publisher: &Arc<Publisher>,
+) -> crate::verify::Verifier {
+    use crate::verify::{FetchLimits, FetchPolicy, Verifier};
+    Verifier::new(FetchLimits::default(), FetchPolicy::server(allow)).with_local(publisher.clone())
+}
+
 impl Service {
     pub fn new(
         authority: Arc<Authority>,
         store: Arc<dyn Store>,
         profiles: Arc<Profiles>,
     ) -> Result<Self> {
+        let publisher = Arc::new(Publisher::new(store.clone(), authority.clone()));
         Ok(Service {
-            publisher: Arc::new(Publisher::new(store.clone(), authority.clone())),
-            verifier: crate::verify::Verifier::new(crate::verify::FetchLimits::default()),
+            verifier: verifier(Vec::new(), &publisher),
+            publisher,
             authority,
             store,
             profiles,
@@ -133,32 +174,38 @@ impl Service {
             internal_tsa: Profile::parse("ecca-tsa", "internal", INTERNAL_TSA)?,
             tsa: std::sync::RwLock::new(None),
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
+            tsa_serials: tokio::sync::Mutex::new(TsaSerials::default()),
             rates: std::sync::Mutex::new(tenants::RateWindows::default()),
             auth_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Networks VerifyCertificate/VerifySignature may fetch from although not public.
+    pub fn set_verify_fetch_allow(&mut self, allow: Vec<crate::verify::Cidr>) {
+        self.verifier = verifier(allow, &self.publisher);
     }
 
     /// Authenticates a verified client certificate. Decisions are cached until the store says
     /// credentials, platforms or revocations changed, so a revoked or disabled credential is
     /// still refused at its next call; expiry is checked every time.
     pub async fn authenticate(&self, peer_cert_der: Option<&[u8]>) -> Result<Caller> {
-        let serial = crate::auth::valid_serial(peer_cert_der)?;
+        let cert = crate::auth::PeerCert::parse(peer_cert_der)?;
         let generation = self.store.auth_generation();
         if let Some((g, caller)) = self
             .auth_cache
             .lock()
             .ok()
-            .and_then(|c| c.get(&serial).cloned())
+            .and_then(|c| c.get(&cert.sha256).cloned())
             && g == generation
         {
             return Ok(caller);
         }
-        let caller = crate::auth::authenticate(peer_cert_der, self.store.as_ref()).await?;
+        let caller = crate::auth::authenticate(&cert, self.store.as_ref()).await?;
         if let Ok(mut cache) = self.auth_cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(serial, (generation, caller.clone()));
+            cache.insert(cert.sha256, (generation, caller.clone()));
         }
         Ok(caller)
     }
@@ -180,7 +227,7 @@ impl Service {
 
     /// Issues a certificate from a CSR under a public profile.
     pub async fn issue(&self, caller: &Caller, req: IssueRequest) -> Result<Issued> {
-        caller.require(&[Role::Admin, Role::Platform], "issue certificates")?;
+        caller.may(Action::Issue)?;
         let _slot = self.tenant_permit(caller)?;
         let profile = self.profiles.get(&req.profile)?;
         let csr = csr::verify(&req.csr)?;
@@ -190,6 +237,7 @@ impl Service {
             .await?;
         let record = self
             .sign_and_store(
+                Issuer::Issuing,
                 profile,
                 &names,
                 &csr.spki_der,
@@ -219,6 +267,7 @@ impl Service {
             Internal::Tsa => &self.internal_tsa,
         };
         self.sign_and_store(
+            kind.issuer(),
             profile,
             &names,
             spki_der,
@@ -233,6 +282,7 @@ impl Service {
     #[allow(clippy::too_many_arguments)]
     async fn sign_and_store(
         &self,
+        by: Issuer,
         profile: &Profile,
         names: &Names,
         spki_der: &[u8],
@@ -242,16 +292,17 @@ impl Service {
         actor: &str,
     ) -> Result<CertRecord> {
         let key = SubjectKey::from_spki(spki_der)?;
-        let issuing = &self.authority.issuing;
-        let issuer = issuing.issuer_ref();
+        let ca = self.authority.ca(by);
+        let issuer = ca.issuer_ref();
         let (not_before, not_after) = issue::validity(
             profile,
             validity_days,
             OffsetDateTime::now_utc(),
-            issuing.not_after,
+            ca.not_after,
         )?;
         let serial = Serial::random()?;
-        let urls = self.authority.issuing_urls();
+        // Credentials have one relying party, this server, which checks its store: no CRL/OCSP.
+        let urls = (by == Issuer::Issuing).then(|| self.authority.issuing_urls());
         let params = issue::leaf_params(&LeafSpec {
             profile,
             names,
@@ -260,12 +311,13 @@ impl Service {
             not_after,
             spki_der,
             key_is_rsa,
-            urls: &urls,
+            urls: urls.as_ref(),
         })?;
         let pass = issue::lint_only(&params, &key, &issuer, CertKind::EndEntity)?;
 
         let intent = IssuanceIntent {
             serial: serial.clone(),
+            issuer: by,
             profile: profile.name.clone(),
             tenant: tenant.clone(),
             subject: names.subject_string(),
@@ -276,6 +328,7 @@ impl Service {
         };
         let record = CertRecord {
             serial: serial.hex(),
+            issuer: by,
             profile: intent.profile.clone(),
             tenant,
             subject: intent.subject.clone(),
@@ -298,7 +351,9 @@ impl Service {
             }
         };
         self.store.complete(&serial, der.clone(), actor).await?;
-        self.publisher.issued(&serial);
+        if by == Issuer::Issuing {
+            self.publisher.issued(&serial);
+        }
         tracing::info!(%serial, profile = %profile.name, actor, "certificate issued");
         Ok(CertRecord { der, ..record })
     }
@@ -311,7 +366,7 @@ impl Service {
         reason: Reason,
         invalidity_date: Option<i64>,
     ) -> Result<CertRecord> {
-        caller.require(&[Role::Admin, Role::Platform], "revoke certificates")?;
+        caller.may(Action::Revoke)?;
         let serial = Serial::parse_hex(serial)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         if invalidity_date.is_some_and(|t| t > now + 60) {
@@ -337,10 +392,7 @@ impl Service {
         &self,
         caller: &Caller,
     ) -> Result<(broadcast::Receiver<RevocationEvent>, Option<String>)> {
-        caller.require(
-            &[Role::Admin, Role::Platform, Role::Auditor],
-            "watch revocations",
-        )?;
+        caller.may(Action::WatchRevocations)?;
         let tenant = (caller.role == Role::Platform).then(|| caller.tenant.clone());
         Ok((self.publisher.subscribe(), tenant))
     }
@@ -369,8 +421,54 @@ impl Service {
             .unwrap_or(0)
     }
 
-    /// Answers an RFC 3161 request with a token or a rejection; each token's serial is
-    /// allocated durably (strictly increasing) and audited before it is signed.
+    /// The next time-stamp serial: from the current block, reserving (durably, audited) the
+    /// next block when it is used up. Serials are never handed out twice, even after a crash.
+    async fn next_tsa_serial(&self) -> Result<u64> {
+        let mut s = self.tsa_serials.lock().await;
+        if s.next == 0 || s.next > s.last {
+            let (first, last) = self.store.reserve_timestamp_serials(TSA_BLOCK).await?;
+            (s.next, s.last) = (first, last);
+        }
+        let n = s.next;
+        s.next += 1;
+        s.first_unreported.get_or_insert(n);
+        s.last_unreported = n;
+        Ok(n)
+    }
+
+    async fn tsa_outcome(&self, signed: bool) {
+        let mut s = self.tsa_serials.lock().await;
+        if signed {
+            s.signed += 1;
+        } else {
+            s.failed += 1;
+        }
+    }
+
+    /// Audits which time-stamp serials were used since the last report and how many tokens
+    /// were signed (run with every audit checkpoint).
+    pub async fn report_timestamps(&self) -> Result<()> {
+        let (first, last, signed, failed) = {
+            let mut s = self.tsa_serials.lock().await;
+            let Some(first) = s.first_unreported.take() else {
+                return Ok(());
+            };
+            let report = (first, s.last_unreported, s.signed, s.failed);
+            (s.signed, s.failed) = (0, 0);
+            report
+        };
+        self.store
+            .audit_event(
+                "tsa",
+                "timestamp.tokens",
+                &format!("{first}-{last}"),
+                &format!("signed={signed} failed={failed}"),
+            )
+            .await
+    }
+
+    /// Answers an RFC 3161 request with a token or a rejection; each token's serial comes from
+    /// a block reserved durably (and audited) before any of its tokens is signed.
     pub async fn timestamp(&self, request: &[u8]) -> Vec<u8> {
         use crate::core::tsp::{self, Refusal};
         let accepted = match tsp::accept(request, &self.tsa_policy) {
@@ -380,11 +478,7 @@ impl Service {
         let Some(tsa) = self.tsa.read().ok().and_then(|t| t.clone()) else {
             return tsp::reject(Refusal::SystemFailure);
         };
-        let serial = match self
-            .store
-            .next_timestamp_serial(&accepted.imprint_hex())
-            .await
-        {
+        let serial = match self.next_tsa_serial().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "time-stamp serial allocation failed");
@@ -398,7 +492,9 @@ impl Service {
             signer: &signer,
             policy: &self.tsa_policy,
         };
-        tsp::stamp(&accepted, unit, serial, at).unwrap_or_else(|e| {
+        let token = tsp::stamp(&accepted, unit, serial, at);
+        self.tsa_outcome(token.is_ok()).await;
+        token.unwrap_or_else(|e| {
             tracing::error!(error = %e, "time-stamp signing failed");
             tsp::reject(Refusal::SystemFailure)
         })

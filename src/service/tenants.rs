@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 use super::{Internal, Service};
-use crate::auth::Caller;
+use crate::auth::{Action, Caller};
 use crate::core::csr::Attr;
 use crate::core::issue::Names;
 use crate::error::{Error, Result};
@@ -21,16 +21,22 @@ pub struct PlatformSpec {
     pub profiles: Vec<String>,
     pub max_days: Option<u32>,
     pub rate_per_min: Option<u32>,
+    /// Subject O values the platform may use.
+    pub organizations: Vec<String>,
+    /// Unified Social Credit Codes the platform may use.
+    pub usccs: Vec<String>,
+    /// Free-text CN/OU values (a trailing `*` matches any continuation).
+    pub names: Vec<String>,
 }
 
-/// A credential issued for a caller's CSR: its certificate, the chain, and the root the
-/// server's own certificate chains to (ca.pem).
+/// A credential issued for a caller's CSR: its certificate, the chain, and the CA the
+/// server's own certificate chains to (ca.pem): the credential CA.
 #[derive(Clone, Debug)]
 pub struct IssuedCredential {
     pub serial: String,
     pub cert_der: Vec<u8>,
     pub chain: Vec<Vec<u8>>,
-    pub root_der: Vec<u8>,
+    pub ca_der: Vec<u8>,
 }
 
 /// Requests per platform in the current one-minute window, and issuances in flight.
@@ -76,9 +82,110 @@ fn in_range(ip: &IpAddr, (net, len): (IpAddr, u8)) -> bool {
 }
 
 fn within_suffix(name: &str, suffix: &str) -> bool {
-    let name = name.strip_prefix("*.").unwrap_or(name);
+    let name = name.strip_prefix("*.").unwrap_or(name).to_ascii_lowercase();
     let suffix = suffix.trim_start_matches('.');
     name == suffix || name.ends_with(&format!(".{suffix}"))
+}
+
+/// Case-folded, whitespace-collapsed: how registered names are compared.
+fn fold(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Does `value` match one of `registered` (exactly, or by prefix for entries ending in `*`)?
+fn registered(value: &str, registered: &[String]) -> bool {
+    let v = fold(value);
+    registered.iter().any(|r| {
+        let r = fold(r);
+        match r.strip_suffix('*') {
+            Some(prefix) => v.starts_with(prefix),
+            None => v == r,
+        }
+    })
+}
+
+/// A platform's subject attributes must name nothing it was not given: a CN that looks like a
+/// DNS name or address is held to the platform's suffixes and ranges; any other CN and every
+/// OU must be one of its registered names; O and the USCC must be registered to it.
+fn check_subject(p: &PlatformRecord, names: &Names) -> Result<()> {
+    let denied = |what: &str, v: &str, hint: &str| {
+        Err(Error::PermissionDenied(format!(
+            "subject {what} {v:?} is not registered to platform {} ({hint})",
+            p.name
+        )))
+    };
+    for (attr, value) in &names.subject {
+        match attr {
+            Attr::CommonName => {
+                if let Ok(ip) = value.parse::<IpAddr>() {
+                    let ranges = p
+                        .ip_ranges
+                        .iter()
+                        .map(|r| cidr(r))
+                        .collect::<Result<Vec<_>>>()?;
+                    if !ranges.iter().any(|r| in_range(&ip, *r)) {
+                        return denied("CN", value, "outside its address ranges");
+                    }
+                } else if let Some((_, domain)) = value.rsplit_once('@') {
+                    if !p.dns_suffixes.iter().any(|s| within_suffix(domain, s)) {
+                        return denied("CN", value, "outside its DNS suffixes");
+                    }
+                } else if value.contains('.') && !value.contains(' ') {
+                    if !p.dns_suffixes.iter().any(|s| within_suffix(value, s)) {
+                        return denied("CN", value, "outside its DNS suffixes");
+                    }
+                } else if !registered(value, &p.names) {
+                    return denied(
+                        "CN",
+                        value,
+                        "register it with `ecca platform subjects --name`",
+                    );
+                }
+            }
+            Attr::OrganizationalUnit if !registered(value, &p.names) => {
+                return denied(
+                    "OU",
+                    value,
+                    "register it with `ecca platform subjects --name`",
+                );
+            }
+            Attr::Organization if !registered(value, &p.organizations) => {
+                return denied(
+                    "O",
+                    value,
+                    "register it with `ecca platform subjects --org`",
+                );
+            }
+            Attr::SerialNumber if !p.usccs.iter().any(|u| u.eq_ignore_ascii_case(value)) => {
+                return denied(
+                    "serialNumber (USCC)",
+                    value,
+                    "register it with `ecca platform subjects --uscc`",
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks the subject registrations given for a platform.
+fn check_registrations(organizations: &[String], usccs: &[String], names: &[String]) -> Result<()> {
+    for (field, list) in [("organization", organizations), ("name", names)] {
+        for v in list {
+            if v.trim().is_empty() || v.chars().count() > 64 {
+                return Err(Error::field(field, "1 to 64 characters each"));
+            }
+            crate::core::names::text_value(v).map_err(|e| Error::field(field, e))?;
+        }
+    }
+    for u in usccs {
+        crate::core::uscc::validate(u).map_err(|e| Error::field("uscc", e))?;
+    }
+    Ok(())
 }
 
 impl Service {
@@ -116,6 +223,7 @@ impl Service {
                 )));
             }
         }
+        check_subject(p, names)?;
         for e in &names.emails {
             let domain = e.rsplit_once('@').map_or("", |(_, d)| d);
             if !p.dns_suffixes.iter().any(|s| within_suffix(domain, s)) {
@@ -210,13 +318,28 @@ impl Service {
             ],
             ..Names::default()
         };
+        self.register_credential(names, &verified.spki_der, role, tenant, actor)
+            .await
+    }
+
+    /// Issues a credential certificate (credential CA) for a key and registers it by the
+    /// hash of the certificate.
+    pub async fn register_credential(
+        &self,
+        names: Names,
+        spki_der: &[u8],
+        role: Role,
+        tenant: &str,
+        actor: &str,
+    ) -> Result<IssuedCredential> {
         let record = self
-            .issue_internal(Internal::Credential, names, &verified.spki_der)
+            .issue_internal(Internal::Credential, names, spki_der)
             .await?;
         self.store
             .add_credential(
                 Credential {
                     serial: record.serial.clone(),
+                    cert_sha256: crate::core::fingerprint(&record.der),
                     role,
                     tenant: tenant.into(),
                     disabled: false,
@@ -224,11 +347,12 @@ impl Service {
                 actor,
             )
             .await?;
+        let ca = self.authority.credential.der.clone();
         Ok(IssuedCredential {
             serial: record.serial,
             cert_der: record.der,
-            chain: self.authority.chain(),
-            root_der: self.authority.root.der.clone(),
+            chain: vec![ca.clone()],
+            ca_der: ca,
         })
     }
 
@@ -239,7 +363,7 @@ impl Service {
         spec: PlatformSpec,
         csr: &[u8],
     ) -> Result<(PlatformRecord, IssuedCredential)> {
-        caller.require(&[Role::Admin], "manage platforms")?;
+        caller.may(Action::ManagePlatforms)?;
         if spec.name.is_empty()
             || !spec
                 .name
@@ -267,6 +391,7 @@ impl Service {
         for p in &spec.profiles {
             self.profiles.get(p)?;
         }
+        check_registrations(&spec.organizations, &spec.usccs, &spec.names)?;
         let record = PlatformRecord {
             name: spec.name.clone(),
             dns_suffixes: spec
@@ -280,6 +405,9 @@ impl Service {
             rate_per_min: spec.rate_per_min,
             disabled: false,
             created_at: OffsetDateTime::now_utc().unix_timestamp(),
+            organizations: spec.organizations,
+            usccs: spec.usccs,
+            names: spec.names,
         };
         self.store
             .add_platform(record.clone(), &caller.actor())
@@ -301,7 +429,7 @@ impl Service {
         &self,
         caller: &Caller,
     ) -> Result<Vec<(PlatformRecord, Vec<Credential>)>> {
-        caller.require(&[Role::Admin, Role::Auditor], "list platforms")?;
+        caller.may(Action::ListPlatforms)?;
         let mut out = Vec::new();
         for p in self.store.platforms().await? {
             let creds = self.store.credentials_of(&p.name).await?;
@@ -317,7 +445,7 @@ impl Service {
         name: &str,
         csr: &[u8],
     ) -> Result<IssuedCredential> {
-        caller.require(&[Role::Admin], "manage platforms")?;
+        caller.may(Action::ManagePlatforms)?;
         if !self.store.platforms().await?.iter().any(|p| p.name == name) {
             return Err(Error::NotFound(format!("platform {name:?}")));
         }
@@ -343,9 +471,25 @@ impl Service {
         name: &str,
         disabled: bool,
     ) -> Result<()> {
-        caller.require(&[Role::Admin], "manage platforms")?;
+        caller.may(Action::ManagePlatforms)?;
         self.store
             .set_platform_disabled(name, disabled, &caller.actor())
+            .await
+    }
+
+    /// Replaces what a platform may put in subjects (admin).
+    pub async fn set_platform_subjects(
+        &self,
+        caller: &Caller,
+        name: &str,
+        organizations: Vec<String>,
+        usccs: Vec<String>,
+        names: Vec<String>,
+    ) -> Result<()> {
+        caller.may(Action::ManagePlatforms)?;
+        check_registrations(&organizations, &usccs, &names)?;
+        self.store
+            .set_platform_subjects(name, organizations, usccs, names, &caller.actor())
             .await
     }
 
@@ -356,7 +500,7 @@ impl Service {
         name: &str,
         csr: &[u8],
     ) -> Result<IssuedCredential> {
-        caller.require(&[Role::Admin], "add auditors")?;
+        caller.may(Action::AddAuditor)?;
         self.issue_credential(
             csr,
             &format!("auditor {name}"),
@@ -374,13 +518,13 @@ impl Service {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<AuditEntry>> {
-        caller.require(&[Role::Admin, Role::Auditor], "read the audit log")?;
+        caller.may(Action::ReadAudit)?;
         self.store.audit(after_id, limit.clamp(1, 10_000)).await
     }
 
     /// The signed checkpoints (admin, auditor).
     pub async fn checkpoints(&self, caller: &Caller) -> Result<Vec<Checkpoint>> {
-        caller.require(&[Role::Admin, Role::Auditor], "read the audit log")?;
+        caller.may(Action::ReadAudit)?;
         self.store.checkpoints().await
     }
 

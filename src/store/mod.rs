@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod write;
 
+pub use crate::core::Issuer;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use write::{Done, Op};
@@ -26,6 +27,7 @@ pub use write::{Done, Op};
 #[derive(Clone, Debug)]
 pub struct IssuanceIntent {
     pub serial: Serial,
+    pub issuer: Issuer,
     pub profile: String,
     pub tenant: String,
     pub subject: String,
@@ -40,6 +42,7 @@ pub struct IssuanceIntent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertRecord {
     pub serial: String,
+    pub issuer: Issuer,
     pub profile: String,
     pub tenant: String,
     pub subject: String,
@@ -160,7 +163,7 @@ pub enum SqlValue {
 /// The certificate columns every backend reads, in the order its row mapper expects.
 pub const RECORD_COLUMNS: &str =
     "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der,
-     revoked_at, revocation_reason, invalidity_date, revocation_seq";
+     revoked_at, revocation_reason, invalidity_date, revocation_seq, issuer";
 
 impl ListFilter {
     /// The listing as SQL (one more row than the page, to know whether more follow), its
@@ -264,11 +267,14 @@ impl Role {
     }
 }
 
-/// A client credential (mTLS certificate) registered with the CA.
+/// A client credential (mTLS certificate) registered with the CA. It is found by the SHA-256
+/// of its whole certificate: a serial (public, and choosable by any other CA) never authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
-    /// Serial of the credential's certificate, lowercase hex.
+    /// Serial of the credential's certificate, lowercase hex (for display and the audit log).
     pub serial: String,
+    /// SHA-256 of the credential's whole certificate, lowercase hex (its identity).
+    pub cert_sha256: String,
     pub role: Role,
     /// The tenant it acts for (empty for admins and auditors).
     pub tenant: String,
@@ -357,6 +363,13 @@ pub struct PlatformRecord {
     pub rate_per_min: Option<u32>,
     pub disabled: bool,
     pub created_at: i64,
+    /// Subject O values registered to the platform (the only ones it may put in certificates).
+    pub organizations: Vec<String>,
+    /// Unified Social Credit Codes registered to the platform (subject serialNumber).
+    pub usccs: Vec<String>,
+    /// Free-text CN/OU values the platform may use besides its DNS names; a trailing `*`
+    /// matches any continuation (e.g. `api-client-*`).
+    pub names: Vec<String>,
 }
 
 /// A signed checkpoint of the audit chain.
@@ -408,8 +421,10 @@ pub trait Store: Send + Sync + fmt::Debug {
             .await
             .map(drop)
     }
-    /// Looks a credential up by its certificate serial.
-    async fn credential(&self, serial: &str) -> Result<Option<Credential>>;
+    /// Looks a credential up by the SHA-256 (lowercase hex) of its whole certificate.
+    async fn credential_by_cert(&self, cert_sha256: &str) -> Result<Option<Credential>>;
+    /// Every registered credential, oldest first.
+    async fn all_credentials(&self) -> Result<Vec<Credential>>;
     /// The audit log from `after_id` on, oldest first, at most `limit` entries.
     async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
     /// Revokes an issued certificate (audited). NotFound for unknown serials (or another
@@ -447,13 +462,12 @@ pub trait Store: Send + Sync + fmt::Debug {
             max_seq,
         })
     }
-    /// Allocates the next time-stamp serial (durable; strictly increasing) and audits the
-    /// token about to be signed.
-    async fn next_timestamp_serial(&self, imprint_hex: &str) -> Result<u64> {
-        let imprint = imprint_hex.into();
-        match self.write(Op::TimestampSerial { imprint }).await? {
-            Done::Number(n) => Ok(n),
-            _ => Err(Error::Internal("time-stamp serial not allocated".into())),
+    /// Reserves the next `size` time-stamp serials (durable, never handed out again) with one
+    /// audit entry for the block; returns the inclusive range.
+    async fn reserve_timestamp_serials(&self, size: u32) -> Result<(u64, u64)> {
+        match self.write(Op::TimestampBlock { size }).await? {
+            Done::Range(first, last) => Ok((first, last)),
+            _ => Err(Error::Internal("time-stamp serials not reserved".into())),
         }
     }
     /// Adds a peer CA (audited); Conflict if the name is taken.
@@ -506,6 +520,24 @@ pub trait Store: Send + Sync + fmt::Debug {
         };
         self.write(op).await.map(drop)
     }
+    /// Replaces what a platform may put in subjects (audited); NotFound for unknown names.
+    async fn set_platform_subjects(
+        &self,
+        name: &str,
+        organizations: Vec<String>,
+        usccs: Vec<String>,
+        names: Vec<String>,
+        actor: &str,
+    ) -> Result<()> {
+        let op = Op::PlatformSubjects {
+            name: name.into(),
+            organizations,
+            usccs,
+            names,
+            actor: actor.into(),
+        };
+        self.write(op).await.map(drop)
+    }
     /// Disables a tenant's credentials except `keep` (audited; used when rotating).
     async fn disable_credentials(&self, tenant: &str, keep: &str, actor: &str) -> Result<()> {
         let (tenant, keep, actor) = (tenant.into(), keep.into(), actor.into());
@@ -515,6 +547,14 @@ pub trait Store: Send + Sync + fmt::Debug {
             actor,
         };
         self.write(op).await.map(drop)
+    }
+    /// Disables one credential, found by its certificate's SHA-256 (audited; replaced
+    /// credentials). Disabling one already disabled or unknown changes nothing.
+    async fn disable_credential(&self, cert_sha256: &str, actor: &str) -> Result<()> {
+        let (cert_sha256, actor) = (cert_sha256.into(), actor.into());
+        self.write(Op::DisableCredential { cert_sha256, actor })
+            .await
+            .map(drop)
     }
     /// Credentials of a tenant.
     async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>>;
@@ -610,8 +650,9 @@ pub fn audit_hash(
 impl IssuanceIntent {
     pub fn audit_detail(&self) -> String {
         format!(
-            "profile={} subject={} sans={}",
+            "profile={} issuer={} subject={} sans={}",
             self.profile,
+            self.issuer.as_str(),
             self.subject,
             self.sans.join(",")
         )
@@ -621,14 +662,42 @@ impl IssuanceIntent {
 impl PlatformRecord {
     pub fn audit_detail(&self) -> String {
         format!(
-            "dns={} ip={} profiles={} max_days={:?} rate={:?}",
+            "dns={} ip={} profiles={} max_days={:?} rate={:?} orgs={} usccs={} names={}",
             self.dns_suffixes.join(","),
             self.ip_ranges.join(","),
             self.profiles.join(","),
             self.max_days,
-            self.rate_per_min
+            self.rate_per_min,
+            self.organizations.join("|"),
+            self.usccs.join(","),
+            self.names.join("|")
         )
     }
+}
+
+impl Credential {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "role={} tenant={} sha256={}",
+            self.role.as_str(),
+            self.tenant,
+            self.cert_sha256
+        )
+    }
+}
+
+/// The audit detail of a platform's subject registrations (both backends).
+pub fn platform_subjects_detail(
+    organizations: &[String],
+    usccs: &[String],
+    names: &[String],
+) -> String {
+    format!(
+        "orgs={} usccs={} names={}",
+        organizations.join("|"),
+        usccs.join(","),
+        names.join("|")
+    )
 }
 
 impl PeerRecord {

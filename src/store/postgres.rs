@@ -25,13 +25,14 @@ use crate::error::{Error, Result};
 use crate::store::write::{Job, MAX_GROUP, check_revocable, deliver};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Direction, Done,
-    ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
-    Revocation, Role, SharedOcsp, SqlValue, Store, audit_hash,
+    Issuer, ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned,
+    RECORD_COLUMNS, Revocation, Role, SharedOcsp, SqlValue, Store, audit_hash,
 };
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_ocsp.sql"),
+    include_str!("migrations/postgres/0003_trust.sql"),
 ];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
@@ -345,6 +346,7 @@ struct Columns {
     sans: Vec<String>,
     not_befores: Vec<i64>,
     not_afters: Vec<i64>,
+    issuers: Vec<String>,
     completed: Vec<String>,
     ders: Vec<Vec<u8>>,
     audit_ids: Vec<i64>,
@@ -406,6 +408,7 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
                 cols.sans.push(json(&i.sans));
                 cols.not_befores.push(i.not_before);
                 cols.not_afters.push(i.not_after);
+                cols.issuers.push(i.issuer.as_str().into());
             }
             Op::Complete { serial, der, actor } => {
                 let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, der));
@@ -421,10 +424,10 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
     // nothing. If the first fails, the others fail too and the group is redone one by one.
     let insert = tx
         .prepare_cached(
-            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
-             SELECT s, 'pending', p, t, sub, sa, nb, na, $8
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
-                  AS u(s, p, t, sub, sa, nb, na)",
+            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer)
+             SELECT s, 'pending', p, t, sub, sa, nb, na, $8, iss
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $9::text[])
+                  AS u(s, p, t, sub, sa, nb, na, iss)",
         )
         .await?;
     let complete = tx
@@ -451,6 +454,7 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
         &cols.not_befores,
         &cols.not_afters,
         &at,
+        &cols.issuers,
     ];
     let complete_args: &Args = &[&cols.completed, &cols.ders, &at];
     let audit_args: &Args = &[
@@ -599,6 +603,7 @@ async fn revoked_rows(
         .query(
             "SELECT revocation_seq, serial, revoked_at, revocation_reason, invalidity_date
              FROM certificates WHERE revocation_seq > $1 AND revocation_seq <= $2 AND not_after > $3
+               AND issuer = 'issuing'
              ORDER BY revocation_seq",
             &[&after_seq, &max, &now],
         )
@@ -635,12 +640,12 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             let next = head.next(at, &i.actor, event, &serial, &detail);
             let inserted = exec_raw(
                 tx,
-                "WITH c AS (INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
-                            VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) RETURNING 1)
+                "WITH c AS (INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer)
+                            VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $15) RETURNING 1)
                  INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
                  SELECT $9, $8, $10, $11, $1, $12, $13, $14 FROM c",
                 &[&serial, &i.profile, &i.tenant, &i.subject, &sans, &i.not_before, &i.not_after, &at,
-                  &next.id, &i.actor, &event, &detail, &head.hash, &next.hash],
+                  &next.id, &i.actor, &event, &detail, &head.hash, &next.hash, &i.issuer.as_str()],
             )
             .await;
             unique(inserted, || {
@@ -684,16 +689,17 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
         Op::AddCredential { cred, actor } => {
             exec(
                 tx,
-                "INSERT INTO credentials (serial, role, tenant, disabled) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO credentials (serial, role, tenant, disabled, cert_sha256) VALUES ($1, $2, $3, $4, $5)",
                 &[
                     &cred.serial,
                     &cred.role.as_str(),
                     &cred.tenant,
                     &cred.disabled,
+                    &cred.cert_sha256,
                 ],
             )
             .await?;
-            let detail = format!("role={} tenant={}", cred.role.as_str(), cred.tenant);
+            let detail = cred.audit_detail();
             let event = "credential.added";
             append_audit(tx, head, at, actor, event, &cred.serial, &detail).await?;
         }
@@ -732,23 +738,35 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             append_audit(tx, head, at, &r.actor, event, &serial, &detail).await?;
         }
         Op::NextCrlNumber { ca } => return Ok(Done::Number(next_number(tx, ca).await?)),
-        Op::TimestampSerial { imprint } => {
-            let n = next_number(tx, "tsa").await?;
-            let detail = format!("imprint={imprint}");
-            let object = n.to_string();
-            append_audit(tx, head, at, "tsa", "timestamp.signing", &object, &detail).await?;
-            return Ok(Done::Number(n));
+        Op::TimestampBlock { size } => {
+            let size = i64::from(*size);
+            let last: i64 = query(
+                tx,
+                "INSERT INTO crl_numbers (ca, last) VALUES ('tsa', $1)
+                 ON CONFLICT (ca) DO UPDATE SET last = crl_numbers.last + $1 RETURNING last",
+                &[&size],
+            )
+            .await?
+            .first()
+            .map(|r| r.get(0))
+            .ok_or_else(|| Error::Storage("time-stamp counter not updated".into()))?;
+            let (first, last) = ((last - size + 1) as u64, last as u64);
+            let (object, detail) = Op::timestamp_block_audit(first, last);
+            append_audit(tx, head, at, "tsa", "timestamp.block", &object, &detail).await?;
+            return Ok(Done::Range(first, last));
         }
         Op::AddPlatform { p, actor } => {
             let max_days = p.max_days.map(i64::from);
             let rate = p.rate_per_min.map(i64::from);
             let (dns, ips, profiles) =
                 (json(&p.dns_suffixes), json(&p.ip_ranges), json(&p.profiles));
+            let (orgs, usccs, names) = (json(&p.organizations), json(&p.usccs), json(&p.names));
             let inserted = exec_raw(
                 tx,
-                "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)",
-                &[&p.name, &dns, &ips, &profiles, &max_days, &rate, &at],
+                "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at,
+                                        organizations, usccs, names)
+                 VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9, $10)",
+                &[&p.name, &dns, &ips, &profiles, &max_days, &rate, &at, &orgs, &usccs, &names],
             )
             .await;
             unique(inserted, || {
@@ -777,6 +795,44 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
                 "platform.enabled"
             };
             append_audit(tx, head, at, actor, event, name, "").await?;
+        }
+        Op::PlatformSubjects {
+            name,
+            organizations,
+            usccs,
+            names,
+            actor,
+        } => {
+            let n = exec(
+                tx,
+                "UPDATE platforms SET organizations = $2, usccs = $3, names = $4 WHERE name = $1",
+                &[name, &json(organizations), &json(usccs), &json(names)],
+            )
+            .await?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("platform {name:?}")));
+            }
+            let detail = crate::store::platform_subjects_detail(organizations, usccs, names);
+            append_audit(tx, head, at, actor, "platform.subjects", name, &detail).await?;
+        }
+        Op::DisableCredential { cert_sha256, actor } => {
+            let n = exec(
+                tx,
+                "UPDATE credentials SET disabled = TRUE WHERE cert_sha256 = $1 AND disabled = FALSE",
+                &[cert_sha256],
+            )
+            .await?;
+            let detail = format!("disabled={n}");
+            append_audit(
+                tx,
+                head,
+                at,
+                actor,
+                "credential.disabled",
+                cert_sha256,
+                &detail,
+            )
+            .await?;
         }
         Op::DisableCredentials {
             tenant,
@@ -871,7 +927,7 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
     Ok(Done::Nothing)
 }
 
-fn record(row: &Row) -> (i64, CertRecord) {
+fn record(row: &Row) -> Result<(i64, CertRecord)> {
     let sans: String = row.get(5);
     let revocation = row.get::<_, Option<i64>>(10).map(|revoked_at| Revocation {
         revoked_at,
@@ -880,9 +936,10 @@ fn record(row: &Row) -> (i64, CertRecord) {
         invalidity_date: row.get(12),
         seq: row.get::<_, Option<i64>>(13).unwrap_or(0),
     });
-    (
+    Ok((
         row.get(0),
         CertRecord {
+            issuer: Issuer::parse(row.get(14))?,
             serial: row.get(1),
             profile: row.get(2),
             tenant: row.get(3),
@@ -894,16 +951,21 @@ fn record(row: &Row) -> (i64, CertRecord) {
             der: row.get::<_, Option<Vec<u8>>>(9).unwrap_or_default(),
             revocation,
         },
-    )
+    ))
 }
 
-fn credential(r: &Row) -> Credential {
-    Credential {
+const CREDENTIAL_COLUMNS: &str = "serial, role, tenant, disabled, COALESCE(cert_sha256, '')";
+
+fn credential(r: &Row) -> Result<Credential> {
+    let role: &str = r.get(1);
+    Ok(Credential {
         serial: r.get(0),
-        role: Role::parse(r.get(1)).unwrap_or(Role::Auditor),
+        role: Role::parse(role)
+            .ok_or_else(|| Error::Storage(format!("corrupt credential row: role {role:?}")))?,
         tenant: r.get(2),
         disabled: r.get(3),
-    }
+        cert_sha256: r.get(4),
+    })
 }
 
 #[async_trait]
@@ -922,7 +984,7 @@ impl Store for PgStore {
             "SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = $1 AND status = 'issued'"
         );
         let rows = self.rows(&sql, &[&serial.hex()]).await?;
-        Ok(rows.first().map(|r| record(r).1))
+        rows.first().map(|r| record(r).map(|r| r.1)).transpose()
     }
 
     async fn list(&self, f: ListFilter) -> Result<Page> {
@@ -941,17 +1003,22 @@ impl Store for PgStore {
             .map(|b| b.as_ref() as &(dyn ToSql + Sync))
             .collect();
         let rows = self.rows(&sql, &refs).await?;
-        Ok(Page::of(rows.iter().map(record).collect(), limit))
+        Ok(Page::of(
+            rows.iter().map(record).collect::<Result<_>>()?,
+            limit,
+        ))
     }
 
-    async fn credential(&self, serial: &str) -> Result<Option<Credential>> {
-        let rows = self
-            .rows(
-                "SELECT serial, role, tenant, disabled FROM credentials WHERE serial = $1",
-                &[&serial],
-            )
-            .await?;
-        Ok(rows.first().map(credential))
+    async fn credential_by_cert(&self, cert_sha256: &str) -> Result<Option<Credential>> {
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE cert_sha256 = $1");
+        let rows = self.rows(&sql, &[&cert_sha256]).await?;
+        rows.first().map(credential).transpose()
+    }
+
+    async fn all_credentials(&self) -> Result<Vec<Credential>> {
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY added");
+        let rows = self.rows(&sql, &[]).await?;
+        rows.iter().map(credential).collect()
     }
 
     async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
@@ -1040,36 +1107,42 @@ impl Store for PgStore {
     async fn platforms(&self) -> Result<Vec<PlatformRecord>> {
         let rows = self
             .rows(
-                "SELECT name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at
+                "SELECT name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at,
+                        organizations, usccs, names
                  FROM platforms ORDER BY name",
                 &[],
             )
             .await?;
-        let list = |s: &str| serde_json::from_str::<Vec<String>>(s).unwrap_or_default();
+        let list = |s: &str| {
+            serde_json::from_str::<Vec<String>>(s)
+                .map_err(|e| Error::Storage(format!("corrupt platform row: {e}")))
+        };
         let small = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
-        Ok(rows
-            .iter()
-            .map(|r| PlatformRecord {
-                name: r.get(0),
-                dns_suffixes: list(r.get(1)),
-                ip_ranges: list(r.get(2)),
-                profiles: list(r.get(3)),
-                max_days: small(r.get(4)),
-                rate_per_min: small(r.get(5)),
-                disabled: r.get(6),
-                created_at: r.get(7),
+        rows.iter()
+            .map(|r| {
+                Ok(PlatformRecord {
+                    name: r.get(0),
+                    dns_suffixes: list(r.get(1))?,
+                    ip_ranges: list(r.get(2))?,
+                    profiles: list(r.get(3))?,
+                    max_days: small(r.get(4)),
+                    rate_per_min: small(r.get(5)),
+                    disabled: r.get(6),
+                    created_at: r.get(7),
+                    organizations: list(r.get(8))?,
+                    usccs: list(r.get(9))?,
+                    names: list(r.get(10))?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>> {
-        let rows = self
-            .rows(
-                "SELECT serial, role, tenant, disabled FROM credentials WHERE tenant = $1 ORDER BY added",
-                &[&tenant],
-            )
-            .await?;
-        Ok(rows.iter().map(credential).collect())
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE tenant = $1 ORDER BY added"
+        );
+        let rows = self.rows(&sql, &[&tenant]).await?;
+        rows.iter().map(credential).collect()
     }
 
     async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {

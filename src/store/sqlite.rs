@@ -3,6 +3,7 @@
 //! One writer thread owns the write connection and commits in groups: requests that arrive
 //! while a commit is in flight share the next transaction (and its fsync), each inside its own
 //! savepoint so one failure does not undo the others. Readers use their own connection.
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -18,9 +19,9 @@ use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::store::write::{Job, MAX_GROUP, check_revocable, deliver};
 use crate::store::{
-    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Direction, Done, ListFilter, Op,
-    Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS, Revocation, Role,
-    SqlValue, Store, audit_hash,
+    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Direction, Done, Issuer,
+    ListFilter, Op, Page, PeerRecord, PeerStatus, PlatformRecord, Positioned, RECORD_COLUMNS,
+    Revocation, Role, SqlValue, Store, audit_hash,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_revocation.sql"),
     include_str!("migrations/0003_federation.sql"),
     include_str!("migrations/0004_tenants_audit.sql"),
+    include_str!("migrations/0005_trust.sql"),
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -44,6 +46,16 @@ pub struct SqliteStore {
 }
 
 fn open(path: &Path) -> Result<Connection> {
+    // The database holds the audit log and every record: private like the keys. SQLite gives
+    // its -wal and -shm files the database file's mode.
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+    }
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -53,6 +65,18 @@ fn open(path: &Path) -> Result<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    // Used by migration 0005 to pin existing credentials to their certificates.
+    conn.create_scalar_function(
+        "ecca_sha256",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let der: Vec<u8> = ctx.get(0)?;
+            Ok(ring::digest::digest(&ring::digest::SHA256, &der)
+                .as_ref()
+                .to_vec())
+        },
+    )?;
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > MIGRATIONS.len() {
         return Err(Error::Storage(format!(
@@ -77,6 +101,14 @@ impl SqliteStore {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let mut conn = open(path)?;
+        // Files made by earlier versions were 0644.
+        for suffix in ["", "-wal", "-shm"] {
+            let f = PathBuf::from(format!("{}{suffix}", path.display()));
+            if f.exists() {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| Error::io(&f, e))?;
+            }
+        }
         migrate(&mut conn)?;
         let last_hash: Vec<u8> = conn
             .query_row(
@@ -187,9 +219,9 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
             let sans =
                 serde_json::to_string(&i.sans).map_err(|e| Error::Internal(e.to_string()))?;
             tx.execute(
-                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![i.serial.hex(), i.profile, i.tenant, i.subject, sans, i.not_before, i.not_after, at],
+                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![i.serial.hex(), i.profile, i.tenant, i.subject, sans, i.not_before, i.not_after, at, i.issuer.as_str()],
             )
             .map_err(|e| match e {
                 rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -240,10 +272,10 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
         }
         Op::AddCredential { cred, actor } => {
             tx.execute(
-                "INSERT INTO credentials (serial, role, tenant, disabled) VALUES (?1, ?2, ?3, ?4)",
-                params![cred.serial, cred.role.as_str(), cred.tenant, cred.disabled],
+                "INSERT INTO credentials (serial, role, tenant, disabled, cert_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![cred.serial, cred.role.as_str(), cred.tenant, cred.disabled, cred.cert_sha256],
             )?;
-            let detail = format!("role={} tenant={}", cred.role.as_str(), cred.tenant);
+            let detail = cred.audit_detail();
             append_audit(
                 tx,
                 prev,
@@ -284,25 +316,25 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
         Op::NextCrlNumber { ca } => {
             return Ok((prev.to_vec(), Done::Number(next_number(tx, ca)?)));
         }
-        Op::TimestampSerial { imprint } => {
-            let n = next_number(tx, "tsa")?;
-            let hash = append_audit(
-                tx,
-                prev,
-                at,
-                "tsa",
-                "timestamp.signing",
-                &n.to_string(),
-                &format!("imprint={imprint}"),
+        Op::TimestampBlock { size } => {
+            let last: i64 = tx.query_row(
+                "INSERT INTO crl_numbers (ca, last) VALUES ('tsa', ?1)
+                 ON CONFLICT (ca) DO UPDATE SET last = last + ?1 RETURNING last",
+                [i64::from(*size)],
+                |row| row.get(0),
             )?;
-            return Ok((hash, Done::Number(n as u64)));
+            let (first, last) = ((last - i64::from(*size) + 1) as u64, last as u64);
+            let (object, detail) = Op::timestamp_block_audit(first, last);
+            let hash = append_audit(tx, prev, at, "tsa", "timestamp.block", &object, &detail)?;
+            return Ok((hash, Done::Range(first, last)));
         }
         Op::AddPlatform { p, actor } => {
             let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
             tx.execute(
-                "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
-                params![p.name, json(&p.dns_suffixes), json(&p.ip_ranges), json(&p.profiles), p.max_days, p.rate_per_min, at],
+                "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at, organizations, usccs, names)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10)",
+                params![p.name, json(&p.dns_suffixes), json(&p.ip_ranges), json(&p.profiles), p.max_days, p.rate_per_min, at,
+                        json(&p.organizations), json(&p.usccs), json(&p.names)],
             )
             .map_err(|e| match e {
                 rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -331,6 +363,40 @@ fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
                 "platform.enabled"
             };
             append_audit(tx, prev, at, actor, event, name, "")?
+        }
+        Op::PlatformSubjects {
+            name,
+            organizations,
+            usccs,
+            names,
+            actor,
+        } => {
+            let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+            let n = tx.execute(
+                "UPDATE platforms SET organizations = ?2, usccs = ?3, names = ?4 WHERE name = ?1",
+                params![name, json(organizations), json(usccs), json(names)],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("platform {name:?}")));
+            }
+            let detail = crate::store::platform_subjects_detail(organizations, usccs, names);
+            append_audit(tx, prev, at, actor, "platform.subjects", name, &detail)?
+        }
+        Op::DisableCredential { cert_sha256, actor } => {
+            let n = tx.execute(
+                "UPDATE credentials SET disabled = 1 WHERE cert_sha256 = ?1 AND disabled = 0",
+                params![cert_sha256],
+            )?;
+            let detail = format!("disabled={n}");
+            append_audit(
+                tx,
+                prev,
+                at,
+                actor,
+                "credential.disabled",
+                cert_sha256,
+                &detail,
+            )?
         }
         Op::DisableCredentials {
             tenant,
@@ -457,7 +523,8 @@ fn revoked_rows(c: &Connection, after_seq: i64, now: i64) -> Result<(Vec<Positio
     )?;
     let mut stmt = c.prepare_cached(
         "SELECT revocation_seq, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
-         WHERE revocation_seq > ?1 AND revocation_seq <= ?2 AND not_after > ?3 ORDER BY revocation_seq",
+         WHERE revocation_seq > ?1 AND revocation_seq <= ?2 AND not_after > ?3 AND issuer = 'issuing'
+         ORDER BY revocation_seq",
     )?;
     let rows = stmt
         .query_map(params![after_seq, max, now], |r| {
@@ -496,21 +563,35 @@ fn append_audit(
     Ok(hash)
 }
 
+const CREDENTIAL_COLUMNS: &str = "serial, role, tenant, disabled, COALESCE(cert_sha256, '')";
+
 fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
     let role: String = r.get(1)?;
     Ok(Credential {
         serial: r.get(0)?,
-        role: Role::parse(&role).unwrap_or(Role::Auditor),
+        role: Role::parse(&role).ok_or_else(|| corrupt(1, format!("unknown role {role:?}")))?,
         tenant: r.get(2)?,
         disabled: r.get(3)?,
+        cert_sha256: r.get(4)?,
     })
+}
+
+/// A stored value that does not decode: reported, never replaced by a default.
+fn corrupt(column: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        Box::new(Error::Storage(format!("corrupt row: {what}"))),
+    )
 }
 
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
     let sans: String = row.get(5)?;
+    let issuer: String = row.get(14)?;
     Ok((
         row.get(0)?,
         CertRecord {
+            issuer: Issuer::parse(&issuer).map_err(|e| corrupt(14, e.to_string()))?,
             serial: row.get(1)?,
             profile: row.get(2)?,
             tenant: row.get(3)?,
@@ -575,15 +656,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn credential(&self, serial: &str) -> Result<Option<Credential>> {
-        let serial = serial.to_string();
+    async fn credential_by_cert(&self, cert_sha256: &str) -> Result<Option<Credential>> {
+        let hash = cert_sha256.to_string();
         self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT serial, role, tenant, disabled FROM credentials WHERE serial = ?1",
-                [serial],
-                credential_row,
-            )
-            .optional()?)
+            let sql =
+                format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE cert_sha256 = ?1");
+            Ok(c.query_row(&sql, [hash], credential_row).optional()?)
+        })
+        .await
+    }
+
+    async fn all_credentials(&self) -> Result<Vec<Credential>> {
+        self.read(move |c| {
+            let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY rowid");
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt
+                .query_map([], credential_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
         })
         .await
     }
@@ -672,21 +762,28 @@ impl Store for SqliteStore {
     async fn platforms(&self) -> Result<Vec<PlatformRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at
+                "SELECT name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at,
+                        organizations, usccs, names
                  FROM platforms ORDER BY name",
             )?;
-            let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+            let list = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<Vec<String>> {
+                let s: String = r.get(i)?;
+                serde_json::from_str(&s).map_err(|e| corrupt(i, format!("platform list: {e}")))
+            };
             let rows = stmt
                 .query_map([], |r| {
                     Ok(PlatformRecord {
                         name: r.get(0)?,
-                        dns_suffixes: list(r.get(1)?),
-                        ip_ranges: list(r.get(2)?),
-                        profiles: list(r.get(3)?),
+                        dns_suffixes: list(r, 1)?,
+                        ip_ranges: list(r, 2)?,
+                        profiles: list(r, 3)?,
                         max_days: r.get(4)?,
                         rate_per_min: r.get(5)?,
                         disabled: r.get(6)?,
                         created_at: r.get(7)?,
+                        organizations: list(r, 8)?,
+                        usccs: list(r, 9)?,
+                        names: list(r, 10)?,
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
@@ -698,7 +795,10 @@ impl Store for SqliteStore {
     async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>> {
         let tenant = tenant.to_string();
         self.read(move |c| {
-            let mut stmt = c.prepare("SELECT serial, role, tenant, disabled FROM credentials WHERE tenant = ?1 ORDER BY rowid")?;
+            let sql = format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE tenant = ?1 ORDER BY rowid"
+            );
+            let mut stmt = c.prepare(&sql)?;
             let rows = stmt
                 .query_map([tenant], credential_row)?
                 .collect::<rusqlite::Result<_>>()?;

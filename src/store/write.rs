@@ -51,8 +51,9 @@ pub enum Op {
         record: CrossRecord,
         actor: String,
     },
-    TimestampSerial {
-        imprint: String,
+    /// Reserves the next `size` time-stamp serials as one audited block.
+    TimestampBlock {
+        size: u32,
     },
     AddPlatform {
         p: PlatformRecord,
@@ -61,6 +62,18 @@ pub enum Op {
     PlatformDisabled {
         name: String,
         disabled: bool,
+        actor: String,
+    },
+    /// Replaces a platform's registered organizations, USCCs and free-text names.
+    PlatformSubjects {
+        name: String,
+        organizations: Vec<String>,
+        usccs: Vec<String>,
+        names: Vec<String>,
+        actor: String,
+    },
+    DisableCredential {
+        cert_sha256: String,
         actor: String,
     },
     DisableCredentials {
@@ -78,6 +91,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// The audit object and detail of a reserved block of time-stamp serials (both backends).
+    pub fn timestamp_block_audit(first: u64, last: u64) -> (String, String) {
+        (
+            format!("{first}-{last}"),
+            format!("reserved={}", last - first + 1),
+        )
+    }
+
     /// Does this write change who may call the API (credentials, platforms, revocations)?
     pub fn affects_auth(&self) -> bool {
         matches!(
@@ -86,6 +107,8 @@ impl Op {
                 | Op::Revoke(_)
                 | Op::AddPlatform { .. }
                 | Op::PlatformDisabled { .. }
+                | Op::PlatformSubjects { .. }
+                | Op::DisableCredential { .. }
                 | Op::DisableCredentials { .. }
         )
     }
@@ -96,6 +119,8 @@ impl Op {
 pub enum Done {
     Nothing,
     Number(u64),
+    /// An inclusive range of numbers.
+    Range(u64, u64),
     Serials(Vec<String>),
 }
 

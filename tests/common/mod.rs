@@ -321,3 +321,27 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// Connecting with the credential folder `creds` fails in the TLS handshake: the connection
+/// or the first call reports a transport error (with TLS 1.3 the server's refusal of a client
+/// certificate arrives after the client thinks the handshake is done).
+pub async fn assert_refused_at_handshake(url: &str, creds: &Path) {
+    let client = match Client::connect(url, &ecca::client::Credentials::load(creds).unwrap()).await
+    {
+        Err(ecca::Error::Remote(_)) => return,
+        Err(e) => panic!("unexpected connect error: {e}"),
+        Ok(c) => c,
+    };
+    match client.profiles().await {
+        Err(ecca::Error::Remote(_)) => {}
+        Err(ecca::Error::Rejected { code, message })
+            if matches!(code.as_str(), "Unavailable" | "Unknown" | "Cancelled") =>
+        {
+            assert!(
+                !message.contains("credential"),
+                "refused by the API, not by TLS: {message}"
+            )
+        }
+        other => panic!("expected the TLS handshake to refuse, got {other:?}"),
+    }
+}

@@ -153,7 +153,7 @@ fn ceiling(data_dir: &Path, base_url: &str, csrs: &[Vec<u8>], threads: usize) ->
                         not_after: na,
                         spki_der: &v.spki_der,
                         key_is_rsa: false,
-                        urls: &urls,
+                        urls: Some(&urls),
                     };
                     let params = issue::leaf_params(&spec)?;
                     let key = SubjectKey::from_spki(&v.spki_der)?;
@@ -735,6 +735,7 @@ async fn signatures(client: &Client, bundle: &ecca::proto::TrustBundle, n: usize
     }
     let verifier = Arc::new(ecca::verify::Verifier::new(
         ecca::verify::FetchLimits::default(),
+        ecca::verify::FetchPolicy::local_user(),
     ));
     let anchors = bundle.roots_der.clone();
     let progress = Progress::new("signature verifications", n);

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Subcommand};
-use ecca::proto::{AddPlatformRequest, Platform};
+use ecca::proto::{AddPlatformRequest, Platform, SetPlatformSubjectsRequest};
 use ecca::{Error, Result};
 use serde_json::json;
 
@@ -11,7 +11,7 @@ use crate::{creds, output};
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example:\n  ecca platform add shopmall --dns-suffix shopmall.example.cn --profiles server-tls,client-tls --max-days 90 --rate 600/min --out ./shopmall-creds\n  ecca --server https://ca.example.cn:7443 --credentials ./shopmall-creds issue --csr web.csr --profile server-tls --out web.pem"
+    after_help = "Example:\n  ecca platform add shopmall --dns-suffix shopmall.example.cn --profiles server-tls,client-tls --max-days 90 --rate 600/min --org 'Shopmall Ltd' --name 'api-client-*' --out ./shopmall-creds\n  ecca platform subjects shopmall --org 'Shopmall Ltd' --uscc 91350100M000100Y43 --name 'api-client-*'\n  ecca --server https://ca.example.cn:7443 --credentials ./shopmall-creds issue --csr web.csr --profile server-tls --out web.pem"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -38,9 +38,17 @@ enum Command {
         /// Rate limit, e.g. 600/min.
         #[arg(long)]
         rate: Option<String>,
+        #[command(flatten)]
+        subjects: Subjects,
         /// Credential folder to create (cert.pem, key.pem, ca.pem).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Replace what a platform may put in subjects besides its DNS names and addresses.
+    Subjects {
+        name: String,
+        #[command(flatten)]
+        subjects: Subjects,
     },
     /// List platforms.
     List,
@@ -58,6 +66,20 @@ enum Command {
     Enable { name: String },
 }
 
+/// What a platform may put in a certificate's subject (O, serialNumber, free-text CN/OU).
+#[derive(Debug, ClapArgs)]
+struct Subjects {
+    /// Organization (subject O) registered to the platform (repeatable).
+    #[arg(long = "org")]
+    organizations: Vec<String>,
+    /// Unified Social Credit Code (subject serialNumber) registered to it (repeatable).
+    #[arg(long = "uscc")]
+    usccs: Vec<String>,
+    /// Free-text CN/OU it may use, e.g. "api-client-*" (trailing * = any continuation; repeatable).
+    #[arg(long = "name")]
+    names: Vec<String>,
+}
+
 fn parse_rate(s: &str) -> Result<u32> {
     let n = s.strip_suffix("/min").unwrap_or(s);
     n.parse()
@@ -66,7 +88,8 @@ fn parse_rate(s: &str) -> Result<u32> {
 
 fn platform_json(p: &Platform) -> serde_json::Value {
     json!({"name": p.name, "dns_suffixes": p.dns_suffixes, "ip_ranges": p.ip_ranges, "profiles": p.profiles,
-           "max_days": p.max_days, "rate_per_minute": p.rate_per_minute, "disabled": p.disabled, "credentials": p.credentials})
+           "max_days": p.max_days, "rate_per_minute": p.rate_per_minute, "disabled": p.disabled, "credentials": p.credentials,
+           "organizations": p.organizations, "usccs": p.usccs, "names": p.names})
 }
 
 fn print(p: &Platform) {
@@ -87,6 +110,15 @@ fn print(p: &Platform) {
     if let Some(r) = p.rate_per_minute {
         println!("  rate:        {r}/min");
     }
+    for (label, v) in [
+        ("orgs:      ", &p.organizations),
+        ("usccs:     ", &p.usccs),
+        ("free names:", &p.names),
+    ] {
+        if !v.is_empty() {
+            println!("  {label}  {}", v.join(", "));
+        }
+    }
     println!("  credentials: {}", p.credentials.join(", "));
 }
 
@@ -100,6 +132,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
             profiles,
             max_days,
             rate,
+            subjects,
             out,
         } => {
             ecca::pemfile::private_dir(&out)?;
@@ -114,6 +147,9 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                     max_days,
                     rate_per_minute,
                     csr,
+                    organizations: subjects.organizations,
+                    usccs: subjects.usccs,
+                    names: subjects.names,
                 })
                 .await?;
             creds::write(&out, &cred)?;
@@ -163,6 +199,20 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                 cred.serial,
                 out.display()
             );
+        }
+        Command::Subjects { name, subjects } => {
+            let p = client
+                .set_platform_subjects(SetPlatformSubjectsRequest {
+                    name,
+                    organizations: subjects.organizations,
+                    usccs: subjects.usccs,
+                    names: subjects.names,
+                })
+                .await?;
+            if g.json {
+                return output::print_json(&platform_json(&p));
+            }
+            print(&p);
         }
         Command::Disable { name } => print(&client.set_platform_disabled(&name, true).await?),
         Command::Enable { name } => print(&client.set_platform_disabled(&name, false).await?),

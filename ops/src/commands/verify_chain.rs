@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
 use ecca::core::path::{ExpectedName, Options, Purpose};
-use ecca::verify::{FetchLimits, Request, RevocationMode, Verifier};
+use ecca::verify::{FetchLimits, FetchPolicy, Request, RevocationMode, Verifier};
 use ecca::{Error, Result};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -116,7 +116,7 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
         _ => None,
     };
     let revocation = RevocationMode::parse(&a.revocation).unwrap_or(RevocationMode::Soft);
-    let out = Verifier::new(FetchLimits::default())
+    let out = Verifier::new(FetchLimits::default(), FetchPolicy::local_user())
         .verify(&Request {
             leaf,
             untrusted,

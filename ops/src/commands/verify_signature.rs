@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use clap::Args as ClapArgs;
 use ecca::core::cms;
-use ecca::verify::{FetchLimits, RevocationMode, SignatureOutcome, SignatureRequest, Verifier};
+use ecca::verify::{
+    FetchLimits, FetchPolicy, RevocationMode, SignatureOutcome, SignatureRequest, Verifier,
+};
 use ecca::{Error, Result};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -150,7 +152,7 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
         None => None,
     };
     let shared = Arc::new(Shared {
-        verifier: Verifier::new(FetchLimits::default()),
+        verifier: Verifier::new(FetchLimits::default(), FetchPolicy::local_user()),
         anchors,
         untrusted,
         revocation: RevocationMode::parse(&a.revocation).unwrap_or(RevocationMode::Soft),
