@@ -12,10 +12,22 @@ use ecca::config::ServerConfig;
 use ecca::proto::{CrossCertifyRequest, VerifyCertificateRequest, cross_certify_request::Peer};
 use ecca::server::Running;
 
+/// GET over plain HTTP/1.1 on loopback: the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    buf[split + 4..].to_vec()
+}
+
 struct Region {
     dir: PathBuf,
     client: Client,
-    _running: Running,
+    running: Running,
 }
 
 async fn region(tmp: &Path, name: &str) -> Region {
@@ -29,7 +41,7 @@ async fn region(tmp: &Path, name: &str) -> Region {
     Region {
         dir,
         client,
-        _running: running,
+        running,
     }
 }
 
@@ -509,4 +521,49 @@ async fn foreign_openssl_ca_subject_is_kept_byte_exact() {
         code == 1 && out.contains("revoked") && out.contains("cessationOfOperation"),
         "{out}"
     );
+
+    // The root's CRL lists it too, re-signed within a second of the removal: openssl, given
+    // only our root and the root CRL fetched over HTTP, says "certificate revoked".
+    let serial = x509_parser::parse_x509_certificate(&cross2)
+        .unwrap()
+        .1
+        .raw_serial()
+        .to_vec();
+    let http = home.running.endpoints.http;
+    let started = std::time::Instant::now();
+    let crl = loop {
+        let der = http_get(http, "/crl/root.crl").await;
+        let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+        if crl
+            .iter_revoked_certificates()
+            .any(|r| r.raw_serial() == serial.as_slice())
+        {
+            break der;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "root CRL does not list the revoked cross-certificate after 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let crl_pem = t.join("root-crl.pem");
+    std::fs::write(&crl_pem, pem::encode(&pem::Pem::new("X509 CRL", crl))).unwrap();
+    if let Some(bin) = crate::openssl() {
+        let out = Command::new(bin)
+            .arg("verify")
+            .arg("-crl_check")
+            .arg("-CAfile")
+            .arg(&roots)
+            .arg("-CRLfile")
+            .arg(&crl_pem)
+            .arg(&cross2_pem)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && text.contains("certificate revoked"),
+            "{text}"
+        );
+    }
 }
