@@ -785,3 +785,84 @@ impl crate::verify::LocalSource for Publisher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authority::{InitOptions, Layout};
+    use crate::store::{IssuanceIntent, SqliteStore};
+
+    #[tokio::test]
+    async fn random_serials_do_not_crowd_out_real_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&dir.path().join("d"));
+        let authority = Arc::new(
+            Authority::create(
+                &layout,
+                &InitOptions::default(),
+                "http://ca.example.cn",
+                None,
+            )
+            .unwrap(),
+        );
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database()).unwrap());
+        let publisher = Publisher::new(store.clone(), authority.clone());
+        // The issuing CA answers for itself here (no delegated responder needed).
+        publisher.set_responder(Responder {
+            cert_der: authority.issuing.der.clone(),
+            key: authority.issuing.signer(),
+            not_after: i64::MAX,
+        });
+        let serial = Serial::random().unwrap();
+        store
+            .reserve(IssuanceIntent {
+                serial: serial.clone(),
+                issuer: Issuer::Issuing,
+                profile: "p".into(),
+                tenant: String::new(),
+                subject: "CN=x".into(),
+                sans: vec![],
+                not_before: 0,
+                not_after: i64::MAX / 2,
+                actor: "test".into(),
+            })
+            .await
+            .unwrap();
+        store.complete(&serial, vec![1], "test").await.unwrap();
+        let request = |s: &[u8]| {
+            let id = publisher.canonical_cert_id(s).unwrap();
+            x509_ocsp::OcspRequest {
+                tbs_request: x509_ocsp::TbsRequest {
+                    version: x509_ocsp::Version::V1,
+                    requestor_name: None,
+                    request_list: vec![x509_ocsp::Request {
+                        req_cert: id,
+                        single_request_extensions: None,
+                    }],
+                    request_extensions: None,
+                },
+                optional_signature: None,
+            }
+            .to_der()
+            .unwrap()
+        };
+        let real = request(serial.as_bytes());
+        let OcspAnswer::Cached(first) = publisher.ocsp(&real).await else {
+            panic!("not cached")
+        };
+        for i in 0..(OCSP_UNKNOWN_CAP as u32 + 100) {
+            let mut s = vec![0x42];
+            s.extend(i.to_be_bytes());
+            publisher.ocsp(&request(&s)).await;
+        }
+        assert_eq!(publisher.ocsp_cache.lock().unwrap().len(), 1);
+        assert!(publisher.unknown_cache.lock().unwrap().len() <= OCSP_UNKNOWN_CAP);
+        let OcspAnswer::Cached(again) = publisher.ocsp(&real).await else {
+            panic!("not cached")
+        };
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the real answer was signed again"
+        );
+    }
+}
