@@ -701,3 +701,59 @@ impl Verifier {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_global_unicast_addresses_are_public() {
+        let public = [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2400:cb00::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ];
+        let private = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "::127.0.0.1",
+        ];
+        for a in public {
+            assert!(is_public(a.parse().unwrap()), "{a}");
+        }
+        for a in private {
+            assert!(!is_public(a.parse().unwrap()), "{a}");
+        }
+        let allow = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(allow.contains("10.9.9.9".parse().unwrap()));
+        assert!(!allow.contains("11.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        let policy = FetchPolicy::server(vec![allow]);
+        assert!(policy.permits("10.1.1.1".parse().unwrap()));
+        assert!(!policy.permits("127.0.0.1".parse().unwrap()));
+        assert!(FetchPolicy::local_user().permits("127.0.0.1".parse().unwrap()));
+    }
+}

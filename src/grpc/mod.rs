@@ -74,11 +74,15 @@ fn certs_from(items: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, Status> {
     Ok(out)
 }
 
-fn revocation_mode(m: pb::RevocationMode) -> RevocationMode {
-    match m {
-        pb::RevocationMode::Off => RevocationMode::Off,
-        pb::RevocationMode::Soft => RevocationMode::Soft,
-        pb::RevocationMode::Hard => RevocationMode::Hard,
+/// The requested revocation mode: unset is HARD (fail closed); unknown values are refused.
+fn revocation_mode(m: i32) -> Result<RevocationMode, Status> {
+    match pb::RevocationMode::try_from(m) {
+        Ok(pb::RevocationMode::Unspecified | pb::RevocationMode::Hard) => Ok(RevocationMode::Hard),
+        Ok(pb::RevocationMode::Soft) => Ok(RevocationMode::Soft),
+        Ok(pb::RevocationMode::Off) => Ok(RevocationMode::Off),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "revocation: unknown mode {m}; use SOFT, HARD (the default) or OFF"
+        ))),
     }
 }
 
@@ -329,8 +333,10 @@ impl CertificateAuthority for CaApi {
     ) -> Result<Response<pb::VerifyCertificateResponse>, Status> {
         let caller = self.caller(&req, Action::Verify).await?;
         let r = req.into_inner();
-        let purpose = r.purpose();
-        let mode = r.revocation();
+        let purpose = pb::Purpose::try_from(r.purpose).map_err(|_| {
+            Status::invalid_argument(format!("purpose: unknown value {}", r.purpose))
+        })?;
+        let revocation = revocation_mode(r.revocation)?;
         let leaf = certs_from(vec![r.leaf])?
             .into_iter()
             .next()
@@ -346,7 +352,6 @@ impl CertificateAuthority for CaApi {
             pb::Purpose::DocumentSigning => path::Purpose::DocumentSigning,
         };
         options.name = parse_expected_name(&r.expected_name)?;
-        let revocation = revocation_mode(mode);
         let request = verify::Request {
             leaf,
             untrusted: certs_from(r.untrusted)?,
@@ -384,7 +389,7 @@ impl CertificateAuthority for CaApi {
     ) -> Result<Response<pb::VerifySignatureResponse>, Status> {
         let caller = self.caller(&req, Action::Verify).await?;
         let r = req.into_inner();
-        let revocation = revocation_mode(r.revocation());
+        let revocation = revocation_mode(r.revocation)?;
         let signed = crate::core::cms::signed_data(&r.signature)?;
         let alg = crate::core::cms::digest_alg(&signed)?;
         let content_digest = match r.content {
