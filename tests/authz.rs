@@ -503,3 +503,119 @@ async fn platforms_are_isolated_and_rate_limited() {
         .unwrap();
     a2.profiles().await.unwrap();
 }
+
+/// Platform A cannot obtain a certificate whose subject names platform B: a DNS-shaped CN is
+/// held to A's suffixes, O and the USCC must be registered to A, other CN/OU values must be
+/// among A's registered names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platforms_cannot_name_each_other_in_subjects() {
+    let ca = TestCa::start().await;
+    let base = ca.dir.path().to_path_buf();
+    let mut clients = Vec::new();
+    for (name, suffix, org, uscc) in [
+        ("shop-a", "a.example.cn", "Shop A Ltd", "91350100M000100Y43"),
+        ("shop-b", "b.example.cn", "ShopB Ltd", "91110000600037341L"),
+    ] {
+        let dir = base.join(name);
+        let csr = key_and_csr(&dir, name);
+        let cred = ca
+            .client
+            .add_platform(pb::AddPlatformRequest {
+                name: name.into(),
+                dns_suffixes: vec![suffix.into()],
+                profiles: vec!["client-tls".into(), "merchant-ov".into()],
+                organizations: vec![org.into()],
+                usccs: vec![uscc.into()],
+                names: vec!["api-client-*".into()],
+                csr,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        save(&dir, &cred);
+        clients.push(
+            Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    let a = &clients[0];
+    let spec = |cn: &str, org: Option<&str>| CsrSpec {
+        cn: Some(cn.into()),
+        org: org.map(str::to_string),
+        ..Default::default()
+    };
+    // What A may do.
+    for s in [
+        spec("api.a.example.cn", None),
+        spec("api-client-7", Some("Shop A Ltd")),
+        spec("API-Client-8", Some("shop a  ltd")),
+    ] {
+        a.issue(p256_csr(&s), "client-tls", None).await.unwrap();
+    }
+    let merchant = |org: &str, uscc: &str| CsrSpec {
+        cn: Some("api-client-9".into()),
+        org: Some(org.into()),
+        country: Some("CN".into()),
+        serial_number: Some(uscc.into()),
+        ..Default::default()
+    };
+    a.issue(
+        p256_csr(&merchant("Shop A Ltd", "91350100M000100Y43")),
+        "merchant-ov",
+        None,
+    )
+    .await
+    .unwrap();
+    // What names B (or anything not A's) is refused, saying which attribute.
+    for (s, profile, attr) in [
+        (spec("api.shopb.example.cn", None), "client-tls", "CN"),
+        (spec("api.b.example.cn", None), "client-tls", "CN"),
+        (spec("ShopB Ltd", None), "client-tls", "CN"),
+        (spec("api-client-7", Some("ShopB Ltd")), "client-tls", "O"),
+        (
+            merchant("ShopB Ltd", "91350100M000100Y43"),
+            "merchant-ov",
+            "O",
+        ),
+        (
+            merchant("Shop A Ltd", "91110000600037341L"),
+            "merchant-ov",
+            "serialNumber",
+        ),
+    ] {
+        match a.issue(p256_csr(&s), profile, None).await.unwrap_err() {
+            ecca::Error::Rejected { code, message } => assert!(
+                code == "PermissionDenied" && message.contains(&format!("subject {attr}")),
+                "{s:?}: {code}: {message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The admin changes what A may use; an unknown platform is NOT_FOUND.
+    let p = ca
+        .client
+        .set_platform_subjects(pb::SetPlatformSubjectsRequest {
+            name: "shop-a".into(),
+            names: vec!["ShopB Ltd".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(p.names, ["ShopB Ltd"]);
+    a.issue(p256_csr(&spec("ShopB Ltd", None)), "client-tls", None)
+        .await
+        .unwrap();
+    let err = ca
+        .client
+        .set_platform_subjects(pb::SetPlatformSubjectsRequest {
+            name: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ecca::Error::Rejected { ref code, .. } if code == "NotFound"),
+        "{err:?}"
+    );
+}

@@ -94,7 +94,7 @@ pub async fn write_trust_files(client: &Client, dir: &Path) -> (PathBuf, PathBuf
 }
 
 /// What goes into a test CSR.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug)]
 pub struct CsrSpec {
     pub cn: Option<String>,
     pub org: Option<String>,
