@@ -216,6 +216,9 @@ pub struct Request {
     pub crls: Vec<Vec<u8>>,
     pub options: Options,
     pub revocation: RevocationMode,
+    /// The path is validated at a past time a timestamp proves: revocation data must be
+    /// current now, and only revocations at or before the validation time count.
+    pub historical: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -342,11 +345,14 @@ impl Verifier {
 
     /// Status of one certificate: given CRLs, then OCSP, then the CDP CRL.
     async fn status(&self, cert: &Cert, issuer: &Cert, req: &Request) -> Result<Status, String> {
-        let time = req.options.time;
-        let current = now();
+        let when = if req.historical {
+            revcheck::When::historical(req.options.time, now())
+        } else {
+            revcheck::When::at(req.options.time)
+        };
         let mut errors = Vec::new();
         for crl in &req.crls {
-            match revcheck::from_crl(crl, cert, issuer, time, current) {
+            match revcheck::from_crl(crl, cert, issuer, when) {
                 Ok((s, _)) => return Ok(s),
                 Err(e) => errors.push(e),
             }
@@ -359,7 +365,7 @@ impl Verifier {
                     continue;
                 }
             };
-            let interpret = |b: &[u8]| revcheck::from_ocsp(b, cert, issuer, time, current);
+            let interpret = |b: &[u8]| revcheck::from_ocsp(b, cert, issuer, when);
             match self
                 .fetch(
                     url,
@@ -376,7 +382,7 @@ impl Verifier {
             }
         }
         for url in &cert.crl_urls {
-            let interpret = |b: &[u8]| revcheck::from_crl(b, cert, issuer, time, current);
+            let interpret = |b: &[u8]| revcheck::from_crl(b, cert, issuer, when);
             match self
                 .fetch(
                     url,
@@ -660,6 +666,7 @@ impl Verifier {
                             crls: req.crls.clone(),
                             options,
                             revocation: req.revocation,
+                            historical: t.gen_time < now(),
                         })
                         .await;
                     if tsa.valid {
@@ -692,6 +699,7 @@ impl Verifier {
                 crls: req.crls,
                 options,
                 revocation: req.revocation,
+                historical: out.timestamp_time.is_some(),
             })
             .await;
         out.valid = chain.valid;

@@ -1,5 +1,6 @@
 //! The PKI domain: no network, no database, no async. Everything here is pure and unit-tested.
 pub mod audit;
+pub mod certcheck;
 pub mod cms;
 pub mod cross;
 pub mod csr;

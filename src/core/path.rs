@@ -14,6 +14,8 @@ use x509_parser::oid_registry::OID_PKCS9_EMAIL_ADDRESS;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::X509Name;
 
+use crate::core::certcheck;
+
 /// anyPolicy (2.5.29.32.0).
 pub const ANY_POLICY: &str = "2.5.29.32.0";
 /// anyExtendedKeyUsage.
@@ -32,6 +34,8 @@ pub struct Budget {
     pub max_paths: usize,
     /// Most nodes in the policy tree at any depth.
     pub max_policy_nodes: usize,
+    /// Most name-to-constraint comparisons in all (names x subtrees is quadratic).
+    pub max_name_checks: usize,
 }
 
 impl Default for Budget {
@@ -42,6 +46,7 @@ impl Default for Budget {
             max_signatures: 256,
             max_paths: 4,
             max_policy_nodes: 256,
+            max_name_checks: 250_000,
         }
     }
 }
@@ -110,7 +115,7 @@ impl Options {
 
 /// One subtree of a name constraint.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Subtree {
+pub(crate) enum Subtree {
     Dns(String),
     Email(String),
     Uri(String),
@@ -119,8 +124,10 @@ enum Subtree {
         mask: Vec<u8>,
     },
     Dir(Vec<Rdn>),
-    /// A type ecca does not evaluate: a critical constraint with it fails closed.
-    Other,
+    /// A name form ecca does not evaluate (otherName, x400Address, ediPartyName,
+    /// registeredID), by its GeneralName tag: a constraint of such a form fails only a
+    /// certificate that carries a name of that form.
+    Other(u32),
 }
 
 /// An RDN as a sorted list of (attribute OID, normalised value).
@@ -128,12 +135,79 @@ type Rdn = Vec<(String, String)>;
 
 /// Names a certificate asserts, as constraints see them.
 #[derive(Clone, Debug, Default)]
-struct Names {
-    dns: Vec<String>,
-    emails: Vec<String>,
-    uris: Vec<String>,
-    ips: Vec<Vec<u8>>,
-    dirs: Vec<Vec<Rdn>>,
+pub(crate) struct Names {
+    pub(crate) dns: Vec<String>,
+    /// The dNSName values exactly as written (for the CA/B rule that a CN copies one).
+    pub(crate) dns_raw: Vec<String>,
+    pub(crate) emails: Vec<String>,
+    pub(crate) uris: Vec<String>,
+    pub(crate) ips: Vec<Vec<u8>>,
+    pub(crate) dirs: Vec<Vec<Rdn>>,
+    /// GeneralName tags of names ecca does not evaluate.
+    pub(crate) others: Vec<u32>,
+}
+
+impl Names {
+    fn count(&self) -> usize {
+        self.dns.len()
+            + self.emails.len()
+            + self.uris.len()
+            + self.ips.len()
+            + self.dirs.len()
+            + self.others.len()
+    }
+}
+
+/// The subject public key, as the key policy sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Rsa {
+        bits: usize,
+    },
+    /// RSASSA-PSS keys (their size is not read here).
+    RsaPss,
+    Ec {
+        curve: String,
+    },
+    Ed25519,
+    Dsa,
+    #[default]
+    Unknown,
+    Other(String),
+}
+
+/// What a certificate says about itself that the profile checks (`core::certcheck`) judge:
+/// for each extension, whether it is present and critical (`Some(critical)`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Facts {
+    /// 0 = v1, 1 = v2, 2 = v3.
+    pub(crate) version: u32,
+    pub(crate) has_extensions: bool,
+    /// The serial's DER INTEGER content.
+    pub(crate) serial: Vec<u8>,
+    /// The signature algorithm outside the TBS differs from the one inside.
+    pub(crate) sig_mismatch: bool,
+    pub(crate) subject_empty: bool,
+    pub(crate) issuer_empty: bool,
+    /// Subject commonName values.
+    pub(crate) cn: Vec<String>,
+    pub(crate) bc: Option<bool>,
+    pub(crate) ku: Option<bool>,
+    pub(crate) eku: Option<bool>,
+    pub(crate) aki: Option<bool>,
+    /// The AKI carries authorityCertIssuer or authorityCertSerialNumber.
+    pub(crate) aki_issuer_serial: bool,
+    pub(crate) ski: Option<bool>,
+    pub(crate) aia: Option<bool>,
+    pub(crate) san: Option<bool>,
+    pub(crate) nc: Option<bool>,
+    /// A name constraints extension with neither permitted nor excluded subtrees.
+    pub(crate) nc_empty: bool,
+    /// Malformed names and constraints, described.
+    pub(crate) malformed: Vec<String>,
+    /// The CRL distribution points name something other than URIs.
+    pub(crate) cdp_non_uri: bool,
+    pub(crate) key: KeyKind,
 }
 
 /// A parsed certificate, owned, with what path processing needs.
@@ -145,24 +219,25 @@ pub struct Cert {
     issuer: Vec<u8>,
     issuer_norm: Vec<Rdn>,
     spki: Vec<u8>,
-    ski: Option<Vec<u8>>,
-    aki: Option<Vec<u8>>,
-    not_before: i64,
-    not_after: i64,
-    is_ca: bool,
-    path_len: Option<u32>,
-    key_usage: Option<u16>,
-    eku: Option<Vec<String>>,
-    names: Names,
-    permitted: Option<Vec<Subtree>>,
-    excluded: Vec<Subtree>,
+    pub(crate) ski: Option<Vec<u8>>,
+    pub(crate) aki: Option<Vec<u8>>,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) is_ca: bool,
+    pub(crate) path_len: Option<u32>,
+    pub(crate) key_usage: Option<u16>,
+    pub(crate) eku: Option<Vec<String>>,
+    pub(crate) names: Names,
+    pub(crate) permitted: Option<Vec<Subtree>>,
+    pub(crate) excluded: Vec<Subtree>,
     policies: Option<Vec<String>>,
     mappings: Option<Vec<(String, String)>>,
     require_explicit: Option<u32>,
     inhibit_mapping: Option<u32>,
     inhibit_any: Option<u32>,
-    unknown_critical: Vec<String>,
-    sig_alg: String,
+    pub(crate) unknown_critical: Vec<String>,
+    pub(crate) sig_alg: String,
+    pub(crate) facts: Facts,
     /// Subject for display.
     pub subject_text: String,
     /// CRL distribution point URLs.
@@ -171,7 +246,8 @@ pub struct Cert {
     pub ocsp_urls: Vec<String>,
 }
 
-const KU_KEY_CERT_SIGN: u16 = 1 << 5;
+pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
+pub(crate) const KU_CRL_SIGN: u16 = 1 << 6;
 
 fn rdns(name: &X509Name<'_>) -> Vec<Rdn> {
     name.iter_rdn()
@@ -200,31 +276,183 @@ fn normalise(s: &str) -> String {
         .to_lowercase()
 }
 
-fn subtree(g: &GeneralName<'_>) -> Subtree {
+/// The context tag of a GeneralName (RFC 5280 §4.2.1.6).
+fn tag_of(g: &GeneralName<'_>) -> u32 {
     match g {
-        GeneralName::DNSName(d) => Subtree::Dns(d.to_ascii_lowercase()),
-        GeneralName::RFC822Name(e) => Subtree::Email(e.to_ascii_lowercase()),
+        GeneralName::OtherName(..) => 0,
+        GeneralName::RFC822Name(_) => 1,
+        GeneralName::DNSName(_) => 2,
+        GeneralName::X400Address(_) => 3,
+        GeneralName::DirectoryName(_) => 4,
+        GeneralName::EDIPartyName(_) => 5,
+        GeneralName::URI(_) => 6,
+        GeneralName::IPAddress(_) => 7,
+        GeneralName::RegisteredID(_) => 8,
+        GeneralName::Invalid(t, _) => t.0,
+    }
+}
+
+/// A dNSName in preferred name syntax (RFC 1034 §3.5, RFC 5280 §4.2.1.6), with an optional
+/// wildcard as the whole leftmost label when `wildcard`.
+fn ldh_name(name: &str, wildcard: bool) -> bool {
+    let rest = match name.strip_prefix("*.") {
+        Some(r) if wildcard => r,
+        _ => name,
+    };
+    !rest.is_empty()
+        && rest.len() <= 253
+        && rest.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// An rfc822Name mailbox: one '@', a non-empty ASCII local part, a host name.
+fn mailbox_ok(addr: &str) -> bool {
+    match addr.split_once('@') {
+        Some((local, host)) => {
+            !local.is_empty()
+                && !host.contains('@')
+                && local.bytes().all(|b| b.is_ascii_graphic())
+                && ldh_name(host, false)
+        }
+        None => false,
+    }
+}
+
+/// A subject name or a constraint base that does not say what it should.
+fn san_problem(g: &GeneralName<'_>) -> Option<String> {
+    match g {
+        GeneralName::DNSName(d) if !ldh_name(d, true) => {
+            Some(format!("subjectAltName dNSName {d:?} is not a host name"))
+        }
+        GeneralName::RFC822Name(e) if !mailbox_ok(e) => {
+            Some(format!("subjectAltName rfc822Name {e:?} is not a mailbox"))
+        }
+        GeneralName::IPAddress(b) if b.len() != 4 && b.len() != 16 => Some(format!(
+            "subjectAltName iPAddress of {} bytes (4 or 16)",
+            b.len()
+        )),
+        GeneralName::URI(u) if u.is_empty() || !u.is_ascii() => {
+            Some("subjectAltName URI is empty or not ASCII".into())
+        }
+        GeneralName::Invalid(..) => Some("subjectAltName holds an undecodable name".into()),
+        _ => None,
+    }
+}
+
+fn subtree(g: &GeneralName<'_>) -> Result<Subtree, String> {
+    Ok(match g {
+        // RFC 5280 §4.2.1.10: a DNS constraint is a host name (empty: every name); neither a
+        // leading period nor a wildcard is part of its syntax.
+        GeneralName::DNSName(d) => {
+            if !d.is_empty() && !ldh_name(d, false) {
+                return Err(format!("dNSName constraint {d:?} is not a host name"));
+            }
+            Subtree::Dns(d.to_ascii_lowercase())
+        }
+        GeneralName::RFC822Name(e) => {
+            let ok = if e.contains('@') {
+                mailbox_ok(e)
+            } else {
+                ldh_name(e.strip_prefix('.').unwrap_or(e), false)
+            };
+            if !ok {
+                return Err(format!("rfc822Name constraint {e:?} is malformed"));
+            }
+            Subtree::Email(e.to_ascii_lowercase())
+        }
         GeneralName::URI(u) => Subtree::Uri(u.to_ascii_lowercase()),
-        GeneralName::IPAddress(b) if b.len() == 8 || b.len() == 32 => {
+        GeneralName::IPAddress(b) => {
+            if b.len() != 8 && b.len() != 32 {
+                return Err(format!(
+                    "iPAddress constraint of {} bytes (8 or 32: address and mask)",
+                    b.len()
+                ));
+            }
             let (a, m) = b.split_at(b.len() / 2);
+            // The mask must be a prefix: ones, then zeros.
+            let bits: Vec<bool> = m
+                .iter()
+                .flat_map(|byte| (0..8).map(move |i| byte & (0x80 >> i) != 0))
+                .collect();
+            if bits.windows(2).any(|w| !w[0] && w[1]) {
+                return Err("iPAddress constraint mask is not a prefix".into());
+            }
             Subtree::Ip {
                 addr: a.to_vec(),
                 mask: m.to_vec(),
             }
         }
         GeneralName::DirectoryName(n) => Subtree::Dir(rdns(n)),
-        _ => Subtree::Other,
+        other => Subtree::Other(tag_of(other)),
+    })
+}
+
+fn key_kind(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> KeyKind {
+    let oid = spki.algorithm.algorithm.to_id_string();
+    match oid.as_str() {
+        "1.2.840.113549.1.1.1" => match spki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                let m = rsa.modulus;
+                let first = m.iter().position(|b| *b != 0).unwrap_or(m.len());
+                let m = &m[first..];
+                let bits = match m.first() {
+                    Some(top) => (m.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+                    None => 0,
+                };
+                KeyKind::Rsa { bits }
+            }
+            _ => KeyKind::Unknown,
+        },
+        "1.2.840.113549.1.1.10" => KeyKind::RsaPss,
+        "1.2.840.10045.2.1" => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .unwrap_or_default();
+            KeyKind::Ec { curve }
+        }
+        "1.3.101.112" => KeyKind::Ed25519,
+        "1.2.840.10040.4.1" => KeyKind::Dsa,
+        _ => KeyKind::Other(oid),
     }
 }
 
 impl Cert {
-    /// Parses a DER certificate; None when it does not parse.
+    /// Parses a DER certificate; an error when it does not parse.
     pub fn parse(der: &[u8]) -> Result<Cert, String> {
         let (rest, x) = X509Certificate::from_der(der)
             .map_err(|e| format!("certificate does not parse: {e}"))?;
         if !rest.is_empty() {
             return Err("trailing bytes after the certificate".into());
         }
+        let tbs = &x.tbs_certificate;
+        let params = |a: &x509_parser::x509::AlgorithmIdentifier<'_>| {
+            a.parameters.as_ref().map(|p| p.data.to_vec())
+        };
+        let facts = Facts {
+            version: x.version().0,
+            has_extensions: !x.extensions().is_empty(),
+            serial: x.raw_serial().to_vec(),
+            sig_mismatch: x.signature_algorithm.algorithm != tbs.signature.algorithm
+                || params(&x.signature_algorithm) != params(&tbs.signature),
+            subject_empty: x.subject().iter_rdn().next().is_none(),
+            issuer_empty: x.issuer().iter_rdn().next().is_none(),
+            cn: x
+                .subject()
+                .iter_common_name()
+                .map(|a| a.as_str().unwrap_or("\u{fffd}").to_string())
+                .collect(),
+            key: key_kind(x.public_key()),
+            ..Facts::default()
+        };
         let mut c = Cert {
             der: der.to_vec(),
             subject: x.subject().as_raw().to_vec(),
@@ -250,6 +478,7 @@ impl Cert {
             inhibit_any: None,
             unknown_critical: Vec::new(),
             sig_alg: x.signature_algorithm.algorithm.to_id_string(),
+            facts,
             subject_text: x.subject().to_string(),
             crl_urls: Vec::new(),
             ocsp_urls: Vec::new(),
@@ -267,16 +496,27 @@ impl Cert {
             if !seen.insert(ext.oid.to_id_string()) {
                 return Err(format!("extension {} appears twice", ext.oid));
             }
+            let critical = Some(ext.critical);
             match ext.parsed_extension() {
-                ParsedExtension::SubjectKeyIdentifier(k) => c.ski = Some(k.0.to_vec()),
+                ParsedExtension::SubjectKeyIdentifier(k) => {
+                    c.ski = Some(k.0.to_vec());
+                    c.facts.ski = critical;
+                }
                 ParsedExtension::AuthorityKeyIdentifier(a) => {
-                    c.aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                    c.aki = a.key_identifier.as_ref().map(|k| k.0.to_vec());
+                    c.facts.aki = critical;
+                    c.facts.aki_issuer_serial =
+                        a.authority_cert_issuer.is_some() || a.authority_cert_serial.is_some();
                 }
                 ParsedExtension::BasicConstraints(b) => {
                     c.is_ca = b.ca;
                     c.path_len = b.path_len_constraint;
+                    c.facts.bc = critical;
                 }
-                ParsedExtension::KeyUsage(k) => c.key_usage = Some(k.flags),
+                ParsedExtension::KeyUsage(k) => {
+                    c.key_usage = Some(k.flags);
+                    c.facts.ku = critical;
+                }
                 ParsedExtension::ExtendedKeyUsage(e) => {
                     let mut v: Vec<String> = e.other.iter().map(|o| o.to_id_string()).collect();
                     let known = [
@@ -295,31 +535,54 @@ impl Cert {
                             .map(|(_, oid)| oid.to_string()),
                     );
                     c.eku = Some(v);
+                    c.facts.eku = critical;
                 }
                 ParsedExtension::SubjectAlternativeName(san) => {
+                    c.facts.san = critical;
+                    if san.general_names.is_empty() {
+                        c.facts.malformed.push("subjectAltName is empty".into());
+                    }
                     for g in &san.general_names {
+                        if let Some(p) = san_problem(g) {
+                            c.facts.malformed.push(p);
+                        }
                         match g {
-                            GeneralName::DNSName(d) => c.names.dns.push(d.to_ascii_lowercase()),
+                            GeneralName::DNSName(d) => {
+                                c.names.dns.push(d.to_ascii_lowercase());
+                                c.names.dns_raw.push(d.to_string());
+                            }
                             GeneralName::RFC822Name(e) => {
                                 c.names.emails.push(e.to_ascii_lowercase())
                             }
                             GeneralName::URI(u) => c.names.uris.push(u.to_ascii_lowercase()),
                             GeneralName::IPAddress(b) => c.names.ips.push(b.to_vec()),
                             GeneralName::DirectoryName(n) => c.names.dirs.push(rdns(n)),
-                            _ => {}
+                            other => c.names.others.push(tag_of(other)),
                         }
                     }
                 }
                 ParsedExtension::NameConstraints(nc) => {
-                    c.permitted = nc
-                        .permitted_subtrees
-                        .as_ref()
-                        .map(|v| v.iter().map(|s| subtree(&s.base)).collect());
-                    c.excluded = nc
-                        .excluded_subtrees
-                        .as_ref()
-                        .map(|v| v.iter().map(|s| subtree(&s.base)).collect())
-                        .unwrap_or_default();
+                    c.facts.nc = critical;
+                    let mut parse =
+                        |v: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>| {
+                            v.as_ref().map(|v| {
+                                v.iter()
+                                    .filter_map(|s| match subtree(&s.base) {
+                                        Ok(t) => Some(t),
+                                        Err(e) => {
+                                            c.facts.malformed.push(e);
+                                            None
+                                        }
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                        };
+                    let permitted = parse(&nc.permitted_subtrees);
+                    let excluded = parse(&nc.excluded_subtrees).unwrap_or_default();
+                    c.facts.nc_empty =
+                        permitted.as_ref().is_none_or(Vec::is_empty) && excluded.is_empty();
+                    c.permitted = permitted;
+                    c.excluded = excluded;
                 }
                 ParsedExtension::CertificatePolicies(p) => {
                     c.policies = Some(p.iter().map(|i| i.policy_id.to_id_string()).collect());
@@ -348,14 +611,22 @@ impl Cert {
                             names,
                         )) = &p.distribution_point
                         {
-                            c.crl_urls.extend(names.iter().filter_map(|n| match n {
-                                GeneralName::URI(u) => Some(u.to_string()),
-                                _ => None,
-                            }));
+                            for n in names {
+                                match n {
+                                    GeneralName::URI(u) => c.crl_urls.push(u.to_string()),
+                                    _ => c.facts.cdp_non_uri = true,
+                                }
+                            }
                         }
                     }
                 }
                 ParsedExtension::AuthorityInfoAccess(aia) => {
+                    c.facts.aia = critical;
+                    if aia.accessdescs.is_empty() {
+                        c.facts
+                            .malformed
+                            .push("authorityInfoAccess is empty".into());
+                    }
                     for d in &aia.accessdescs {
                         if let (true, GeneralName::URI(u)) = (
                             d.access_method.to_id_string() == "1.3.6.1.5.5.7.48.1",
@@ -389,13 +660,18 @@ impl Cert {
         crate::core::fingerprint(&self.der)
     }
 
+    /// True for a CA certificate (basicConstraints cA).
+    pub fn is_ca(&self) -> bool {
+        self.is_ca
+    }
+
     fn issued_by_name(&self, issuer: &Cert) -> bool {
         self.issuer == issuer.subject || self.issuer_norm == issuer.subject_norm
     }
 }
 
 /// Signature algorithms accepted in paths (SHA-1 and MD5 are refused).
-const ALLOWED_SIG_ALGS: &[&str] = &[
+pub(crate) const ALLOWED_SIG_ALGS: &[&str] = &[
     "1.2.840.10045.4.3.2",   // ecdsa-with-SHA256
     "1.2.840.10045.4.3.3",   // ecdsa-with-SHA384
     "1.3.101.112",           // Ed25519
@@ -437,6 +713,8 @@ struct Search<'a> {
     opts: &'a Options,
     candidates: usize,
     signatures: usize,
+    /// Name-constraint comparisons made so far, across every path tried.
+    name_checks: usize,
     found: Vec<ValidPath>,
     reasons: Vec<String>,
     exhausted: bool,
@@ -498,9 +776,13 @@ impl Search<'_> {
             if self.bump() && self.check_signature(&current, anchor) {
                 let mut full = path.clone();
                 full.push(anchor.clone());
-                match validate(&full, self.opts) {
+                match validate_within(&full, self.opts, &mut self.name_checks) {
                     Ok(()) => self.found.push(ValidPath { certs: full }),
                     Err(reasons) => reasons.into_iter().for_each(|r| self.note(r)),
+                }
+                if self.name_checks > self.opts.budget.max_name_checks {
+                    self.exhausted = true;
+                    return;
                 }
                 if self.found.len() >= self.opts.budget.max_paths {
                     return;
@@ -566,12 +848,21 @@ pub fn build_and_validate(
         opts,
         candidates: 0,
         signatures: 0,
+        name_checks: 0,
         found: Vec::new(),
         reasons: Vec::new(),
         exhausted: false,
     };
-    // A leaf that is itself a trust anchor is trusted directly.
+    // A leaf that is itself a trust anchor is trusted directly (within its validity).
     if anchors.iter().any(|a| a.der == leaf.der) {
+        if !(leaf.not_before <= opts.time && opts.time <= leaf.not_after) {
+            return Err(Failure {
+                reasons: vec![format!(
+                    "{}: trust anchor is not valid at the validation time",
+                    leaf.subject_text
+                )],
+            });
+        }
         return Ok(vec![ValidPath {
             certs: vec![leaf.clone()],
         }]);
@@ -595,21 +886,41 @@ pub fn build_and_validate(
     Ok(s.found)
 }
 
-/// RFC 5280 §6.1 on a complete path (leaf first, anchor last).
+/// RFC 5280 §6.1 on a complete path (leaf first, anchor last), with the trust anchor's own
+/// constraints applied (RFC 5937) and the certificate profile checked (`core::certcheck`).
 pub fn validate(path: &[Cert], opts: &Options) -> Result<(), Vec<String>> {
+    validate_within(path, opts, &mut 0)
+}
+
+fn validate_within(
+    path: &[Cert],
+    opts: &Options,
+    name_checks: &mut usize,
+) -> Result<(), Vec<String>> {
+    let Some(anchor) = path.last() else {
+        return Err(vec!["empty path".into()]);
+    };
     let mut reasons = Vec::new();
     // Processed from the certificate the anchor issued down to the leaf: certs[0] is the first.
     let certs: Vec<&Cert> = path[..path.len() - 1].iter().rev().collect();
     let n = certs.len();
-    let mut max_path_len = n;
-    let mut permitted: Vec<Vec<Subtree>> = Vec::new();
-    let mut excluded: Vec<Subtree> = Vec::new();
+    reasons.extend(certcheck::anchor(anchor, opts.purpose, opts.time));
+    // The anchor's path length and name constraints bind the whole path (RFC 5937 §3).
+    let mut max_path_len = anchor.path_len.map_or(n, |p| n.min(p as usize));
+    let mut permitted: Vec<Vec<Subtree>> = anchor.permitted.iter().cloned().collect();
+    let mut excluded: Vec<Subtree> = anchor.excluded.clone();
     let mut policy = PolicyState::new(n, opts);
 
     for (idx, cert) in certs.iter().enumerate() {
         let i = idx + 1;
         let is_leaf = i == n;
         let who = &cert.subject_text;
+        let position = if is_leaf {
+            certcheck::Position::Leaf
+        } else {
+            certcheck::Position::Intermediate
+        };
+        reasons.extend(certcheck::profile(cert, position, opts.purpose));
         if !(cert.not_before <= opts.time && opts.time <= cert.not_after) {
             reasons.push(format!("{who}: not valid at the validation time"));
         }
@@ -619,7 +930,7 @@ pub fn validate(path: &[Cert], opts: &Options) -> Result<(), Vec<String>> {
         // Name constraints apply to every certificate after the one that set them, except
         // self-issued intermediates.
         if is_leaf || !cert.self_issued() {
-            if let Err(e) = check_names(&cert.names, &permitted, &excluded) {
+            if let Err(e) = check_names(&cert.names, &permitted, &excluded, name_checks, opts) {
                 reasons.push(format!("{who}: {e}"));
             }
         }
@@ -634,9 +945,6 @@ pub fn validate(path: &[Cert], opts: &Options) -> Result<(), Vec<String>> {
             reasons.push(format!("{who}: {e}"));
         }
         if let Some(p) = &cert.permitted {
-            if p.contains(&Subtree::Other) {
-                reasons.push(format!("{who}: name constraint of an unsupported type"));
-            }
             permitted.push(p.clone());
         }
         excluded.extend(cert.excluded.iter().cloned());
@@ -665,6 +973,13 @@ pub fn validate(path: &[Cert], opts: &Options) -> Result<(), Vec<String>> {
             reasons.push(format!("{who}: CA's extendedKeyUsage excludes the purpose"));
         }
     }
+    if n == 0 {
+        return if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        };
+    }
     let leaf = certs[n - 1];
     if let Err(e) = policy.finish(leaf, opts) {
         reasons.push(e);
@@ -677,6 +992,11 @@ pub fn validate(path: &[Cert], opts: &Options) -> Result<(), Vec<String>> {
             leaf.subject_text, opts.purpose
         ));
     }
+    if opts.purpose == Purpose::Any
+        && let Some(e) = eku_chain(&certs)
+    {
+        reasons.push(e);
+    }
     if let Some(name) = &opts.name
         && !name_matches(&leaf.names, name)
     {
@@ -687,6 +1007,33 @@ pub fn validate(path: &[Cert], opts: &Options) -> Result<(), Vec<String>> {
     } else {
         Err(reasons)
     }
+}
+
+/// Under no particular purpose, the purposes the leaf's EKU names must survive every CA's
+/// EKU (as Windows and rustls-webpki chain them): a CA limited to clientAuth does not vouch
+/// for a serverAuth leaf.
+fn eku_chain(certs: &[&Cert]) -> Option<String> {
+    let leaf = certs.last()?;
+    let wanted: Vec<&String> = leaf
+        .eku
+        .as_ref()?
+        .iter()
+        .filter(|e| *e != ANY_EKU)
+        .collect();
+    if wanted.is_empty() || leaf.eku.as_ref()?.iter().any(|e| e == ANY_EKU) {
+        return None;
+    }
+    for ca in &certs[..certs.len() - 1] {
+        if let Some(eku) = &ca.eku
+            && !eku.iter().any(|e| e == ANY_EKU || wanted.contains(&e))
+        {
+            return Some(format!(
+                "{}: CA's extendedKeyUsage excludes every purpose of the leaf",
+                ca.subject_text
+            ));
+        }
+    }
+    None
 }
 
 fn eku_allows(eku: &[String], purpose: Purpose) -> bool {
@@ -784,7 +1131,18 @@ fn check_names(
     names: &Names,
     permitted: &[Vec<Subtree>],
     excluded: &[Subtree],
+    name_checks: &mut usize,
+    opts: &Options,
 ) -> Result<(), String> {
+    // Every name meets every subtree once: refuse up front what would exceed the budget.
+    let subtrees = excluded.len() + permitted.iter().map(Vec::len).sum::<usize>();
+    *name_checks = name_checks.saturating_add(names.count().saturating_mul(subtrees));
+    if *name_checks > opts.budget.max_name_checks {
+        return Err(format!(
+            "name-constraint checks exceed the work budget ({} comparisons); refused",
+            opts.budget.max_name_checks
+        ));
+    }
     let mut all: Vec<Subtree> = Vec::new();
     all.extend(names.dns.iter().map(|d| Subtree::Dns(d.clone())));
     all.extend(names.emails.iter().map(|e| Subtree::Email(e.clone())));
@@ -801,13 +1159,21 @@ fn check_names(
             .filter(|d| !d.is_empty())
             .map(|d| Subtree::Dir(d.clone())),
     );
+    all.extend(names.others.iter().map(|t| Subtree::Other(*t)));
     for name in &all {
-        if excluded.iter().any(|t| within(t, name) == Some(true)) {
+        if excluded
+            .iter()
+            .any(|t| within(t, name) != Some(false) && kind_of(t) == kind_of(name))
+        {
             return Err(format!("name {} is in an excluded subtree", show(name)));
         }
         for set in permitted {
-            let applicable: Vec<bool> = set.iter().filter_map(|t| within(t, name)).collect();
-            if !applicable.is_empty() && !applicable.contains(&true) {
+            let applicable: Vec<Option<bool>> = set
+                .iter()
+                .filter(|t| kind_of(t) == kind_of(name))
+                .map(|t| within(t, name))
+                .collect();
+            if !applicable.is_empty() && !applicable.contains(&Some(true)) {
                 return Err(format!(
                     "name {} is outside the permitted subtrees",
                     show(name)
@@ -816,6 +1182,18 @@ fn check_names(
         }
     }
     Ok(())
+}
+
+/// The name form of a subtree or name (its GeneralName tag).
+fn kind_of(s: &Subtree) -> u32 {
+    match s {
+        Subtree::Email(_) => 1,
+        Subtree::Dns(_) => 2,
+        Subtree::Dir(_) => 4,
+        Subtree::Uri(_) => 6,
+        Subtree::Ip { .. } => 7,
+        Subtree::Other(t) => *t,
+    }
 }
 
 fn show(s: &Subtree) -> String {
@@ -835,7 +1213,7 @@ fn show(s: &Subtree) -> String {
             _ => "IP:?".into(),
         },
         Subtree::Dir(d) => format!("DirName:{d:?}"),
-        Subtree::Other => "other".into(),
+        Subtree::Other(t) => format!("name of GeneralName type [{t}]"),
     }
 }
 

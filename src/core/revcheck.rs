@@ -3,9 +3,10 @@
 use const_oid::db::rfc5912::{ID_SHA_1, ID_SHA_256};
 use der::{Decode, Encode};
 use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus};
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::core::path::Cert;
+use crate::core::path::{ALLOWED_SIG_ALGS, Cert, KU_CRL_SIGN};
 
 /// Clock skew tolerated on thisUpdate.
 const SKEW: i64 = 300;
@@ -21,6 +22,43 @@ pub enum Status {
     },
     /// The responder does not know the certificate.
     Unknown,
+}
+
+/// When a status is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct When {
+    /// The validation time.
+    pub time: i64,
+    /// Revocation data must be current at this time: the validation time, or now when the
+    /// path is validated at a past time a timestamp proves.
+    pub current_at: i64,
+    /// Only revocations at or before `time` count (a signature timestamped before its
+    /// signer's revocation stays valid). Otherwise any listing revokes (RFC 5280 §6.3.3).
+    pub only_before: bool,
+}
+
+impl When {
+    /// Validation at `time` (RFC 5280): data current then, any listing revokes.
+    pub fn at(time: i64) -> Self {
+        When {
+            time,
+            current_at: time,
+            only_before: false,
+        }
+    }
+
+    /// Validation at a time a timestamp proves, with revocation data current `now`.
+    pub fn historical(time: i64, now: i64) -> Self {
+        When {
+            time,
+            current_at: now,
+            only_before: true,
+        }
+    }
+
+    fn counts(&self, revoked_at: i64) -> bool {
+        !self.only_before || revoked_at <= self.time
+    }
 }
 
 /// Freshness of an answer, for caching.
@@ -50,59 +88,155 @@ fn fresh(this_update: i64, next_update: Option<i64>, time: i64, what: &str) -> R
     Ok(())
 }
 
-/// The status of `cert` (issued by `issuer`) according to a full CRL: revoked only if revoked
-/// at or before `time` (the validation time, possibly in the past); the CRL itself must be
-/// current at `now`.
+/// The status of `cert` (issued by `issuer`) according to a full CRL, validated per RFC 5280
+/// §6.3: issued and signed by the certificate's issuer (whose keyUsage, if any, allows
+/// cRLSign), a v2 CRL with a non-critical CRLNumber, its AKI matching the issuer's key, its
+/// scope (issuingDistributionPoint) covering the certificate, no critical extension or entry
+/// extension it does not understand, current at `when.current_at`.
 pub fn from_crl(
     crl_der: &[u8],
     cert: &Cert,
     issuer: &Cert,
-    time: i64,
-    now: i64,
+    when: When,
 ) -> Result<(Status, Freshness), String> {
-    let (_, crl) =
+    let (rest, crl) =
         x509_parser::parse_x509_crl(crl_der).map_err(|e| format!("CRL does not parse: {e}"))?;
+    if !rest.is_empty() {
+        return Err("trailing bytes after the CRL".into());
+    }
     let (_, issuer_x) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
     if crl.issuer().as_raw() != issuer_x.subject().as_raw() {
         return Err("CRL issuer is not the certificate's issuer".into());
     }
+    if issuer.key_usage.is_some_and(|k| k & KU_CRL_SIGN == 0) {
+        return Err("the issuer's keyUsage does not allow cRLSign".into());
+    }
+    let alg = crl.signature_algorithm.algorithm.to_id_string();
+    if !ALLOWED_SIG_ALGS.contains(&alg.as_str()) {
+        return Err(format!("CRL signature algorithm {alg} is not allowed"));
+    }
+    if crl.signature_algorithm.algorithm != crl.tbs_cert_list.signature.algorithm {
+        return Err("CRL signatureAlgorithm differs from its TBS signature field".into());
+    }
     crl.verify_signature(issuer_x.public_key())
         .map_err(|_| "CRL signature does not verify with the issuer's key".to_string())?;
-    if crl
-        .extensions()
-        .iter()
-        .any(|e| e.oid.to_id_string() == "2.5.29.27")
-    {
-        return Err("a delta CRL cannot be used alone".into());
+    if crl.version().is_none_or(|v| v.0 != 1) {
+        return Err("not a version 2 CRL".into());
     }
-    if let Some(e) = crl.extensions().iter().find(|e| {
-        e.critical
-            && !matches!(
-                e.oid.to_id_string().as_str(),
-                "2.5.29.20" | "2.5.29.28" | "2.5.29.35"
-            )
-    }) {
-        return Err(format!(
-            "CRL has an unrecognised critical extension {}",
-            e.oid
-        ));
+    let mut seen = std::collections::HashSet::new();
+    let mut number = false;
+    for e in crl.extensions() {
+        if !seen.insert(e.oid.to_id_string()) {
+            return Err(format!("CRL extension {} appears twice", e.oid));
+        }
+        match e.parsed_extension() {
+            ParsedExtension::CRLNumber(_) if e.critical => {
+                return Err("CRLNumber is critical (RFC 5280 §5.2.3)".into());
+            }
+            ParsedExtension::CRLNumber(_) => number = true,
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                if let (Some(k), Some(ski)) = (&aki.key_identifier, &issuer.ski)
+                    && k.0 != ski.as_slice()
+                {
+                    return Err("CRL authorityKeyIdentifier is not the issuer's key".into());
+                }
+            }
+            ParsedExtension::IssuingDistributionPoint(idp) => in_scope(idp, cert)?,
+            ParsedExtension::ParseError { error } => {
+                return Err(format!("CRL extension {} does not parse: {error}", e.oid));
+            }
+            _ if e.oid.to_id_string() == "2.5.29.27" => {
+                return Err("a delta CRL cannot be used alone".into());
+            }
+            _ if e.critical => {
+                return Err(format!(
+                    "CRL has an unrecognised critical extension {}",
+                    e.oid
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !number {
+        return Err("CRL without CRLNumber (RFC 5280 §5.2.3)".into());
     }
     let freshness = Freshness {
         this_update: crl.last_update().timestamp(),
         next_update: crl.next_update().map(|t| t.timestamp()),
     };
-    fresh(freshness.this_update, freshness.next_update, now, "CRL")?;
+    if freshness.next_update.is_none() {
+        return Err("CRL without nextUpdate".into());
+    }
+    fresh(
+        freshness.this_update,
+        freshness.next_update,
+        when.current_at,
+        "CRL",
+    )?;
     let serial = serial_of(&cert.der)?;
-    let status = crl
-        .iter_revoked_certificates()
-        .find(|r| strip(r.raw_serial()) == serial)
-        .map(|r| Status::Revoked {
-            at: r.revocation_date.timestamp(),
-            reason: r.reason_code().map(|(_, c)| c.0),
-        })
-        .filter(|s| matches!(s, Status::Revoked { at, .. } if *at <= time))
-        .unwrap_or(Status::Good);
+    let mut status = Status::Good;
+    for r in crl.iter_revoked_certificates() {
+        for e in r.extensions() {
+            match e.oid.to_id_string().as_str() {
+                // certificateIssuer: an indirect CRL, which ecca does not process.
+                "2.5.29.29" => return Err("indirect CRL entries are not supported".into()),
+                "2.5.29.21" | "2.5.29.24" => {}
+                other if e.critical => {
+                    return Err(format!(
+                        "a CRL entry has an unrecognised critical extension {other}"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if strip(r.raw_serial()) == serial && status == Status::Good {
+            let at = r.revocation_date.timestamp();
+            if when.counts(at) {
+                status = Status::Revoked {
+                    at,
+                    reason: r.reason_code().map(|(_, c)| c.0),
+                };
+            }
+        }
+    }
     Ok((status, freshness))
+}
+
+/// Does a CRL's issuingDistributionPoint cover `cert` (RFC 5280 §5.2.5, §6.3.3 (b))?
+fn in_scope(
+    idp: &x509_parser::extensions::IssuingDistributionPoint<'_>,
+    cert: &Cert,
+) -> Result<(), String> {
+    if idp.indirect_crl {
+        return Err("indirect CRLs are not supported".into());
+    }
+    if idp.only_some_reasons.is_some() {
+        return Err("the CRL covers only some revocation reasons".into());
+    }
+    if idp.only_contains_attribute_certs {
+        return Err("the CRL covers attribute certificates only".into());
+    }
+    if idp.only_contains_user_certs && cert.is_ca() {
+        return Err("the CRL covers end-entity certificates only".into());
+    }
+    if idp.only_contains_ca_certs && !cert.is_ca() {
+        return Err("the CRL covers CA certificates only".into());
+    }
+    match &idp.distribution_point {
+        None => Ok(()),
+        Some(x509_parser::extensions::DistributionPointName::FullName(names)) => {
+            let matches = names.iter().any(|n| match n {
+                GeneralName::URI(u) => cert.crl_urls.iter().any(|c| c == u),
+                _ => false,
+            });
+            if matches {
+                Ok(())
+            } else {
+                Err("the CRL's issuing distribution point is none of the certificate's".into())
+            }
+        }
+        Some(_) => Err("relative issuing distribution point names are not supported".into()),
+    }
 }
 
 /// A DER OCSP request for `cert` (SHA-1 CertID, as RFC 5019 responders expect; no nonce, so
@@ -165,9 +299,9 @@ pub fn from_ocsp(
     resp_der: &[u8],
     cert: &Cert,
     issuer: &Cert,
-    time: i64,
-    now: i64,
+    when: When,
 ) -> Result<(Status, Freshness), String> {
+    let now = when.current_at;
     let resp = OcspResponse::from_der(resp_der)
         .map_err(|e| format!("OCSP response does not parse: {e}"))?;
     if resp.response_status != OcspResponseStatus::Successful {
@@ -229,7 +363,7 @@ pub fn from_ocsp(
     fresh(
         freshness.this_update,
         freshness.next_update,
-        time,
+        when.current_at,
         "OCSP response",
     )?;
     let status = match &single.cert_status {
@@ -237,7 +371,7 @@ pub fn from_ocsp(
         CertStatus::Unknown(_) => Status::Unknown,
         CertStatus::Revoked(info) => {
             let at = ts(&info.revocation_time);
-            if at <= time {
+            if when.counts(at) {
                 Status::Revoked {
                     at,
                     reason: info.revocation_reason.map(|r| r as u8),

@@ -359,6 +359,7 @@ impl CertificateAuthority for CaApi {
             crls: Vec::new(),
             options,
             revocation,
+            historical: false,
         };
         let out = self.service.verify(&caller, request).await?;
         Ok(Response::new(pb::VerifyCertificateResponse {

@@ -124,6 +124,7 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
             crls: crl_ders,
             options,
             revocation,
+            historical: false,
         })
         .await;
     if g.json {
