@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A vendored protoc: building needs nothing installed on the machine.
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()
+        // Malformed requests are INVALID_ARGUMENT (src/grpc/codec.rs).
+        .codec_path("crate::grpc::codec::StrictCodec")
         .file_descriptor_set_path(out.join("ecca_descriptor.bin"))
         .compile_with_config(
             config,

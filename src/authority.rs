@@ -3,9 +3,12 @@
 //! ```text
 //! DIR/ca/root.pem, root.key          self-signed root (trust anchor)
 //! DIR/ca/issuing.pem, issuing.key    issuing CA, signed by the root, pathLen 0
-//! DIR/ca/credential.pem, .key        credential CA, signed by the root, pathLen 0: signs only
-//!                                    API credentials and the gRPC server's certificate
-//! DIR/tls/server.pem, server.key     the gRPC server's certificate (credential CA included)
+//! DIR/ca/credential.pem, .key        credential CA, self-signed, pathLen 0: signs only API
+//!                                    credentials and the gRPC server's certificate
+//! DIR/ca/credential-link.pem         (data directories from before the credential CA) the
+//!                                    credential CA's key certified by the root, so clients
+//!                                    whose ca.pem is still the root verify the server
+//! DIR/tls/server.pem, server.key     the gRPC server's certificate (and the link, if any)
 //! DIR/ocsp/responder.pem, .key       the issuing CA's delegated OCSP responder
 //! DIR/tsa/tsa.pem, tsa.key           the RFC 3161 time-stamping unit
 //! DIR/admin/cert.pem, key.pem, ca.pem  the first admin's client credential; ca.pem = the
@@ -100,6 +103,9 @@ impl Layout {
     }
     pub fn credential_key(&self) -> PathBuf {
         self.dir.join("ca/credential.key")
+    }
+    pub fn credential_link(&self) -> PathBuf {
+        self.dir.join("ca/credential-link.pem")
     }
     pub fn server_cert(&self) -> PathBuf {
         self.dir.join("tls/server.pem")
@@ -205,9 +211,12 @@ impl CaCert {
 pub struct Authority {
     pub root: CaCert,
     pub issuing: CaCert,
-    /// Signs API credentials and the gRPC server's certificate, nothing else; the gRPC
-    /// listener trusts only it for clients. Never cross-certified.
+    /// Signs API credentials and the gRPC server's certificate, nothing else; a root of its
+    /// own, which the gRPC listener alone trusts for clients. Never cross-certified.
     pub credential: CaCert,
+    /// For data directories that predate the credential CA: its key certified by our root,
+    /// sent with the gRPC server's certificate so clients anchored at the root still verify it.
+    pub credential_link: Option<Vec<u8>>,
     /// Public base URL (http://host:port) under which CRLs, OCSP and CA certificates are served.
     pub base_url: String,
 }
@@ -310,14 +319,13 @@ impl KeyMaker {
     }
 }
 
-/// Makes the credential CA under `root` and writes its key and certificate (certificate
-/// last). Same algorithm and validity as an issuing CA; EKU clientAuth and serverAuth, so it
-/// is good for nothing but TLS to and from the API.
+/// Makes the credential CA, a self-signed root (pathLen 0, same algorithm and lifetime as
+/// the root), and writes its key and certificate (certificate last). With `link_from`, also
+/// certifies its key under that root (`Layout::credential_link`).
 fn new_credential_ca(
     keys: &KeyMaker,
-    root: &CaCert,
     opts: &InitOptions,
-    base_url: &str,
+    link_from: Option<(&CaCert, &str)>,
     layout: &Layout,
 ) -> Result<CaCert> {
     let org = opts.organization.trim();
@@ -327,15 +335,19 @@ fn new_credential_ca(
         (Attr::CommonName, format!("{org} Credential CA")),
     ];
     let (key, saved) = keys.generate("credential")?;
-    let mut params = ca_params(&attrs, opts.issuing_days.min(opts.root_days), Some(0))?;
-    params.not_after = params.not_after.min(root.not_after);
-    params.extended_key_usages = vec![
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-    ];
-    root_urls(base_url).apply(&mut params)?;
-    let der = issue::sign_ca(&params, key.as_ref(), &root.issuer_ref())?;
-    let ca = CaCert::new(der, key)?;
+    let params = ca_params(&attrs, opts.root_days, Some(0))?;
+    let der = issue::self_sign_root(&params, key.as_ref())?;
+    let ca = CaCert::new(der, key.clone())?;
+    if let Some((root, base_url)) = link_from {
+        let mut link = ca_params(&attrs, opts.issuing_days.min(opts.root_days), Some(0))?;
+        link.not_after = link.not_after.min(root.not_after);
+        root_urls(base_url).apply(&mut link)?;
+        let der = issue::sign_ca(&link, key.as_ref(), &root.issuer_ref())?;
+        pemfile::write_public(
+            &layout.credential_link(),
+            pemfile::certs_to_pem([der.as_slice()]).as_bytes(),
+        )?;
+    }
     saved.save(&layout.credential_key())?;
     pemfile::write_public(
         &layout.credential_cert(),
@@ -403,7 +415,7 @@ impl Authority {
         let issuing_der =
             issue::sign_ca(&issuing_params, issuing_key.as_ref(), &root.issuer_ref())?;
         let issuing = CaCert::new(issuing_der, issuing_key.clone())?;
-        let credential = new_credential_ca(&keys, &root, opts, &base_url, layout)?;
+        let credential = new_credential_ca(&keys, opts, None, layout)?;
 
         // Keys first (create_new: never clobbers), certificates last: a half-written CA is
         // never mistaken for a complete one, because is_initialized looks at root.pem.
@@ -421,6 +433,7 @@ impl Authority {
             root,
             issuing,
             credential,
+            credential_link: None,
             base_url,
         })
     }
@@ -439,10 +452,17 @@ impl Authority {
         let root = load(layout.root_cert(), layout.root_key())?;
         let issuing = load(layout.issuing_cert(), layout.issuing_key())?;
         let credential = load(layout.credential_cert(), layout.credential_key())?;
+        let link = layout.credential_link();
+        let credential_link = match std::fs::read(&link) {
+            Ok(pem) => pemfile::parse_certs(&pem)?.into_iter().next(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&link, e)),
+        };
         Ok(Authority {
             root,
             issuing,
             credential,
+            credential_link,
             base_url,
         })
     }
@@ -476,7 +496,7 @@ impl Authority {
             ..InitOptions::default()
         };
         let keys = KeyMaker::new(hsm, opts.algorithm)?;
-        new_credential_ca(&keys, &root, &opts, &base_url, layout)?;
+        new_credential_ca(&keys, &opts, Some((&root, &base_url)), layout)?;
         Ok(true)
     }
 

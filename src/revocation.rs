@@ -134,7 +134,7 @@ pub struct Publisher {
     authority: Arc<Authority>,
     root_id: CaIdentity,
     issuing_id: CaIdentity,
-    /// Serials of the CA certificates the root issued at init (issuing and credential CA).
+    /// Serials of the CA certificates the root issued (issuing CA, credential-CA link).
     subordinates: Vec<Vec<u8>>,
     /// Set at start (and on renewal); until then the issuing CA's requests get internalError.
     responder: RwLock<Option<Responder>>,
@@ -183,7 +183,13 @@ impl Publisher {
             &authority.issuing.subject_der,
             authority.issuing.signer().public_key_raw(),
         );
-        let subordinates = vec![authority.issuing.serial(), authority.credential.serial()];
+        let mut subordinates = vec![authority.issuing.serial()];
+        if let Some(link) = &authority.credential_link {
+            subordinates.extend(
+                x509_parser::parse_x509_certificate(link)
+                    .map(|(_, c)| Serial::from_der_content(c.raw_serial()).as_bytes().to_vec()),
+            );
+        }
         Publisher {
             store,
             authority,

@@ -207,8 +207,10 @@ async fn ensure_server_cert(
         .issue_internal(Internal::ServerTls, server_names(config)?, &key.spki_der())
         .await?;
     key.save(&layout.server_key())?;
+    // Clients anchor at the credential CA; those still anchored at the root (data
+    // directories from before it) get there through the link certificate.
     let mut chain = vec![record.der.as_slice()];
-    chain.push(&service.authority().credential.der);
+    chain.extend(service.authority().credential_link.as_deref());
     pemfile::write_public(
         &layout.server_cert(),
         pemfile::certs_to_pem(chain).as_bytes(),

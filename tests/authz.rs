@@ -619,3 +619,84 @@ async fn platforms_cannot_name_each_other_in_subjects() {
         "{err:?}"
     );
 }
+
+/// An open WatchRevocations stream ends once its credential no longer authenticates
+/// (rotated away here), saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_end_when_their_credential_goes() {
+    let ca = TestCa::start().await;
+    let dir = ca.dir.path().join("watcher");
+    let csr = key_and_csr(&dir, "watcher");
+    let cred = ca
+        .client
+        .add_platform(pb::AddPlatformRequest {
+            name: "watcher".into(),
+            dns_suffixes: vec!["w.example.cn".into()],
+            profiles: vec!["server-tls".into()],
+            csr,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    save(&dir, &cred);
+    let platform = Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
+        .await
+        .unwrap();
+    let mut stream = platform.watch_revocations().await.unwrap();
+    let next = dir.join("next");
+    let csr = key_and_csr(&next, "watcher");
+    ca.client.rotate_platform("watcher", csr).await.unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), stream.message())
+        .await
+        .expect("the stream ends within seconds");
+    let status = ended.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("disabled"), "{status:?}");
+}
+
+/// Role checks come before arguments are looked at: a caller without the role learns
+/// PERMISSION_DENIED, not what is wrong with its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_is_checked_before_arguments() {
+    let ca = TestCa::start().await;
+    let dir = ca.dir.path().join("auditor");
+    let csr = key_and_csr(&dir, "auditor");
+    save(&dir, &ca.client.add_auditor("bob", csr).await.unwrap());
+    let ch = channel(
+        &ca.grpc_url(),
+        Some(&dir),
+        &std::fs::read(dir.join("ca.pem")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut admin = AdminClient::new(ch.clone());
+    let mut cas = CertificateAuthorityClient::new(ch);
+    let code = admin
+        .cross_certify(pb::CrossCertifyRequest {
+            permitted_ip: vec!["not a cidr".into()],
+            policy_maps: vec!["nonsense".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err()
+        .code();
+    assert_eq!(code, Code::PermissionDenied);
+    let code = cas
+        .revoke_certificate(pb::RevokeCertificateRequest {
+            serial: "zz".into(),
+            reason: 99,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err()
+        .code();
+    assert_eq!(code, Code::PermissionDenied);
+    let code = cas
+        .timestamp(pb::TimestampRequest {
+            time_stamp_req: b"garbage".to_vec(),
+        })
+        .await
+        .unwrap_err()
+        .code();
+    assert_eq!(code, Code::PermissionDenied);
+}

@@ -252,3 +252,189 @@ async fn weak_rsa_key_is_refused() {
     let (ok, out) = openssl_verify(&roots, &chain, &leaf, &[]).unwrap();
     assert!(ok, "{out}");
 }
+
+/// Sends raw bytes as a request message.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Default)]
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ecca::proto::ListProfilesResponse;
+    type Encoder = RawEncoder;
+    type Decoder = <tonic_prost::ProstCodec<(), ecca::proto::ListProfilesResponse> as tonic::codec::Codec>::Decoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic::codec::Codec::decoder(&mut tonic_prost::ProstCodec::<(), _>::default())
+    }
+}
+
+#[tokio::test]
+async fn malformed_protobuf_is_invalid_argument() {
+    let ca = TestCa::start().await;
+    let mut grpc = tonic::client::Grpc::new(ca.client.channel());
+    grpc.ready().await.unwrap();
+    // A length-delimited field (csr, tag 1) that claims more bytes than follow.
+    let path =
+        http::uri::PathAndQuery::from_static("/ecca.v1.CertificateAuthority/IssueCertificate");
+    let status = grpc
+        .unary(tonic::Request::new(vec![0x0a, 0x7f, 0x01]), path, RawCodec)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("not a valid protobuf"),
+        "{status:?}"
+    );
+    still_serving(&ca).await;
+}
+
+/// DER TLV with a minimal length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// Splits a DER SEQUENCE into its header length and content.
+fn split(der: &[u8]) -> (usize, &[u8]) {
+    let (hl, len) = match der[1] {
+        n if n < 0x80 => (2, n as usize),
+        0x81 => (3, der[2] as usize),
+        0x82 => (4, (der[2] as usize) << 8 | der[3] as usize),
+        _ => panic!("long CSR"),
+    };
+    (hl, &der[hl..hl + len])
+}
+
+/// The CSR's CertificationRequestInfo, changed by `f`, signed again with `key`.
+fn resign_info(csr: &[u8], key: &rcgen::KeyPair, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let (_, body) = split(csr);
+    let (ihl, info_content) = split(body);
+    let info_len = ihl + info_content.len();
+    let mut info = body[..info_len].to_vec();
+    f(&mut info);
+    // The signature algorithm follows the info; the signature is recomputed.
+    let alg_and_sig = &body[info_len..];
+    let (ahl, alg) = split(alg_and_sig);
+    let alg = &alg_and_sig[..ahl + alg.len()];
+    let sig = rcgen::SigningKey::sign(key, &info).unwrap();
+    let mut bits = vec![0u8];
+    bits.extend(sig);
+    let content = [info, alg.to_vec(), tlv(0x03, &bits)].concat();
+    tlv(0x30, &content)
+}
+
+#[tokio::test]
+async fn csrs_must_be_strict_der_version_1_with_known_extensions() {
+    let ca = TestCa::start().await;
+    let spec = CsrSpec::cn("shop.example.cn").dns("shop.example.cn");
+    let refuse = |csr: Vec<u8>, because: &'static str| {
+        let client = ca.client.clone();
+        async move {
+            let (code, msg) = refused(client.issue(csr, "server-tls", None).await.unwrap_err());
+            assert_eq!(code, "InvalidArgument", "{msg}");
+            assert!(msg.contains(because), "expected {because:?} in {msg}");
+        }
+    };
+    let (key, good) = csr(&spec, &rcgen::PKCS_ECDSA_P256_SHA256);
+    // A BER (non-minimal) length on the outer SEQUENCE: the signature still verifies.
+    let (hl, content) = split(&good);
+    let mut ber = vec![0x30, 0x83, 0x00];
+    ber.extend_from_slice(&(content.len() as u16).to_be_bytes());
+    ber.extend_from_slice(content);
+    assert_ne!(hl, 5);
+    refuse(ber, "DER").await;
+    // Version 2 (INTEGER 1), properly signed.
+    let v2 = resign_info(&good, &key, |info| {
+        let (ihl, _) = split(info);
+        assert_eq!(&info[ihl..ihl + 3], [0x02, 0x01, 0x00]);
+        info[ihl + 2] = 1;
+    });
+    refuse(v2, "version 1").await;
+    // The same extension twice, and an unknown critical one.
+    let dup = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["shop.example.cn".into()]).unwrap();
+        p.custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[2, 5, 29, 17],
+                vec![
+                    0x30, 0x0f, 0x82, 0x0d, b'x', b'.', b'e', b'x', b'a', b'm', b'p', b'l', b'e',
+                    b'.', b'c', b'o', b'm',
+                ],
+            ));
+        p.serialize_request(&key).unwrap().der().to_vec()
+    };
+    refuse(dup, "requested twice").await;
+    let critical = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["shop.example.cn".into()]).unwrap();
+        let mut e = rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 55555, 3],
+            vec![0x05, 0x00],
+        );
+        e.set_criticality(true);
+        p.custom_extensions.push(e);
+        p.serialize_request(&key).unwrap().der().to_vec()
+    };
+    refuse(critical, "critical extension 1.3.6.1.4.1.55555.3").await;
+    ca.client.issue(good, "server-tls", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn deceptive_names_are_refused() {
+    let ca = TestCa::start().await;
+    for (spec, profile, because) in [
+        (
+            CsrSpec::cn("*.com.cn").dns("*.com.cn"),
+            "server-tls",
+            "public suffix",
+        ),
+        (
+            CsrSpec::cn("10.0.0.1").dns("10.0.0.1"),
+            "server-tls",
+            "all digits",
+        ),
+        (
+            CsrSpec::cn("shop.123").dns("shop.123"),
+            "server-tls",
+            "all digits",
+        ),
+        (CsrSpec::cn("pay\u{202E}lapyap"), "client-tls", "U+202E"),
+        (CsrSpec::cn("sh\u{200B}op"), "client-tls", "U+200B"),
+    ] {
+        let (code, msg) = refused(
+            ca.client
+                .issue(p256_csr(&spec), profile, None)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, "InvalidArgument", "{msg}");
+        assert!(msg.contains(because), "expected {because:?} in {msg}");
+    }
+    still_serving(&ca).await;
+}

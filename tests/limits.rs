@@ -256,3 +256,62 @@ fn ocsp_request(issuer: &[u8], serial: &[u8]) -> Vec<u8> {
     .to_der()
     .unwrap()
 }
+
+/// A time-stamp request with an extension the TSA does not support is refused as
+/// unacceptedExtension (RFC 3161 PKIFailureInfo bit 16), critical or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsa_extensions_are_unaccepted() {
+    use der::{Decode, Encode};
+    let ca = TestCa::start().await;
+    let mut req = x509_tsp::TimeStampReq::from_der(&tsq(3)).unwrap();
+    req.extensions = Some(vec![x509_cert::ext::Extension {
+        extn_id: "1.3.6.1.4.1.55555.5".parse().unwrap(),
+        critical: true,
+        extn_value: der::asn1::OctetString::new(vec![0x05, 0x00]).unwrap(),
+    }]);
+    let url = format!("{}/tsa", ca.http_base());
+    let (status, _, body) = http(
+        "POST",
+        &url,
+        &req.to_der().unwrap(),
+        Some("application/timestamp-query"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // PKIStatusInfo: status rejection (2), statusString, failInfo with only bit 16 set.
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("unacceptedExtension"),
+        "{}",
+        hex::encode(&body)
+    );
+    assert!(
+        body.windows(9)
+            .any(|w| w == [0x02, 0x01, 0x02, 0x30, 0x15, 0x0c, 0x13, b'u', b'n'])
+            && body.ends_with(&[0x03, 0x04, 0x07, 0x00, 0x00, 0x80]),
+        "{}",
+        hex::encode(&body)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocsp_is_rate_limited_per_address() {
+    let ca = TestCa::start_with(|c| c.rates.ocsp_per_ip = 5).await;
+    let der = ca.issue_tls("r.example.cn").await;
+    let issuing = ca.client.trust_bundle().await.unwrap().intermediates_der[0].clone();
+    let url = format!("{}/ocsp", ca.http_base());
+    let body = ocsp_request(&issuing, parse(&der).raw_serial());
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let (status, headers, _) =
+            http("POST", &url, &body, Some("application/ocsp-request")).await;
+        if status == 429 {
+            assert!(header(&headers, "retry-after").is_some());
+        }
+        statuses.push(status);
+    }
+    assert!(
+        statuses.contains(&429) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+}

@@ -101,6 +101,52 @@ async fn a_cross_certified_peer_cannot_act_as_admin() {
     );
     assert_refused_at_handshake(&ca.grpc_url(), &dir).await;
 
+    // Nor can the peer certify our addresses (it could otherwise impersonate this server to
+    // clients that trust our root): its cross-certificate excludes every IP address.
+    let mut server_like = CertificateParams::new(vec!["api.b.example.cn".into()]).unwrap();
+    server_like
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    server_like.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server_like.use_authority_key_identifier_extension = true;
+    let impostor = server_like
+        .signed_by(&KeyPair::generate().unwrap(), &issuer)
+        .unwrap();
+    let out = ca
+        .client
+        .verify(ecca::proto::VerifyCertificateRequest {
+            leaf: impostor.der().to_vec(),
+            untrusted: vec![cross.clone()],
+            revocation: ecca::proto::RevocationMode::Off.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !out.valid
+            && out
+                .reasons
+                .join(" ")
+                .contains("IP:127.0.0.1 is in an excluded subtree"),
+        "{out:?}"
+    );
+    let mut inside = CertificateParams::new(vec!["api.b.example.cn".into()]).unwrap();
+    inside.use_authority_key_identifier_extension = true;
+    let inside = inside
+        .signed_by(&KeyPair::generate().unwrap(), &issuer)
+        .unwrap();
+    let ok = ca
+        .client
+        .verify(ecca::proto::VerifyCertificateRequest {
+            leaf: inside.der().to_vec(),
+            untrusted: vec![cross.clone()],
+            revocation: ecca::proto::RevocationMode::Off.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(ok.valid, "{:?}", ok.reasons);
+
     // Removing the peer revokes the cross-certificate; still nothing.
     ca.client.remove_peer("region-b").await.unwrap();
     assert_refused_at_handshake(&ca.grpc_url(), &dir).await;
@@ -337,6 +383,26 @@ async fn an_older_data_directory_is_migrated_on_start() {
     assert_ne!(std::fs::read(dir.join("admin/ca.pem")).unwrap(), old_ca);
     ca.client = Client::connect_data_dir(&dir).await.unwrap();
     ca.client.profiles().await.unwrap();
+    // A client whose ca.pem is still the root verifies the server through the link
+    // certificate the server now sends.
+    let old_trust = ca.dir.path().join("old-trust");
+    std::fs::create_dir_all(&old_trust).unwrap();
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(dir.join("admin").join(f), old_trust.join(f)).unwrap();
+    }
+    // (Data directories from before the credential CA gave clients the root as ca.pem.)
+    std::fs::copy(dir.join("ca/root.pem"), old_trust.join("ca.pem")).unwrap();
+    std::fs::set_permissions(
+        old_trust.join("key.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    Client::connect(&ca.grpc_url(), &Credentials::load(&old_trust).unwrap())
+        .await
+        .unwrap()
+        .profiles()
+        .await
+        .unwrap();
     let events: Vec<String> = ca
         .client
         .audit_log()
@@ -380,4 +446,66 @@ fn undo_migration_5(db: &Path) {
          PRAGMA user_version = 4;",
     )
     .unwrap();
+}
+
+/// The database (with its WAL and shared-memory files) and endpoints.json are private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_files_are_private() {
+    let ca = TestCa::start().await;
+    ca.issue_tls("p.example.cn").await;
+    let dir = ca.data_dir();
+    for name in ["ecca.db", "ecca.db-wal", "ecca.db-shm", "endpoints.json"] {
+        let mode = std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+    }
+}
+
+/// `openssl s_client` against the gRPC port with the admin credential: (success, output).
+async fn s_client(ca: &TestCa, version: &'static str) -> Option<(bool, String)> {
+    let openssl = tool("openssl")?;
+    let addr = ca.running.as_ref().unwrap().endpoints.grpc.to_string();
+    let admin = ca.data_dir().join("admin");
+    Some(
+        tokio::task::spawn_blocking(move || {
+            run(std::process::Command::new(openssl)
+                .args(["s_client", "-connect", &addr, version, "-alpn", "h2"])
+                .arg("-cert")
+                .arg(admin.join("cert.pem"))
+                .arg("-key")
+                .arg(admin.join("key.pem"))
+                .arg("-CAfile")
+                .arg(admin.join("ca.pem"))
+                .stdin(std::process::Stdio::null()))
+        })
+        .await
+        .unwrap(),
+    )
+}
+
+/// TLS 1.3 only on the gRPC port, unless the operator allows TLS 1.2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_port_speaks_tls_1_3_unless_told_otherwise() {
+    let ca = TestCa::start().await;
+    let Some((_, out)) = s_client(&ca, "-tls1_3").await else {
+        return;
+    };
+    assert!(
+        out.contains("TLSv1.3") && out.contains("Verify return code: 0"),
+        "{out}"
+    );
+    let (ok, out) = s_client(&ca, "-tls1_2").await.unwrap();
+    assert!(
+        !ok && out.contains("alert protocol version") && out.contains("Cipher is (NONE)"),
+        "TLS 1.2 was accepted: {out}"
+    );
+    let lenient = TestCa::start_with(|c| c.grpc_tls12 = true).await;
+    let (_, out) = s_client(&lenient, "-tls1_2").await.unwrap();
+    assert!(
+        out.contains("TLSv1.2") && out.contains("Verify return code: 0"),
+        "{out}"
+    );
 }

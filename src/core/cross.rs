@@ -195,7 +195,19 @@ impl Terms {
             .iter()
             .map(|(ip, l)| format!("{ip}/{l}"))
             .collect();
+        let ips = if ips.is_empty() && !self.permitted_dns.is_empty() {
+            vec!["none (every address excluded)".to_string()]
+        } else {
+            ips
+        };
         let _ = writeln!(s, "  permitted IP:      {}", list(&ips));
+        if !self.permitted_dns.is_empty() {
+            let _ = writeln!(
+                s,
+                "  permitted email:   at {} and its subdomains",
+                self.permitted_dns.join(", ")
+            );
+        }
         let _ = writeln!(s, "  policies:          {}", list(&self.policies));
         let maps: Vec<String> = self
             .policy_maps
@@ -239,6 +251,14 @@ fn ip_subtree(ip: IpAddr, len: u8) -> Result<GeneralSubtree> {
 fn dns_subtree(d: &str) -> Result<GeneralSubtree> {
     Ok(GeneralSubtree {
         base: GeneralName::DnsName(Ia5String::new(&d.to_ascii_lowercase()).map_err(der_err)?),
+        minimum: 0,
+        maximum: None,
+    })
+}
+
+fn email_subtree(d: &str) -> Result<GeneralSubtree> {
+    Ok(GeneralSubtree {
+        base: GeneralName::Rfc822Name(Ia5String::new(d).map_err(der_err)?),
         minimum: 0,
         maximum: None,
     })
@@ -306,14 +326,28 @@ pub fn tbs(
         .iter()
         .map(|d| dns_subtree(d))
         .collect::<Result<_>>()?;
+    // A peer limited to its DNS names is limited in its other name forms too: its mail
+    // domains are the same names, and addresses it may not certify at all unless given
+    // (RFC 5280 leaves an unconstrained name form unrestricted).
+    if !terms.permitted_dns.is_empty() {
+        for d in &terms.permitted_dns {
+            let d = d.trim_start_matches('.').to_ascii_lowercase();
+            permitted.push(email_subtree(&d)?);
+            permitted.push(email_subtree(&format!(".{d}"))?);
+        }
+    }
     for (ip, l) in &terms.permitted_ip {
         permitted.push(ip_subtree(*ip, *l)?);
     }
-    let excluded: Vec<GeneralSubtree> = terms
+    let mut excluded: Vec<GeneralSubtree> = terms
         .excluded_dns
         .iter()
         .map(|d| dns_subtree(d))
         .collect::<Result<_>>()?;
+    if !terms.permitted_dns.is_empty() && terms.permitted_ip.is_empty() {
+        excluded.push(ip_subtree(IpAddr::from([0u8; 4]), 0)?);
+        excluded.push(ip_subtree(IpAddr::from([0u16; 8]), 0)?);
+    }
     if !permitted.is_empty() || !excluded.is_empty() {
         let nc = NameConstraints {
             permitted_subtrees: (!permitted.is_empty()).then_some(permitted),

@@ -5,6 +5,7 @@
 //! requester learns it, rather than silently getting something else.
 use std::net::IpAddr;
 
+use der::{Decode, Encode};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry::{
@@ -113,6 +114,14 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
             rest.len()
         )));
     }
+    // DER and nothing else (a strict decoder refuses non-minimal lengths, version 2 and the
+    // like), and the request re-encodes to exactly its bytes: what is signed has one reading.
+    let strict = x509_cert::request::CertReq::from_der(&der)
+        .map_err(|e| Error::BadCsr(format!("not a DER-encoded version 1 PKCS#10 request: {e}")))?;
+    if strict.to_der().ok().as_deref() != Some(der.as_slice()) {
+        return Err(Error::BadCsr("not in canonical DER".into()));
+    }
+    check_requested_extensions(&csr)?;
     let info = &csr.certification_request_info;
     let key_alg = KeyAlg::of_spki(&info.subject_pki)?;
     let sig_oid = &csr.signature_algorithm.algorithm;
@@ -168,6 +177,50 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
         }
     }
     Ok(out)
+}
+
+/// Extensions a CSR may ask for (ecca decides them all from the profile, but understands them).
+const KNOWN_REQUESTED: &[&str] = &[
+    "2.5.29.14", // subjectKeyIdentifier
+    "2.5.29.15", // keyUsage
+    "2.5.29.17", // subjectAltName
+    "2.5.29.19", // basicConstraints
+    "2.5.29.37", // extKeyUsage
+];
+
+/// One extensionRequest, each extension once, and no critical extension ecca does not know.
+fn check_requested_extensions(csr: &X509CertificationRequest<'_>) -> Result<()> {
+    let requests: Vec<_> = csr
+        .certification_request_info
+        .iter_attributes()
+        .filter_map(|a| match a.parsed_attribute() {
+            x509_parser::cri_attributes::ParsedCriAttribute::ExtensionRequest(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    if requests.len() > 1 {
+        return Err(Error::BadCsr(
+            "more than one extensionRequest attribute".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for ext in requests.iter().flat_map(|r| r.extensions.iter()) {
+        let id = ext.oid.to_id_string();
+        if !seen.insert(id.clone()) {
+            return Err(Error::BadCsr(format!("extension {id} is requested twice")));
+        }
+        if ext.critical && !KNOWN_REQUESTED.contains(&id.as_str()) {
+            return Err(Error::BadCsr(format!(
+                "requests critical extension {id}, which ecca does not understand"
+            )));
+        }
+        if let ParsedExtension::ParseError { error } = ext.parsed_extension() {
+            return Err(Error::BadCsr(format!(
+                "extension {id} does not parse: {error}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Subject attributes in order.

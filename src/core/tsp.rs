@@ -103,13 +103,6 @@ pub struct Accepted {
     req: TimeStampReq,
 }
 
-impl Accepted {
-    /// The imprint, hex, for the audit log.
-    pub fn imprint_hex(&self) -> String {
-        hex::encode(self.req.message_imprint.hashed_message.as_bytes())
-    }
-}
-
 /// Parses and checks a request against our policy.
 pub fn accept(der: &[u8], policy: &str) -> std::result::Result<Accepted, Refusal> {
     if der.len() > MAX_REQUEST_BYTES {
@@ -285,6 +278,25 @@ mod tests {
             [0x02, 0x02, 0x00, 0x80]
         );
         assert_eq!(int(0).unwrap().to_der().unwrap(), [0x02, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn unknown_extensions_are_unaccepted_not_bad_data() {
+        let mut req =
+            TimeStampReq::from_der(&request(DigestAlg::Sha256, &[1; 32], 1).unwrap()).unwrap();
+        for critical in [true, false] {
+            req.extensions = Some(vec![x509_cert::ext::Extension {
+                extn_id: "1.3.6.1.4.1.55555.5".parse().unwrap(),
+                critical,
+                extn_value: der::asn1::OctetString::new(vec![0x05, 0x00]).unwrap(),
+            }]);
+            let der = req.to_der().unwrap();
+            assert_eq!(
+                accept(&der, DEFAULT_POLICY).unwrap_err(),
+                Refusal::UnacceptedExtension,
+                "critical={critical}"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::store::{CertRecord, ListFilter};
 use crate::verify::{self, RevocationMode};
 
 mod admin;
+pub mod codec;
 mod status;
 pub mod tls;
 
@@ -125,6 +126,9 @@ fn certificate(r: CertRecord) -> pb::Certificate {
 }
 
 const PAGE_TOKEN_PREFIX: &str = "p1.";
+
+/// How often an open WatchRevocations stream checks that its credential still authenticates.
+const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[tonic::async_trait]
 impl CertificateAuthority for CaApi {
@@ -289,7 +293,7 @@ impl CertificateAuthority for CaApi {
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let caller = self.caller(&req, Action::WatchRevocations).await?;
         let (rx, tenant) = self.service.watch_revocations(&caller)?;
-        let stream = BroadcastStream::new(rx).filter_map(move |item| match item {
+        let events = BroadcastStream::new(rx).filter_map(move |item| match item {
             Ok(e) if tenant.as_ref().is_none_or(|t| *t == e.tenant) => Some(Ok(pb::RevocationEvent {
                 serial: e.serial,
                 revoked_at: ts(e.revoked_at),
@@ -300,6 +304,28 @@ impl CertificateAuthority for CaApi {
             Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::aborted(format!(
                 "missed {n} revocations (slow reader); resynchronise with ListCertificates status=REVOKED and watch again"
             )))),
+        });
+        // An open stream is no standing permission: once its credential is disabled, revoked
+        // or rotated away, the stream ends with the reason.
+        let recheck = futures_util::stream::unfold(
+            (self.service.clone(), peer_leaf(&req)),
+            |(service, leaf)| async move {
+                loop {
+                    tokio::time::sleep(WATCH_RECHECK).await;
+                    if let Err(e) = service
+                        .authenticate(leaf.as_deref().map(Vec::as_slice))
+                        .await
+                    {
+                        return Some((Err(Status::from(e)), (service, leaf)));
+                    }
+                }
+            },
+        );
+        let mut ended = false;
+        let stream = events.merge(recheck).take_while(move |item| {
+            let go = !ended;
+            ended |= item.is_err();
+            go
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -347,12 +347,12 @@ impl Service {
                 actor,
             )
             .await?;
-        let ca = self.authority.credential.der.clone();
         Ok(IssuedCredential {
             serial: record.serial,
             cert_der: record.der,
-            chain: vec![ca.clone()],
-            ca_der: ca,
+            // The credential CA is the server's trust anchor itself: no chain to send.
+            chain: Vec::new(),
+            ca_der: self.authority.credential.der.clone(),
         })
     }
 
