@@ -316,5 +316,31 @@ mod tests {
         config.apply_file(file).unwrap();
         assert_eq!(config.init.country, "CN");
         assert_eq!(config.server_names, ["ca.example.cn"]);
+        assert_eq!(config.rates.tsa_per_ip, 10);
+        assert_eq!(
+            config.limits.idle_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        assert!(!config.grpc_tls12);
+    }
+
+    #[test]
+    fn limits_and_fetch_networks_parse_or_say_why() {
+        let file: ConfigFile = toml::from_str(
+            "verify_fetch_allow = [\"10.0.0.0/8\"]\n[limits]\nmax_connections = 8\nocsp_per_ip = 0\n",
+        )
+        .unwrap();
+        let mut config = ServerConfig::new("/tmp/x");
+        config.apply_file(file).unwrap();
+        assert_eq!(config.limits.max_connections, 8);
+        assert_eq!(config.rates.ocsp_per_ip, 0);
+        assert_eq!(config.verify_fetch_allow.len(), 1);
+        let bad: ConfigFile = toml::from_str("verify_fetch_allow = [\"10.0.0.0\"]").unwrap();
+        let err = ServerConfig::new("/tmp/x")
+            .apply_file(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("verify_fetch_allow"), "{err}");
+        assert!(toml::from_str::<ConfigFile>("[limits]\nbogus = 1\n").is_err());
     }
 }
