@@ -835,23 +835,8 @@ mod tests {
             .await
             .unwrap();
         store.complete(&serial, vec![1], "test").await.unwrap();
-        let request = |s: &[u8]| {
-            let id = publisher.canonical_cert_id(s).unwrap();
-            x509_ocsp::OcspRequest {
-                tbs_request: x509_ocsp::TbsRequest {
-                    version: x509_ocsp::Version::V1,
-                    requestor_name: None,
-                    request_list: vec![x509_ocsp::Request {
-                        req_cert: id,
-                        single_request_extensions: None,
-                    }],
-                    request_extensions: None,
-                },
-                optional_signature: None,
-            }
-            .to_der()
-            .unwrap()
-        };
+        let request =
+            |s: &[u8]| crate::core::revcheck::ocsp_request_for(&authority.issuing.der, s).unwrap();
         let real = request(serial.as_bytes());
         let OcspAnswer::Cached(first) = publisher.ocsp(&real).await else {
             panic!("not cached")

@@ -508,7 +508,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
             AdminServer::new(AdminApi::new(service.clone()))
                 .max_decoding_message_size(config.max_message_bytes),
         );
-    let incoming = crate::grpc::tls::incoming(grpc_listener, grpc_tracker, tls);
+    let (incoming, accepting) = crate::grpc::tls::incoming(grpc_listener, grpc_tracker, tls);
     let grpc_task = tokio::spawn(async move {
         if let Err(e) = grpc_router
             .serve_with_incoming_shutdown(incoming, async {
@@ -518,6 +518,8 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         {
             tracing::error!(error = %e, "gRPC server stopped");
         }
+        // Stopped only once the listening socket is closed (a restart may bind the port).
+        let _ = accepting.await;
     });
     let app = crate::http::router(service.clone(), &config.rates);
     let http_task = tokio::spawn(crate::http::serve(

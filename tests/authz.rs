@@ -25,6 +25,17 @@ fn key_and_csr(dir: &Path, cn: &str) -> Vec<u8> {
     p.serialize_request(&key).unwrap().der().to_vec()
 }
 
+/// Adds the platform `req` describes (its credential key made in base/NAME) and connects as it.
+async fn platform(ca: &TestCa, mut req: pb::AddPlatformRequest) -> (PathBuf, Client) {
+    let dir = ca.dir.path().join(&req.name);
+    req.csr = key_and_csr(&dir, &req.name);
+    save(&dir, &ca.client.add_platform(req).await.unwrap());
+    let client = Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
+        .await
+        .unwrap();
+    (dir, client)
+}
+
 fn save(dir: &Path, cred: &pb::IssuedCredential) {
     std::fs::write(dir.join("cert.pem"), &cred.cert_pem).unwrap();
     std::fs::write(dir.join("ca.pem"), &cred.ca_pem).unwrap();
@@ -325,50 +336,27 @@ async fn authorization_matrix() {
 /// A credential whose certificate has expired, registered like a real one (signed by the
 /// credential CA, pinned by its hash).
 fn expired_credential(ca: &TestCa, dir: &Path) -> PathBuf {
-    use ecca::authority::{Authority, Layout};
-    use ecca::core::issue::{self, LeafSpec, Names, SubjectKey};
-    use ecca::core::lint::CertKind;
-    let layout = Layout::new(&ca.data_dir());
-    let authority = Authority::load(&layout, &ca.http_base(), None).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
     std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
     use rcgen::PublicKeyData;
-    let spki = key.subject_public_key_info();
-    let profile = ecca::core::profile::Profile::parse(
-        "old",
-        "test",
-        "description = \"x\"\nkey_algorithms = [\"p256\"]\nmax_validity_days = 10\ndefault_validity_days = 10\nkey_usages = [\"digitalSignature\"]\nextended_key_usages = [\"clientAuth\"]\n[subject]\ncommon_name = \"required\"\n",
-    )
-    .unwrap();
-    let names = Names {
-        subject: vec![(ecca::core::csr::Attr::CommonName, "expired".into())],
-        ..Names::default()
-    };
     let serial = ecca::core::serial::Serial::random().unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let params = issue::leaf_params(&LeafSpec {
-        profile: &profile,
-        names: &names,
-        serial: &serial,
-        not_before: now - time::Duration::days(20),
-        not_after: now - time::Duration::days(10),
-        spki_der: &spki,
-        key_is_rsa: false,
-        urls: None,
-    })
-    .unwrap();
-    let subject = SubjectKey::from_spki(&spki).unwrap();
-    let issuer = authority.credential.issuer_ref();
-    let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity).unwrap();
-    let der = issue::sign(&params, &subject, &issuer, CertKind::EndEntity, pass).unwrap();
+    let day = 86_400;
+    let der = credential_cert(
+        &ca.data_dir(),
+        &ca.http_base(),
+        &serial,
+        &key.subject_public_key_info(),
+        "expired",
+        (-20 * day, -10 * day),
+    );
     std::fs::write(
         dir.join("cert.pem"),
-        ecca::pemfile::certs_to_pem([der.as_slice(), authority.credential.der.as_slice()]),
+        ecca::pemfile::certs_to_pem([der.as_slice()]),
     )
     .unwrap();
-    let db = rusqlite::Connection::open(layout.database()).unwrap();
+    let db = rusqlite::Connection::open(ca.data_dir().join("ecca.db")).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     db.execute(
         "INSERT INTO credentials (serial, role, tenant, disabled, cert_sha256) VALUES (?1, 'admin', '', 0, ?2)",
@@ -387,27 +375,15 @@ async fn platforms_are_isolated_and_rate_limited() {
         ("shop-a", "a.example.cn", None),
         ("shop-b", "b.example.cn", Some(2)),
     ] {
-        let dir = base.join(name);
-        let csr = key_and_csr(&dir, name);
-        let cred = ca
-            .client
-            .add_platform(pb::AddPlatformRequest {
-                name: name.into(),
-                dns_suffixes: vec![suffix.into()],
-                profiles: vec!["server-tls".into()],
-                max_days: Some(30),
-                rate_per_minute: rate,
-                csr,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        save(&dir, &cred);
-        clients.push(
-            Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
-                .await
-                .unwrap(),
-        );
+        let req = pb::AddPlatformRequest {
+            name: name.into(),
+            dns_suffixes: vec![suffix.into()],
+            profiles: vec!["server-tls".into()],
+            max_days: Some(30),
+            rate_per_minute: rate,
+            ..Default::default()
+        };
+        clients.push(platform(&ca, req).await.1);
     }
     let (a, b) = (&clients[0], &clients[1]);
     let refused = |e: ecca::Error| match e {
@@ -510,34 +486,21 @@ async fn platforms_are_isolated_and_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platforms_cannot_name_each_other_in_subjects() {
     let ca = TestCa::start().await;
-    let base = ca.dir.path().to_path_buf();
     let mut clients = Vec::new();
     for (name, suffix, org, uscc) in [
         ("shop-a", "a.example.cn", "Shop A Ltd", "91350100M000100Y43"),
         ("shop-b", "b.example.cn", "ShopB Ltd", "91110000600037341L"),
     ] {
-        let dir = base.join(name);
-        let csr = key_and_csr(&dir, name);
-        let cred = ca
-            .client
-            .add_platform(pb::AddPlatformRequest {
-                name: name.into(),
-                dns_suffixes: vec![suffix.into()],
-                profiles: vec!["client-tls".into(), "merchant-ov".into()],
-                organizations: vec![org.into()],
-                usccs: vec![uscc.into()],
-                names: vec!["api-client-*".into()],
-                csr,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        save(&dir, &cred);
-        clients.push(
-            Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
-                .await
-                .unwrap(),
-        );
+        let req = pb::AddPlatformRequest {
+            name: name.into(),
+            dns_suffixes: vec![suffix.into()],
+            profiles: vec!["client-tls".into(), "merchant-ov".into()],
+            organizations: vec![org.into()],
+            usccs: vec![uscc.into()],
+            names: vec!["api-client-*".into()],
+            ..Default::default()
+        };
+        clients.push(platform(&ca, req).await.1);
     }
     let a = &clients[0];
     let spec = |cn: &str, org: Option<&str>| CsrSpec {
@@ -625,23 +588,16 @@ async fn platforms_cannot_name_each_other_in_subjects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_streams_end_when_their_credential_goes() {
     let ca = TestCa::start().await;
-    let dir = ca.dir.path().join("watcher");
-    let csr = key_and_csr(&dir, "watcher");
-    let cred = ca
-        .client
-        .add_platform(pb::AddPlatformRequest {
+    let (dir, platform) = platform(
+        &ca,
+        pb::AddPlatformRequest {
             name: "watcher".into(),
             dns_suffixes: vec!["w.example.cn".into()],
             profiles: vec!["server-tls".into()],
-            csr,
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    save(&dir, &cred);
-    let platform = Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     let mut stream = platform.watch_revocations().await.unwrap();
     let next = dir.join("next");
     let csr = key_and_csr(&next, "watcher");

@@ -224,37 +224,7 @@ async fn ocsp_for_random_serials_does_not_evict_real_answers() {
 
 /// An OCSP request (SHA-1 CertID) for `serial` under the CA certificate `issuer`.
 fn ocsp_request(issuer: &[u8], serial: &[u8]) -> Vec<u8> {
-    use der::Encode;
-    let (_, i) = x509_parser::parse_x509_certificate(issuer).unwrap();
-    let sha1 = |d: &[u8]| {
-        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, d)
-            .as_ref()
-            .to_vec()
-    };
-    let id = x509_ocsp::CertId {
-        hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
-            oid: const_oid::db::rfc5912::ID_SHA_1,
-            parameters: Some(der::asn1::Null.into()),
-        },
-        issuer_name_hash: der::asn1::OctetString::new(sha1(i.subject().as_raw())).unwrap(),
-        issuer_key_hash: der::asn1::OctetString::new(sha1(&i.public_key().subject_public_key.data))
-            .unwrap(),
-        serial_number: x509_cert::serial_number::SerialNumber::new(serial).unwrap(),
-    };
-    x509_ocsp::OcspRequest {
-        tbs_request: x509_ocsp::TbsRequest {
-            version: x509_ocsp::Version::V1,
-            requestor_name: None,
-            request_list: vec![x509_ocsp::Request {
-                req_cert: id,
-                single_request_extensions: None,
-            }],
-            request_extensions: None,
-        },
-        optional_signature: None,
-    }
-    .to_der()
-    .unwrap()
+    ecca::core::revcheck::ocsp_request_for(issuer, serial).unwrap()
 }
 
 /// A time-stamp request with an extension the TSA does not support is refused as

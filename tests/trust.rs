@@ -194,14 +194,17 @@ async fn a_credential_re_signed_by_another_key_is_refused() {
 async fn a_credential_is_its_whole_certificate_not_its_serial() {
     let ca = TestCa::start().await;
     let (_, admin_serial) = admin_cert(&ca);
-    let authority = ecca::authority::Authority::load(
-        &ecca::authority::Layout::new(&ca.data_dir()),
-        &ca.http_base(),
-        None,
-    )
-    .unwrap();
     let key = KeyPair::generate().unwrap();
-    let dir = twin_credential(&ca, &authority, &admin_serial, &key, "twin");
+    use rcgen::PublicKeyData;
+    let der = credential_cert(
+        &ca.data_dir(),
+        &ca.http_base(),
+        &ecca::core::serial::Serial::from_der_content(&admin_serial),
+        &key.subject_public_key_info(),
+        "ecca admin",
+        (-86_400, 5 * 86_400),
+    );
+    let dir = creds_dir(&ca, "twin", &[&der], &key.serialize_pem());
     let client = Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
         .await
         .unwrap();
@@ -215,52 +218,6 @@ async fn a_credential_is_its_whole_certificate_not_its_serial() {
         }
         other => panic!("unexpected {other:?}"),
     }
-}
-
-/// A client certificate signed by the credential CA's key with `serial` (through the same
-/// gate every certificate goes through), written as a credential folder.
-fn twin_credential(
-    ca: &TestCa,
-    authority: &ecca::authority::Authority,
-    serial: &[u8],
-    key: &KeyPair,
-    name: &str,
-) -> PathBuf {
-    use ecca::core::issue::{self, LeafSpec, Names, SubjectKey};
-    use ecca::core::lint::CertKind;
-    use rcgen::PublicKeyData;
-    let profile = ecca::core::profile::Profile::parse(
-        "twin",
-        "test",
-        "description = \"x\"\nkey_algorithms = [\"p256\"]\nmax_validity_days = 10\ndefault_validity_days = 10\nkey_usages = [\"digitalSignature\"]\nextended_key_usages = [\"clientAuth\"]\n[subject]\ncommon_name = \"required\"\norganization = \"optional\"\n",
-    )
-    .unwrap();
-    let names = Names {
-        subject: vec![
-            (ecca::core::csr::Attr::Organization, "ecca".into()),
-            (ecca::core::csr::Attr::CommonName, "ecca admin".into()),
-        ],
-        ..Names::default()
-    };
-    let serial = ecca::core::serial::Serial::from_der_content(serial);
-    let now = time::OffsetDateTime::now_utc();
-    let spki = key.subject_public_key_info();
-    let params = issue::leaf_params(&LeafSpec {
-        profile: &profile,
-        names: &names,
-        serial: &serial,
-        not_before: now - time::Duration::days(1),
-        not_after: now + time::Duration::days(5),
-        spki_der: &spki,
-        key_is_rsa: false,
-        urls: None,
-    })
-    .unwrap();
-    let subject = SubjectKey::from_spki(&spki).unwrap();
-    let issuer = authority.credential.issuer_ref();
-    let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity).unwrap();
-    let der = issue::sign(&params, &subject, &issuer, CertKind::EndEntity, pass).unwrap();
-    creds_dir(ca, name, &[&der], &key.serialize_pem())
 }
 
 /// Platform credentials issued before the credential CA existed keep working (pinned by

@@ -243,7 +243,13 @@ fn in_scope(
 /// responses can be cached).
 pub fn ocsp_request(cert: &Cert, issuer: &Cert) -> Result<Vec<u8>, String> {
     let (_, c) = X509Certificate::from_der(&cert.der).map_err(|e| e.to_string())?;
-    let (_, i) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
+    ocsp_request_for(&issuer.der, &strip(c.raw_serial()))
+}
+
+/// A DER OCSP request (SHA-1 CertID, no nonce) for `serial` (big-endian magnitude) under the
+/// CA certificate `issuer_der`.
+pub fn ocsp_request_for(issuer_der: &[u8], serial: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, i) = X509Certificate::from_der(issuer_der).map_err(|e| e.to_string())?;
     let sha1 = |d: &[u8]| {
         ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, d)
             .as_ref()
@@ -258,8 +264,7 @@ pub fn ocsp_request(cert: &Cert, issuer: &Cert) -> Result<Vec<u8>, String> {
         issuer_name_hash: der::asn1::OctetString::new(sha1(i.subject().as_raw())).map_err(err)?,
         issuer_key_hash: der::asn1::OctetString::new(sha1(&i.public_key().subject_public_key.data))
             .map_err(err)?,
-        serial_number: x509_cert::serial_number::SerialNumber::new(&strip(c.raw_serial()))
-            .map_err(err)?,
+        serial_number: x509_cert::serial_number::SerialNumber::new(serial).map_err(err)?,
     };
     x509_ocsp::OcspRequest {
         tbs_request: x509_ocsp::TbsRequest {

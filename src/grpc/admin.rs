@@ -29,6 +29,32 @@ impl AdminApi {
     async fn caller<T>(&self, req: &Request<T>, action: Action) -> Result<Caller, Status> {
         super::caller_of(&self.service, req, action).await
     }
+
+    async fn peer_named(&self, caller: &Caller, name: &str) -> Result<Response<pb::Peer>, Status> {
+        let (p, c) = self
+            .service
+            .peers(caller)
+            .await?
+            .into_iter()
+            .find(|(p, _)| p.name == name)
+            .ok_or_else(|| Status::from(Error::NotFound(format!("peer {name:?}"))))?;
+        Ok(Response::new(peer(p, &c)))
+    }
+
+    async fn platform_named(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<Response<pb::Platform>, Status> {
+        let (p, c) = self
+            .service
+            .platforms(caller)
+            .await?
+            .into_iter()
+            .find(|(p, _)| p.name == name)
+            .ok_or_else(|| Status::from(Error::NotFound(format!("platform {name:?}"))))?;
+        Ok(Response::new(platform(p, &c)))
+    }
 }
 
 fn peer(p: PeerRecord, cross: &[CrossRecord]) -> pb::Peer {
@@ -186,14 +212,7 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::Peer>, Status> {
         let caller = self.caller(&req, Action::ListPeers).await?;
         let name = req.into_inner().name;
-        let (p, c) = self
-            .service
-            .peers(&caller)
-            .await?
-            .into_iter()
-            .find(|(p, _)| p.name == name)
-            .ok_or_else(|| Status::from(Error::NotFound(format!("peer {name:?}"))))?;
-        Ok(Response::new(peer(p, &c)))
+        self.peer_named(&caller, &name).await
     }
 
     async fn set_peer_status(
@@ -212,14 +231,7 @@ impl Admin for AdminApi {
         self.service
             .set_peer_status(&caller, &r.name, status)
             .await?;
-        let (p, c) = self
-            .service
-            .peers(&caller)
-            .await?
-            .into_iter()
-            .find(|(p, _)| p.name == r.name)
-            .ok_or_else(|| Status::from(Error::NotFound(format!("peer {:?}", r.name))))?;
-        Ok(Response::new(peer(p, &c)))
+        self.peer_named(&caller, &r.name).await
     }
 
     async fn remove_peer(
@@ -292,14 +304,7 @@ impl Admin for AdminApi {
         self.service
             .set_platform_disabled(&caller, &r.name, r.disabled)
             .await?;
-        let (p, c) = self
-            .service
-            .platforms(&caller)
-            .await?
-            .into_iter()
-            .find(|(p, _)| p.name == r.name)
-            .ok_or_else(|| Status::from(Error::NotFound(format!("platform {:?}", r.name))))?;
-        Ok(Response::new(platform(p, &c)))
+        self.platform_named(&caller, &r.name).await
     }
 
     async fn set_platform_subjects(
@@ -311,14 +316,7 @@ impl Admin for AdminApi {
         self.service
             .set_platform_subjects(&caller, &r.name, r.organizations, r.usccs, r.names)
             .await?;
-        let (p, c) = self
-            .service
-            .platforms(&caller)
-            .await?
-            .into_iter()
-            .find(|(p, _)| p.name == r.name)
-            .ok_or_else(|| Status::from(Error::NotFound(format!("platform {:?}", r.name))))?;
-        Ok(Response::new(platform(p, &c)))
+        self.platform_named(&caller, &r.name).await
     }
 
     async fn add_auditor(

@@ -236,18 +236,21 @@ impl AsyncWrite for ApiStream {
 
 /// Accepted, handshaken connections for `Server::serve_with_incoming`. Handshakes run
 /// concurrently, each bounded by the handshake timeout (or cut short by eviction); the accept
-/// loop ends when tonic drops the stream.
+/// loop (the returned task, which owns the listening socket) ends when tonic drops the stream.
 pub fn incoming(
     listener: TcpListener,
     tracker: Arc<Tracker>,
     tls: Arc<rustls::ServerConfig>,
-) -> tokio_stream::wrappers::ReceiverStream<io::Result<ApiStream>> {
+) -> (
+    tokio_stream::wrappers::ReceiverStream<io::Result<ApiStream>>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<ApiStream>>(64);
     let acceptor = TlsAcceptor::from(tls);
     let timeout = tracker.limits().handshake_timeout;
     let closed = tx.clone();
     let accepting = tracker.clone();
-    tokio::spawn(crate::listen::accept_loop(
+    let accepting_task = tokio::spawn(crate::listen::accept_loop(
         listener,
         tracker,
         async move { closed.closed().await },
@@ -270,7 +273,10 @@ pub fn incoming(
             });
         },
     ));
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    (
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        accepting_task,
+    )
 }
 
 /// Marks every gRPC request in flight on its connection until its response is finished, so

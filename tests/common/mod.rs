@@ -345,3 +345,50 @@ pub async fn assert_refused_at_handshake(url: &str, creds: &Path) {
         other => panic!("expected the TLS handshake to refuse, got {other:?}"),
     }
 }
+
+/// A client certificate (subject O=ecca, CN=`cn`) for the key `spki_der`, signed by the
+/// credential CA of the data directory `data_dir` through the gate every certificate goes
+/// through, with the given serial and validity (seconds from now).
+pub fn credential_cert(
+    data_dir: &Path,
+    http_base: &str,
+    serial: &ecca::core::serial::Serial,
+    spki_der: &[u8],
+    cn: &str,
+    (from, until): (i64, i64),
+) -> Vec<u8> {
+    use ecca::core::issue::{self, LeafSpec, Names, SubjectKey};
+    use ecca::core::lint::CertKind;
+    let authority =
+        ecca::authority::Authority::load(&ecca::authority::Layout::new(data_dir), http_base, None)
+            .unwrap();
+    let profile = ecca::core::profile::Profile::parse(
+        "test-credential",
+        "test",
+        "description = \"x\"\nkey_algorithms = [\"p256\"]\nmax_validity_days = 10\ndefault_validity_days = 10\nkey_usages = [\"digitalSignature\"]\nextended_key_usages = [\"clientAuth\"]\n[subject]\ncommon_name = \"required\"\norganization = \"optional\"\n",
+    )
+    .unwrap();
+    let names = Names {
+        subject: vec![
+            (ecca::core::csr::Attr::Organization, "ecca".into()),
+            (ecca::core::csr::Attr::CommonName, cn.into()),
+        ],
+        ..Names::default()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let params = issue::leaf_params(&LeafSpec {
+        profile: &profile,
+        names: &names,
+        serial,
+        not_before: now + time::Duration::seconds(from),
+        not_after: now + time::Duration::seconds(until),
+        spki_der,
+        key_is_rsa: false,
+        urls: None,
+    })
+    .unwrap();
+    let subject = SubjectKey::from_spki(spki_der).unwrap();
+    let issuer = authority.credential.issuer_ref();
+    let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity).unwrap();
+    issue::sign(&params, &subject, &issuer, CertKind::EndEntity, pass).unwrap()
+}
