@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::authority::InitOptions;
 use crate::core::keys::CaKeyAlg;
+use crate::core::profile::Profiles;
 use crate::error::{Error, Result};
 use crate::signer::pkcs11::Pkcs11Config;
 
@@ -286,6 +287,31 @@ impl ServerConfig {
         init.issuing_days = ca.issuing_days.unwrap_or(init.issuing_days);
         Ok(())
     }
+}
+
+/// Every `*.toml` in a directory as a profile; the file stem is the profile name.
+pub fn load_profiles(dir: &Path) -> Result<Profiles> {
+    let mut texts = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        texts.push((name.to_string(), path.display().to_string(), text));
+    }
+    if texts.is_empty() {
+        return Err(Error::Config(format!(
+            "{}: no *.toml profiles found",
+            dir.display()
+        )));
+    }
+    Ok(Profiles::from_texts(texts)?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
-//! The one domain error. Mapped to gRPC status in `grpc::status` and to HTTP in `http`, once each.
+//! The service's error: the domain's refusals ([`crate::core::Error`], taken over unchanged)
+//! plus what storage, files and the network add. Mapped to gRPC status in `grpc::status` and to
+//! HTTP in `http`, once each.
 use std::fmt;
+
+use crate::core::error::Error as Domain;
 
 /// Result alias used across ecca.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -20,9 +24,14 @@ pub enum Error {
     /// The requested profile does not exist.
     #[error("unknown profile {0:?}; `ecca profiles` lists the profiles this CA issues under")]
     UnknownProfile(String),
-    /// A lint refused the to-be-signed certificate: nothing was signed.
-    #[error("lint {lint} refused the certificate: {detail}")]
-    LintFailed { lint: &'static str, detail: String },
+    /// A lint refused the to-be-signed object: nothing was signed.
+    #[error("lint {lint} refused the {object}: {detail}")]
+    LintFailed {
+        lint: &'static str,
+        /// What was refused: "certificate", "CRL", "OCSP response".
+        object: &'static str,
+        detail: String,
+    },
     /// The request conflicts with the object's state (e.g. revoking twice).
     #[error("{0}")]
     Conflict(String),
@@ -41,9 +50,16 @@ pub enum Error {
     /// Configuration or profile files are invalid (the message names file and key).
     #[error("configuration error: {0}")]
     Config(String),
-    /// The durable store failed.
+    /// The durable store refused or holds corrupt data (the message names the row).
     #[error("storage error: {0}")]
     Storage(String),
+    /// The database failed; the driver's error is kept as the source.
+    #[error("storage error: {message}")]
+    Database {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A CA key could not sign.
     #[error("signing error: {0}")]
     Signing(String),
@@ -57,9 +73,9 @@ pub enum Error {
     /// The server could not be reached or the connection failed.
     #[error("{0}")]
     Remote(String),
-    /// The server refused the request (client side); `code` is the gRPC status code name.
-    #[error("server refused ({code}): {message}")]
-    Rejected { code: String, message: String },
+    /// The server refused the request (client side), with its gRPC status code.
+    #[error("server refused ({code:?}): {message}")]
+    Rejected { code: tonic::Code, message: String },
     /// A bug or an unexpected state; details are logged, not returned to callers.
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,24 +99,40 @@ impl Error {
     }
 }
 
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // The server's own message says what failed; the client error alone says "db error".
-        match e.as_db_error() {
-            Some(db) => Error::Storage(format!("postgres: {}", db.message())),
-            None => Error::Storage(format!("postgres: {e}")),
+impl Error {
+    /// A database driver's error, kept as the source.
+    pub fn database(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Database {
+            message: message.into(),
+            source: Box::new(source),
         }
     }
 }
 
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::Storage(format!("no database connection: {e}"))
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Storage(e.to_string())
+impl From<Domain> for Error {
+    fn from(e: Domain) -> Self {
+        match e {
+            Domain::BadCsr(m) => Error::BadCsr(m),
+            Domain::InvalidField { field, reason } => Error::InvalidField { field, reason },
+            Domain::InvalidArgument(m) => Error::InvalidArgument(m),
+            Domain::UnknownProfile(m) => Error::UnknownProfile(m),
+            Domain::LintFailed {
+                lint,
+                object,
+                detail,
+            } => Error::LintFailed {
+                lint,
+                object,
+                detail,
+            },
+            Domain::Config(m) => Error::Config(m),
+            Domain::Signing(m) => Error::Signing(m),
+            Domain::Corrupt(m) => Error::Storage(format!("corrupt {m}")),
+            Domain::Remote(m) => Error::Remote(m),
+            Domain::Internal(m) => Error::Internal(m),
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod core;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod layout;
 pub mod listen;
 pub mod pemfile;
 pub mod revocation;

@@ -13,12 +13,11 @@ use der::Encode;
 use tokio::sync::{Notify, broadcast};
 use x509_ocsp::{CertId, OcspResponseStatus};
 
-use crate::authority::Authority;
-use crate::core::ocsp::{self, CaIdentity, ResponderKey, Status, Validity};
-use crate::core::revocation::{self, CrlParams, Reason, RevokedEntry};
+use crate::authority::{Authority, WorkingKey};
+use crate::core::ocsp::{self, CaIdentity, Status, Validity};
+use crate::core::revocation::{CrlParams, Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
-use crate::signer::Signer;
 use crate::store::{CertRecord, Direction, Issuer, SharedOcsp, Store};
 
 /// Full CRLs are valid this long.
@@ -97,14 +96,6 @@ pub struct RevocationEvent {
     pub reason: Reason,
 }
 
-/// The delegated OCSP responder of the issuing CA: its certificate and key.
-#[derive(Debug, Clone)]
-pub struct Responder {
-    pub cert_der: Vec<u8>,
-    pub key: Arc<dyn Signer>,
-    pub not_after: i64,
-}
-
 /// An OCSP answer and whether HTTP caches may keep it.
 #[derive(Debug)]
 pub enum OcspAnswer {
@@ -137,7 +128,7 @@ pub struct Publisher {
     /// Serials of the CA certificates the root issued (issuing CA, credential-CA link).
     subordinates: Vec<Vec<u8>>,
     /// Set at start (and on renewal); until then the issuing CA's requests get internalError.
-    responder: RwLock<Option<Responder>>,
+    responder: RwLock<Option<WorkingKey>>,
     crls: RwLock<Option<CrlSet>>,
     /// Pre-signed responses by the DER of the request's CertID.
     ocsp_cache: Mutex<HashMap<Vec<u8>, CachedOcsp>>,
@@ -175,15 +166,12 @@ impl Claims {
 
 impl Publisher {
     pub fn new(store: Arc<dyn Store>, authority: Arc<Authority>) -> Self {
-        let root_id = CaIdentity::new(
-            &authority.root.subject_der,
-            authority.root.signer().public_key_raw(),
-        );
+        let root_id = CaIdentity::new(&authority.root.subject_der, &authority.root.public_key);
         let issuing_id = CaIdentity::new(
             &authority.issuing.subject_der,
-            authority.issuing.signer().public_key_raw(),
+            &authority.issuing.public_key,
         );
-        let mut subordinates = vec![authority.issuing.serial()];
+        let mut subordinates = vec![authority.issuing.serial.clone()];
         if let Some(link) = &authority.credential_link {
             subordinates.extend(
                 x509_parser::parse_x509_certificate(link)
@@ -208,7 +196,7 @@ impl Publisher {
     }
 
     /// Replaces the delegated OCSP responder (after renewal); cached responses are re-signed lazily.
-    pub fn set_responder(&self, responder: Responder) {
+    pub fn set_responder(&self, responder: WorkingKey) {
         if let Ok(mut r) = self.responder.write() {
             *r = Some(responder);
         }
@@ -390,7 +378,7 @@ impl Publisher {
                 parameters: Some(der::asn1::Null.into()),
             },
             issuer_name_hash: oct(sha1(&issuing.subject_der))?,
-            issuer_key_hash: oct(sha1(issuing.signer().public_key_raw()))?,
+            issuer_key_hash: oct(sha1(&issuing.public_key))?,
             serial_number: x509_cert::serial_number::SerialNumber::new(serial)
                 .map_err(|e| Error::Internal(e.to_string()))?,
         })
@@ -455,14 +443,7 @@ impl Publisher {
         };
         match ca {
             // The root answers only about the issuing CA, rarely: it signs its own responses.
-            Ca::Root => {
-                let root = self.authority.root.signer();
-                let key = ResponderKey {
-                    signer: root.as_ref(),
-                    cert_der: None,
-                };
-                ocsp::sign_response(key, answers, nonce, times)
-            }
+            Ca::Root => self.authority.root.sign_ocsp(answers, nonce, times),
             Ca::Issuing => {
                 let r = self
                     .responder
@@ -470,11 +451,7 @@ impl Publisher {
                     .map_err(|_| Error::Internal("responder lock poisoned".into()))?
                     .clone()
                     .ok_or_else(|| Error::Internal("no OCSP responder certificate yet".into()))?;
-                let key = ResponderKey {
-                    signer: r.key.as_ref(),
-                    cert_der: Some(&r.cert_der),
-                };
-                ocsp::sign_response(key, answers, nonce, times)
+                r.sign_ocsp(answers, nonce, times)
             }
         }
     }
@@ -664,22 +641,19 @@ impl Publisher {
         let (full, delta) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<u8>)> {
             let issuing = &authority.issuing;
             let delta_url = authority.issuing_delta_url();
-            let signer = issuing.signer();
             let mut params = CrlParams {
-                issuer_name: &issuing.subject_der,
-                issuer_key_id: &issuing.key_id,
                 number: full_number,
                 this_update: at,
                 next_update: at + CRL_VALIDITY,
                 delta_base: None,
                 freshest_url: Some(&delta_url),
             };
-            let full = revocation::build_crl(&params, &all, signer.as_ref())?;
+            let full = issuing.sign_crl(&params, &all)?;
             params.number = delta_number;
             params.next_update = at + DELTA_VALIDITY;
             params.delta_base = Some(base_number);
             params.freshest_url = None;
-            let delta = revocation::build_crl(&params, &delta_entries, signer.as_ref())?;
+            let delta = issuing.sign_crl(&params, &delta_entries)?;
             Ok((full, delta))
         })
         .await
@@ -728,15 +702,13 @@ impl Publisher {
         let number = self.store.next_crl_number("root").await?;
         let root = &self.authority.root;
         let params = CrlParams {
-            issuer_name: &root.subject_der,
-            issuer_key_id: &root.key_id,
             number,
             this_update: at,
             next_update: at + ROOT_CRL_VALIDITY,
             delta_base: None,
             freshest_url: None,
         };
-        let der = revocation::build_crl(&params, &entries, root.signer().as_ref())?;
+        let der = root.sign_crl(&params, &entries)?;
         self.store
             .audit_event(
                 "ecca",
@@ -775,7 +747,7 @@ fn internal(e: Error) -> OcspAnswer {
 #[async_trait::async_trait]
 impl crate::verify::LocalSource for Publisher {
     async fn answer(&self, url: &str, post: Option<&[u8]>) -> Option<Vec<u8>> {
-        use crate::authority::paths;
+        use crate::layout::paths;
         let path = url.strip_prefix(self.authority.base_url.as_str())?;
         let crl = |kind| self.crl(kind).ok().map(|p| p.der.clone());
         let ocsp = |answer: OcspAnswer| match answer {
@@ -795,7 +767,8 @@ impl crate::verify::LocalSource for Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authority::{InitOptions, Layout};
+    use crate::authority::InitOptions;
+    use crate::layout::Layout;
     use crate::store::{IssuanceIntent, SqliteStore};
 
     #[tokio::test]
@@ -814,11 +787,9 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database()).unwrap());
         let publisher = Publisher::new(store.clone(), authority.clone());
         // The issuing CA answers for itself here (no delegated responder needed).
-        publisher.set_responder(Responder {
-            cert_der: authority.issuing.der.clone(),
-            key: authority.issuing.signer(),
-            not_after: i64::MAX,
-        });
+        publisher.set_responder(
+            WorkingKey::open(&layout.issuing_cert(), &layout.issuing_key(), None).unwrap(),
+        );
         let serial = Serial::random().unwrap();
         store
             .reserve(IssuanceIntent {

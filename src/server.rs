@@ -8,36 +8,26 @@ use tokio::task::JoinHandle;
 use tonic::transport::Server;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::authority::{Authority, KeyMaker, Layout, load_key};
+use crate::authority::{Authority, KeyMaker, WorkingKey};
 use crate::config::ServerConfig;
 use crate::core::csr::Attr;
-use crate::core::issue::{self, Names};
+use crate::core::issue::Names;
 use crate::core::keys::CaKeyAlg;
 use crate::core::profile::Profiles;
 use crate::error::{Error, Result};
 use crate::grpc::{AdminApi, CaApi};
+use crate::layout::{Endpoints, Layout};
 use crate::listen::Tracker;
 use crate::pemfile;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::certificate_authority_server::CertificateAuthorityServer;
-use crate::revocation::Responder;
-use crate::service::{Internal, Service, TsaKey};
+use crate::service::{Internal, Service};
+use crate::signer::SoftwareKey;
 use crate::signer::pkcs11::Pkcs11Config;
-use crate::signer::{Signer, SoftwareKey};
 use crate::store::Role;
 
 /// Renew the server's TLS certificate when it has less than this left.
 const SERVER_CERT_RENEW_BEFORE: Duration = Duration::days(30);
-
-/// Where a running server listens; written to `DIR/endpoints.json` for the CLI.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Endpoints {
-    pub grpc: SocketAddr,
-    pub http: SocketAddr,
-}
-
-/// File name of the endpoints record inside the data directory.
-pub const ENDPOINTS_FILE: &str = "endpoints.json";
 
 /// A server that is running; dropping it does not stop it, [`Running::shutdown`] does.
 #[derive(Debug)]
@@ -78,7 +68,7 @@ impl Running {
 pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Service>, bool)> {
     // Profiles first: a bad profile must stop a first start before any key is made.
     let profiles = match &config.profiles_dir {
-        Some(dir) => Profiles::load_dir(dir)?,
+        Some(dir) => crate::config::load_profiles(dir)?,
         None => Profiles::embedded()?,
     };
     let layout = Layout::new(&config.data_dir);
@@ -225,7 +215,7 @@ const OCSP_RENEW_BEFORE: Duration = Duration::days(30);
 const TSA_RENEW_BEFORE: Duration = Duration::days(90);
 
 /// One of ecca's own working keys (OCSP responder, TSA): loaded, or issued when missing or
-/// about to expire. Returns (certificate DER, key, notAfter).
+/// about to expire.
 async fn ensure_working_key(
     service: &Service,
     kind: Internal,
@@ -233,11 +223,11 @@ async fn ensure_working_key(
     (cn, role): (&str, &str),
     renew_before: Duration,
     hsm: Option<&Pkcs11Config>,
-) -> Result<(Vec<u8>, Arc<dyn Signer>, i64)> {
+) -> Result<WorkingKey> {
     if expires_within(&cert, renew_before) || !key.exists() {
         // A renewed HSM key gets a new label; the old one stays in the token until an
         // operator removes it (pre-signed responses may still carry its signatures).
-        let (new_key, saved) = KeyMaker::new(hsm, CaKeyAlg::P256)?.generate(role)?;
+        let (spki_der, saved) = KeyMaker::new(hsm, CaKeyAlg::P256)?.generate_working(role)?;
         let names = Names {
             subject: vec![
                 (Attr::Organization, "ecca".into()),
@@ -245,9 +235,7 @@ async fn ensure_working_key(
             ],
             ..Names::default()
         };
-        let record = service
-            .issue_internal(kind, names, &issue::spki_der(new_key.as_ref()))
-            .await?;
+        let record = service.issue_internal(kind, names, &spki_der).await?;
         saved.save(&key)?;
         pemfile::write_public(
             &cert,
@@ -255,18 +243,7 @@ async fn ensure_working_key(
         )?;
         tracing::info!(serial = %record.serial, cn, "working certificate issued");
     }
-    let pem = std::fs::read(&cert).map_err(|e| Error::io(&cert, e))?;
-    let cert_der = pemfile::parse_certs(&pem)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Config(format!("{}: no certificate", cert.display())))?;
-    let not_after = X509Certificate::from_der(&cert_der)
-        .map_err(|e| Error::Config(format!("{}: {e}", cert.display())))?
-        .1
-        .validity()
-        .not_after
-        .timestamp();
-    Ok((cert_der, load_key(&key, hsm)?, not_after))
+    WorkingKey::open(&cert, &key, hsm)
 }
 
 /// Loads the delegated OCSP responder and the TSA, issuing them when missing or expiring.
@@ -276,7 +253,7 @@ pub async fn ensure_working_keys(
     hsm: Option<&Pkcs11Config>,
 ) -> Result<()> {
     let paths = (layout.ocsp_cert(), layout.ocsp_key());
-    let (cert_der, key, not_after) = ensure_working_key(
+    let responder = ensure_working_key(
         service,
         Internal::OcspResponder,
         paths,
@@ -285,13 +262,9 @@ pub async fn ensure_working_keys(
         hsm,
     )
     .await?;
-    service.publisher().set_responder(Responder {
-        cert_der,
-        key,
-        not_after,
-    });
+    service.publisher().set_responder(responder);
     let paths = (layout.tsa_cert(), layout.tsa_key());
-    let (cert_der, key, not_after) = ensure_working_key(
+    let tsa = ensure_working_key(
         service,
         Internal::Tsa,
         paths,
@@ -300,11 +273,7 @@ pub async fn ensure_working_keys(
         hsm,
     )
     .await?;
-    service.set_tsa(TsaKey {
-        cert_der,
-        key,
-        not_after,
-    });
+    service.set_tsa(tsa);
     Ok(())
 }
 
@@ -536,7 +505,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         http: http_addr,
     };
     let json = serde_json::to_vec_pretty(&endpoints).map_err(|e| Error::Internal(e.to_string()))?;
-    pemfile::write_private(&config.data_dir.join(ENDPOINTS_FILE), &json)?;
+    pemfile::write_private(&Layout::new(&config.data_dir).endpoints(), &json)?;
     Ok(Running {
         endpoints,
         initialized,

@@ -412,7 +412,7 @@ async fn platforms_are_isolated_and_rate_limited() {
         .unwrap_err(),
     );
     assert!(
-        code == "PermissionDenied" && msg.contains("outside platform shop-a"),
+        code == tonic::Code::PermissionDenied && msg.contains("outside platform shop-a"),
         "{msg}"
     );
     let (code, _) = refused(
@@ -420,12 +420,12 @@ async fn platforms_are_isolated_and_rate_limited() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "PermissionDenied");
+    assert_eq!(code, tonic::Code::PermissionDenied);
     // B cannot see or revoke A's certificate; its listing holds only its own.
     let (code, _) = refused(b.get(&cert.serial).await.unwrap_err());
-    assert_eq!(code, "NotFound");
+    assert_eq!(code, tonic::Code::NotFound);
     let (code, _) = refused(b.revoke(&cert.serial, 1, None).await.unwrap_err());
-    assert_eq!(code, "NotFound");
+    assert_eq!(code, tonic::Code::NotFound);
     b.issue(
         p256_csr(&CsrSpec::cn("x.b.example.cn").dns("x.b.example.cn")),
         "server-tls",
@@ -459,7 +459,7 @@ async fn platforms_are_isolated_and_rate_limited() {
         .unwrap_err(),
     );
     assert!(
-        code == "ResourceExhausted" && msg.contains("retry"),
+        code == tonic::Code::ResourceExhausted && msg.contains("retry"),
         "{code}: {msg}"
     );
     // Rotation: the old credential stops working at its next call.
@@ -471,7 +471,7 @@ async fn platforms_are_isolated_and_rate_limited() {
     );
     let (code, msg) = refused(a.profiles().await.unwrap_err());
     assert!(
-        code == "PermissionDenied" && msg.contains("disabled"),
+        code == tonic::Code::PermissionDenied && msg.contains("disabled"),
         "{msg}"
     );
     let a2 = Client::connect(&ca.grpc_url(), &Credentials::load(&dir).unwrap())
@@ -549,7 +549,8 @@ async fn platforms_cannot_name_each_other_in_subjects() {
     ] {
         match a.issue(p256_csr(&s), profile, None).await.unwrap_err() {
             ecca::Error::Rejected { code, message } => assert!(
-                code == "PermissionDenied" && message.contains(&format!("subject {attr}")),
+                code == tonic::Code::PermissionDenied
+                    && message.contains(&format!("subject {attr}")),
                 "{s:?}: {code}: {message}"
             ),
             other => panic!("{other:?}"),
@@ -578,7 +579,7 @@ async fn platforms_cannot_name_each_other_in_subjects() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ecca::Error::Rejected { ref code, .. } if code == "NotFound"),
+        matches!(err, ecca::Error::Rejected { code, .. } if code == tonic::Code::NotFound),
         "{err:?}"
     );
 }

@@ -9,7 +9,7 @@ use ecca::proto::IssueCertificateRequest;
 use ecca::proto::certificate_authority_client::CertificateAuthorityClient;
 use tonic::Code;
 
-fn refused(e: Error) -> (String, String) {
+fn refused(e: Error) -> (tonic::Code, String) {
     match e {
         Error::Rejected { code, message } => (code, message),
         other => panic!("expected a refusal, got {other:?}"),
@@ -36,7 +36,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(msg.contains("invalid CSR"), "{msg}");
     still_serving(&ca).await;
 
@@ -50,7 +50,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(msg.contains("proof of possession"), "{msg}");
     still_serving(&ca).await;
 
@@ -63,7 +63,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(
         msg.contains("basicConstraints") && msg.contains("cA=TRUE"),
         "{msg}"
@@ -77,7 +77,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "NotFound");
+    assert_eq!(code, tonic::Code::NotFound);
     assert!(
         msg.contains("no-such-profile") && msg.contains("ecca profiles"),
         "{msg}"
@@ -97,7 +97,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(
         msg.contains("serialNumber") && msg.contains("check character"),
         "{msg}"
@@ -113,7 +113,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(
         msg.contains("subject O") && msg.contains("server-tls"),
         "{msg}"
@@ -124,7 +124,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(msg.contains("subjectAltName"), "{msg}");
     let bad_dns = CsrSpec::cn("a_b.example.cn").dns("a_b.example.cn");
     let (code, _) = refused(
@@ -133,7 +133,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
 
     // A key algorithm the profile refuses (Ed25519 for merchant-ov).
     let merchant_ok = profile_samples()
@@ -148,7 +148,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(
         msg.contains("ed25519") && msg.contains("merchant-ov"),
         "{msg}"
@@ -161,7 +161,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(msg.contains("validity_days"), "{msg}");
 
     // A CSR larger than the CSR limit but within the message limit.
@@ -171,7 +171,7 @@ async fn each_bad_input_is_refused_precisely() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(msg.contains("limit"), "{msg}");
     still_serving(&ca).await;
 }
@@ -219,7 +219,7 @@ async fn weak_rsa_key_is_refused() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "InvalidArgument");
+    assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(msg.contains("RSA-1024") && msg.contains("weak"), "{msg}");
 
     // RSA-2048 from openssl is fine, and verifies.
@@ -356,7 +356,7 @@ async fn csrs_must_be_strict_der_version_1_with_known_extensions() {
         let client = ca.client.clone();
         async move {
             let (code, msg) = refused(client.issue(csr, "server-tls", None).await.unwrap_err());
-            assert_eq!(code, "InvalidArgument", "{msg}");
+            assert_eq!(code, tonic::Code::InvalidArgument, "{msg}");
             assert!(msg.contains(because), "expected {because:?} in {msg}");
         }
     };
@@ -433,7 +433,7 @@ async fn deceptive_names_are_refused() {
                 .await
                 .unwrap_err(),
         );
-        assert_eq!(code, "InvalidArgument", "{msg}");
+        assert_eq!(code, tonic::Code::InvalidArgument, "{msg}");
         assert!(msg.contains(because), "expected {because:?} in {msg}");
     }
     still_serving(&ca).await;

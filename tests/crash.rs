@@ -137,8 +137,10 @@ async fn crash_cycles(cycles: usize, database: Option<&str>) {
                                 a.revoked.insert(serial.clone());
                                 a.fresh_revoked.push(serial);
                             }
-                            Err(ecca::Error::Rejected { code, .. })
-                                if code == "FailedPrecondition" => {}
+                            Err(ecca::Error::Rejected {
+                                code: tonic::Code::FailedPrecondition,
+                                ..
+                            }) => {}
                             Err(_) => return,
                         },
                         None => tokio::time::sleep(Duration::from_millis(5)).await,

@@ -121,7 +121,7 @@ async fn loopback_and_private_revocation_urls_are_not_fetched() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, ecca::Error::Rejected { code, .. } if code == "InvalidArgument"),
+            matches!(&err, ecca::Error::Rejected { code, .. } if *code == tonic::Code::InvalidArgument),
             "{err:?}"
         );
     }

@@ -133,7 +133,7 @@ async fn hsm_child() {
     issue_and_verify(&ca, "hsm-1.example.cn").await;
 
     // The data directory holds URIs, not keys; the keys in the token are locked down.
-    let layout = ecca::authority::Layout::new(&ca.data_dir());
+    let layout = ecca::layout::Layout::new(&ca.data_dir());
     let cfg = section.resolve().unwrap();
     let token = Token::open(&cfg).unwrap();
     for path in [

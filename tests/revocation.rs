@@ -494,7 +494,7 @@ async fn bad_revocation_and_ocsp_input_gets_the_right_answer() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, "NotFound", "{msg}");
+    assert_eq!(code, tonic::Code::NotFound, "{msg}");
     let (code, msg) = refused(
         f.ca.client
             .revoke(&f.serial, RevocationReason::CertificateHold as i32, None)
@@ -502,7 +502,7 @@ async fn bad_revocation_and_ocsp_input_gets_the_right_answer() {
             .unwrap_err(),
     );
     assert!(
-        code == "InvalidArgument" && msg.contains("certificateHold"),
+        code == tonic::Code::InvalidArgument && msg.contains("certificateHold"),
         "{msg}"
     );
     let future = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400;
@@ -513,7 +513,7 @@ async fn bad_revocation_and_ocsp_input_gets_the_right_answer() {
             .unwrap_err(),
     );
     assert!(
-        code == "InvalidArgument" && msg.contains("invalidity_date"),
+        code == tonic::Code::InvalidArgument && msg.contains("invalidity_date"),
         "{msg}"
     );
     f.ca.client
@@ -522,7 +522,7 @@ async fn bad_revocation_and_ocsp_input_gets_the_right_answer() {
         .unwrap();
     let (code, msg) = refused(f.ca.client.revoke(&f.serial, 1, None).await.unwrap_err());
     assert!(
-        code == "FailedPrecondition" && msg.contains("already revoked"),
+        code == tonic::Code::FailedPrecondition && msg.contains("already revoked"),
         "{msg}"
     );
     // Still serving.

@@ -210,7 +210,7 @@ async fn a_credential_is_its_whole_certificate_not_its_serial() {
         .unwrap();
     match client.profiles().await.unwrap_err() {
         ecca::Error::Rejected { code, message } => {
-            assert_eq!(code, "Unauthenticated", "{message}");
+            assert_eq!(code, tonic::Code::Unauthenticated, "{message}");
             assert!(
                 message.contains("not a registered ecca credential"),
                 "{message}"
@@ -292,7 +292,7 @@ async fn legacy_credentials_are_pinned_until_rotated() {
         other => panic!("{other:?}"),
     };
     assert!(
-        code == "PermissionDenied" && msg.contains("disabled"),
+        code == tonic::Code::PermissionDenied && msg.contains("disabled"),
         "{code}: {msg}"
     );
     Client::connect(&ca.grpc_url(), &Credentials::load(&rotated).unwrap())

@@ -3,12 +3,12 @@ use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::authority::Layout;
 use crate::error::{Error, Result};
+use crate::layout::Endpoints;
+use crate::layout::Layout;
 use crate::proto::admin_client::AdminClient;
 use crate::proto::certificate_authority_client::CertificateAuthorityClient;
 use crate::proto::{self as pb};
-use crate::server::{ENDPOINTS_FILE, Endpoints};
 
 /// A client credential folder: cert.pem (with chain), key.pem, ca.pem (trust for the server).
 #[derive(Clone)]
@@ -54,7 +54,7 @@ fn rejected(s: tonic::Status) -> Error {
             Error::Remote(format!("cannot reach the server: {}", s.message()))
         }
         code => Error::Rejected {
-            code: format!("{code:?}"),
+            code,
             message: s.message().to_string(),
         },
     }
@@ -102,7 +102,7 @@ impl Client {
 
     /// The gRPC URL a running server wrote into its data directory.
     pub fn data_dir_url(dir: &Path) -> Result<String> {
-        let path = dir.join(ENDPOINTS_FILE);
+        let path = Layout::new(dir).endpoints();
         let text = std::fs::read(&path).map_err(|e| {
             Error::Remote(format!(
                 "{}: {e}; start the server with `ecca-server --data-dir {}`",

@@ -18,7 +18,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Object identifiers used here.
 pub mod oid {
@@ -126,7 +126,7 @@ impl CmsSigner for rcgen::KeyPair {
 
 /// One of ecca's own keys (the TSA's) as a CMS signer.
 #[derive(Debug, Clone, Copy)]
-pub struct CaKey<'a>(pub &'a dyn crate::signer::Signer);
+pub struct CaKey<'a>(pub &'a dyn crate::core::keys::Signer);
 
 impl CmsSigner for CaKey<'_> {
     fn algorithms(&self) -> (DigestAlg, AlgorithmIdentifierOwned) {

@@ -25,10 +25,11 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::core::issue::{IssuerRef, IssuerUrls};
+use crate::core::error::{Error, Result};
+use crate::core::issue::{CaView, IssuerUrls};
+use crate::core::keys::CaKeyAlg;
 use crate::core::revocation::{distribution_point, signature_algorithm, x509_time};
 use crate::core::serial::Serial;
-use crate::error::{Error, Result};
 
 /// The CA being cross-certified: its name and key, exactly as it presented them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -264,11 +265,11 @@ fn email_subtree(d: &str) -> Result<GeneralSubtree> {
     })
 }
 
-/// The TBSCertificate of a cross-certificate signed by `issuer`.
+/// The TBSCertificate of a cross-certificate to be signed by `issuer` (a key of `alg`).
 pub fn tbs(
     peer: &Peer,
     terms: &Terms,
-    issuer: &IssuerRef<'_>,
+    (issuer, alg): (&CaView, CaKeyAlg),
     urls: &IssuerUrls,
     serial: &Serial,
     not_before: i64,
@@ -291,7 +292,7 @@ pub fn tbs(
             "SubjectPublicKeyInfo is not in canonical DER",
         ));
     }
-    let issuer_name = Name::from_der(issuer.subject_der).map_err(der_err)?;
+    let issuer_name = Name::from_der(&issuer.subject_der).map_err(der_err)?;
     let mut exts = vec![
         ext(
             &BasicConstraints {
@@ -313,7 +314,7 @@ pub fn tbs(
         )?,
         ext(
             &AuthorityKeyIdentifier {
-                key_identifier: Some(OctetString::new(issuer.key_id).map_err(der_err)?),
+                key_identifier: Some(OctetString::new(issuer.key_id.clone()).map_err(der_err)?),
                 authority_cert_issuer: None,
                 authority_cert_serial_number: None,
             },
@@ -411,7 +412,7 @@ pub fn tbs(
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: SerialNumber::new(serial.as_bytes()).map_err(der_err)?,
-        signature: signature_algorithm(issuer.signer.algorithm()),
+        signature: signature_algorithm(alg),
         issuer: issuer_name,
         validity: Validity {
             not_before: x509_time(not_before)?,

@@ -16,8 +16,8 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
+use crate::core::error::{Error, Result};
 use crate::core::keys::KeyAlg;
-use crate::error::{Error, Result};
 
 /// Largest CSR accepted, in bytes (an RSA-4096 CSR with 100 SANs fits well inside).
 pub const MAX_CSR_BYTES: usize = 16 * 1024;

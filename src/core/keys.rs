@@ -9,7 +9,7 @@ use x509_parser::oid_registry::{
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// A subject public key algorithm (and size) that ecca knows how to certify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,4 +160,15 @@ impl CaKeyAlg {
             CaKeyAlg::Ed25519 => KeyAlg::Ed25519,
         }
     }
+}
+
+/// A signing key (a CA's, the OCSP responder's, the TSA's). Implementations (`crate::signer`)
+/// never expose private key material.
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The key's algorithm (and so the signature algorithm: ECDSA with the curve's hash, or Ed25519).
+    fn algorithm(&self) -> CaKeyAlg;
+    /// The subjectPublicKey bits (an uncompressed EC point or the Ed25519 key).
+    fn public_key_raw(&self) -> &[u8];
+    /// Signs `msg`; ECDSA signatures are DER (X.509 form).
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>>;
 }

@@ -4,6 +4,7 @@ pub mod certcheck;
 pub mod cms;
 pub mod cross;
 pub mod csr;
+pub mod error;
 pub mod issue;
 pub mod keys;
 pub mod lint;
@@ -11,11 +12,14 @@ pub mod names;
 pub mod ocsp;
 pub mod path;
 pub mod profile;
+pub mod records;
 pub mod revcheck;
 pub mod revocation;
 pub mod serial;
 pub mod tsp;
 pub mod uscc;
+
+pub use error::{Error, Result};
 
 /// Which of our CA certificates signs (and answers for) a certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -37,13 +41,11 @@ impl Issuer {
     }
 
     /// Parses a stored value; anything else is corrupt data, reported as such.
-    pub fn parse(s: &str) -> crate::Result<Self> {
+    pub fn parse(s: &str) -> Result<Self> {
         match s {
             "issuing" => Ok(Issuer::Issuing),
             "credential" => Ok(Issuer::Credential),
-            other => Err(crate::Error::Storage(format!(
-                "corrupt certificate row: unknown issuer {other:?}"
-            ))),
+            other => Err(Error::Corrupt(format!("issuer {other:?}"))),
         }
     }
 }

@@ -10,9 +10,9 @@ use x509_ocsp::{
     OcspResponseStatus, ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
+use crate::core::error::{Error, Result};
+use crate::core::keys::Signer;
 use crate::core::revocation::{Reason, generalized_time, signature_algorithm};
-use crate::error::{Error, Result};
-use crate::signer::Signer;
 
 /// Most CertIDs answered in one request (RFC 5019 clients send one).
 pub const MAX_CERT_IDS: usize = 8;
@@ -141,7 +141,7 @@ fn der_err(e: der::Error) -> Error {
     Error::Internal(format!("OCSP encoding: {e}"))
 }
 
-/// Builds and signs a successful response for the given CertIDs and statuses.
+/// Builds a successful response for the given CertIDs and statuses, lints it and signs it.
 pub fn sign_response(
     key: ResponderKey<'_>,
     answers: &[(CertId, Status)],
@@ -179,6 +179,10 @@ pub fn sign_response(
         response_extensions: nonce.map(|n| vec![n.clone()]),
     };
     let tbs = data.to_der().map_err(der_err)?;
+    let policy = crate::core::lint::OcspPolicy {
+        key_hash: &CertIdHash::Sha1.digest(key.signer.public_key_raw()),
+    };
+    crate::core::lint::lint_ocsp(&tbs, &policy)?;
     let signature = key.signer.sign(&tbs)?;
     let certs = match key.cert_der {
         Some(der) => Some(vec![Certificate::from_der(der).map_err(der_err)?]),

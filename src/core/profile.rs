@@ -2,12 +2,11 @@
 //! at start into [`Profile`] values. A profile alone decides key usages, EKUs, validity and which
 //! names a certificate may carry.
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::core::error::{Error, Result};
 use crate::core::keys::KeyAlg;
-use crate::error::{Error, Result};
 
 /// The profiles shipped with ecca, compiled in so a fresh data directory needs no files.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -341,32 +340,17 @@ impl Profiles {
         })
     }
 
-    /// Every `*.toml` in a directory; the file stem is the profile name.
-    pub fn load_dir(dir: &Path) -> Result<Self> {
+    /// Profiles from (name, where it came from, TOML text); the caller reads the files.
+    pub fn from_texts(mut texts: Vec<(String, String, String)>) -> Result<Self> {
+        texts.sort();
         let mut by_name = BTreeMap::new();
-        let mut texts = BTreeMap::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        for entry in entries {
-            let path = entry.map_err(|e| Error::io(dir, e))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-                continue;
-            }
-            let name = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default();
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            let profile = Profile::parse(name, &path.display().to_string(), &text)?;
-            by_name.insert(name.to_string(), profile);
-            texts.insert(name.to_string(), text);
+        for (name, source, text) in &texts {
+            by_name.insert(name.clone(), Profile::parse(name, source, text)?);
         }
         if by_name.is_empty() {
-            return Err(Error::Config(format!(
-                "{}: no *.toml profiles found",
-                dir.display()
-            )));
+            return Err(Error::Config("no *.toml profiles found".into()));
         }
-        let fingerprint = fingerprint(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        let fingerprint = fingerprint(texts.iter().map(|(n, _, t)| (n.as_str(), t.as_str())));
         Ok(Profiles {
             by_name,
             fingerprint,

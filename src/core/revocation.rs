@@ -13,9 +13,9 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_cert::time::Time;
 
+use crate::core::error::{Error, Result};
+use crate::core::issue::IssuerRef;
 use crate::core::keys::CaKeyAlg;
-use crate::error::{Error, Result};
-use crate::signer::Signer;
 
 /// RFC 5280 CRLReason values ecca accepts for end-entity certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +108,6 @@ pub struct RevokedEntry {
 /// What a CRL says beyond its entries.
 #[derive(Clone, Debug)]
 pub struct CrlParams<'a> {
-    /// The CA's subject Name, DER.
-    pub issuer_name: &'a [u8],
-    /// The CA's subject key identifier (for the authorityKeyIdentifier extension).
-    pub issuer_key_id: &'a [u8],
     pub number: u64,
     pub this_update: i64,
     pub next_update: i64,
@@ -198,17 +194,19 @@ fn entry(e: &RevokedEntry, issuer: &Name) -> Result<RevokedCert> {
     })
 }
 
-/// Builds and signs a CRL (full, or delta when `delta_base` is set).
+/// Builds a CRL (full, or delta when `delta_base` is set), lints it and signs it: a CRL that
+/// fails a lint is never signed.
 pub fn build_crl(
     params: &CrlParams<'_>,
     entries: &[RevokedEntry],
-    signer: &dyn Signer,
+    by: IssuerRef<'_>,
 ) -> Result<Vec<u8>> {
-    let issuer = Name::from_der(params.issuer_name).map_err(der_err)?;
+    let ca = by.ca();
+    let issuer = Name::from_der(&ca.subject_der).map_err(der_err)?;
     let mut exts = vec![
         extension(
             &AuthorityKeyIdentifier {
-                key_identifier: Some(OctetString::new(params.issuer_key_id).map_err(der_err)?),
+                key_identifier: Some(OctetString::new(ca.key_id.as_slice()).map_err(der_err)?),
                 authority_cert_issuer: None,
                 authority_cert_serial_number: None,
             },
@@ -238,7 +236,7 @@ pub fn build_crl(
     let tbs = encode_tbs(
         &TbsCertList {
             version: x509_cert::Version::V2,
-            signature: signature_algorithm(signer.algorithm()),
+            signature: signature_algorithm(by.algorithm()),
             issuer: issuer.clone(),
             this_update: x509_time(params.this_update)?,
             next_update: Some(x509_time(params.next_update)?),
@@ -248,8 +246,15 @@ pub fn build_crl(
         entries,
         &issuer,
     )?;
-    let signature = signer.sign(&tbs)?;
-    signed_der(&tbs, signer.algorithm(), &signature)
+    let signature = signature_algorithm(by.algorithm());
+    let policy = crate::core::lint::CrlPolicy {
+        issuer_name: &ca.subject_der,
+        issuer_key_id: &ca.key_id,
+        signature: &signature,
+    };
+    crate::core::lint::lint_crl(&tbs, &policy)?;
+    let signature = by.sign_linted(&tbs)?;
+    signed_der(&tbs, by.algorithm(), &signature)
 }
 
 /// SEQUENCE { tbs, signatureAlgorithm, signature BIT STRING }: a certificate or CRL from its

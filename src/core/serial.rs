@@ -3,7 +3,7 @@ use std::fmt;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// A certificate serial number: the big-endian magnitude of a positive INTEGER, minimal
 /// (no leading zero octet).

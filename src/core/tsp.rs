@@ -6,7 +6,7 @@ use der::{Decode, Encode, Sequence};
 use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion, TstInfo};
 
 use crate::core::cms::{self, CmsSigner, DigestAlg, SignParams};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// ecca's default TSA policy, under the enterprise number RFC 5612 reserves for documentation
 /// (32473): operators set their own registered OID with `tsa_policy` in the configuration.

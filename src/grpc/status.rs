@@ -17,6 +17,7 @@ impl From<Error> for Status {
             Error::Remote(_) | Error::Rejected { .. } => Code::Unavailable,
             Error::Config(_)
             | Error::Storage(_)
+            | Error::Database { .. }
             | Error::Signing(_)
             | Error::Io { .. }
             | Error::Internal(_) => {
@@ -25,6 +26,12 @@ impl From<Error> for Status {
             }
         };
         Status::new(code, e.to_string())
+    }
+}
+
+impl From<crate::core::Error> for Status {
+    fn from(e: crate::core::Error) -> Self {
+        Error::from(e).into()
     }
 }
 
@@ -44,6 +51,7 @@ mod tests {
             (
                 Error::LintFailed {
                     lint: "e_x",
+                    object: "certificate",
                     detail: "d".into(),
                 },
                 Code::FailedPrecondition,

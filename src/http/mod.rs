@@ -16,9 +16,9 @@ use base64::Engine;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
-use crate::authority::paths;
 use crate::config::RateLimits;
 use crate::error::Error;
+use crate::layout::paths;
 use crate::listen::{GuardedBody, Tracker};
 use crate::pemfile;
 use crate::revocation::{CrlKind, OCSP_MAX_AGE, OcspAnswer, Published};

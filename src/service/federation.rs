@@ -7,7 +7,6 @@ use crate::auth::{Action, Caller};
 use crate::authority::root_urls;
 use crate::core::cross::{self, Peer, Terms};
 use crate::core::issue::BACKDATE;
-use crate::core::lint::CertKind;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::pemfile;
@@ -87,7 +86,7 @@ impl Service {
         let tbs = cross::tbs(
             &peer,
             &terms,
-            &root.issuer_ref(),
+            (root, root.algorithm()),
             &urls,
             &serial,
             not_before,
@@ -95,22 +94,14 @@ impl Service {
         )?;
         if req.dry_run {
             // Lint without signing, so a dry run also says whether signing would be refused.
-            crate::core::lint::lint_tbs(
-                &tbs,
-                &crate::core::lint::LintPolicy {
-                    kind: CertKind::CrossCa,
-                    issuer_name: &root.subject_der,
-                    issuer_key_id: &root.key_id,
-                    issuer_not_after: root.not_after.unix_timestamp(),
-                },
-            )?;
+            root.lint_cross(&tbs)?;
             return Ok(CrossCertified {
                 der: None,
                 serial: serial.hex(),
                 description,
             });
         }
-        let der = crate::core::issue::sign_tbs(&tbs, &root.issuer_ref(), CertKind::CrossCa)?;
+        let der = root.sign_cross(&tbs)?;
         self.store
             .add_cross(
                 CrossRecord {
@@ -165,7 +156,7 @@ impl Service {
                     .map_err(|e| Error::field("received_cross", format!("does not parse: {e}")))?;
                 if x.subject().as_raw() != self.authority.root.subject_der.as_slice()
                     || x.public_key().subject_public_key.data.as_ref()
-                        != self.authority.root.signer().public_key_raw()
+                        != self.authority.root.public_key
                 {
                     return Err(Error::field(
                         "received_cross",

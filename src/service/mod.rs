@@ -6,10 +6,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::auth::{Action, Caller};
-use crate::authority::Authority;
+use crate::authority::{Authority, WorkingKey};
 use crate::core::csr;
 use crate::core::issue::{self, LeafSpec, Names, SubjectKey};
-use crate::core::lint::CertKind;
 use crate::core::profile::{Profile, Profiles};
 use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
@@ -112,7 +111,7 @@ pub struct Service {
     internal_client: Profile,
     internal_ocsp: Profile,
     internal_tsa: Profile,
-    tsa: std::sync::RwLock<Option<TsaKey>>,
+    tsa: std::sync::RwLock<Option<WorkingKey>>,
     tsa_policy: String,
     tsa_serials: tokio::sync::Mutex<TsaSerials>,
     rates: std::sync::Mutex<tenants::RateWindows>,
@@ -135,14 +134,6 @@ struct TsaSerials {
     last_unreported: u64,
     signed: u64,
     failed: u64,
-}
-
-/// The time-stamping unit's certificate and key.
-#[derive(Debug, Clone)]
-pub struct TsaKey {
-    pub cert_der: Vec<u8>,
-    pub key: Arc<dyn crate::signer::Signer>,
-    pub not_after: i64,
 }
 
 /// The relying-party verifier of the server: fetches only from public addresses (and `allow`),
@@ -291,43 +282,28 @@ impl Service {
         tenant: String,
         actor: &str,
     ) -> Result<CertRecord> {
-        let key = SubjectKey::from_spki(spki_der)?;
-        let ca = self.authority.ca(by);
-        let issuer = ca.issuer_ref();
-        let (not_before, not_after) = issue::validity(
-            profile,
-            validity_days,
-            OffsetDateTime::now_utc(),
-            ca.not_after,
-        )?;
-        let serial = Serial::random()?;
-        // Credentials have one relying party, this server, which checks its store: no CRL/OCSP.
-        let urls = (by == Issuer::Issuing).then(|| self.authority.issuing_urls());
-        let params = issue::leaf_params(&LeafSpec {
+        let leaf = LeafRequest {
+            by,
             profile,
             names,
-            serial: &serial,
-            not_before,
-            not_after,
             spki_der,
             key_is_rsa,
-            urls: urls.as_ref(),
-        })?;
-        let pass = issue::lint_only(&params, &key, &issuer, CertKind::EndEntity)?;
-
+            validity_days,
+        };
+        let prepared = prepare_leaf(&self.authority, &leaf)?;
         let intent = IssuanceIntent {
-            serial: serial.clone(),
+            serial: prepared.serial.clone(),
             issuer: by,
             profile: profile.name.clone(),
             tenant: tenant.clone(),
             subject: names.subject_string(),
             sans: names.san_strings(),
-            not_before: not_before.unix_timestamp(),
-            not_after: not_after.unix_timestamp(),
+            not_before: prepared.not_before,
+            not_after: prepared.not_after,
             actor: actor.into(),
         };
         let record = CertRecord {
-            serial: serial.hex(),
+            serial: prepared.serial.hex(),
             issuer: by,
             profile: intent.profile.clone(),
             tenant,
@@ -339,8 +315,9 @@ impl Service {
             der: Vec::new(),
             revocation: None,
         };
+        let serial = prepared.serial.clone();
         self.store.reserve(intent).await?;
-        let der = match issue::sign(&params, &key, &issuer, CertKind::EndEntity, pass) {
+        let der = match prepared.sign(self.authority.ca(by)) {
             Ok(der) => der,
             Err(e) => {
                 // The serial stays burnt; the audit log says why nothing was issued.
@@ -406,7 +383,7 @@ impl Service {
     }
 
     /// Installs the time-stamping unit (at start and on renewal).
-    pub fn set_tsa(&self, tsa: TsaKey) {
+    pub fn set_tsa(&self, tsa: WorkingKey) {
         if let Ok(mut t) = self.tsa.write() {
             *t = Some(tsa);
         }
@@ -486,13 +463,7 @@ impl Service {
             }
         };
         let at = OffsetDateTime::now_utc().unix_timestamp();
-        let signer = crate::core::cms::CaKey(tsa.key.as_ref());
-        let unit = tsp::Tsa {
-            cert_der: &tsa.cert_der,
-            signer: &signer,
-            policy: &self.tsa_policy,
-        };
-        let token = tsp::stamp(&accepted, unit, serial, at);
+        let token = tsa.stamp(&accepted, &self.tsa_policy, serial, at);
         self.tsa_outcome(token.is_ok()).await;
         token.unwrap_or_else(|e| {
             tracing::error!(error = %e, "time-stamp signing failed");
@@ -530,4 +501,68 @@ impl Service {
     pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.iter()
     }
+}
+
+/// What an end-entity certificate is issued from, after policy approved the names.
+#[derive(Clone, Copy, Debug)]
+pub struct LeafRequest<'a> {
+    pub by: Issuer,
+    pub profile: &'a Profile,
+    pub names: &'a Names,
+    pub spki_der: &'a [u8],
+    pub key_is_rsa: bool,
+    pub validity_days: Option<u32>,
+}
+
+/// A certificate built and linted, not yet signed: what the store records as intent.
+#[derive(Debug)]
+pub struct PreparedLeaf {
+    pub serial: Serial,
+    pub not_before: i64,
+    pub not_after: i64,
+    params: rcgen::CertificateParams,
+    key: SubjectKey,
+    pass: issue::LintPass,
+}
+
+impl PreparedLeaf {
+    /// Signs the linted bytes with the CA that prepared them.
+    pub fn sign(self, ca: &crate::authority::CaCert) -> Result<Vec<u8>> {
+        ca.sign_leaf(&self.params, &self.key, self.pass)
+    }
+}
+
+/// Issuance up to the signature (serial, validity, build, lint), with no I/O: the pipeline
+/// `Service` runs between policy and the store, and the bench's in-process ceiling.
+pub fn prepare_leaf(authority: &Authority, req: &LeafRequest<'_>) -> Result<PreparedLeaf> {
+    let key = SubjectKey::from_spki(req.spki_der)?;
+    let ca = authority.ca(req.by);
+    let (not_before, not_after) = issue::validity(
+        req.profile,
+        req.validity_days,
+        OffsetDateTime::now_utc(),
+        ca.not_after,
+    )?;
+    let serial = Serial::random()?;
+    // Credentials have one relying party, this server, which checks its store: no CRL/OCSP.
+    let urls = (req.by == Issuer::Issuing).then(|| authority.issuing_urls());
+    let params = issue::leaf_params(&LeafSpec {
+        profile: req.profile,
+        names: req.names,
+        serial: &serial,
+        not_before,
+        not_after,
+        spki_der: req.spki_der,
+        key_is_rsa: req.key_is_rsa,
+        urls: urls.as_ref(),
+    })?;
+    let pass = ca.lint_leaf(&params, &key)?;
+    Ok(PreparedLeaf {
+        serial,
+        not_before: not_before.unix_timestamp(),
+        not_after: not_after.unix_timestamp(),
+        params,
+        key,
+        pass,
+    })
 }

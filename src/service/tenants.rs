@@ -542,8 +542,10 @@ impl Service {
         {
             return Ok(());
         }
-        let message = crate::core::audit::checkpoint_message(upto_id, &head_hash);
-        let signature = self.authority.issuing.signer().sign(&message)?;
+        let signature = self
+            .authority
+            .issuing
+            .sign_checkpoint(upto_id, &head_hash)?;
         self.store
             .add_checkpoint(Checkpoint {
                 id: 0,

@@ -385,14 +385,18 @@ impl Signer for Pkcs11Key {
     fn public_key_raw(&self) -> &[u8] {
         &self.public_raw
     }
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+    fn sign(&self, msg: &[u8]) -> crate::core::Result<Vec<u8>> {
         // PKCS#11 blocks: keep it off the async workers when called from one.
-        match tokio::runtime::Handle::try_current() {
+        let signed = match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| self.sign_blocking(msg))
             }
             _ => self.sign_blocking(msg),
-        }
+        };
+        signed.map_err(|e| match e {
+            Error::Signing(m) => crate::core::Error::Signing(m),
+            other => crate::core::Error::Signing(other.to_string()),
+        })
     }
 }
 

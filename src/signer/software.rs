@@ -159,10 +159,10 @@ impl Signer for SoftwareKey {
     fn public_key_raw(&self) -> &[u8] {
         self.key.der_bytes()
     }
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+    fn sign(&self, msg: &[u8]) -> crate::core::Result<Vec<u8>> {
         self.key
             .sign(msg)
-            .map_err(|e| Error::Signing(e.to_string()))
+            .map_err(|e| crate::core::Error::Signing(e.to_string()))
     }
 }
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::authority::Layout;
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
+use crate::layout::Layout;
 
 pub mod migrate;
 pub mod postgres;
@@ -19,6 +19,8 @@ pub mod sqlite;
 pub mod write;
 
 pub use crate::core::Issuer;
+pub use crate::core::audit::{AuditEntry, Checkpoint, audit_hash};
+pub use crate::core::records::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use write::{Done, Op};
@@ -36,33 +38,6 @@ pub struct IssuanceIntent {
     pub not_after: i64,
     /// Who asked (for the audit log).
     pub actor: String,
-}
-
-/// An issued certificate as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CertRecord {
-    pub serial: String,
-    pub issuer: Issuer,
-    pub profile: String,
-    pub tenant: String,
-    pub subject: String,
-    pub sans: Vec<String>,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub issued_at: i64,
-    pub der: Vec<u8>,
-    /// Set once the certificate is revoked (it stays revoked).
-    pub revocation: Option<Revocation>,
-}
-
-/// How and when a certificate was revoked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Revocation {
-    pub revoked_at: i64,
-    pub reason: Reason,
-    pub invalidity_date: Option<i64>,
-    /// Position in the order of revocations (delta CRLs list those after their base's position).
-    pub seq: i64,
 }
 
 /// A revocation to record.
@@ -238,148 +213,6 @@ impl Page {
             next,
         }
     }
-}
-
-/// Roles a client credential can carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Platform,
-    Auditor,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Platform => "platform",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "platform" => Some(Role::Platform),
-            "auditor" => Some(Role::Auditor),
-            _ => None,
-        }
-    }
-}
-
-/// A client credential (mTLS certificate) registered with the CA. It is found by the SHA-256
-/// of its whole certificate: a serial (public, and choosable by any other CA) never authenticates.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credential {
-    /// Serial of the credential's certificate, lowercase hex (for display and the audit log).
-    pub serial: String,
-    /// SHA-256 of the credential's whole certificate, lowercase hex (its identity).
-    pub cert_sha256: String,
-    pub role: Role,
-    /// The tenant it acts for (empty for admins and auditors).
-    pub tenant: String,
-    pub disabled: bool,
-}
-
-/// One audit log entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: i64,
-    pub actor: String,
-    pub event: String,
-    pub object: String,
-    pub detail: String,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-}
-
-/// Whether a peer CA is in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerStatus {
-    Active,
-    Suspended,
-}
-
-impl PeerStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PeerStatus::Active => "active",
-            PeerStatus::Suspended => "suspended",
-        }
-    }
-}
-
-/// A peer CA in the federation registry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerRecord {
-    pub name: String,
-    /// The peer's CA certificate, DER.
-    pub ca_cert: Vec<u8>,
-    pub subject: String,
-    pub status: PeerStatus,
-    pub added_at: i64,
-}
-
-/// Which way a cross-certificate points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// Our root certified the peer's CA.
-    Issued,
-    /// The peer certified our root.
-    Received,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Issued => "issued",
-            Direction::Received => "received",
-        }
-    }
-}
-
-/// A stored cross-certificate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CrossRecord {
-    pub serial: String,
-    pub peer: String,
-    pub direction: Direction,
-    pub der: Vec<u8>,
-    pub not_after: i64,
-    pub created_at: i64,
-    pub revoked: Option<(i64, Reason)>,
-}
-
-/// A platform (tenant) and what it may issue.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlatformRecord {
-    pub name: String,
-    pub dns_suffixes: Vec<String>,
-    /// CIDRs.
-    pub ip_ranges: Vec<String>,
-    pub profiles: Vec<String>,
-    pub max_days: Option<u32>,
-    pub rate_per_min: Option<u32>,
-    pub disabled: bool,
-    pub created_at: i64,
-    /// Subject O values registered to the platform (the only ones it may put in certificates).
-    pub organizations: Vec<String>,
-    /// Unified Social Credit Codes registered to the platform (subject serialNumber).
-    pub usccs: Vec<String>,
-    /// Free-text CN/OU values the platform may use besides its DNS names; a trailing `*`
-    /// matches any continuation (e.g. `api-client-*`).
-    pub names: Vec<String>,
-}
-
-/// A signed checkpoint of the audit chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub id: i64,
-    pub upto_id: i64,
-    pub head_hash: Vec<u8>,
-    pub at: i64,
-    pub signature: Vec<u8>,
 }
 
 /// The storage contract every backend implements: [`Store::write`] applies a state change
@@ -623,27 +456,6 @@ pub struct CrlSnapshot {
 
 /// A revocation with its position in the order of revocations.
 pub type Positioned = (i64, RevokedEntry);
-
-/// The audit hash: SHA-256 over the previous hash and the entry's fields, length-prefixed.
-pub fn audit_hash(
-    prev: &[u8],
-    id: i64,
-    at: i64,
-    actor: &str,
-    event: &str,
-    object: &str,
-    detail: &str,
-) -> Vec<u8> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(prev);
-    ctx.update(&id.to_be_bytes());
-    ctx.update(&at.to_be_bytes());
-    for field in [actor, event, object, detail] {
-        ctx.update(&(field.len() as u64).to_be_bytes());
-        ctx.update(field.as_bytes());
-    }
-    ctx.finish().as_ref().to_vec()
-}
 
 // What the audit log records about each new row (the same in every backend).
 

@@ -1244,3 +1244,20 @@ impl Store for PgStore {
         Ok(tx.commit().await?)
     }
 }
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The server's own message says what failed; the client error alone says "db error".
+        let message = match e.as_db_error() {
+            Some(db) => format!("postgres: {}", db.message()),
+            None => format!("postgres: {e}"),
+        };
+        Error::database(message, e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::database(format!("no database connection: {e}"), e)
+    }
+}

@@ -845,3 +845,9 @@ impl Store for SqliteStore {
         self.auth_generation.load(Ordering::SeqCst)
     }
 }
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::database(e.to_string(), e)
+    }
+}

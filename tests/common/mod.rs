@@ -334,9 +334,10 @@ pub async fn assert_refused_at_handshake(url: &str, creds: &Path) {
     };
     match client.profiles().await {
         Err(ecca::Error::Remote(_)) => {}
-        Err(ecca::Error::Rejected { code, message })
-            if matches!(code.as_str(), "Unavailable" | "Unknown" | "Cancelled") =>
-        {
+        Err(ecca::Error::Rejected {
+            code: tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled,
+            message,
+        }) => {
             assert!(
                 !message.contains("credential"),
                 "refused by the API, not by TLS: {message}"
@@ -358,9 +359,8 @@ pub fn credential_cert(
     (from, until): (i64, i64),
 ) -> Vec<u8> {
     use ecca::core::issue::{self, LeafSpec, Names, SubjectKey};
-    use ecca::core::lint::CertKind;
     let authority =
-        ecca::authority::Authority::load(&ecca::authority::Layout::new(data_dir), http_base, None)
+        ecca::authority::Authority::load(&ecca::layout::Layout::new(data_dir), http_base, None)
             .unwrap();
     let profile = ecca::core::profile::Profile::parse(
         "test-credential",
@@ -388,7 +388,7 @@ pub fn credential_cert(
     })
     .unwrap();
     let subject = SubjectKey::from_spki(spki_der).unwrap();
-    let issuer = authority.credential.issuer_ref();
-    let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity).unwrap();
-    issue::sign(&params, &subject, &issuer, CertKind::EndEntity, pass).unwrap()
+    let ca = &authority.credential;
+    let pass = ca.lint_leaf(&params, &subject).unwrap();
+    ca.sign_leaf(&params, &subject, pass).unwrap()
 }

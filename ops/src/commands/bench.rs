@@ -121,11 +121,12 @@ async fn issue_level(
     ))
 }
 
-/// The in-process ceiling: CSR verify + policy + build + lint + sign, no I/O, on `threads`.
+/// The in-process ceiling: CSR verify + policy + the service's own build/lint/sign pipeline
+/// (`service::prepare_leaf`), no store, no network, on `threads`.
 fn ceiling(data_dir: &Path, base_url: &str, csrs: &[Vec<u8>], threads: usize) -> Result<f64> {
-    use ecca::core::issue::{self, LeafSpec, SubjectKey};
+    use ecca::core::issue;
     let authority = Arc::new(ecca::authority::Authority::load(
-        &ecca::authority::Layout::new(data_dir),
+        &ecca::layout::Layout::new(data_dir),
         base_url,
         None,
     )?);
@@ -137,40 +138,18 @@ fn ceiling(data_dir: &Path, base_url: &str, csrs: &[Vec<u8>], threads: usize) ->
             let (authority, profiles, csrs) = (authority.clone(), profiles.clone(), csrs.clone());
             std::thread::spawn(move || -> Result<()> {
                 let profile = profiles.get("server-tls")?;
-                let urls = authority.issuing_urls();
                 for csr in csrs.iter().skip(t).step_by(threads) {
                     let v = ecca::core::csr::verify(csr)?;
                     let names = issue::approve_names(profile, &v)?;
-                    let now = time::OffsetDateTime::now_utc();
-                    let (nb, na) =
-                        issue::validity(profile, None, now, authority.issuing.not_after)?;
-                    let serial = ecca::core::serial::Serial::random()?;
-                    let spec = LeafSpec {
+                    let leaf = ecca::service::LeafRequest {
+                        by: ecca::core::Issuer::Issuing,
                         profile,
                         names: &names,
-                        serial: &serial,
-                        not_before: nb,
-                        not_after: na,
                         spki_der: &v.spki_der,
-                        key_is_rsa: false,
-                        urls: Some(&urls),
+                        key_is_rsa: v.key_alg.is_rsa(),
+                        validity_days: None,
                     };
-                    let params = issue::leaf_params(&spec)?;
-                    let key = SubjectKey::from_spki(&v.spki_der)?;
-                    let issuer = authority.issuing.issuer_ref();
-                    let pass = issue::lint_only(
-                        &params,
-                        &key,
-                        &issuer,
-                        ecca::core::lint::CertKind::EndEntity,
-                    )?;
-                    issue::sign(
-                        &params,
-                        &key,
-                        &issuer,
-                        ecca::core::lint::CertKind::EndEntity,
-                        pass,
-                    )?;
+                    ecca::service::prepare_leaf(&authority, &leaf)?.sign(&authority.issuing)?;
                 }
                 Ok(())
             })
@@ -243,7 +222,8 @@ async fn ocsp_level(
 /// One CRL rebuild of `n` revoked certificates through the real store and publisher (run in
 /// its own process, so the peak memory is this measurement's).
 async fn crl_only(n: usize) -> Result<()> {
-    use ecca::authority::{Authority, InitOptions, Layout};
+    use ecca::authority::{Authority, InitOptions};
+    use ecca::layout::Layout;
     use ecca::revocation::{CrlKind, Publisher};
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let layout = Layout::new(&dir.path().join("data"));

@@ -56,7 +56,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         .data_dir
         .clone()
         .ok_or_else(|| Error::InvalidArgument("init needs --data-dir DIR".into()))?;
-    if ecca::authority::Layout::new(&dir).is_initialized() {
+    if ecca::layout::Layout::new(&dir).is_initialized() {
         return Err(Error::InvalidArgument(format!(
             "{} already holds a CA",
             dir.display()

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
-use ecca::authority::Layout;
 use ecca::core::audit;
+use ecca::layout::Layout;
 use ecca::store::{PgStore, Store, migrate, postgres};
 use ecca::{Error, Result};
 use serde_json::json;

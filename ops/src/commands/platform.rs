@@ -180,10 +180,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                 .await?
                 .into_iter()
                 .find(|p| p.name == name)
-                .ok_or_else(|| Error::Rejected {
-                    code: "NotFound".into(),
-                    message: format!("platform {name:?}"),
-                })?;
+                .ok_or_else(|| Error::NotFound(format!("platform {name:?}")))?;
             if g.json {
                 return output::print_json(&platform_json(&p));
             }

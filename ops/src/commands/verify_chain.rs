@@ -85,7 +85,7 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
     }
     let anchors = match (&a.trust, &g.data_dir) {
         (Some(t), _) => certs(t)?,
-        (None, Some(dir)) => certs(&ecca::authority::Layout::new(dir).root_cert())?,
+        (None, Some(dir)) => certs(&ecca::layout::Layout::new(dir).root_cert())?,
         (None, None) => {
             return Err(Error::InvalidArgument(
                 "give --trust FILE (the trust anchors)".into(),

@@ -130,9 +130,9 @@ fn print_outcome(o: &SignatureOutcome) {
 pub async fn run(g: &Global, a: Args) -> Result<bool> {
     let anchors = match (&a.trust, &g.data_dir) {
         (Some(t), _) => ecca::pemfile::parse_certs(&output::read(t)?)?,
-        (None, Some(dir)) => ecca::pemfile::parse_certs(&output::read(
-            &ecca::authority::Layout::new(dir).root_cert(),
-        )?)?,
+        (None, Some(dir)) => {
+            ecca::pemfile::parse_certs(&output::read(&ecca::layout::Layout::new(dir).root_cert())?)?
+        }
         (None, None) => {
             return Err(Error::InvalidArgument(
                 "give --trust FILE (the trust anchors)".into(),

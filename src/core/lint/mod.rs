@@ -5,6 +5,12 @@
 //! the signing path: there is no way to sign a certificate that did not pass.
 use std::collections::HashSet;
 
+mod crl;
+mod ocsp;
+
+pub use crl::{CrlPolicy, lint_crl};
+pub use ocsp::{OcspPolicy, lint_ocsp};
+
 use x509_parser::asn1_rs::Tag;
 use x509_parser::certificate::TbsCertificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -16,9 +22,9 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Version;
 
+use crate::core::error::{Error, Result};
 use crate::core::keys::KeyAlg;
 use crate::core::names;
-use crate::error::{Error, Result};
 
 /// What kind of certificate is being linted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +53,7 @@ pub struct LintPolicy<'a> {
 }
 
 fn fail(lint: &'static str, detail: impl Into<String>) -> Error {
-    Error::LintFailed {
-        lint,
-        detail: detail.into(),
-    }
+    Error::lint(lint, detail)
 }
 
 /// Lints a DER TBSCertificate.

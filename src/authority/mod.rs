@@ -26,13 +26,18 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::core::csr::{self, Attr};
-use crate::core::issue::{self, IssuerRef, IssuerUrls};
+use crate::core::issue::{self, IssuerUrls};
 use crate::core::keys::CaKeyAlg;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
+use crate::layout::{Layout, paths};
+
+mod ca;
+
 use crate::pemfile;
 use crate::signer::pkcs11::{self, Pkcs11Config, Pkcs11Key, Token};
 use crate::signer::{Signer, SoftwareKey};
+pub use ca::{CaCert, WorkingKey};
 
 /// Options for creating a CA hierarchy.
 #[derive(Clone, Debug)]
@@ -57,151 +62,6 @@ impl Default for InitOptions {
             country: "CN".into(),
             root_days: 20 * 365,
             issuing_days: 10 * 365,
-        }
-    }
-}
-
-/// URL paths under the public base URL where relying parties fetch what certificates point at.
-pub mod paths {
-    pub const ROOT_CERT: &str = "/ca/root.der";
-    pub const ISSUING_CERT: &str = "/ca/issuing.der";
-    pub const BUNDLE: &str = "/ca/bundle.pem";
-    pub const CROSS: &str = "/ca/cross.pem";
-    pub const ROOT_CRL: &str = "/crl/root.crl";
-    pub const ISSUING_CRL: &str = "/crl/issuing.crl";
-    pub const ISSUING_DELTA_CRL: &str = "/crl/issuing-delta.crl";
-    pub const OCSP: &str = "/ocsp";
-    pub const TSA: &str = "/tsa";
-}
-
-/// Paths inside a data directory.
-#[derive(Clone, Debug)]
-pub struct Layout {
-    pub dir: PathBuf,
-}
-
-impl Layout {
-    pub fn new(dir: &Path) -> Self {
-        Layout {
-            dir: dir.to_path_buf(),
-        }
-    }
-    pub fn root_cert(&self) -> PathBuf {
-        self.dir.join("ca/root.pem")
-    }
-    pub fn root_key(&self) -> PathBuf {
-        self.dir.join("ca/root.key")
-    }
-    pub fn issuing_cert(&self) -> PathBuf {
-        self.dir.join("ca/issuing.pem")
-    }
-    pub fn issuing_key(&self) -> PathBuf {
-        self.dir.join("ca/issuing.key")
-    }
-    pub fn credential_cert(&self) -> PathBuf {
-        self.dir.join("ca/credential.pem")
-    }
-    pub fn credential_key(&self) -> PathBuf {
-        self.dir.join("ca/credential.key")
-    }
-    pub fn credential_link(&self) -> PathBuf {
-        self.dir.join("ca/credential-link.pem")
-    }
-    pub fn server_cert(&self) -> PathBuf {
-        self.dir.join("tls/server.pem")
-    }
-    pub fn server_key(&self) -> PathBuf {
-        self.dir.join("tls/server.key")
-    }
-    pub fn ocsp_cert(&self) -> PathBuf {
-        self.dir.join("ocsp/responder.pem")
-    }
-    pub fn ocsp_key(&self) -> PathBuf {
-        self.dir.join("ocsp/responder.key")
-    }
-    pub fn tsa_cert(&self) -> PathBuf {
-        self.dir.join("tsa/tsa.pem")
-    }
-    pub fn tsa_key(&self) -> PathBuf {
-        self.dir.join("tsa/tsa.key")
-    }
-    pub fn admin_dir(&self) -> PathBuf {
-        self.dir.join("admin")
-    }
-    pub fn database(&self) -> PathBuf {
-        self.dir.join("ecca.db")
-    }
-    /// True once a CA hierarchy exists here.
-    pub fn is_initialized(&self) -> bool {
-        self.root_cert().exists()
-    }
-}
-
-/// A CA certificate with what signing under it needs, parsed once.
-#[derive(Debug)]
-pub struct CaCert {
-    pub der: Vec<u8>,
-    pub subject_der: Vec<u8>,
-    pub key_id: Vec<u8>,
-    pub not_after: OffsetDateTime,
-    params: CertificateParams,
-    signer: Arc<dyn Signer>,
-}
-
-impl CaCert {
-    /// Wraps a CA certificate and its key, checking that they belong together.
-    pub fn new(der: Vec<u8>, signer: Arc<dyn Signer>) -> Result<Self> {
-        let (_, x509) = X509Certificate::from_der(&der)
-            .map_err(|e| Error::Config(format!("CA certificate does not parse: {e}")))?;
-        if x509.public_key().subject_public_key.data.as_ref() != signer.public_key_raw() {
-            return Err(Error::Config("CA certificate and key do not match".into()));
-        }
-        let key_id = x509
-            .iter_extensions()
-            .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
-                    Some(k.0.to_vec())
-                }
-                _ => None,
-            })
-            .ok_or_else(|| Error::Config("CA certificate has no subjectKeyIdentifier".into()))?;
-        let (attrs, _) = csr::name_attrs(&x509.subject)?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = issue::distinguished_name(&attrs)?;
-        params.key_identifier_method = KeyIdMethod::PreSpecified(key_id.clone());
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let subject_der = x509.subject.as_raw().to_vec();
-        let not_after = x509.validity.not_after.to_datetime();
-        Ok(CaCert {
-            der,
-            subject_der,
-            key_id,
-            not_after,
-            params,
-            signer,
-        })
-    }
-
-    /// The CA key, for CRLs and OCSP responses (certificates go through [`CaCert::issuer_ref`]).
-    pub fn signer(&self) -> Arc<dyn Signer> {
-        self.signer.clone()
-    }
-
-    /// The serial of this CA certificate, big-endian magnitude.
-    pub fn serial(&self) -> Vec<u8> {
-        X509Certificate::from_der(&self.der)
-            .map(|(_, c)| Serial::from_der_content(c.raw_serial()).as_bytes().to_vec())
-            .unwrap_or_default()
-    }
-
-    /// The view core::issue signs with.
-    pub fn issuer_ref(&self) -> IssuerRef<'_> {
-        IssuerRef {
-            params: &self.params,
-            subject_der: &self.subject_der,
-            key_id: &self.key_id,
-            not_after: self.not_after,
-            signer: self.signer.as_ref(),
         }
     }
 }
@@ -303,8 +163,15 @@ impl KeyMaker {
         Ok(KeyMaker { alg, token, suffix })
     }
 
+    /// A new working key (OCSP responder, TSA) to be certified: its SubjectPublicKeyInfo, and
+    /// what to save. [`WorkingKey::open`] opens it once certified.
+    pub fn generate_working(&self, role: &str) -> Result<(Vec<u8>, SavedKey)> {
+        let (key, saved) = self.generate(role)?;
+        Ok((issue::spki_der(key.as_ref()), saved))
+    }
+
     /// A new key; `role` goes into its token label (ecca-<role>-<random>).
-    pub fn generate(&self, role: &str) -> Result<(Arc<dyn Signer>, SavedKey)> {
+    fn generate(&self, role: &str) -> Result<(Arc<dyn Signer>, SavedKey)> {
         match &self.token {
             None => {
                 let key = Arc::new(SoftwareKey::generate(self.alg)?);
@@ -342,7 +209,7 @@ fn new_credential_ca(
         let mut link = ca_params(&attrs, opts.issuing_days.min(opts.root_days), Some(0))?;
         link.not_after = link.not_after.min(root.not_after);
         root_urls(base_url).apply(&mut link)?;
-        let der = issue::sign_ca(&link, key.as_ref(), &root.issuer_ref())?;
+        let der = root.sign_subordinate(&link, key.as_ref())?;
         pemfile::write_public(
             &layout.credential_link(),
             pemfile::certs_to_pem([der.as_slice()]).as_bytes(),
@@ -357,7 +224,7 @@ fn new_credential_ca(
 }
 
 /// Opens a CA key file: PKCS#8 PEM, or a PKCS#11 URI naming a key in the configured token.
-pub fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
+fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
     let head = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let Some(label) = pkcs11::uri_object(&String::from_utf8_lossy(&head)) else {
         return Ok(Arc::new(SoftwareKey::load(path)?));
@@ -412,8 +279,7 @@ impl Authority {
             ca_params(&base(format!("{org} Issuing CA 1")), issuing_days, Some(0))?;
         issuing_params.not_after = issuing_params.not_after.min(root.not_after);
         root_urls(&base_url).apply(&mut issuing_params)?;
-        let issuing_der =
-            issue::sign_ca(&issuing_params, issuing_key.as_ref(), &root.issuer_ref())?;
+        let issuing_der = root.sign_subordinate(&issuing_params, issuing_key.as_ref())?;
         let issuing = CaCert::new(issuing_der, issuing_key.clone())?;
         let credential = new_credential_ca(&keys, opts, None, layout)?;
 
@@ -490,7 +356,7 @@ impl Authority {
         let (attrs, _) = csr::name_attrs(x.subject())?;
         let value = |a: Attr| attrs.iter().find(|(k, _)| *k == a).map(|(_, v)| v.clone());
         let opts = InitOptions {
-            algorithm: root.signer.algorithm(),
+            algorithm: root.algorithm(),
             organization: value(Attr::Organization).unwrap_or_else(|| "ecca".into()),
             country: value(Attr::Country).unwrap_or_else(|| "CN".into()),
             ..InitOptions::default()

@@ -1,0 +1,508 @@
+//! The only way to a signature on a certificate: the exact to-be-signed bytes are linted
+//! first (a failing lint signs nothing).
+use std::cell::RefCell;
+
+use rcgen::{CertificateParams, Issuer, PublicKeyData, SignatureAlgorithm, SigningKey};
+use time::OffsetDateTime;
+
+use crate::core::error::{Error, Result};
+use crate::core::keys::Signer;
+use crate::core::lint::{self, CertKind, LintPolicy};
+
+/// A CA certificate as signing under it needs it, parsed once: public data only (the key
+/// stays with whoever holds the [`Signer`]).
+#[derive(Clone, Debug)]
+pub struct CaView {
+    pub der: Vec<u8>,
+    /// The CA's subject Name, DER.
+    pub subject_der: Vec<u8>,
+    /// The CA's subject key identifier.
+    pub key_id: Vec<u8>,
+    pub not_after: OffsetDateTime,
+    /// The certificate's serial, big-endian magnitude.
+    pub serial: Vec<u8>,
+    /// The subjectPublicKey bits.
+    pub public_key: Vec<u8>,
+    /// The CA's name, key identifier and key usages, as rcgen wants them.
+    params: CertificateParams,
+}
+
+impl CaView {
+    /// Parses a CA certificate; it must carry a subjectKeyIdentifier.
+    pub fn from_der(der: Vec<u8>) -> Result<Self> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, x509) = X509Certificate::from_der(&der)
+            .map_err(|e| Error::Config(format!("CA certificate does not parse: {e}")))?;
+        let key_id = x509
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| Error::Config("CA certificate has no subjectKeyIdentifier".into()))?;
+        let (attrs, _) = crate::core::csr::name_attrs(&x509.subject)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = super::distinguished_name(&attrs)?;
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(key_id.clone());
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        Ok(CaView {
+            subject_der: x509.subject.as_raw().to_vec(),
+            not_after: x509.validity.not_after.to_datetime(),
+            serial: crate::core::serial::Serial::from_der_content(x509.raw_serial())
+                .as_bytes()
+                .to_vec(),
+            public_key: x509.public_key().subject_public_key.data.to_vec(),
+            key_id,
+            params,
+            der,
+        })
+    }
+}
+
+/// A CA and its key, as the signing functions take them. Only the holder of the key can make
+/// one, and every function that takes one lints before it signs.
+#[derive(Clone, Copy, Debug)]
+pub struct IssuerRef<'a> {
+    ca: &'a CaView,
+    signer: &'a dyn Signer,
+}
+
+impl<'a> IssuerRef<'a> {
+    /// Pairs a CA certificate with its key; refuses a key that is not the certificate's.
+    pub fn new(ca: &'a CaView, signer: &'a dyn Signer) -> Result<Self> {
+        if ca.public_key != signer.public_key_raw() {
+            return Err(Error::Config("CA certificate and key do not match".into()));
+        }
+        Ok(IssuerRef { ca, signer })
+    }
+
+    /// The CA certificate.
+    pub fn ca(&self) -> &'a CaView {
+        self.ca
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> crate::core::keys::CaKeyAlg {
+        self.signer.algorithm()
+    }
+
+    /// Signs bytes that a lint has passed; private to the signing functions of `core`.
+    pub(in crate::core) fn sign_linted(&self, tbs: &[u8]) -> Result<Vec<u8>> {
+        self.signer.sign(tbs)
+    }
+}
+
+/// Proof that a certificate's TBS passed the linter (only [`lint_only`] makes one): the
+/// SHA-256 of the exact bytes that passed.
+#[derive(Debug)]
+pub struct LintPass(Vec<u8>);
+
+/// The CA key as rcgen sees it, behind the linter. In `dry_run` it never reaches the key.
+struct Gate<'a> {
+    signer: &'a dyn Signer,
+    policy: LintPolicy<'a>,
+    dry_run: bool,
+    /// The hash of a TBS already linted (by `lint_only`): identical bytes need no second pass.
+    linted: Option<&'a [u8]>,
+    /// The hash of the TBS this gate saw.
+    seen: RefCell<Vec<u8>>,
+    refusal: RefCell<Option<Error>>,
+}
+
+impl PublicKeyData for Gate<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.signer.public_key_raw()
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.signer.algorithm().rcgen()
+    }
+}
+
+impl SigningKey for Gate<'_> {
+    fn sign(&self, tbs: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        let hash = ring::digest::digest(&ring::digest::SHA256, tbs)
+            .as_ref()
+            .to_vec();
+        let already = self.linted.is_some_and(|h| h == hash.as_slice());
+        *self.seen.borrow_mut() = hash;
+        let checked = if already {
+            Ok(())
+        } else {
+            lint::lint_tbs(tbs, &self.policy)
+        };
+        let outcome = checked.and_then(|()| {
+            if self.dry_run {
+                Ok(vec![0; 8])
+            } else {
+                self.signer.sign(tbs)
+            }
+        });
+        outcome.map_err(|e| {
+            *self.refusal.borrow_mut() = Some(e);
+            rcgen::Error::RemoteKeyError
+        })
+    }
+}
+
+/// Who signs: an issuing CA, or the subject's own key (a root).
+enum By<'a> {
+    Issuer(&'a IssuerRef<'a>, &'a dyn PublicKeyDataDyn),
+    SelfSigned(&'a dyn Signer),
+}
+
+/// Builds the certificate and passes its TBS through the gate; returns the DER and the TBS hash.
+fn run(
+    params: &CertificateParams,
+    by: By<'_>,
+    kind: CertKind,
+    dry_run: bool,
+    linted: Option<&[u8]>,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let (signer, policy) = match &by {
+        By::Issuer(i, _) => (
+            i.signer,
+            LintPolicy {
+                kind,
+                issuer_name: &i.ca.subject_der,
+                issuer_key_id: &i.ca.key_id,
+                issuer_not_after: i.ca.not_after.unix_timestamp(),
+            },
+        ),
+        By::SelfSigned(s) => (
+            *s,
+            LintPolicy {
+                kind: CertKind::Root,
+                issuer_name: &[],
+                issuer_key_id: &[],
+                issuer_not_after: i64::MAX,
+            },
+        ),
+    };
+    let gate = Gate {
+        signer,
+        policy,
+        dry_run,
+        linted,
+        seen: RefCell::new(Vec::new()),
+        refusal: RefCell::new(None),
+    };
+    let result = match by {
+        By::Issuer(i, subject) => {
+            params.signed_by(&DynKey(subject), &Issuer::from_params(&i.ca.params, &gate))
+        }
+        By::SelfSigned(_) => params.self_signed(&gate),
+    };
+    match result {
+        Ok(cert) => Ok((cert.der().to_vec(), gate.seen.take())),
+        Err(e) => Err(gate
+            .refusal
+            .take()
+            .unwrap_or_else(|| Error::Internal(format!("certificate encoding failed: {e}")))),
+    }
+}
+
+/// Object-safe view of rcgen's PublicKeyData.
+pub trait PublicKeyDataDyn {
+    fn der(&self) -> &[u8];
+    fn alg(&self) -> &'static SignatureAlgorithm;
+}
+
+impl<T: PublicKeyData> PublicKeyDataDyn for T {
+    fn der(&self) -> &[u8] {
+        self.der_bytes()
+    }
+    fn alg(&self) -> &'static SignatureAlgorithm {
+        self.algorithm()
+    }
+}
+
+struct DynKey<'a>(&'a dyn PublicKeyDataDyn);
+
+impl PublicKeyData for DynKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.der()
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.0.alg()
+    }
+}
+
+/// Lints the certificate `params` would produce, without touching the CA key.
+pub fn lint_only(
+    params: &CertificateParams,
+    subject: &dyn PublicKeyDataDyn,
+    issuer: &IssuerRef<'_>,
+    kind: CertKind,
+) -> Result<LintPass> {
+    run(params, By::Issuer(issuer, subject), kind, true, None).map(|(_, hash)| LintPass(hash))
+}
+
+/// Signs a certificate for `subject`. The gate signs the exact TBS bytes `pass` vouches for
+/// without linting them twice; any other bytes are linted again first.
+pub fn sign(
+    params: &CertificateParams,
+    subject: &dyn PublicKeyDataDyn,
+    issuer: &IssuerRef<'_>,
+    kind: CertKind,
+    pass: LintPass,
+) -> Result<Vec<u8>> {
+    run(
+        params,
+        By::Issuer(issuer, subject),
+        kind,
+        false,
+        Some(&pass.0),
+    )
+    .map(|(der, _)| der)
+}
+
+/// Signs a CA certificate whose subject key is the given signer's (an intermediate).
+pub fn sign_ca(
+    params: &CertificateParams,
+    subject: &dyn Signer,
+    issuer: &IssuerRef<'_>,
+) -> Result<Vec<u8>> {
+    let key = SignerKey(subject);
+    run(
+        params,
+        By::Issuer(issuer, &key),
+        CertKind::SubCa,
+        false,
+        None,
+    )
+    .map(|(der, _)| der)
+}
+
+/// Lints a TBSCertificate built elsewhere (cross-certificates, built with x509-cert to keep the
+/// peer's subject byte-exact) and signs it with the issuer's key: the same gate as [`sign`].
+pub fn sign_tbs(tbs: &[u8], issuer: &IssuerRef<'_>, kind: CertKind) -> Result<Vec<u8>> {
+    let policy = LintPolicy {
+        kind,
+        issuer_name: &issuer.ca.subject_der,
+        issuer_key_id: &issuer.ca.key_id,
+        issuer_not_after: issuer.ca.not_after.unix_timestamp(),
+    };
+    lint::lint_tbs(tbs, &policy)?;
+    let signature = issuer.signer.sign(tbs)?;
+    crate::core::revocation::signed_der(tbs, issuer.signer.algorithm(), &signature)
+}
+
+/// Self-signs a root certificate (linted as a root).
+pub fn self_sign_root(params: &CertificateParams, key: &dyn Signer) -> Result<Vec<u8>> {
+    run(params, By::SelfSigned(key), CertKind::Root, false, None).map(|(der, _)| der)
+}
+
+/// The SubjectPublicKeyInfo DER of any signer's key (software or HSM).
+pub fn spki_der(key: &dyn Signer) -> Vec<u8> {
+    SignerKey(key).subject_public_key_info()
+}
+
+struct SignerKey<'a>(&'a dyn Signer);
+
+impl PublicKeyData for SignerKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.public_key_raw()
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.0.algorithm().rcgen()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rcgen::{BasicConstraints, KeyPair, KeyUsagePurpose, SerialNumber};
+    use time::Duration;
+
+    use super::*;
+    use crate::core::csr::Attr;
+    use crate::core::issue::{BACKDATE, IssuerUrls, LeafSpec, Names, SubjectKey, leaf_params};
+    use crate::core::keys::CaKeyAlg;
+    use crate::core::profile::{Profile, Profiles};
+    use crate::core::serial::Serial;
+
+    /// A P-256 key that counts its signatures.
+    #[derive(Debug)]
+    struct Counting(KeyPair, AtomicUsize);
+
+    impl Counting {
+        fn new() -> Self {
+            Counting(
+                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+                AtomicUsize::new(0),
+            )
+        }
+        fn count(&self) -> usize {
+            self.1.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Signer for Counting {
+        fn algorithm(&self) -> CaKeyAlg {
+            CaKeyAlg::P256
+        }
+        fn public_key_raw(&self) -> &[u8] {
+            self.0.der_bytes()
+        }
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            SigningKey::sign(&self.0, msg).map_err(|e| Error::Signing(e.to_string()))
+        }
+    }
+
+    /// A CA (self-signed, pathLen 0) with a counting key, a profile and a subject key.
+    fn setup() -> (CaView, Counting, Profile, KeyPair) {
+        let key = Counting::new();
+        let now = OffsetDateTime::now_utc();
+        let mut p = CertificateParams::default();
+        p.serial_number = Some(SerialNumber::from_slice(
+            Serial::random().unwrap().as_bytes(),
+        ));
+        p.not_before = (now - BACKDATE).replace_nanosecond(0).unwrap();
+        p.not_after = p.not_before + Duration::days(365);
+        p.distinguished_name = crate::core::issue::distinguished_name(&[
+            (Attr::Country, "CN".into()),
+            (Attr::CommonName, "Test CA".into()),
+        ])
+        .unwrap();
+        p.is_ca = rcgen::IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.key_identifier_method = rcgen::KeyIdMethod::Sha256;
+        p.use_authority_key_identifier_extension = true;
+        let ca = CaView::from_der(self_sign_root(&p, &key).unwrap()).unwrap();
+        let key = Counting(key.0, AtomicUsize::new(0));
+        let profile = Profiles::embedded()
+            .unwrap()
+            .get("server-tls")
+            .unwrap()
+            .clone();
+        let subject = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        (ca, key, profile, subject)
+    }
+
+    fn spec<'a>(
+        profile: &'a Profile,
+        names: &'a Names,
+        serial: &'a Serial,
+        now: OffsetDateTime,
+        spki: &'a [u8],
+    ) -> LeafSpec<'a> {
+        static URLS: std::sync::LazyLock<IssuerUrls> = std::sync::LazyLock::new(|| IssuerUrls {
+            crl: "http://ca.example.cn/crl/issuing.crl".into(),
+            ocsp: "http://ca.example.cn/ocsp".into(),
+            ca_issuers: "http://ca.example.cn/ca/issuing.der".into(),
+        });
+        LeafSpec {
+            profile,
+            names,
+            serial,
+            not_before: now,
+            not_after: now + Duration::days(30),
+            spki_der: spki,
+            key_is_rsa: false,
+            urls: Some(&URLS),
+        }
+    }
+
+    fn names() -> Names {
+        Names {
+            dns: vec!["shop.example.cn".into()],
+            ..Names::default()
+        }
+    }
+
+    #[test]
+    fn a_failing_lint_signs_nothing_and_names_the_lint() {
+        let (issuing, counting, profile, subject) = setup();
+        let issuer = IssuerRef::new(&issuing, &counting).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let spki = subject.subject_public_key_info();
+        let key = SubjectKey::from_spki(&spki).unwrap();
+        let serial = Serial::random().unwrap();
+        let names = names();
+        let mut params = leaf_params(&spec(&profile, &names, &serial, now, &spki)).unwrap();
+
+        // A good certificate passes the dry run without the key, then signs once.
+        let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity).unwrap();
+        assert_eq!(counting.count(), 0, "lint_only never touches the key");
+        sign(&params, &key, &issuer, CertKind::EndEntity, pass).unwrap();
+        assert_eq!(counting.count(), 1);
+
+        // Each defect is refused by a named lint, and the key is not used.
+        params.extended_key_usages.clear();
+        match lint_only(&params, &key, &issuer, CertKind::EndEntity) {
+            Err(Error::LintFailed { lint, .. }) => assert_eq!(lint, "e_ee_eku_missing"),
+            other => panic!("{other:?}"),
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_after = issuing.not_after + Duration::days(1);
+        match lint_only(&params, &key, &issuer, CertKind::EndEntity) {
+            Err(Error::LintFailed { lint, .. }) => assert_eq!(lint, "e_validity_within_issuer"),
+            other => panic!("{other:?}"),
+        }
+        params.not_after = now + Duration::days(30);
+        params.serial_number = Some(SerialNumber::from_slice(&[1, 2, 3]));
+        match lint_only(&params, &key, &issuer, CertKind::EndEntity) {
+            Err(Error::LintFailed { lint, .. }) => assert_eq!(lint, "e_serial_entropy"),
+            other => panic!("{other:?}"),
+        }
+        params.serial_number = Some(SerialNumber::from_slice(
+            Serial::random().unwrap().as_bytes(),
+        ));
+        params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+        assert!(matches!(
+            lint_only(&params, &key, &issuer, CertKind::EndEntity),
+            Err(Error::LintFailed {
+                lint: "e_ee_key_usage",
+                ..
+            })
+        ));
+        assert_eq!(
+            counting.count(),
+            1,
+            "no refused certificate reached the key"
+        );
+
+        // A pass vouches only for the bytes it linted: other bytes are linted again.
+        params.key_usages.pop();
+        let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity).unwrap();
+        params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+        assert!(matches!(
+            sign(&params, &key, &issuer, CertKind::EndEntity, pass),
+            Err(Error::LintFailed {
+                lint: "e_ee_key_usage",
+                ..
+            })
+        ));
+        assert_eq!(counting.count(), 1);
+    }
+
+    #[test]
+    fn issuer_name_must_match_byte_for_byte() {
+        let (issuing, key, profile, subject) = setup();
+        let other = CaView {
+            subject_der: b"\x30\x00".to_vec(),
+            ..issuing.clone()
+        };
+        let issuer = IssuerRef::new(&other, &key).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let spki = subject.subject_public_key_info();
+        let key = SubjectKey::from_spki(&spki).unwrap();
+        let serial = Serial::random().unwrap();
+        let names = names();
+        let params = leaf_params(&spec(&profile, &names, &serial, now, &spki)).unwrap();
+        assert!(matches!(
+            lint_only(&params, &key, &issuer, CertKind::EndEntity),
+            Err(Error::LintFailed {
+                lint: "e_issuer_name_match",
+                ..
+            })
+        ));
+    }
+}

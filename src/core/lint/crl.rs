@@ -1,0 +1,323 @@
+//! Lints run on every to-be-signed CRL before the CA key touches it (RFC 5280 §5, and what
+//! pkilint's PKIX CRL linter enforces). The TBSCertList is decoded strictly (DER) one entry at a
+//! time, so a CRL with a million entries is checked without holding a million decoded entries.
+use der::asn1::{OctetString, Uint};
+use der::{Decode, Reader, SliceReader, Tag, TagMode, TagNumber};
+use x509_cert::crl::RevokedCert;
+use x509_cert::ext::Extensions;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlReason};
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_cert::time::Time;
+
+use crate::core::error::{Error, Result};
+
+/// What a CRL is checked against: its issuer.
+#[derive(Clone, Copy, Debug)]
+pub struct CrlPolicy<'a> {
+    /// The CA's subject Name, DER.
+    pub issuer_name: &'a [u8],
+    /// The CA's subject key identifier.
+    pub issuer_key_id: &'a [u8],
+    /// The signatureAlgorithm the CA's key produces.
+    pub signature: &'a AlgorithmIdentifierOwned,
+}
+
+fn fail(lint: &'static str, detail: impl Into<String>) -> Error {
+    Error::LintFailed {
+        lint,
+        object: "CRL",
+        detail: detail.into(),
+    }
+}
+
+const AKI: &str = "2.5.29.35";
+const CRL_NUMBER: &str = "2.5.29.20";
+const DELTA_INDICATOR: &str = "2.5.29.27";
+const FRESHEST: &str = "2.5.29.46";
+const IDP: &str = "2.5.29.28";
+const REASON: &str = "2.5.29.21";
+const INVALIDITY: &str = "2.5.29.24";
+
+/// Unix seconds of a Time, and whether its encoding is the one RFC 5280 §5.1.2.4 requires
+/// (UTCTime through 2049, GeneralizedTime from 2050).
+fn time(t: &Time) -> (i64, bool) {
+    let unix = t.to_unix_duration().as_secs() as i64;
+    let year = t.to_date_time().year();
+    let right = match t {
+        Time::UtcTime(_) => year < 2050,
+        Time::GeneralTime(_) => year >= 2050,
+    };
+    (unix, right)
+}
+
+/// At most 20 octets (RFC 5280 §5.2.3); `magnitude` is an unsigned INTEGER's value (a
+/// negative one does not decode as `Uint`).
+fn small_uint(lint: &'static str, what: &str, magnitude: &[u8]) -> Result<()> {
+    if magnitude.len() > 20 {
+        return Err(fail(lint, format!("{what} is longer than 20 octets")));
+    }
+    Ok(())
+}
+
+fn entry(e: &RevokedCert, this_update: i64) -> Result<()> {
+    let serial = e.serial_number.as_bytes();
+    if serial.first().is_some_and(|b| b & 0x80 != 0) || serial.iter().all(|b| *b == 0) {
+        return Err(fail("e_crl_entry_serial", "serial is not positive"));
+    }
+    if serial.strip_prefix(&[0]).unwrap_or(serial).len() > 20 {
+        return Err(fail(
+            "e_crl_entry_serial",
+            "serial is longer than 20 octets",
+        ));
+    }
+    let (at, encoded) = time(&e.revocation_date);
+    if !encoded {
+        return Err(fail(
+            "e_crl_time_encoding",
+            "revocationDate: UTCTime through 2049, GeneralizedTime from 2050",
+        ));
+    }
+    if at > this_update {
+        return Err(fail(
+            "e_crl_entry_date",
+            "revocationDate is after the CRL's thisUpdate",
+        ));
+    }
+    let mut seen = Vec::new();
+    for ext in e.crl_entry_extensions.iter().flatten() {
+        let oid = ext.extn_id.to_string();
+        if seen.contains(&oid) {
+            return Err(fail(
+                "e_crl_entry_extension",
+                format!("{oid} appears twice"),
+            ));
+        }
+        if ext.critical {
+            return Err(fail("e_crl_entry_extension", format!("{oid} is critical")));
+        }
+        match oid.as_str() {
+            REASON => {
+                let reason = CrlReason::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| fail("e_crl_entry_reason", format!("does not decode: {e}")))?;
+                match reason {
+                    CrlReason::Unspecified => {
+                        return Err(fail(
+                            "e_crl_entry_reason",
+                            "unspecified must be written as no reasonCode (RFC 5280 §5.3.1)",
+                        ));
+                    }
+                    CrlReason::RemoveFromCRL | CrlReason::CertificateHold => {
+                        return Err(fail(
+                            "e_crl_entry_reason",
+                            format!("{reason:?}: revocation here is permanent"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            INVALIDITY => {
+                der::asn1::GeneralizedTime::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| fail("e_crl_entry_extension", format!("invalidityDate: {e}")))?;
+            }
+            other => {
+                return Err(fail(
+                    "e_crl_entry_extension",
+                    format!("{other} is not an entry extension ecca writes"),
+                ));
+            }
+        }
+        seen.push(oid);
+    }
+    Ok(())
+}
+
+fn extensions(exts: &Extensions, policy: &CrlPolicy<'_>) -> Result<()> {
+    let mut seen = Vec::new();
+    let mut number = None;
+    let mut delta_base = None;
+    let mut freshest = false;
+    for ext in exts {
+        let oid = ext.extn_id.to_string();
+        if seen.contains(&oid) {
+            return Err(fail("e_crl_extension", format!("{oid} appears twice")));
+        }
+        let value = ext.extn_value.as_bytes();
+        match oid.as_str() {
+            AKI => {
+                if ext.critical {
+                    return Err(fail("e_crl_aki", "authorityKeyIdentifier is critical"));
+                }
+                let aki = AuthorityKeyIdentifier::from_der(value)
+                    .map_err(|e| fail("e_crl_aki", format!("does not decode: {e}")))?;
+                let key_id = aki.key_identifier.as_ref().map(OctetString::as_bytes);
+                if key_id != Some(policy.issuer_key_id) {
+                    return Err(fail(
+                        "e_crl_aki",
+                        "keyIdentifier is not the CA's subjectKeyIdentifier",
+                    ));
+                }
+            }
+            CRL_NUMBER | DELTA_INDICATOR => {
+                let n = Uint::from_der(value)
+                    .map_err(|e| fail("e_crl_number", format!("{oid} does not decode: {e}")))?;
+                small_uint("e_crl_number", &oid, n.as_bytes())?;
+                if oid == CRL_NUMBER {
+                    if ext.critical {
+                        return Err(fail("e_crl_number", "cRLNumber is critical"));
+                    }
+                    number = Some(n.as_bytes().to_vec());
+                } else {
+                    if !ext.critical {
+                        return Err(fail(
+                            "e_crl_delta_indicator",
+                            "deltaCRLIndicator must be critical",
+                        ));
+                    }
+                    delta_base = Some(n.as_bytes().to_vec());
+                }
+            }
+            FRESHEST => {
+                if ext.critical {
+                    return Err(fail("e_crl_extension", "freshestCRL is critical"));
+                }
+                freshest = true;
+            }
+            IDP => {}
+            other if ext.critical => {
+                return Err(fail(
+                    "e_crl_extension",
+                    format!("unknown critical extension {other}"),
+                ));
+            }
+            other => {
+                return Err(fail(
+                    "e_crl_extension",
+                    format!("{other} is not a CRL extension ecca writes"),
+                ));
+            }
+        }
+        seen.push(oid);
+    }
+    let Some(number) = number else {
+        return Err(fail("e_crl_number", "no cRLNumber (RFC 5280 §5.2.3)"));
+    };
+    if !seen.iter().any(|o| o == AKI) {
+        return Err(fail(
+            "e_crl_aki",
+            "no authorityKeyIdentifier (RFC 5280 §5.2.1)",
+        ));
+    }
+    if let Some(base) = delta_base {
+        if freshest {
+            return Err(fail(
+                "e_crl_delta_indicator",
+                "a delta CRL must not point at another delta (freshestCRL)",
+            ));
+        }
+        let as_u128 = |b: &[u8]| b.iter().fold(0u128, |n, d| (n << 8) | u128::from(*d));
+        if as_u128(&base) >= as_u128(&number) {
+            return Err(fail(
+                "e_crl_delta_indicator",
+                "the base CRL number must be lower than the delta's own",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Lints a DER TBSCertList.
+pub fn lint_crl(tbs_der: &[u8], policy: &CrlPolicy<'_>) -> Result<()> {
+    let der_fail = |e: der::Error| fail("e_crl_der", format!("does not decode: {e}"));
+    let mut refusal: Option<Error> = None;
+    let mut reader = SliceReader::new(tbs_der).map_err(der_fail)?;
+    let decoded = reader.sequence(|r| {
+        let version: x509_cert::Version = r.decode()?;
+        let signature: AlgorithmIdentifierOwned = r.decode()?;
+        let issuer = r.tlv_bytes()?;
+        let this_update: Time = r.decode()?;
+        let next_update = match r.peek_tag() {
+            Ok(Tag::UtcTime | Tag::GeneralizedTime) => Some(r.decode::<Time>()?),
+            _ => None,
+        };
+        let (this, this_ok) = time(&this_update);
+        let mut entries = None;
+        if !r.is_finished() && r.peek_tag()? == Tag::Sequence {
+            let mut count = 0usize;
+            r.sequence(|list| {
+                while !list.is_finished() {
+                    let e: RevokedCert = list.decode()?;
+                    count += 1;
+                    if refusal.is_none()
+                        && let Err(problem) = entry(&e, this)
+                    {
+                        refusal = Some(problem);
+                    }
+                }
+                Ok(())
+            })?;
+            entries = Some(count);
+        }
+        let exts = r.context_specific::<Extensions>(TagNumber::N0, TagMode::Explicit)?;
+        Ok((
+            version,
+            signature,
+            issuer.to_vec(),
+            (this, this_ok),
+            next_update,
+            entries,
+            exts,
+        ))
+    });
+    let (version, signature, issuer, (this, this_ok), next_update, entries, exts) =
+        decoded.map_err(der_fail)?;
+    if !reader.is_finished() {
+        return Err(fail("e_crl_der", "trailing data after TBSCertList"));
+    }
+    if version != x509_cert::Version::V2 {
+        return Err(fail("e_crl_version", "must be v2 (extensions are present)"));
+    }
+    if signature != *policy.signature {
+        return Err(fail(
+            "e_crl_signature_algorithm",
+            format!("{} is not the algorithm of the CA's key", signature.oid),
+        ));
+    }
+    if issuer != policy.issuer_name {
+        return Err(fail(
+            "e_crl_issuer_name",
+            "issuer is not byte-identical to the CA's subject",
+        ));
+    }
+    let Some(next_update) = next_update else {
+        return Err(fail(
+            "e_crl_next_update",
+            "no nextUpdate (RFC 5280 §5.1.2.5)",
+        ));
+    };
+    let (next, next_ok) = time(&next_update);
+    if !this_ok || !next_ok {
+        return Err(fail(
+            "e_crl_time_encoding",
+            "thisUpdate/nextUpdate: UTCTime through 2049, GeneralizedTime from 2050",
+        ));
+    }
+    if next <= this {
+        return Err(fail(
+            "e_crl_next_update",
+            "nextUpdate is not after thisUpdate",
+        ));
+    }
+    if entries == Some(0) {
+        return Err(fail(
+            "e_crl_empty_revoked_list",
+            "revokedCertificates must be absent, not empty",
+        ));
+    }
+    if let Some(problem) = refusal {
+        return Err(problem);
+    }
+    match exts {
+        Some(exts) => extensions(&exts, policy),
+        None => Err(fail("e_crl_number", "no extensions, so no cRLNumber")),
+    }
+}

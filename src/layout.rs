@@ -1,0 +1,94 @@
+//! The data directory: where each file lives. Shared by the server, the store and the CLI;
+//! knows paths, not contents (see `authority` for the CA files, `store` for the database).
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// URL paths under the public base URL where relying parties fetch what certificates point at.
+pub mod paths {
+    pub const ROOT_CERT: &str = "/ca/root.der";
+    pub const ISSUING_CERT: &str = "/ca/issuing.der";
+    pub const BUNDLE: &str = "/ca/bundle.pem";
+    pub const CROSS: &str = "/ca/cross.pem";
+    pub const ROOT_CRL: &str = "/crl/root.crl";
+    pub const ISSUING_CRL: &str = "/crl/issuing.crl";
+    pub const ISSUING_DELTA_CRL: &str = "/crl/issuing-delta.crl";
+    pub const OCSP: &str = "/ocsp";
+    pub const TSA: &str = "/tsa";
+}
+
+/// Paths inside a data directory.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(dir: &Path) -> Self {
+        Layout {
+            dir: dir.to_path_buf(),
+        }
+    }
+    pub fn root_cert(&self) -> PathBuf {
+        self.dir.join("ca/root.pem")
+    }
+    pub fn root_key(&self) -> PathBuf {
+        self.dir.join("ca/root.key")
+    }
+    pub fn issuing_cert(&self) -> PathBuf {
+        self.dir.join("ca/issuing.pem")
+    }
+    pub fn issuing_key(&self) -> PathBuf {
+        self.dir.join("ca/issuing.key")
+    }
+    pub fn credential_cert(&self) -> PathBuf {
+        self.dir.join("ca/credential.pem")
+    }
+    pub fn credential_key(&self) -> PathBuf {
+        self.dir.join("ca/credential.key")
+    }
+    pub fn credential_link(&self) -> PathBuf {
+        self.dir.join("ca/credential-link.pem")
+    }
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("tls/server.pem")
+    }
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("tls/server.key")
+    }
+    pub fn ocsp_cert(&self) -> PathBuf {
+        self.dir.join("ocsp/responder.pem")
+    }
+    pub fn ocsp_key(&self) -> PathBuf {
+        self.dir.join("ocsp/responder.key")
+    }
+    pub fn tsa_cert(&self) -> PathBuf {
+        self.dir.join("tsa/tsa.pem")
+    }
+    pub fn tsa_key(&self) -> PathBuf {
+        self.dir.join("tsa/tsa.key")
+    }
+    pub fn admin_dir(&self) -> PathBuf {
+        self.dir.join("admin")
+    }
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("ecca.db")
+    }
+    /// Where a running server records its addresses.
+    pub fn endpoints(&self) -> PathBuf {
+        self.dir.join(ENDPOINTS_FILE)
+    }
+    /// True once a CA hierarchy exists here.
+    pub fn is_initialized(&self) -> bool {
+        self.root_cert().exists()
+    }
+}
+
+/// Where a running server listens; written to `DIR/endpoints.json` for the CLI.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Endpoints {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// File name of the endpoints record inside the data directory.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
