@@ -176,6 +176,42 @@ fn core_is_pure() {
 }
 
 #[test]
+fn no_raw_signer_outside_the_signing_module() {
+    // Keys live in `signer` (implementations) and are held by `authority::ca` (which signs only
+    // through typed, linting methods); `core` signs with what it is handed.
+    let allowed = ["src/authority/", "src/signer/", "src/core/"];
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    rust_files(&Path::new(ROOT).join("ops/src"), &mut files);
+    let mut wrong = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(ROOT).unwrap().to_string_lossy().to_string();
+        if allowed.iter().any(|a| rel.starts_with(a)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in code(&text) {
+            for needle in [
+                "dyn Signer",
+                "Signer for",
+                "::Signer",
+                "Pkcs11Key",
+                "sign_linted",
+            ] {
+                if line.contains(needle) {
+                    wrong.push(format!("{rel}:{n}: {needle}"));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "raw signers outside the signing module:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
 fn the_checks_catch_what_they_claim_to() {
     assert_eq!(crate_refs("use crate::store::Store;"), ["store"]);
     assert_eq!(

@@ -16,6 +16,8 @@ pub mod records;
 pub mod revcheck;
 pub mod revocation;
 pub mod serial;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tsp;
 pub mod uscc;
 

@@ -327,6 +327,64 @@ fn sequence(parts: &[&[u8]]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::testing::test_ca;
+
+    #[test]
+    fn a_crl_that_fails_a_lint_is_never_signed() {
+        let (ca, key) = test_ca();
+        let by = IssuerRef::new(&ca, &key).unwrap();
+        let params = CrlParams {
+            number: 7,
+            this_update: 1_800_000_000,
+            next_update: 1_800_086_400,
+            delta_base: None,
+            freshest_url: None,
+        };
+        let ok = RevokedEntry {
+            serial: vec![0x41, 1, 2],
+            revoked_at: 1_799_999_000,
+            reason: Reason::KeyCompromise,
+            invalidity_date: None,
+        };
+        build_crl(&params, std::slice::from_ref(&ok), by).unwrap();
+        assert_eq!(key.count(), 1);
+        // What a corrupt store could hand over: an empty or zero serial, a revocation after the CRL.
+        let bad = [
+            (
+                RevokedEntry {
+                    serial: Vec::new(),
+                    ..ok.clone()
+                },
+                "e_crl_der",
+            ),
+            (
+                RevokedEntry {
+                    serial: vec![0],
+                    ..ok.clone()
+                },
+                "e_crl_entry_serial",
+            ),
+            (
+                RevokedEntry {
+                    revoked_at: 1_800_000_001,
+                    ..ok.clone()
+                },
+                "e_crl_entry_date",
+            ),
+        ];
+        for (entry, want) in bad {
+            match build_crl(&params, &[ok.clone(), entry], by) {
+                Err(Error::LintFailed { lint, .. }) => assert_eq!(lint, want),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
+        let backwards = CrlParams {
+            next_update: 1_800_000_000,
+            ..params
+        };
+        assert!(build_crl(&backwards, &[], by).is_err());
+        assert_eq!(key.count(), 1, "no refused CRL reached the key");
+    }
 
     #[test]
     fn reasons_round_trip_and_refusals_explain() {

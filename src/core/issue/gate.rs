@@ -315,68 +315,19 @@ impl PublicKeyData for SignerKey<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use rcgen::{BasicConstraints, KeyPair, KeyUsagePurpose, SerialNumber};
+    use rcgen::{KeyPair, SerialNumber};
     use time::Duration;
 
     use super::*;
-    use crate::core::csr::Attr;
-    use crate::core::issue::{BACKDATE, IssuerUrls, LeafSpec, Names, SubjectKey, leaf_params};
-    use crate::core::keys::CaKeyAlg;
+    use crate::core::issue::{IssuerUrls, LeafSpec, Names, SubjectKey, leaf_params};
     use crate::core::profile::{Profile, Profiles};
     use crate::core::serial::Serial;
 
-    /// A P-256 key that counts its signatures.
-    #[derive(Debug)]
-    struct Counting(KeyPair, AtomicUsize);
+    use crate::core::testing::{Counting, test_ca};
 
-    impl Counting {
-        fn new() -> Self {
-            Counting(
-                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
-                AtomicUsize::new(0),
-            )
-        }
-        fn count(&self) -> usize {
-            self.1.load(Ordering::SeqCst)
-        }
-    }
-
-    impl Signer for Counting {
-        fn algorithm(&self) -> CaKeyAlg {
-            CaKeyAlg::P256
-        }
-        fn public_key_raw(&self) -> &[u8] {
-            self.0.der_bytes()
-        }
-        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
-            self.1.fetch_add(1, Ordering::SeqCst);
-            SigningKey::sign(&self.0, msg).map_err(|e| Error::Signing(e.to_string()))
-        }
-    }
-
-    /// A CA (self-signed, pathLen 0) with a counting key, a profile and a subject key.
+    /// A CA with a counting key, a profile and a subject key.
     fn setup() -> (CaView, Counting, Profile, KeyPair) {
-        let key = Counting::new();
-        let now = OffsetDateTime::now_utc();
-        let mut p = CertificateParams::default();
-        p.serial_number = Some(SerialNumber::from_slice(
-            Serial::random().unwrap().as_bytes(),
-        ));
-        p.not_before = (now - BACKDATE).replace_nanosecond(0).unwrap();
-        p.not_after = p.not_before + Duration::days(365);
-        p.distinguished_name = crate::core::issue::distinguished_name(&[
-            (Attr::Country, "CN".into()),
-            (Attr::CommonName, "Test CA".into()),
-        ])
-        .unwrap();
-        p.is_ca = rcgen::IsCa::Ca(BasicConstraints::Constrained(0));
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        p.key_identifier_method = rcgen::KeyIdMethod::Sha256;
-        p.use_authority_key_identifier_extension = true;
-        let ca = CaView::from_der(self_sign_root(&p, &key).unwrap()).unwrap();
-        let key = Counting(key.0, AtomicUsize::new(0));
+        let (ca, key) = test_ca();
         let profile = Profiles::embedded()
             .unwrap()
             .get("server-tls")

@@ -321,3 +321,262 @@ pub fn lint_crl(tbs_der: &[u8], policy: &CrlPolicy<'_>) -> Result<()> {
         None => Err(fail("e_crl_number", "no extensions, so no cRLNumber")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use der::Encode;
+    use der::asn1::{GeneralizedTime, OctetString, Uint};
+    use x509_cert::crl::TbsCertList;
+    use x509_cert::ext::Extension;
+    use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber};
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+
+    use super::*;
+    use crate::core::keys::CaKeyAlg;
+    use crate::core::revocation::{signature_algorithm, x509_time};
+
+    const NOW: i64 = 1_800_000_000;
+    const KEY_ID: [u8; 20] = [7; 20];
+
+    fn issuer() -> Name {
+        use std::str::FromStr;
+        Name::from_str("CN=Test CA,C=CN").unwrap()
+    }
+
+    fn ext(oid: &str, critical: bool, value: Vec<u8>) -> Extension {
+        Extension {
+            extn_id: oid.parse().unwrap(),
+            critical,
+            extn_value: OctetString::new(value).unwrap(),
+        }
+    }
+
+    fn aki(key_id: &[u8]) -> Extension {
+        let v = AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(key_id).unwrap()),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        };
+        ext(AKI, false, v.to_der().unwrap())
+    }
+
+    fn number(n: u8, critical: bool) -> Extension {
+        ext(
+            CRL_NUMBER,
+            critical,
+            CrlNumber(Uint::new(&[n]).unwrap()).to_der().unwrap(),
+        )
+    }
+
+    fn revoked(serial: &[u8], at: i64, exts: Vec<Extension>) -> RevokedCert {
+        RevokedCert {
+            serial_number: SerialNumber::new(serial).unwrap(),
+            revocation_date: x509_time(at).unwrap(),
+            crl_entry_extensions: (!exts.is_empty()).then_some(exts),
+        }
+    }
+
+    fn reason(r: CrlReason, critical: bool) -> Extension {
+        ext(REASON, critical, r.to_der().unwrap())
+    }
+
+    /// A CRL that passes every lint.
+    fn good() -> TbsCertList {
+        TbsCertList {
+            version: x509_cert::Version::V2,
+            signature: signature_algorithm(CaKeyAlg::P256),
+            issuer: issuer(),
+            this_update: x509_time(NOW).unwrap(),
+            next_update: Some(x509_time(NOW + 86_400).unwrap()),
+            revoked_certificates: Some(vec![revoked(
+                &[0x41, 1, 2, 3],
+                NOW - 60,
+                vec![reason(CrlReason::KeyCompromise, false)],
+            )]),
+            crl_extensions: Some(vec![aki(&KEY_ID), number(5, false)]),
+        }
+    }
+
+    fn lint(tbs: &TbsCertList) -> Result<()> {
+        let name = issuer().to_der().unwrap();
+        let alg = signature_algorithm(CaKeyAlg::P256);
+        let policy = CrlPolicy {
+            issuer_name: &name,
+            issuer_key_id: &KEY_ID,
+            signature: &alg,
+        };
+        lint_crl(&tbs.to_der().unwrap(), &policy)
+    }
+
+    fn refused_by(tbs: &TbsCertList) -> &'static str {
+        match lint(tbs) {
+            Err(Error::LintFailed { lint, object, .. }) => {
+                assert_eq!(object, "CRL");
+                lint
+            }
+            other => panic!("expected a lint refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_crl_passes_full_and_delta() {
+        lint(&good()).unwrap();
+        let mut empty = good();
+        empty.revoked_certificates = None;
+        lint(&empty).unwrap();
+        let mut delta = good();
+        let base = BaseCrlNumber(Uint::new(&[4]).unwrap()).to_der().unwrap();
+        delta
+            .crl_extensions
+            .as_mut()
+            .unwrap()
+            .push(ext(DELTA_INDICATOR, true, base));
+        lint(&delta).unwrap();
+    }
+
+    type Defect = Box<dyn Fn(&mut TbsCertList)>;
+
+    #[test]
+    fn each_crl_lint_refuses_its_defect() {
+        let cases: Vec<(&str, Defect)> = vec![
+            (
+                "e_crl_version",
+                Box::new(|t| t.version = x509_cert::Version::V1),
+            ),
+            (
+                "e_crl_signature_algorithm",
+                Box::new(|t| t.signature = signature_algorithm(CaKeyAlg::P384)),
+            ),
+            (
+                "e_crl_issuer_name",
+                Box::new(|t| {
+                    use std::str::FromStr;
+                    t.issuer = Name::from_str("CN=Other CA").unwrap();
+                }),
+            ),
+            ("e_crl_next_update", Box::new(|t| t.next_update = None)),
+            (
+                "e_crl_next_update",
+                Box::new(|t| t.next_update = Some(x509_time(NOW).unwrap())),
+            ),
+            (
+                "e_crl_time_encoding",
+                Box::new(|t| {
+                    let g = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(
+                        NOW as u64,
+                    ))
+                    .unwrap();
+                    t.this_update = Time::GeneralTime(g);
+                }),
+            ),
+            (
+                "e_crl_empty_revoked_list",
+                Box::new(|t| t.revoked_certificates = Some(Vec::new())),
+            ),
+            (
+                "e_crl_entry_serial",
+                Box::new(|t| t.revoked_certificates = Some(vec![revoked(&[0], NOW, vec![])])),
+            ),
+            (
+                "e_crl_entry_date",
+                Box::new(|t| t.revoked_certificates = Some(vec![revoked(&[1], NOW + 1, vec![])])),
+            ),
+            (
+                "e_crl_entry_reason",
+                Box::new(|t| {
+                    let e = reason(CrlReason::Unspecified, false);
+                    t.revoked_certificates = Some(vec![revoked(&[1], NOW, vec![e])]);
+                }),
+            ),
+            (
+                "e_crl_entry_reason",
+                Box::new(|t| {
+                    let e = reason(CrlReason::CertificateHold, false);
+                    t.revoked_certificates = Some(vec![revoked(&[1], NOW, vec![e])]);
+                }),
+            ),
+            (
+                "e_crl_entry_extension",
+                Box::new(|t| {
+                    let e = reason(CrlReason::KeyCompromise, true);
+                    t.revoked_certificates = Some(vec![revoked(&[1], NOW, vec![e])]);
+                }),
+            ),
+            (
+                "e_crl_entry_extension",
+                Box::new(|t| {
+                    let e = ext("1.2.3.4", false, vec![5, 0]);
+                    t.revoked_certificates = Some(vec![revoked(&[1], NOW, vec![e])]);
+                }),
+            ),
+            (
+                "e_crl_aki",
+                Box::new(|t| t.crl_extensions = Some(vec![number(5, false)])),
+            ),
+            (
+                "e_crl_aki",
+                Box::new(|t| t.crl_extensions = Some(vec![aki(&[9; 20]), number(5, false)])),
+            ),
+            (
+                "e_crl_number",
+                Box::new(|t| t.crl_extensions = Some(vec![aki(&KEY_ID)])),
+            ),
+            (
+                "e_crl_number",
+                Box::new(|t| t.crl_extensions = Some(vec![aki(&KEY_ID), number(5, true)])),
+            ),
+            ("e_crl_number", Box::new(|t| t.crl_extensions = None)),
+            (
+                "e_crl_delta_indicator",
+                Box::new(|t| {
+                    let base = BaseCrlNumber(Uint::new(&[4]).unwrap()).to_der().unwrap();
+                    let exts = t.crl_extensions.as_mut().unwrap();
+                    exts.push(ext(DELTA_INDICATOR, false, base));
+                }),
+            ),
+            (
+                "e_crl_delta_indicator",
+                Box::new(|t| {
+                    let base = BaseCrlNumber(Uint::new(&[5]).unwrap()).to_der().unwrap();
+                    let exts = t.crl_extensions.as_mut().unwrap();
+                    exts.push(ext(DELTA_INDICATOR, true, base));
+                }),
+            ),
+            (
+                "e_crl_extension",
+                Box::new(|t| t.crl_extensions.as_mut().unwrap().push(number(6, false))),
+            ),
+            (
+                "e_crl_extension",
+                Box::new(|t| {
+                    let exts = t.crl_extensions.as_mut().unwrap();
+                    exts.push(ext("1.2.3.4", true, vec![5, 0]));
+                }),
+            ),
+        ];
+        for (want, defect) in cases {
+            let mut tbs = good();
+            defect(&mut tbs);
+            assert_eq!(refused_by(&tbs), want);
+        }
+        let name = issuer().to_der().unwrap();
+        let alg = signature_algorithm(CaKeyAlg::P256);
+        let policy = CrlPolicy {
+            issuer_name: &name,
+            issuer_key_id: &KEY_ID,
+            signature: &alg,
+        };
+        let mut trailing = good().to_der().unwrap();
+        trailing.push(0);
+        for bad in [vec![0x30, 0x03, 1, 2], trailing] {
+            assert!(matches!(
+                lint_crl(&bad, &policy),
+                Err(Error::LintFailed {
+                    lint: "e_crl_der",
+                    ..
+                })
+            ));
+        }
+    }
+}

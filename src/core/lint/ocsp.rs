@@ -115,3 +115,163 @@ pub fn lint_ocsp(tbs_der: &[u8], policy: &OcspPolicy<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use der::Encode;
+    use der::asn1::{Null, OctetString};
+    use x509_cert::ext::Extension;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::AlgorithmIdentifierOwned;
+    use x509_ocsp::{CertId, OcspGeneralizedTime, RevokedInfo, SingleResponse};
+
+    use super::*;
+    use crate::core::revocation::generalized_time;
+
+    const NOW: i64 = 1_800_000_000;
+    const KEY_HASH: [u8; 20] = [3; 20];
+
+    fn t(unix: i64) -> OcspGeneralizedTime {
+        OcspGeneralizedTime(generalized_time(unix).unwrap())
+    }
+
+    fn single(status: CertStatus) -> SingleResponse {
+        SingleResponse {
+            cert_id: CertId {
+                hash_algorithm: AlgorithmIdentifierOwned {
+                    oid: SHA1.parse().unwrap(),
+                    parameters: None,
+                },
+                issuer_name_hash: OctetString::new([1u8; 20]).unwrap(),
+                issuer_key_hash: OctetString::new([2u8; 20]).unwrap(),
+                serial_number: SerialNumber::new(&[0x41, 1]).unwrap(),
+            },
+            cert_status: status,
+            this_update: t(NOW),
+            next_update: Some(t(NOW + 3600)),
+            single_extensions: None,
+        }
+    }
+
+    fn good() -> ResponseData {
+        ResponseData {
+            version: Version::V1,
+            responder_id: ResponderId::ByKey(OctetString::new(KEY_HASH).unwrap()),
+            produced_at: t(NOW),
+            responses: vec![single(CertStatus::Good(Null))],
+            response_extensions: Some(vec![Extension {
+                extn_id: NONCE.parse().unwrap(),
+                critical: false,
+                extn_value: OctetString::new(vec![4, 2, 9, 9]).unwrap(),
+            }]),
+        }
+    }
+
+    fn lint(data: &ResponseData) -> Result<()> {
+        lint_ocsp(
+            &data.to_der().unwrap(),
+            &OcspPolicy {
+                key_hash: &KEY_HASH,
+            },
+        )
+    }
+
+    #[test]
+    fn a_good_response_passes() {
+        lint(&good()).unwrap();
+        let mut revoked = good();
+        revoked.responses = vec![single(CertStatus::Revoked(RevokedInfo {
+            revocation_time: t(NOW - 10),
+            revocation_reason: None,
+        }))];
+        revoked.response_extensions = None;
+        lint(&revoked).unwrap();
+    }
+
+    type Defect = Box<dyn Fn(&mut ResponseData)>;
+
+    #[test]
+    fn each_ocsp_lint_refuses_its_defect() {
+        let cases: Vec<(&str, Defect)> = vec![
+            (
+                "e_ocsp_responder_id",
+                Box::new(|d| {
+                    d.responder_id = ResponderId::ByKey(OctetString::new([9u8; 20]).unwrap())
+                }),
+            ),
+            (
+                "e_ocsp_responder_id",
+                Box::new(|d| d.responder_id = ResponderId::ByName(Default::default())),
+            ),
+            ("e_ocsp_responses", Box::new(|d| d.responses.clear())),
+            (
+                "e_ocsp_cert_id",
+                Box::new(|d| {
+                    d.responses[0].cert_id.hash_algorithm.oid =
+                        "1.2.840.113549.2.5".parse().unwrap()
+                }),
+            ),
+            (
+                "e_ocsp_cert_id",
+                Box::new(|d| {
+                    d.responses[0].cert_id.issuer_key_hash = OctetString::new([2u8; 32]).unwrap()
+                }),
+            ),
+            (
+                "e_ocsp_this_update",
+                Box::new(|d| d.responses[0].this_update = t(NOW + 1)),
+            ),
+            (
+                "e_ocsp_next_update",
+                Box::new(|d| d.responses[0].next_update = None),
+            ),
+            (
+                "e_ocsp_next_update",
+                Box::new(|d| d.responses[0].next_update = Some(t(NOW))),
+            ),
+            (
+                "e_ocsp_revocation_time",
+                Box::new(|d| {
+                    d.responses[0].cert_status = CertStatus::Revoked(RevokedInfo {
+                        revocation_time: t(NOW + 5),
+                        revocation_reason: None,
+                    })
+                }),
+            ),
+            (
+                "e_ocsp_extension",
+                Box::new(|d| {
+                    d.responses[0].single_extensions = d.response_extensions.clone();
+                }),
+            ),
+            (
+                "e_ocsp_extension",
+                Box::new(|d| {
+                    if let Some(e) = d.response_extensions.as_mut() {
+                        e[0].critical = true;
+                    }
+                }),
+            ),
+        ];
+        for (want, defect) in cases {
+            let mut data = good();
+            defect(&mut data);
+            match lint(&data) {
+                Err(Error::LintFailed { lint, object, .. }) => {
+                    assert_eq!((lint, object), (want, "OCSP response"));
+                }
+                other => panic!("{want}: expected a refusal, got {other:?}"),
+            }
+        }
+        let policy = OcspPolicy {
+            key_hash: &KEY_HASH,
+        };
+        assert!(matches!(
+            lint_ocsp(&[0x30, 0x00], &policy),
+            Err(Error::LintFailed {
+                lint: "e_ocsp_der",
+                ..
+            })
+        ));
+    }
+}
