@@ -53,6 +53,9 @@ pub enum Error {
     /// The durable store refused or holds corrupt data (the message names the row).
     #[error("storage error: {0}")]
     Storage(String),
+    /// Stored data does not decode (the message names the row and the column).
+    #[error("storage error: corrupt {0}")]
+    Corrupt(String),
     /// The database failed; the driver's error is kept as the source.
     #[error("storage error: {message}")]
     Database {
@@ -130,7 +133,7 @@ impl From<Domain> for Error {
             },
             Domain::Config(m) => Error::Config(m),
             Domain::Signing(m) => Error::Signing(m),
-            Domain::Corrupt(m) => Error::Storage(format!("corrupt {m}")),
+            Domain::Corrupt(m) => Error::Corrupt(m),
             Domain::Remote(m) => Error::Remote(m),
             Domain::Internal(m) => Error::Internal(m),
         }

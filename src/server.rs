@@ -40,10 +40,12 @@ pub struct Running {
     servers: Vec<JoinHandle<()>>,
     /// Loops that run forever (CRL refresh, renewals): aborted on shutdown.
     background: Vec<JoinHandle<()>>,
+    service: Arc<Service>,
 }
 
 impl Running {
-    /// Stops serving and waits for the listeners to close.
+    /// Stops serving, waits for the listeners to close, then lets the store finish what is
+    /// queued and close.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(());
         for t in self.servers {
@@ -51,6 +53,15 @@ impl Running {
         }
         for t in self.background {
             t.abort();
+            let _ = t.await;
+        }
+        let store = self.service.store();
+        store.stop_writer();
+        for _ in 0..200 {
+            if store.health().is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
@@ -512,5 +523,6 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         shutdown: shutdown_tx,
         servers: vec![grpc_task, http_task],
         background,
+        service,
     })
 }

@@ -303,18 +303,52 @@ async fn federation(store: &dyn Store) {
         store.peers().await.unwrap()[0].status,
         PeerStatus::Suspended
     );
-    for (serial, direction) in [("0a", Direction::Issued), ("0b", Direction::Received)] {
-        let record = CrossRecord {
-            serial: serial.into(),
-            peer: "region-b".into(),
-            direction,
-            der: b"cross".to_vec(),
-            not_after: 9_999_999_999,
-            created_at: 0,
-            revoked: None,
-        };
-        store.add_cross(record, "test").await.unwrap();
-    }
+    let record = |serial: &str, direction| CrossRecord {
+        serial: serial.into(),
+        peer: "region-b".into(),
+        direction,
+        der: b"cross".to_vec(),
+        not_after: 9_999_999_999,
+        created_at: 0,
+        revoked: None,
+    };
+    // Ours: reserved (stored, audited) before signing, then completed; or abandoned.
+    store
+        .reserve_cross(record("0a", Direction::Issued), "test")
+        .await
+        .unwrap();
+    let reused = store
+        .reserve_cross(record("0a", Direction::Issued), "test")
+        .await;
+    assert!(matches!(reused, Err(Error::Storage(_))), "{reused:?}");
+    assert!(
+        store.cross_certs().await.unwrap().is_empty(),
+        "pending is not listed"
+    );
+    store
+        .complete_cross("0a", b"cross".to_vec(), "test")
+        .await
+        .unwrap();
+    store
+        .reserve_cross(record("0c", Direction::Issued), "test")
+        .await
+        .unwrap();
+    store
+        .abandon_cross("0c", "lint refused", "test")
+        .await
+        .unwrap();
+    store
+        .add_cross(record("0b", Direction::Received), "test")
+        .await
+        .unwrap();
+    let listed: Vec<_> = store
+        .cross_certs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.serial)
+        .collect();
+    assert_eq!(listed, ["0a", "0b"], "abandoned serials are never listed");
     let revoked = store.remove_peer("region-b", "test").await.unwrap();
     assert_eq!(
         revoked,
@@ -411,6 +445,9 @@ async fn audit_chain(store: &dyn Store) {
         "peer.added",
         "peer.status",
         "peer.removed",
+        "cross_certificate.signing",
+        "cross_certificate.issued",
+        "cross_certificate.abandoned",
         "cross_certificate.stored",
         "timestamp.block",
     ] {
@@ -430,10 +467,40 @@ async fn conformance(store: Arc<dyn Store>) {
     audit_chain(store.as_ref()).await;
 }
 
+/// Checks a backend's columns (table -> column names, any order) against the one schema.
+fn matches_schema(backend: &str, mut actual: std::collections::BTreeMap<String, Vec<String>>) {
+    for (table, columns) in ecca::store::migrate::schema() {
+        let mut have = actual
+            .remove(table)
+            .unwrap_or_else(|| panic!("{backend}: no table {table}"));
+        have.retain(|c| !ecca::store::migrate::BACKEND_ONLY.contains(&(table, c.as_str())));
+        let mut want: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        have.sort();
+        want.sort();
+        assert_eq!(
+            have, want,
+            "{backend}: table {table} differs from the schema"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("ecca.db")).unwrap();
+    let path = dir.path().join("ecca.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let mut tables = std::collections::BTreeMap::new();
+    for (table, _) in ecca::store::migrate::schema() {
+        let mut stmt = c.prepare(&format!("PRAGMA table_info({table})")).unwrap();
+        let cols: Vec<String> = stmt
+            .query_map([], |r| r.get(1))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tables.insert(table.to_string(), cols);
+    }
+    matches_schema("sqlite", tables);
     conformance(Arc::new(store)).await;
 }
 
@@ -444,6 +511,23 @@ async fn postgres_store_conforms() {
     };
     let url = pg.database("conformance");
     let store = PgStore::open(&url).await.unwrap();
+    let rows = store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut tables = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for r in rows {
+        tables.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    matches_schema("postgres", tables);
     conformance(Arc::new(store)).await;
     // Reopening migrates nothing and sees everything.
     let again = PgStore::open(&url).await.unwrap();

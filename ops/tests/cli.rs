@@ -6,6 +6,8 @@ use std::process::Command;
 
 use ecca::config::ServerConfig;
 
+mod common;
+
 struct Out {
     code: i32,
     stdout: String,
@@ -474,4 +476,122 @@ async fn bench_quick_reports_every_measure() {
         assert!(!v[key].is_null(), "{key} missing in {v}");
     }
     assert!(v["issuance"][0]["per_second"].as_f64().unwrap() > 0.0);
+}
+
+/// Runs one statement on the server's database with the sqlite3 CLI (an operator's tool, and
+/// what a disk fault looks like: bytes the store did not write).
+fn sqlite3(dir: &Path, sql: &str) {
+    let out = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
+        .arg(dir.join("ecca.db"))
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 CLI is required (tests/run.sh installs it)");
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_rows_fail_loudly_and_no_wrong_crl_is_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ecca-data");
+    let server = server(&dir).await;
+    let client = ecca::client::Client::connect_data_dir(&dir).await.unwrap();
+    let a = common::issue_server(&client, "a.example.cn").await.serial;
+    let b = common::issue_server(&client, "b.example.cn").await.serial;
+    let c = common::issue_server(&client, "c.example.cn").await.serial;
+    client.revoke(&a, 1, None).await.unwrap();
+    let work = tmp.path().to_path_buf();
+    let crl_number = |d: PathBuf, w: PathBuf| {
+        let out = ok(&d, &w, &["--json", "crl", "--out", "now.crl"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["number"]
+            .as_u64()
+            .unwrap()
+    };
+    // The revocation's CRL is out within a second.
+    let mut before = 0;
+    for _ in 0..40 {
+        let (d, w) = (dir.clone(), work.clone());
+        before = blocking(move || crl_number(d, w)).await;
+        let crl = std::fs::read(work.join("now.crl")).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_crl(&crl).unwrap();
+        if parsed.iter_revoked_certificates().count() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // A corrupt SAN column: `ecca show` refuses with DATA_LOSS naming the row and column.
+    let d = dir.clone();
+    let b2 = b.clone();
+    let w = work.clone();
+    let shown = blocking(move || {
+        sqlite3(
+            &d,
+            &format!("UPDATE certificates SET sans = '[' WHERE serial = '{b2}'"),
+        );
+        ecca(&d, &w, &["show", "--serial", &b2])
+    })
+    .await;
+    let text = format!("{}{}", shown.stdout, shown.stderr);
+    assert_eq!(shown.code, 1, "{text}");
+    assert!(
+        text.contains("DataLoss")
+            && text.contains("corrupt certificate row ")
+            && text.contains(&format!("(serial {b}): sans"))
+            && text.contains("sans"),
+        "{text}"
+    );
+
+    // A corrupt reason on a revoked row: the next CRL build fails, so no CRL is signed
+    // (the published one stays, with the right entry), and `ecca show` names the column.
+    let (d, a2, w) = (dir.clone(), a.clone(), work.clone());
+    let shown = blocking(move || {
+        sqlite3(
+            &d,
+            &format!("UPDATE certificates SET revocation_reason = 99 WHERE serial = '{a2}'"),
+        );
+        ecca(&d, &w, &["show", "--serial", &a2])
+    })
+    .await;
+    let text = format!("{}{}", shown.stdout, shown.stderr);
+    assert!(
+        shown.code == 1 && text.contains("revocation_reason 99"),
+        "{text}"
+    );
+    client.revoke(&c, 4, None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (d, w) = (dir.clone(), work.clone());
+    let after = blocking(move || crl_number(d, w)).await;
+    assert_eq!(after, before, "a CRL was signed from corrupt rows");
+    let crl = std::fs::read(work.join("now.crl")).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_crl(&crl).unwrap();
+    assert_eq!(parsed.iter_revoked_certificates().count(), 1);
+    server.shutdown().await;
+
+    // A corrupt serial: the server refuses to start, naming the row, instead of signing a
+    // CRL with an empty serial in it.
+    let d = dir.clone();
+    let a2 = a.clone();
+    blocking(move || {
+        sqlite3(
+            &d,
+            &format!(
+                "UPDATE certificates SET serial = 'zz', revocation_reason = 1 WHERE serial = '{a2}'"
+            ),
+        )
+    })
+    .await;
+    let refused = ecca::server::start(ServerConfig::loopback(&dir))
+        .await
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("corrupt certificate row with revocation_seq 1 (serial zz)"),
+        "{refused}"
+    );
 }

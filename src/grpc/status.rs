@@ -15,6 +15,11 @@ impl From<Error> for Status {
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Remote(_) | Error::Rejected { .. } => Code::Unavailable,
+            // Named so an operator can repair the row; the log has it too.
+            Error::Corrupt(_) => {
+                tracing::error!(error = %e, "corrupt stored data");
+                Code::DataLoss
+            }
             Error::Config(_)
             | Error::Storage(_)
             | Error::Database { .. }

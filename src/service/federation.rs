@@ -101,23 +101,33 @@ impl Service {
                 description,
             });
         }
-        let der = root.sign_cross(&tbs)?;
+        // Like a leaf: the intent is stored and audited before the root key signs.
+        let actor = caller.actor();
+        let record = CrossRecord {
+            serial: serial.hex(),
+            peer: req
+                .peer_name
+                .clone()
+                .unwrap_or_else(|| peer.subject_text.clone()),
+            direction: Direction::Issued,
+            der: Vec::new(),
+            not_after,
+            created_at: now.unix_timestamp(),
+            revoked: None,
+        };
+        self.store.reserve_cross(record, &actor).await?;
+        let der = match root.sign_cross(&tbs) {
+            Ok(der) => der,
+            Err(e) => {
+                let why = e.to_string();
+                if let Err(abandon) = self.store.abandon_cross(&serial.hex(), &why, &actor).await {
+                    tracing::error!(%serial, error = %abandon, "could not record abandoned cross-certificate");
+                }
+                return Err(e);
+            }
+        };
         self.store
-            .add_cross(
-                CrossRecord {
-                    serial: serial.hex(),
-                    peer: req
-                        .peer_name
-                        .clone()
-                        .unwrap_or_else(|| peer.subject_text.clone()),
-                    direction: Direction::Issued,
-                    der: der.clone(),
-                    not_after,
-                    created_at: now.unix_timestamp(),
-                    revoked: None,
-                },
-                &caller.actor(),
-            )
+            .complete_cross(&serial.hex(), der.clone(), &actor)
             .await?;
         tracing::info!(serial = %serial, peer = %peer.subject_text, actor = %caller.actor(), "cross-certificate issued");
         self.publisher.root_changed();

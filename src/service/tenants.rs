@@ -535,9 +535,8 @@ impl Service {
         if upto_id == 0
             || self
                 .store
-                .checkpoints()
+                .last_checkpoint()
                 .await?
-                .last()
                 .is_some_and(|c| c.upto_id >= upto_id)
         {
             return Ok(());

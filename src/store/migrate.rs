@@ -109,6 +109,7 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("revoked_at", Int),
             ("revocation_reason", Int),
+            ("status", Text),
         ],
         sqlite_order: "direction, serial",
         pg_order: "direction COLLATE \"C\", serial COLLATE \"C\"",
@@ -144,6 +145,19 @@ const TABLES: &[Table] = &[
         pg_order: "id",
     },
 ];
+
+/// The schema every backend's migrations must produce: each table's columns, in order. The
+/// one declaration of the data model; `tests/store.rs` checks both backends against it.
+pub fn schema() -> Vec<(&'static str, Vec<&'static str>)> {
+    TABLES
+        .iter()
+        .map(|t| (t.name, t.columns.iter().map(|(c, _)| *c).collect()))
+        .collect()
+}
+
+/// Columns a backend has beyond [`schema`]: PostgreSQL orders credentials by a serial column
+/// (SQLite uses its rowid).
+pub const BACKEND_ONLY: &[(&str, &str)] = &[("credentials", "added")];
 
 /// Serial columns whose sequences must continue after the copied ids.
 const SEQUENCES: &[(&str, &str)] = &[
@@ -212,14 +226,14 @@ fn to_pg(kind: Kind, v: Value) -> Result<Box<dyn ToSql + Sync + Send>> {
 }
 
 /// A PostgreSQL value as SQLite holds it (for the digest).
-fn from_pg(kind: Kind, row: &tokio_postgres::Row, i: usize) -> Value {
+fn from_pg(kind: Kind, row: &tokio_postgres::Row, i: usize) -> Result<Value> {
     let or_null = |v: Option<Value>| v.unwrap_or(Value::Null);
-    match kind {
-        Bool => Value::Integer(i64::from(row.get::<_, bool>(i))),
-        Int => or_null(row.get::<_, Option<i64>>(i).map(Value::Integer)),
-        Text => or_null(row.get::<_, Option<String>>(i).map(Value::Text)),
-        Blob => or_null(row.get::<_, Option<Vec<u8>>>(i).map(Value::Blob)),
-    }
+    Ok(match kind {
+        Bool => Value::Integer(i64::from(row.try_get::<_, bool>(i)?)),
+        Int => or_null(row.try_get::<_, Option<i64>>(i)?.map(Value::Integer)),
+        Text => or_null(row.try_get::<_, Option<String>>(i)?.map(Value::Text)),
+        Blob => or_null(row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob)),
+    })
 }
 
 fn sqlite_rows(conn: &rusqlite::Connection, t: &Table) -> Result<Vec<Vec<Value>>> {
@@ -279,7 +293,7 @@ pub async fn sqlite_to_postgres(
     let existing: i64 = client
         .query_one("SELECT COUNT(*) FROM audit_log", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     if existing > 0 {
         return Err(Error::Conflict(format!(
             "{} already holds a CA ({existing} audit entries); migrate into an empty database",
@@ -344,9 +358,9 @@ pub async fn sqlite_to_postgres(
                     .iter()
                     .enumerate()
                     .map(|(i, (_, kind))| from_pg(*kind, r, i))
-                    .collect()
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let (source_digest, target_digest) = (digest(rows), digest(&back));
         if back.len() != rows.len() || source_digest != target_digest {
             return Err(Error::Storage(format!(

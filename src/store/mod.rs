@@ -16,6 +16,7 @@ use crate::layout::Layout;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
+pub mod vocab;
 pub mod write;
 
 pub use crate::core::Issuer;
@@ -216,7 +217,8 @@ impl Page {
 }
 
 /// The storage contract every backend implements: [`Store::write`] applies a state change
-/// (the write methods below are built on it) and the read methods query.
+/// (the write methods below are built on it) and the read methods query. What each change
+/// audits and how rows decode is shared (`vocab`); a backend holds SQL only.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     /// Applies one state change with its audit entry; returns once it is durable.
@@ -329,10 +331,35 @@ pub trait Store: Send + Sync + fmt::Debug {
             _ => Ok(Vec::new()),
         }
     }
-    /// Records a cross-certificate (audited as a signature when we issued it).
+    /// Records a cross-certificate a peer issued to us (audited).
     async fn add_cross(&self, record: CrossRecord, actor: &str) -> Result<()> {
         let actor = actor.into();
         self.write(Op::AddCross { record, actor }).await.map(drop)
+    }
+    /// Reserves the serial of a cross-certificate the root will sign, and audits "signing";
+    /// fails if the serial exists.
+    async fn reserve_cross(&self, record: CrossRecord, actor: &str) -> Result<()> {
+        let actor = actor.into();
+        self.write(Op::ReserveCross { record, actor })
+            .await
+            .map(drop)
+    }
+    /// Records the signed cross-certificate for a reserved serial and audits "issued".
+    async fn complete_cross(&self, serial: &str, der: Vec<u8>, actor: &str) -> Result<()> {
+        let (serial, actor) = (serial.into(), actor.into());
+        self.write(Op::CompleteCross { serial, der, actor })
+            .await
+            .map(drop)
+    }
+    /// Marks a reserved cross-certificate serial as never signed (it stays burnt).
+    async fn abandon_cross(&self, serial: &str, reason: &str, actor: &str) -> Result<()> {
+        let (serial, reason, actor) = (serial.into(), reason.into(), actor.into());
+        let op = Op::AbandonCross {
+            serial,
+            reason,
+            actor,
+        };
+        self.write(op).await.map(drop)
     }
     /// All cross-certificates.
     async fn cross_certs(&self) -> Result<Vec<CrossRecord>>;
@@ -417,8 +444,24 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn add_checkpoint(&self, c: Checkpoint) -> Result<()> {
         self.write(Op::AddCheckpoint(c)).await.map(drop)
     }
+    /// Checkpoints after the one with id `after_id`, oldest first.
+    async fn checkpoints_after(&self, after_id: i64) -> Result<Vec<Checkpoint>>;
     /// All checkpoints, oldest first.
-    async fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        self.checkpoints_after(0).await
+    }
+    /// The newest checkpoint.
+    async fn last_checkpoint(&self) -> Result<Option<Checkpoint>>;
+    /// Ok while writes can be made (the writer runs); the health checks report it.
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Stops the writer: queued writes are made, later ones refused (shutdown; also what a
+    /// crashed writer looks like to the rest of the server).
+    fn stop_writer(&self) {}
+    /// True when other processes may write to this store (instances sharing a database), so
+    /// changes must be looked for; false when this process is the only writer.
+    fn shared(&self) -> bool;
     /// A pre-signed OCSP response another instance shared, by the request's CertID DER: the
     /// response and its thisUpdate. A store serving one instance shares none.
     async fn shared_ocsp(&self, _cert_id: &[u8]) -> Result<Option<(Vec<u8>, i64)>> {
@@ -456,79 +499,3 @@ pub struct CrlSnapshot {
 
 /// A revocation with its position in the order of revocations.
 pub type Positioned = (i64, RevokedEntry);
-
-// What the audit log records about each new row (the same in every backend).
-
-impl IssuanceIntent {
-    pub fn audit_detail(&self) -> String {
-        format!(
-            "profile={} issuer={} subject={} sans={}",
-            self.profile,
-            self.issuer.as_str(),
-            self.subject,
-            self.sans.join(",")
-        )
-    }
-}
-
-impl PlatformRecord {
-    pub fn audit_detail(&self) -> String {
-        format!(
-            "dns={} ip={} profiles={} max_days={:?} rate={:?} orgs={} usccs={} names={}",
-            self.dns_suffixes.join(","),
-            self.ip_ranges.join(","),
-            self.profiles.join(","),
-            self.max_days,
-            self.rate_per_min,
-            self.organizations.join("|"),
-            self.usccs.join(","),
-            self.names.join("|")
-        )
-    }
-}
-
-impl Credential {
-    pub fn audit_detail(&self) -> String {
-        format!(
-            "role={} tenant={} sha256={}",
-            self.role.as_str(),
-            self.tenant,
-            self.cert_sha256
-        )
-    }
-}
-
-/// The audit detail of a platform's subject registrations (both backends).
-pub fn platform_subjects_detail(
-    organizations: &[String],
-    usccs: &[String],
-    names: &[String],
-) -> String {
-    format!(
-        "orgs={} usccs={} names={}",
-        organizations.join("|"),
-        usccs.join(","),
-        names.join("|")
-    )
-}
-
-impl PeerRecord {
-    pub fn audit_detail(&self) -> String {
-        format!(
-            "subject={} sha256={}",
-            self.subject,
-            crate::core::fingerprint(&self.ca_cert)
-        )
-    }
-}
-
-impl CrossRecord {
-    pub fn audit_detail(&self) -> String {
-        format!(
-            "peer={} direction={} sha256={}",
-            self.peer,
-            self.direction.as_str(),
-            crate::core::fingerprint(&self.der)
-        )
-    }
-}

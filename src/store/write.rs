@@ -2,8 +2,9 @@
 //! entry) inside a transaction. Both backends commit ops in groups: requests that arrive while
 //! a commit is in flight share the next transaction, each inside its own savepoint.
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::store::{Checkpoint, Credential, CrossRecord, IssuanceIntent, PeerRecord, PeerStatus};
@@ -11,6 +12,10 @@ use crate::store::{PlatformRecord, RevokeRequest};
 
 /// Most requests sharing one commit.
 pub const MAX_GROUP: usize = 512;
+
+/// Writes waiting for the writer, at most; beyond that callers get RESOURCE_EXHAUSTED
+/// instead of queueing without bound.
+pub const QUEUE: usize = 4096;
 
 /// One state change.
 #[derive(Debug)]
@@ -47,8 +52,27 @@ pub enum Op {
         name: String,
         actor: String,
     },
+    /// Records a cross-certificate we received from a peer (we signed nothing).
     AddCross {
         record: CrossRecord,
+        actor: String,
+    },
+    /// Reserves the serial of a cross-certificate our root is about to sign (its `der` is
+    /// ignored): stored and audited before the root key signs.
+    ReserveCross {
+        record: CrossRecord,
+        actor: String,
+    },
+    /// Records the signed cross-certificate for a reserved serial.
+    CompleteCross {
+        serial: String,
+        der: Vec<u8>,
+        actor: String,
+    },
+    /// Marks a reserved cross-certificate serial as never signed.
+    AbandonCross {
+        serial: String,
+        reason: String,
         actor: String,
     },
     /// Reserves the next `size` time-stamp serials as one audited block.
@@ -91,14 +115,6 @@ pub enum Op {
 }
 
 impl Op {
-    /// The audit object and detail of a reserved block of time-stamp serials (both backends).
-    pub fn timestamp_block_audit(first: u64, last: u64) -> (String, String) {
-        (
-            format!("{first}-{last}"),
-            format!("reserved={}", last - first + 1),
-        )
-    }
-
     /// Does this write change who may call the API (credentials, platforms, revocations)?
     pub fn affects_auth(&self) -> bool {
         matches!(
@@ -172,4 +188,116 @@ pub fn check_revocable(
 pub struct Job {
     pub op: Op,
     pub reply: oneshot::Sender<Result<Done>>,
+}
+
+/// The way to a backend's writer: a bounded queue, and whether the writer still runs.
+#[derive(Debug)]
+pub struct Writer {
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    health: Arc<WriterHealth>,
+}
+
+/// Why the writer stopped, once it has.
+#[derive(Debug, Default)]
+pub struct WriterHealth {
+    stopped: Mutex<Option<String>>,
+}
+
+impl WriterHealth {
+    fn stop(&self, why: &str) {
+        if let Ok(mut s) = self.stopped.lock() {
+            s.get_or_insert_with(|| why.to_string());
+        }
+    }
+
+    /// Ok while the writer runs.
+    pub fn check(&self) -> Result<()> {
+        match self.stopped.lock().map(|s| s.clone()) {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(Error::Storage(format!("store writer {why}"))),
+            Err(_) => Err(Error::Storage("store writer state poisoned".into())),
+        }
+    }
+}
+
+/// Held by the writer loop: marks the writer stopped when the loop ends, returning or
+/// panicking.
+#[derive(Debug)]
+pub struct Alive(Arc<WriterHealth>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        let why = if std::thread::panicking() {
+            tracing::error!("store writer panicked");
+            "panicked"
+        } else {
+            tracing::debug!("store writer stopped");
+            "has stopped"
+        };
+        self.0.stop(why);
+    }
+}
+
+impl Writer {
+    /// A queue of `capacity` and its receiving end, with the guard the writer loop holds.
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Job>, Alive) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let health = Arc::new(WriterHealth::default());
+        let writer = Writer {
+            queue: Mutex::new(Some(tx)),
+            health: health.clone(),
+        };
+        (writer, rx, Alive(health))
+    }
+
+    /// Queues an op and waits for its result; refuses at once when the queue is full.
+    pub async fn submit(&self, op: Op) -> Result<Done> {
+        self.health.check()?;
+        let (reply, rx) = oneshot::channel();
+        {
+            let queue = self
+                .queue
+                .lock()
+                .map_err(|_| Error::Storage("store writer state poisoned".into()))?;
+            let tx = queue
+                .as_ref()
+                .ok_or_else(|| Error::Storage("store writer has stopped".into()))?;
+            tx.try_send(Job { op, reply }).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::ResourceExhausted(format!(
+                    "the store has {} writes waiting; retry shortly",
+                    tx.max_capacity()
+                )),
+                mpsc::error::TrySendError::Closed(_) => {
+                    Error::Storage("store writer has stopped".into())
+                }
+            })?;
+        }
+        rx.await
+            .map_err(|_| Error::Storage("store writer has stopped".into()))?
+    }
+
+    /// Ok while the writer runs.
+    pub fn health(&self) -> Result<()> {
+        self.health.check()
+    }
+
+    /// Closes the queue: what is queued is written, later writes are refused, and the writer
+    /// stops.
+    pub fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+    }
+}
+
+/// Takes the next group of queued jobs (up to [`MAX_GROUP`]) from a batch already received.
+pub fn group(first: Job, rx: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+    let mut jobs = vec![first];
+    while jobs.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+    jobs
 }

@@ -1,0 +1,484 @@
+//! The embedded store: SQLite in WAL mode with synchronous=FULL. One writer thread owns the
+//! write connection (`write.rs`); readers use their own connections, in parallel.
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::store::vocab::{CertRow, CredentialRow, CrossRow, PeerRow, PlatformRow, RevokedRow};
+use crate::store::write::{QUEUE, Writer};
+use crate::store::{
+    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Done, ListFilter, Op, Page,
+    PeerRecord, PlatformRecord, Positioned, RECORD_COLUMNS, SqlValue, Store,
+};
+
+mod write;
+
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_revocation.sql"),
+    include_str!("migrations/0003_federation.sql"),
+    include_str!("migrations/0004_tenants_audit.sql"),
+    include_str!("migrations/0005_trust.sql"),
+    include_str!("migrations/0006_cross_intent.sql"),
+];
+/// Read connections kept open when idle.
+const MAX_IDLE_READERS: usize = 8;
+
+/// SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    /// Bumped by the writer whenever credentials, platforms or revocations change.
+    auth_generation: Arc<AtomicU64>,
+    /// Idle read connections: reads run in parallel (WAL), each on its own connection.
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    // The database holds the audit log and every record: private like the keys. SQLite gives
+    // its -wal and -shm files the database file's mode.
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+    }
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    // Used by migration 0005 to pin existing credentials to their certificates.
+    conn.create_scalar_function(
+        "ecca_sha256",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let der: Vec<u8> = ctx.get(0)?;
+            Ok(ring::digest::digest(&ring::digest::SHA256, &der)
+                .as_ref()
+                .to_vec())
+        },
+    )?;
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(Error::Storage(format!(
+            "database schema version {version} is newer than this ecca ({}); upgrade ecca",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_queue(path, QUEUE)
+    }
+
+    /// [`SqliteStore::open`] with at most `queue` writes waiting.
+    pub fn open_with_queue(path: &Path, queue: usize) -> Result<Self> {
+        let mut conn = open(path)?;
+        // Files made by earlier versions were 0644.
+        for suffix in ["", "-wal", "-shm"] {
+            let f = PathBuf::from(format!("{}{suffix}", path.display()));
+            if f.exists() {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| Error::io(&f, e))?;
+            }
+        }
+        migrate(&mut conn)?;
+        let last_hash: Vec<u8> = conn
+            .query_row(
+                "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_else(|| vec![0; 32]);
+        let (writer, rx, alive) = Writer::new(queue);
+        let auth_generation = Arc::new(AtomicU64::new(0));
+        thread::Builder::new()
+            .name("ecca-store-writer".into())
+            .spawn({
+                let generation = auth_generation.clone();
+                move || write::writer_loop(conn, rx, last_hash, generation, alive)
+            })
+            .map_err(|e| Error::Storage(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer,
+            readers: Arc::new(Mutex::new(vec![open(path)?])),
+            auth_generation,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers
+                .lock()
+                .map_err(|_| Error::Storage("reader pool poisoned".into()))?
+                .pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => open(&path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < MAX_IDLE_READERS
+            {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("reader task: {e}")))?
+    }
+}
+
+const CREDENTIAL_COLUMNS: &str = "serial, role, tenant, disabled, COALESCE(cert_sha256, '')";
+
+/// Every row of a query, read by `map` (typed reads: a wrong type is an error, not a panic).
+fn all<T>(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(args, map)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Strict decoding of raw rows (`store::vocab`).
+fn decode<R, T: TryFrom<R, Error = Error>>(rows: Vec<R>) -> Result<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}
+
+fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
+    Ok(CertRow {
+        id: r.get(0)?,
+        serial: r.get(1)?,
+        profile: r.get(2)?,
+        tenant: r.get(3)?,
+        subject: r.get(4)?,
+        sans: r.get(5)?,
+        not_before: r.get(6)?,
+        not_after: r.get(7)?,
+        issued_at: r.get(8)?,
+        der: r.get(9)?,
+        revoked_at: r.get(10)?,
+        revocation_reason: r.get(11)?,
+        invalidity_date: r.get(12)?,
+        revocation_seq: r.get(13)?,
+        issuer: r.get(14)?,
+    })
+}
+
+fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
+    Ok(CredentialRow {
+        serial: r.get(0)?,
+        role: r.get(1)?,
+        tenant: r.get(2)?,
+        disabled: r.get(3)?,
+        cert_sha256: r.get(4)?,
+    })
+}
+
+/// The highest revocation position, then the unexpired revocations after `after_seq` up to it.
+fn revoked_rows(c: &Connection, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
+    let max: i64 = c.query_row(
+        "SELECT COALESCE(MAX(revocation_seq), 0) FROM certificates",
+        [],
+        |r| r.get(0),
+    )?;
+    let rows = all(
+        c,
+        "SELECT revocation_seq, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
+         WHERE revocation_seq > ?1 AND revocation_seq <= ?2 AND not_after > ?3 AND issuer = 'issuing'
+         ORDER BY revocation_seq",
+        params![after_seq, max, now],
+        |r| {
+            Ok(RevokedRow {
+                seq: r.get(0)?,
+                serial: r.get(1)?,
+                revoked_at: r.get(2)?,
+                revocation_reason: r.get(3)?,
+                invalidity_date: r.get(4)?,
+            })
+        },
+    )?;
+    Ok((decode(rows)?, max))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(&self, op: Op) -> Result<Done> {
+        self.writer.submit(op).await
+    }
+
+    fn health(&self) -> Result<()> {
+        self.writer.health()
+    }
+
+    fn stop_writer(&self) {
+        self.writer.close();
+    }
+
+    async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>> {
+        let serial = serial.hex();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = ?1 AND status = 'issued'"
+            );
+            let row = c.query_row(&sql, [serial], cert_row).optional()?;
+            row.map(|r| <(i64, CertRecord)>::try_from(r).map(|(_, r)| r))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list(&self, f: ListFilter) -> Result<Page> {
+        self.read(move |c| {
+            let (sql, args, limit) = f.select(RECORD_COLUMNS, |n| format!("?{n}"));
+            let args = args.into_iter().map(|v| match v {
+                SqlValue::Text(s) => rusqlite::types::Value::Text(s),
+                SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+            });
+            let rows = all(c, &sql, rusqlite::params_from_iter(args), cert_row)?;
+            Ok(Page::of(decode(rows)?, limit))
+        })
+        .await
+    }
+
+    async fn credential_by_cert(&self, cert_sha256: &str) -> Result<Option<Credential>> {
+        let hash = cert_sha256.to_string();
+        self.read(move |c| {
+            let sql =
+                format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE cert_sha256 = ?1");
+            let row = c.query_row(&sql, [hash], credential_row).optional()?;
+            row.map(Credential::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn all_credentials(&self) -> Result<Vec<Credential>> {
+        self.read(move |c| {
+            let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY rowid");
+            decode(all(c, &sql, [], credential_row)?)
+        })
+        .await
+    }
+
+    async fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.read(move |c| {
+            all(
+                c,
+                "SELECT id, at, actor, event, object, detail, prev_hash, hash FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+                params![after_id, limit],
+                |r| {
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        event: r.get(3)?,
+                        object: r.get(4)?,
+                        detail: r.get(5)?,
+                        prev_hash: r.get(6)?,
+                        hash: r.get(7)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
+        self.read(move |c| revoked_rows(c, after_seq, now)).await
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerRecord>> {
+        self.read(|c| {
+            let rows = all(
+                c,
+                "SELECT name, ca_cert, subject, status, added_at FROM peers ORDER BY name",
+                [],
+                |r| {
+                    Ok(PeerRow {
+                        name: r.get(0)?,
+                        ca_cert: r.get(1)?,
+                        subject: r.get(2)?,
+                        status: r.get(3)?,
+                        added_at: r.get(4)?,
+                    })
+                },
+            )?;
+            decode(rows)
+        })
+        .await
+    }
+
+    async fn cross_certs(&self) -> Result<Vec<CrossRecord>> {
+        self.read(|c| {
+            let rows = all(
+                c,
+                "SELECT serial, peer, direction, der, not_after, created_at, revoked_at, revocation_reason
+                 FROM cross_certificates WHERE status = 'issued' ORDER BY created_at, serial",
+                [],
+                |r| {
+                    Ok(CrossRow {
+                        serial: r.get(0)?,
+                        peer: r.get(1)?,
+                        direction: r.get(2)?,
+                        der: r.get(3)?,
+                        not_after: r.get(4)?,
+                        created_at: r.get(5)?,
+                        revoked_at: r.get(6)?,
+                        revocation_reason: r.get(7)?,
+                    })
+                },
+            )?;
+            decode(rows)
+        })
+        .await
+    }
+
+    async fn platforms(&self) -> Result<Vec<PlatformRecord>> {
+        self.read(|c| {
+            let rows = all(
+                c,
+                "SELECT name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at,
+                        organizations, usccs, names
+                 FROM platforms ORDER BY name",
+                [],
+                |r| {
+                    Ok(PlatformRow {
+                        name: r.get(0)?,
+                        dns_suffixes: r.get(1)?,
+                        ip_ranges: r.get(2)?,
+                        profiles: r.get(3)?,
+                        max_days: r.get(4)?,
+                        rate_per_min: r.get(5)?,
+                        disabled: r.get(6)?,
+                        created_at: r.get(7)?,
+                        organizations: r.get(8)?,
+                        usccs: r.get(9)?,
+                        names: r.get(10)?,
+                    })
+                },
+            )?;
+            decode(rows)
+        })
+        .await
+    }
+
+    async fn credentials_of(&self, tenant: &str) -> Result<Vec<Credential>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE tenant = ?1 ORDER BY rowid"
+            );
+            decode(all(c, &sql, [tenant], credential_row)?)
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, vec![0; 32])))
+        })
+        .await
+    }
+
+    async fn checkpoints_after(&self, after_id: i64) -> Result<Vec<Checkpoint>> {
+        self.read(move |c| {
+            all(
+                c,
+                "SELECT id, upto_id, head_hash, at, signature FROM audit_checkpoints WHERE id > ?1 ORDER BY id",
+                [after_id],
+                |r| {
+                    Ok(Checkpoint {
+                        id: r.get(0)?,
+                        upto_id: r.get(1)?,
+                        head_hash: r.get(2)?,
+                        at: r.get(3)?,
+                        signature: r.get(4)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn last_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id, upto_id, head_hash, at, signature FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(Checkpoint {
+                        id: r.get(0)?,
+                        upto_id: r.get(1)?,
+                        head_hash: r.get(2)?,
+                        at: r.get(3)?,
+                        signature: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    fn auth_generation(&self) -> u64 {
+        self.auth_generation.load(Ordering::SeqCst)
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::database(e.to_string(), e)
+    }
+}

@@ -1,0 +1,289 @@
+//! The SQLite writer: one thread owns the write connection and commits in groups (requests
+//! that arrive while a commit is in flight share the next transaction and its fsync), each
+//! job inside its own savepoint so one failure does not undo the others. It runs each op's
+//! SQL; what the op records in the audit log comes from `store::vocab`.
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::store::vocab::{Applied, AuditRecord, list_json};
+use crate::store::write::{Alive, Job, check_revocable, deliver, group};
+use crate::store::{Done, Op, audit_hash};
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Serves the queue until it closes; `alive` marks the writer stopped when this returns or
+/// panics.
+pub(super) fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    mut last_hash: Vec<u8>,
+    auth_generation: Arc<AtomicU64>,
+    alive: Alive,
+) {
+    let _alive = alive;
+    while let Some(first) = rx.blocking_recv() {
+        let jobs = group(first, &mut rx);
+        let mut results = Vec::with_capacity(jobs.len());
+        let committed = (|| -> Result<Vec<u8>> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut hash = last_hash.clone();
+            for job in &jobs {
+                tx.execute_batch("SAVEPOINT job")?;
+                match apply(&tx, &job.op, &hash) {
+                    Ok((new_hash, done)) => {
+                        tx.execute_batch("RELEASE job")?;
+                        hash = new_hash;
+                        results.push(Ok(done));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(hash)
+        })();
+        let outcome = committed.map(|hash| {
+            last_hash = hash;
+            results
+        });
+        deliver(jobs, outcome, &auth_generation);
+    }
+}
+
+/// Applies one op (audit entry included) and returns the new audit chain head.
+fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
+    let at = now();
+    let applied = rows(tx, op, at)?;
+    let hash = match op.audit(&applied) {
+        Some(entry) => append_audit(tx, prev, at, &entry)?,
+        None => prev.to_vec(),
+    };
+    Ok((hash, applied.into()))
+}
+
+/// A unique-key violation as `conflict`, any other error as it is.
+fn unique(e: rusqlite::Error, conflict: impl FnOnce() -> Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            conflict()
+        }
+        e => e.into(),
+    }
+}
+
+fn found(n: usize, what: impl FnOnce() -> String) -> Result<Applied> {
+    if n == 0 {
+        return Err(Error::NotFound(what()));
+    }
+    Ok(Applied::Nothing)
+}
+
+/// An op's rows.
+fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
+    Ok(match op {
+        Op::Reserve(i) => {
+            tx.execute(
+                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![i.serial.hex(), i.profile, i.tenant, i.subject, list_json(&i.sans)?, i.not_before, i.not_after, at, i.issuer.as_str()],
+            )
+            .map_err(|e| unique(e, || Error::Storage(format!("serial {} already used", i.serial))))?;
+            Applied::Nothing
+        }
+        Op::Complete { serial, der, .. } => {
+            let n = tx.execute(
+                "UPDATE certificates SET status = 'issued', der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'pending'",
+                params![serial, der, at],
+            )?;
+            if n != 1 {
+                return Err(Error::Internal(format!("serial {serial} was not pending")));
+            }
+            Applied::Nothing
+        }
+        Op::Abandon { serial, .. } => {
+            tx.execute(
+                "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'pending'",
+                params![serial],
+            )?;
+            Applied::Nothing
+        }
+        Op::AddCredential { cred, .. } => {
+            tx.execute(
+                "INSERT INTO credentials (serial, role, tenant, disabled, cert_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![cred.serial, cred.role.as_str(), cred.tenant, cred.disabled, cred.cert_sha256],
+            )?;
+            Applied::Nothing
+        }
+        Op::Revoke(r) => {
+            let serial = r.serial.hex();
+            let row: Option<(String, Option<i64>)> = tx
+                .query_row(
+                    "SELECT tenant, revoked_at FROM certificates WHERE serial = ?1 AND status = 'issued'",
+                    [&serial],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            check_revocable(&serial, row, r.tenant.as_deref())?;
+            tx.execute(
+                "UPDATE certificates SET revoked_at = ?2, revocation_reason = ?3, invalidity_date = ?4,
+                 revocation_seq = (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM certificates)
+                 WHERE serial = ?1",
+                params![serial, at, r.reason as i64, r.invalidity_date],
+            )?;
+            Applied::Nothing
+        }
+        Op::NextCrlNumber { ca } => Applied::Number(next_number(tx, ca, 1)?),
+        Op::TimestampBlock { size } => {
+            let last = next_number(tx, "tsa", *size)?;
+            Applied::Range(last - u64::from(*size) + 1, last)
+        }
+        Op::AddPlatform { p, .. } => {
+            tx.execute(
+                "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at, organizations, usccs, names)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10)",
+                params![p.name, list_json(&p.dns_suffixes)?, list_json(&p.ip_ranges)?, list_json(&p.profiles)?, p.max_days, p.rate_per_min, at,
+                        list_json(&p.organizations)?, list_json(&p.usccs)?, list_json(&p.names)?],
+            )
+            .map_err(|e| unique(e, || Error::Conflict(format!("platform {:?} already exists", p.name))))?;
+            Applied::Nothing
+        }
+        Op::PlatformDisabled { name, disabled, .. } => found(
+            tx.execute(
+                "UPDATE platforms SET disabled = ?2 WHERE name = ?1",
+                params![name, disabled],
+            )?,
+            || format!("platform {name:?}"),
+        )?,
+        Op::PlatformSubjects {
+            name,
+            organizations,
+            usccs,
+            names,
+            ..
+        } => found(
+            tx.execute(
+                "UPDATE platforms SET organizations = ?2, usccs = ?3, names = ?4 WHERE name = ?1",
+                params![
+                    name,
+                    list_json(organizations)?,
+                    list_json(usccs)?,
+                    list_json(names)?
+                ],
+            )?,
+            || format!("platform {name:?}"),
+        )?,
+        Op::DisableCredential { cert_sha256, .. } => Applied::Count(tx.execute(
+            "UPDATE credentials SET disabled = 1 WHERE cert_sha256 = ?1 AND disabled = 0",
+            params![cert_sha256],
+        )? as u64),
+        Op::DisableCredentials { tenant, keep, .. } => Applied::Count(tx.execute(
+            "UPDATE credentials SET disabled = 1 WHERE tenant = ?1 AND serial != ?2 AND disabled = 0",
+            params![tenant, keep],
+        )? as u64),
+        Op::Event { .. } => Applied::Nothing,
+        Op::AddCheckpoint(c) => {
+            tx.execute(
+                "INSERT INTO audit_checkpoints (upto_id, head_hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
+                params![c.upto_id, c.head_hash, c.at, c.signature],
+            )?;
+            Applied::Nothing
+        }
+        Op::AddPeer { peer, .. } => {
+            tx.execute(
+                "INSERT INTO peers (name, ca_cert, subject, status, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![peer.name, peer.ca_cert, peer.subject, peer.status.as_str(), at],
+            )
+            .map_err(|e| unique(e, || Error::Conflict(format!("peer {:?} already exists", peer.name))))?;
+            Applied::Nothing
+        }
+        Op::PeerStatus { name, status, .. } => found(
+            tx.execute(
+                "UPDATE peers SET status = ?2 WHERE name = ?1",
+                params![name, status.as_str()],
+            )?,
+            || format!("peer {name:?}"),
+        )?,
+        Op::RemovePeer { name, .. } => {
+            found(
+                tx.execute("DELETE FROM peers WHERE name = ?1", params![name])?,
+                || format!("peer {name:?}"),
+            )?;
+            let mut stmt = tx.prepare(
+                "UPDATE cross_certificates SET revoked_at = ?2, revocation_reason = 5
+                 WHERE peer = ?1 AND direction = 'issued' AND status = 'issued' AND revoked_at IS NULL
+                 RETURNING serial",
+            )?;
+            let serials = stmt
+                .query_map(params![name, at], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Applied::Serials(serials)
+        }
+        Op::AddCross { record, .. } | Op::ReserveCross { record, .. } => {
+            let (status, der) = match op {
+                Op::ReserveCross { .. } => ("pending", &[][..]),
+                _ => ("issued", record.der.as_slice()),
+            };
+            tx.execute(
+                "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![record.serial, record.peer, record.direction.as_str(), der, record.not_after, at, status],
+            )
+            .map_err(|e| unique(e, || Error::Storage(format!("cross-certificate serial {} already used", record.serial))))?;
+            Applied::Nothing
+        }
+        Op::CompleteCross { serial, der, .. } => {
+            let n = tx.execute(
+                "UPDATE cross_certificates SET status = 'issued', der = ?2
+                 WHERE serial = ?1 AND direction = 'issued' AND status = 'pending'",
+                params![serial, der],
+            )?;
+            if n != 1 {
+                return Err(Error::Internal(format!(
+                    "cross-certificate {serial} was not pending"
+                )));
+            }
+            Applied::Nothing
+        }
+        Op::AbandonCross { serial, .. } => {
+            tx.execute(
+                "UPDATE cross_certificates SET status = 'abandoned'
+                 WHERE serial = ?1 AND direction = 'issued' AND status = 'pending'",
+                params![serial],
+            )?;
+            Applied::Nothing
+        }
+    })
+}
+
+/// Advances a durable counter (CRL numbers per CA, time-stamp serials) by `by`.
+fn next_number(tx: &Connection, name: &str, by: u32) -> Result<u64> {
+    let n: i64 = tx.query_row(
+        "INSERT INTO crl_numbers (ca, last) VALUES (?1, ?2)
+         ON CONFLICT (ca) DO UPDATE SET last = last + ?2 RETURNING last",
+        params![name, i64::from(by)],
+        |row| row.get(0),
+    )?;
+    u64::try_from(n).map_err(|_| Error::Corrupt(format!("counter {name}: {n} is negative")))
+}
+
+fn append_audit(tx: &Connection, prev: &[u8], at: i64, e: &AuditRecord) -> Result<Vec<u8>> {
+    let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log", [], |r| {
+        r.get(0)
+    })?;
+    let hash = audit_hash(prev, id, at, &e.actor, &e.event, &e.object, &e.detail);
+    tx.execute(
+        "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![id, at, e.actor, e.event, e.object, e.detail, prev, hash],
+    )?;
+    Ok(hash)
+}

@@ -1,0 +1,607 @@
+//! The store's vocabulary, written once for every backend (and `ecca migrate`): what each
+//! [`Op`] records in the audit log, and how stored rows decode. A backend runs an op's SQL,
+//! reports what it did ([`Applied`]), and appends the entry [`Op::audit`] names; it reads
+//! columns into the raw rows below and converts them with `TryFrom`, which refuses corrupt
+//! values with an error naming the row instead of defaulting.
+use crate::core::Issuer;
+use crate::core::error::Error as Domain;
+use crate::core::records::{
+    CertRecord, Credential, CrossRecord, Direction, PeerRecord, PeerStatus, PlatformRecord,
+    Revocation, Role,
+};
+use crate::core::revocation::{Reason, RevokedEntry};
+use crate::error::{Error, Result};
+use crate::store::{Done, IssuanceIntent, Op, Positioned};
+
+/// What applying an op's rows did, as its audit entry and its caller need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Nothing,
+    /// A counter's new value.
+    Number(u64),
+    /// An inclusive range reserved.
+    Range(u64, u64),
+    /// Rows changed.
+    Count(u64),
+    /// Serials changed.
+    Serials(Vec<String>),
+}
+
+/// An audit entry before it is chained (its id, time and hashes come from the backend).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub actor: String,
+    pub event: String,
+    pub object: String,
+    pub detail: String,
+}
+
+fn entry(actor: &str, event: &str, object: &str, detail: String) -> Option<AuditRecord> {
+    Some(AuditRecord {
+        actor: actor.into(),
+        event: event.into(),
+        object: object.into(),
+        detail,
+    })
+}
+
+impl Op {
+    /// The audit entry this op appends once applied (None: ops that are not state changes
+    /// of their own, such as CRL numbers and checkpoints).
+    pub fn audit(&self, applied: &Applied) -> Option<AuditRecord> {
+        let count = match applied {
+            Applied::Count(n) => *n,
+            _ => 0,
+        };
+        match self {
+            Op::Reserve(i) => entry(
+                &i.actor,
+                "certificate.signing",
+                &i.serial.hex(),
+                i.audit_detail(),
+            ),
+            Op::Complete { serial, der, actor } => entry(
+                actor,
+                "certificate.issued",
+                serial,
+                format!("sha256={}", crate::core::fingerprint(der)),
+            ),
+            Op::Abandon {
+                serial,
+                reason,
+                actor,
+            } => entry(actor, "certificate.abandoned", serial, reason.clone()),
+            Op::AddCredential { cred, actor } => {
+                entry(actor, "credential.added", &cred.serial, cred.audit_detail())
+            }
+            Op::Revoke(r) => entry(
+                &r.actor,
+                "certificate.revoked",
+                &r.serial.hex(),
+                format!("reason={}", r.reason.name()),
+            ),
+            Op::NextCrlNumber { .. } | Op::AddCheckpoint(_) => None,
+            Op::TimestampBlock { .. } => {
+                let Applied::Range(first, last) = applied else {
+                    return None;
+                };
+                entry(
+                    "tsa",
+                    "timestamp.block",
+                    &format!("{first}-{last}"),
+                    format!("reserved={}", last - first + 1),
+                )
+            }
+            Op::AddPlatform { p, actor } => {
+                entry(actor, "platform.added", &p.name, p.audit_detail())
+            }
+            Op::PlatformDisabled {
+                name,
+                disabled,
+                actor,
+            } => {
+                let event = if *disabled {
+                    "platform.disabled"
+                } else {
+                    "platform.enabled"
+                };
+                entry(actor, event, name, String::new())
+            }
+            Op::PlatformSubjects {
+                name,
+                organizations,
+                usccs,
+                names,
+                actor,
+            } => entry(
+                actor,
+                "platform.subjects",
+                name,
+                format!(
+                    "orgs={} usccs={} names={}",
+                    organizations.join("|"),
+                    usccs.join(","),
+                    names.join("|")
+                ),
+            ),
+            Op::DisableCredential { cert_sha256, actor } => entry(
+                actor,
+                "credential.disabled",
+                cert_sha256,
+                format!("disabled={count}"),
+            ),
+            Op::DisableCredentials {
+                tenant,
+                keep,
+                actor,
+            } => entry(
+                actor,
+                "credential.rotated",
+                tenant,
+                format!("disabled={count} kept={keep}"),
+            ),
+            Op::Event {
+                actor,
+                event,
+                object,
+                detail,
+            } => entry(actor, event, object, detail.clone()),
+            Op::AddPeer { peer, actor } => {
+                entry(actor, "peer.added", &peer.name, peer.audit_detail())
+            }
+            Op::PeerStatus {
+                name,
+                status,
+                actor,
+            } => entry(actor, "peer.status", name, status.as_str().into()),
+            Op::RemovePeer { name, actor } => {
+                let serials = match applied {
+                    Applied::Serials(s) => s.join(","),
+                    _ => String::new(),
+                };
+                entry(actor, "peer.removed", name, format!("revoked={serials}"))
+            }
+            Op::ReserveCross { record, actor } => entry(
+                actor,
+                "cross_certificate.signing",
+                &record.serial,
+                format!(
+                    "peer={} direction={}",
+                    record.peer,
+                    record.direction.as_str()
+                ),
+            ),
+            Op::CompleteCross { serial, der, actor } => entry(
+                actor,
+                "cross_certificate.issued",
+                serial,
+                format!("sha256={}", crate::core::fingerprint(der)),
+            ),
+            Op::AbandonCross {
+                serial,
+                reason,
+                actor,
+            } => entry(actor, "cross_certificate.abandoned", serial, reason.clone()),
+            Op::AddCross { record, actor } => entry(
+                actor,
+                "cross_certificate.stored",
+                &record.serial,
+                record.audit_detail(),
+            ),
+        }
+    }
+}
+
+impl From<Applied> for Done {
+    fn from(a: Applied) -> Done {
+        match a {
+            Applied::Nothing | Applied::Count(_) => Done::Nothing,
+            Applied::Number(n) => Done::Number(n),
+            Applied::Range(first, last) => Done::Range(first, last),
+            Applied::Serials(s) => Done::Serials(s),
+        }
+    }
+}
+
+// What the audit log records about each new row.
+
+impl IssuanceIntent {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "profile={} issuer={} subject={} sans={}",
+            self.profile,
+            self.issuer.as_str(),
+            self.subject,
+            self.sans.join(",")
+        )
+    }
+}
+
+impl PlatformRecord {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "dns={} ip={} profiles={} max_days={:?} rate={:?} orgs={} usccs={} names={}",
+            self.dns_suffixes.join(","),
+            self.ip_ranges.join(","),
+            self.profiles.join(","),
+            self.max_days,
+            self.rate_per_min,
+            self.organizations.join("|"),
+            self.usccs.join(","),
+            self.names.join("|")
+        )
+    }
+}
+
+impl Credential {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "role={} tenant={} sha256={}",
+            self.role.as_str(),
+            self.tenant,
+            self.cert_sha256
+        )
+    }
+}
+
+impl PeerRecord {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "subject={} sha256={}",
+            self.subject,
+            crate::core::fingerprint(&self.ca_cert)
+        )
+    }
+}
+
+impl CrossRecord {
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "peer={} direction={} sha256={}",
+            self.peer,
+            self.direction.as_str(),
+            crate::core::fingerprint(&self.der)
+        )
+    }
+}
+
+/// A string list column (JSON array).
+pub fn list_json(v: &[String]) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(format!("list encoding: {e}")))
+}
+
+// Raw rows, as each backend reads them (typed reads: a column of the wrong type is already
+// an error there), and their strict decoding.
+
+fn corrupt(what: String) -> Error {
+    Domain::Corrupt(what).into()
+}
+
+/// A stored serial: lowercase hex of 1 to 20 octets.
+fn serial_bytes(row: &str, serial: &str) -> Result<Vec<u8>> {
+    match hex::decode(serial) {
+        Ok(b) if !b.is_empty() && b.len() <= 20 => Ok(b),
+        _ => Err(corrupt(format!(
+            "{row}: serial {serial:?} is not 1 to 20 octets of hex"
+        ))),
+    }
+}
+
+fn reason(row: &str, code: Option<i64>) -> Result<Reason> {
+    let code =
+        code.ok_or_else(|| corrupt(format!("{row}: revoked without a revocation_reason")))?;
+    Reason::from_code(code).map_err(|_| {
+        corrupt(format!(
+            "{row}: revocation_reason {code} is not a reason ecca writes"
+        ))
+    })
+}
+
+fn list(row: &str, column: &str, text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        corrupt(format!(
+            "{row}: {column} is not a JSON list of strings ({e})"
+        ))
+    })
+}
+
+/// The certificate columns (`RECORD_COLUMNS`, in order).
+#[derive(Clone, Debug)]
+pub struct CertRow {
+    pub id: i64,
+    pub serial: String,
+    pub profile: String,
+    pub tenant: String,
+    pub subject: String,
+    pub sans: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: Option<i64>,
+    pub der: Option<Vec<u8>>,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<i64>,
+    pub invalidity_date: Option<i64>,
+    pub revocation_seq: Option<i64>,
+    pub issuer: String,
+}
+
+impl TryFrom<CertRow> for (i64, CertRecord) {
+    type Error = Error;
+    fn try_from(r: CertRow) -> Result<Self> {
+        let row = format!("certificate row {} (serial {})", r.id, r.serial);
+        serial_bytes(&row, &r.serial)?;
+        let issuer = Issuer::parse(&r.issuer)
+            .map_err(|_| corrupt(format!("{row}: issuer {:?}", r.issuer)))?;
+        let (Some(issued_at), Some(der)) = (r.issued_at, r.der) else {
+            return Err(corrupt(format!("{row}: issued without a certificate")));
+        };
+        let revocation = match r.revoked_at {
+            None => None,
+            Some(revoked_at) => Some(Revocation {
+                revoked_at,
+                reason: reason(&row, r.revocation_reason)?,
+                invalidity_date: r.invalidity_date,
+                seq: r
+                    .revocation_seq
+                    .ok_or_else(|| corrupt(format!("{row}: revoked without a revocation_seq")))?,
+            }),
+        };
+        Ok((
+            r.id,
+            CertRecord {
+                sans: list(&row, "sans", &r.sans)?,
+                serial: r.serial,
+                issuer,
+                profile: r.profile,
+                tenant: r.tenant,
+                subject: r.subject,
+                not_before: r.not_before,
+                not_after: r.not_after,
+                issued_at,
+                der,
+                revocation,
+            },
+        ))
+    }
+}
+
+/// A revocation as CRLs read it.
+#[derive(Clone, Debug)]
+pub struct RevokedRow {
+    pub seq: i64,
+    pub serial: String,
+    pub revoked_at: i64,
+    pub revocation_reason: Option<i64>,
+    pub invalidity_date: Option<i64>,
+}
+
+impl TryFrom<RevokedRow> for Positioned {
+    type Error = Error;
+    fn try_from(r: RevokedRow) -> Result<Self> {
+        let row = format!(
+            "certificate row with revocation_seq {} (serial {})",
+            r.seq, r.serial
+        );
+        Ok((
+            r.seq,
+            RevokedEntry {
+                serial: serial_bytes(&row, &r.serial)?,
+                revoked_at: r.revoked_at,
+                reason: reason(&row, r.revocation_reason)?,
+                invalidity_date: r.invalidity_date,
+            },
+        ))
+    }
+}
+
+/// The credential columns.
+#[derive(Clone, Debug)]
+pub struct CredentialRow {
+    pub serial: String,
+    pub role: String,
+    pub tenant: String,
+    pub disabled: bool,
+    pub cert_sha256: String,
+}
+
+impl TryFrom<CredentialRow> for Credential {
+    type Error = Error;
+    fn try_from(r: CredentialRow) -> Result<Self> {
+        let role = Role::parse(&r.role).ok_or_else(|| {
+            corrupt(format!(
+                "credential row (serial {}): role {:?}",
+                r.serial, r.role
+            ))
+        })?;
+        Ok(Credential {
+            serial: r.serial,
+            cert_sha256: r.cert_sha256,
+            role,
+            tenant: r.tenant,
+            disabled: r.disabled,
+        })
+    }
+}
+
+/// The peer columns.
+#[derive(Clone, Debug)]
+pub struct PeerRow {
+    pub name: String,
+    pub ca_cert: Vec<u8>,
+    pub subject: String,
+    pub status: String,
+    pub added_at: i64,
+}
+
+impl TryFrom<PeerRow> for PeerRecord {
+    type Error = Error;
+    fn try_from(r: PeerRow) -> Result<Self> {
+        let status = match r.status.as_str() {
+            "active" => PeerStatus::Active,
+            "suspended" => PeerStatus::Suspended,
+            other => {
+                return Err(corrupt(format!("peer row {:?}: status {other:?}", r.name)));
+            }
+        };
+        Ok(PeerRecord {
+            name: r.name,
+            ca_cert: r.ca_cert,
+            subject: r.subject,
+            status,
+            added_at: r.added_at,
+        })
+    }
+}
+
+/// The cross-certificate columns.
+#[derive(Clone, Debug)]
+pub struct CrossRow {
+    pub serial: String,
+    pub peer: String,
+    pub direction: String,
+    pub der: Vec<u8>,
+    pub not_after: i64,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<i64>,
+}
+
+impl TryFrom<CrossRow> for CrossRecord {
+    type Error = Error;
+    fn try_from(r: CrossRow) -> Result<Self> {
+        let row = format!("cross-certificate row (serial {})", r.serial);
+        serial_bytes(&row, &r.serial)?;
+        let direction = match r.direction.as_str() {
+            "issued" => Direction::Issued,
+            "received" => Direction::Received,
+            other => return Err(corrupt(format!("{row}: direction {other:?}"))),
+        };
+        // Cross-certificates are revoked as cessationOfOperation or keyCompromise, and CA
+        // reasons (cACompromise) are valid here too.
+        let revoked = match r.revoked_at {
+            None => None,
+            Some(t) => {
+                let code = r
+                    .revocation_reason
+                    .ok_or_else(|| corrupt(format!("{row}: revoked without a reason")))?;
+                let reason = Reason::from_code(code).map_err(|_| {
+                    corrupt(format!(
+                        "{row}: revocation_reason {code} is not a reason ecca writes"
+                    ))
+                })?;
+                Some((t, reason))
+            }
+        };
+        Ok(CrossRecord {
+            serial: r.serial,
+            peer: r.peer,
+            direction,
+            der: r.der,
+            not_after: r.not_after,
+            created_at: r.created_at,
+            revoked,
+        })
+    }
+}
+
+/// The platform columns (lists as JSON text).
+#[derive(Clone, Debug)]
+pub struct PlatformRow {
+    pub name: String,
+    pub dns_suffixes: String,
+    pub ip_ranges: String,
+    pub profiles: String,
+    pub max_days: Option<i64>,
+    pub rate_per_min: Option<i64>,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub organizations: String,
+    pub usccs: String,
+    pub names: String,
+}
+
+impl TryFrom<PlatformRow> for PlatformRecord {
+    type Error = Error;
+    fn try_from(r: PlatformRow) -> Result<Self> {
+        let row = format!("platform row {:?}", r.name);
+        let small = |column: &str, v: Option<i64>| -> Result<Option<u32>> {
+            v.map(|v| {
+                u32::try_from(v).map_err(|_| corrupt(format!("{row}: {column} {v} out of range")))
+            })
+            .transpose()
+        };
+        Ok(PlatformRecord {
+            dns_suffixes: list(&row, "dns_suffixes", &r.dns_suffixes)?,
+            ip_ranges: list(&row, "ip_ranges", &r.ip_ranges)?,
+            profiles: list(&row, "profiles", &r.profiles)?,
+            max_days: small("max_days", r.max_days)?,
+            rate_per_min: small("rate_per_min", r.rate_per_min)?,
+            disabled: r.disabled,
+            created_at: r.created_at,
+            organizations: list(&row, "organizations", &r.organizations)?,
+            usccs: list(&row, "usccs", &r.usccs)?,
+            names: list(&row, "names", &r.names)?,
+            name: r.name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_row() -> CertRow {
+        CertRow {
+            id: 5,
+            serial: "41aa".into(),
+            profile: "server-tls".into(),
+            tenant: String::new(),
+            subject: "CN=x".into(),
+            sans: r#"["DNS:x.example.cn"]"#.into(),
+            not_before: 1,
+            not_after: 2,
+            issued_at: Some(1),
+            der: Some(vec![0x30]),
+            revoked_at: Some(1),
+            revocation_reason: Some(1),
+            invalidity_date: None,
+            revocation_seq: Some(3),
+            issuer: "issuing".into(),
+        }
+    }
+
+    #[test]
+    fn corrupt_rows_are_named_never_defaulted() {
+        let ok: (i64, CertRecord) = cert_row().try_into().unwrap();
+        assert_eq!(ok.1.sans, ["DNS:x.example.cn"]);
+        type Defect = fn(&mut CertRow);
+        let cases: [(Defect, &str); 5] = [
+            (|r| r.serial = "zz".into(), "serial \"zz\""),
+            (|r| r.serial = String::new(), "serial \"\""),
+            (|r| r.revocation_reason = Some(99), "revocation_reason 99"),
+            (|r| r.sans = "[".into(), "sans is not a JSON list"),
+            (|r| r.issuer = "root".into(), "issuer \"root\""),
+        ];
+        for (defect, want) in cases {
+            let mut r = cert_row();
+            defect(&mut r);
+            let err = <(i64, CertRecord)>::try_from(r).unwrap_err().to_string();
+            assert!(
+                err.starts_with("storage error: corrupt certificate row 5") && err.contains(want),
+                "{err}"
+            );
+        }
+        let revoked = RevokedRow {
+            seq: 3,
+            serial: "41aa".into(),
+            revoked_at: 1,
+            revocation_reason: Some(6),
+            invalidity_date: None,
+        };
+        let err = Positioned::try_from(revoked).unwrap_err().to_string();
+        assert!(
+            err.contains("revocation_seq 3") && err.contains("revocation_reason 6"),
+            "{err}"
+        );
+    }
+}
