@@ -104,6 +104,10 @@ pub struct ConfigFile {
     pub tsa_policy: Option<String>,
     /// Seconds between signed audit checkpoints (default 60).
     pub audit_checkpoint_secs: Option<u64>,
+    /// Days before expiry the gRPC server certificate is renewed (default 30).
+    pub tls_renew_before_days: Option<u32>,
+    /// Writes waiting for the store at most (default 4096).
+    pub store_queue: Option<usize>,
     #[serde(default)]
     pub ca: CaSection,
     pub pkcs11: Option<Pkcs11Section>,
@@ -154,6 +158,11 @@ pub struct ServerConfig {
     pub tsa_policy: String,
     /// How often the audit chain's head is signed.
     pub audit_checkpoint_every: std::time::Duration,
+    /// Renew the gRPC server's TLS certificate this many days before it expires (checked with
+    /// every checkpoint; the new one is presented without a restart).
+    pub tls_renew_before_days: u32,
+    /// Writes waiting for the store at most; more are refused with RESOURCE_EXHAUSTED.
+    pub store_queue: usize,
     pub init: InitOptions,
     /// CA keys in an HSM (new CAs generate theirs there; existing ones name theirs by URI).
     pub pkcs11: Option<Pkcs11Section>,
@@ -186,6 +195,8 @@ impl ServerConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
             audit_checkpoint_every: std::time::Duration::from_secs(60),
+            tls_renew_before_days: 30,
+            store_queue: crate::store::write::QUEUE,
             init: InitOptions::default(),
             pkcs11: None,
             database: None,
@@ -271,6 +282,12 @@ impl ServerConfig {
         }
         if let Some(s) = file.audit_checkpoint_secs {
             self.audit_checkpoint_every = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(d) = file.tls_renew_before_days {
+            self.tls_renew_before_days = d;
+        }
+        if let Some(q) = file.store_queue {
+            self.store_queue = q.max(1);
         }
         if file.pkcs11.is_some() {
             self.pkcs11 = file.pkcs11;

@@ -82,7 +82,7 @@ async fn main() -> ExitCode {
         config.database = args.database;
     }
 
-    let running = match ecca::server::start(config.clone()).await {
+    let mut running = match ecca::server::start(config.clone()).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -100,12 +100,18 @@ async fn main() -> ExitCode {
     );
     println!("ecca: admin credential in {dir}/admin (cert.pem, key.pem, ca.pem)");
     println!("ecca: try `ecca --data-dir {dir} profiles`; stop with Ctrl-C");
+    let failure = running.failure();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             println!("ecca: stopping");
             running.shutdown().await;
         }
         _ = terminate() => running.shutdown().await,
+        why = failure => {
+            eprintln!("error: {why}; stopping (restart ecca-server to recover)");
+            running.shutdown().await;
+            return ExitCode::from(1);
+        }
     }
     ExitCode::SUCCESS
 }

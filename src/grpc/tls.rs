@@ -10,13 +10,14 @@ use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use rustls::DistinguishedName;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -36,15 +37,58 @@ pub struct ClientTrust {
     pub legacy: Option<(Vec<u8>, HashSet<[u8; 32]>)>,
 }
 
-/// The server's own TLS settings.
+/// The gRPC server's certificate and key, replaceable while serving: the maintenance loop
+/// renews the certificate and new handshakes present the new one, without a restart.
 #[derive(Debug)]
-pub struct ServerIdentity {
-    /// Its certificate first, then its issuer(s).
-    pub chain_der: Vec<Vec<u8>>,
-    /// PKCS#8 PEM (kept in memory only; the file may be encrypted at rest).
-    pub key_pem: String,
-    /// Also offer TLS 1.2 (default: TLS 1.3 only).
-    pub tls12: bool,
+pub struct ServerCert(RwLock<Arc<CertifiedKey>>);
+
+fn certified(chain_der: &[Vec<u8>], key_pem: &str) -> Result<Arc<CertifiedKey>> {
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| Error::Config(format!("server TLS key: {e}")))?;
+    let key = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| Error::Config(format!("server TLS key: {e}")))?;
+    let chain = chain_der
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect();
+    let certified = CertifiedKey::new(chain, key);
+    certified
+        .keys_match()
+        .map_err(|e| Error::Config(format!("server TLS certificate and key: {e}")))?;
+    Ok(Arc::new(certified))
+}
+
+impl ServerCert {
+    /// From the certificate chain (its certificate first) and the PKCS#8 PEM key (kept in
+    /// memory only; the file may be encrypted at rest).
+    pub fn new(chain_der: &[Vec<u8>], key_pem: &str) -> Result<Arc<Self>> {
+        Ok(Arc::new(ServerCert(RwLock::new(certified(
+            chain_der, key_pem,
+        )?))))
+    }
+
+    /// Presents this certificate from the next handshake on.
+    pub fn replace(&self, chain_der: &[Vec<u8>], key_pem: &str) -> Result<()> {
+        let new = certified(chain_der, key_pem)?;
+        let mut current = self
+            .0
+            .write()
+            .map_err(|_| Error::Internal("server certificate lock poisoned".into()))?;
+        *current = new;
+        Ok(())
+    }
+
+    /// The certificate presented now, DER.
+    pub fn current(&self) -> Option<Vec<u8>> {
+        let c = self.0.read().ok()?;
+        c.cert.first().map(|d| d.to_vec())
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.read().ok().map(|c| c.clone())
+    }
 }
 
 /// Certificate hashes accepted through a verifier anchored at another CA.
@@ -117,8 +161,11 @@ impl ClientCertVerifier for ApiVerifier {
 }
 
 /// The rustls configuration of the gRPC listener.
+/// The rustls configuration of the gRPC listener; `tls12` also offers TLS 1.2 (default: TLS
+/// 1.3 only).
 pub fn server_config(
-    identity: &ServerIdentity,
+    cert: Arc<ServerCert>,
+    tls12: bool,
     trust: &ClientTrust,
 ) -> Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -140,24 +187,16 @@ pub fn server_config(
         legacy,
         hints,
     });
-    let versions: &[&rustls::SupportedProtocolVersion] = if identity.tls12 {
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     } else {
         &[&rustls::version::TLS13]
     };
-    let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
-        .map_err(|e| Error::Config(format!("server TLS key: {e}")))?;
-    let chain = identity
-        .chain_der
-        .iter()
-        .map(|d| CertificateDer::from(d.clone()))
-        .collect();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| Error::Config(format!("TLS versions: {e}")))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| Error::Config(format!("server TLS certificate: {e}")))?;
+        .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }

@@ -114,6 +114,23 @@ impl IntoResponse for Error {
     }
 }
 
+/// 200 while the CA can issue and revoke; 503 (with the reason) once its store cannot write.
+async fn health(State(s): State<Arc<Http>>) -> Response {
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    match s.service.store().health() {
+        Ok(()) => (
+            StatusCode::OK,
+            json,
+            "{\"status\":\"serving\"}\n".to_string(),
+        )
+            .into_response(),
+        Err(e) => {
+            let body = serde_json::json!({"status": "not_serving", "reason": e.to_string()});
+            (StatusCode::SERVICE_UNAVAILABLE, json, format!("{body}\n")).into_response()
+        }
+    }
+}
+
 /// The HTTP router.
 pub fn router(service: Arc<Service>, rates: &RateLimits) -> Router {
     let state = Arc::new(Http {
@@ -122,15 +139,7 @@ pub fn router(service: Arc<Service>, rates: &RateLimits) -> Router {
         tsa_rate: RateLimiter::new(rates.tsa_per_ip),
     });
     Router::new()
-        .route(
-            "/health",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    "{\"status\":\"serving\"}\n",
-                )
-            }),
-        )
+        .route("/health", get(health))
         .route(paths::ROOT_CERT, get(root_cert))
         .route(paths::ISSUING_CERT, get(issuing_cert))
         .route(paths::BUNDLE, get(bundle))

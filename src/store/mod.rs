@@ -72,15 +72,19 @@ pub struct ListFilter {
 const POSTGRES_MARKER: &str = "store-is-postgres";
 
 /// Opens the store of a data directory: the embedded SQLite file, or the PostgreSQL database
-/// at `database`. Refuses the combinations that would silently show an empty CA.
-pub async fn open(layout: &Layout, database: Option<&str>) -> Result<Arc<dyn Store>> {
+/// at `database`, with at most `queue` writes waiting. Refuses the combinations that would
+/// silently show an empty CA.
+pub async fn open(layout: &Layout, database: Option<&str>, queue: usize) -> Result<Arc<dyn Store>> {
     let marker = layout.dir.join(POSTGRES_MARKER);
     match database {
         None if marker.exists() => Err(Error::Config(format!(
             "the CA in {} keeps its data in PostgreSQL: pass --database postgres://... (or `database` in the config file)",
             layout.dir.display()
         ))),
-        None => Ok(Arc::new(SqliteStore::open(&layout.database())?)),
+        None => Ok(Arc::new(SqliteStore::open_with_queue(
+            &layout.database(),
+            queue,
+        )?)),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             if !marker.exists() && has_sqlite_data(&layout.database())? {
                 return Err(Error::Config(format!(
@@ -90,7 +94,7 @@ pub async fn open(layout: &Layout, database: Option<&str>) -> Result<Arc<dyn Sto
                     postgres::redact(url)
                 )));
             }
-            let store = PgStore::open(url).await?;
+            let store = PgStore::open_with_queue(url, queue).await?;
             mark_postgres(layout)?;
             Ok(Arc::new(store))
         }

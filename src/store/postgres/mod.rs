@@ -121,6 +121,11 @@ impl PgStore {
     /// starts the writer. `?sslmode=require&sslrootcert=ca.pem` connects over TLS and
     /// authenticates the server against that CA (as libpq's verify-full does).
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with_queue(url, QUEUE).await
+    }
+
+    /// [`PgStore::open`] with at most `queue` writes waiting.
+    pub async fn open_with_queue(url: &str, queue: usize) -> Result<Self> {
         let shown = redact(url);
         let (url, root) = split_root_cert(url);
         let mut config: tokio_postgres::Config = url
@@ -158,7 +163,7 @@ impl PgStore {
         })?;
         migrate(&mut client).await?;
         drop(client);
-        let (writer, rx, alive) = Writer::new(QUEUE);
+        let (writer, rx, alive) = Writer::new(queue);
         let auth_generation = Arc::new(AtomicU64::new(0));
         tokio::spawn(write::writer_loop(
             pool.clone(),

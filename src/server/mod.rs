@@ -1,0 +1,153 @@
+//! Starting `ecca-server`: `bootstrap` initializes or loads the data directory, `listeners`
+//! serves gRPC (mTLS) and HTTP, `maintenance` keeps certificates fresh and supervises the
+//! background work.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::grpc::tls::ServerCert;
+use crate::layout::{Endpoints, Layout};
+use crate::pemfile;
+use crate::service::Service;
+
+mod bootstrap;
+mod listeners;
+mod maintenance;
+
+pub use bootstrap::{ensure_working_keys, prepare, write_credential};
+
+/// A server that is running; dropping it does not stop it, [`Running::shutdown`] does.
+#[derive(Debug)]
+pub struct Running {
+    pub endpoints: Endpoints,
+    /// True when this start created the CA.
+    pub initialized: bool,
+    shutdown: oneshot::Sender<()>,
+    /// The gRPC and HTTP servers: awaited on shutdown.
+    servers: Vec<JoinHandle<()>>,
+    /// Loops that run forever (CRL refresh, renewals, supervision): aborted on shutdown.
+    background: Vec<JoinHandle<()>>,
+    /// Says why the server cannot go on (the store's writer stopped).
+    failed: Option<oneshot::Receiver<String>>,
+    service: Arc<Service>,
+}
+
+impl Running {
+    /// Stops serving, waits for the listeners to close, then lets the store finish what is
+    /// queued and close.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        for t in self.servers {
+            let _ = t.await;
+        }
+        for t in self.background {
+            t.abort();
+            let _ = t.await;
+        }
+        let store = self.service.store();
+        store.stop_writer();
+        for _ in 0..200 {
+            if store.health().is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the servers stop (they stop on their own only on error).
+    pub async fn wait(self) {
+        for t in self.servers {
+            let _ = t.await;
+        }
+    }
+
+    /// A future that resolves when the server cannot go on, with the reason (health has
+    /// been NOT_SERVING for a while by then); the caller should shut down and exit non-zero.
+    /// Pending forever otherwise, and for every call but the first.
+    pub fn failure(&mut self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let rx = self.failed.take();
+        async move {
+            match rx {
+                Some(rx) => match rx.await {
+                    Ok(why) => why,
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// The service behind the listeners (for embedding and tests).
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+}
+
+/// Initializes or loads, binds both listeners and starts serving.
+pub async fn start(config: ServerConfig) -> Result<Running> {
+    // Bind first: with port 0 the HTTP address, and so the default base URL, is known only now.
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {addr} for {what}: {e}")))
+    };
+    let grpc_listener = bind(config.grpc_listen, "gRPC").await?;
+    let http_listener = bind(config.http_listen, "HTTP").await?;
+    let local =
+        |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| Error::Internal(e.to_string()));
+    let (grpc_addr, http_addr) = (local(&grpc_listener)?, local(&http_listener)?);
+    let base_url = config.base_url(http_addr);
+    let (service, initialized) = prepare(&config, &base_url).await?;
+    // CRLs exist before the first request; then they follow revocations and the clock.
+    service.publisher().rebuild_crls().await?;
+    let layout = Layout::new(&config.data_dir);
+    let (chain, key) = bootstrap::load_server_cert(&layout)?;
+    let server_cert = ServerCert::new(&chain, &key)?;
+    let listeners = listeners::serve(
+        &config,
+        service.clone(),
+        server_cert.clone(),
+        (grpc_listener, http_listener),
+    )
+    .await?;
+
+    let upkeep = Arc::new(maintenance::Upkeep {
+        service: service.clone(),
+        config: config.clone(),
+        hsm: config.pkcs11.as_ref().map(|s| s.resolve()).transpose()?,
+        server_cert,
+    });
+    let (failed_tx, failed_rx) = oneshot::channel();
+    let publisher = service.publisher().clone();
+    let follower = service.publisher().clone();
+    let background = vec![
+        maintenance::supervised("crl-schedule", move || publisher.clone().run()),
+        maintenance::supervised("follow", move || follower.clone().follow()),
+        maintenance::supervised("maintenance", move || maintenance::maintain(upkeep.clone())),
+        tokio::spawn(maintenance::watch_store(
+            service.clone(),
+            listeners.health.clone(),
+            failed_tx,
+        )),
+    ];
+
+    let endpoints = Endpoints {
+        grpc: grpc_addr,
+        http: http_addr,
+    };
+    let json = serde_json::to_vec_pretty(&endpoints).map_err(|e| Error::Internal(e.to_string()))?;
+    pemfile::write_private(&layout.endpoints(), &json)?;
+    Ok(Running {
+        endpoints,
+        initialized,
+        shutdown: listeners.stop,
+        servers: listeners.tasks,
+        background,
+        failed: Some(failed_rx),
+        service,
+    })
+}
