@@ -22,7 +22,7 @@ pub mod http;
 pub mod layout;
 pub mod listen;
 pub mod pemfile;
-pub mod revocation;
+pub mod publish;
 pub mod server;
 pub mod service;
 pub mod signer;

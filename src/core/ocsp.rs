@@ -1,5 +1,5 @@
 //! OCSP (RFC 6960, RFC 5019 profile): parsing requests, matching CertIDs to our CAs, and
-//! building signed responses. No I/O; the responder runtime lives in `crate::revocation`.
+//! building signed responses. No I/O; the responder runtime lives in `crate::publish`.
 use const_oid::db::rfc5912::{ID_SHA_1, ID_SHA_256};
 use der::asn1::{BitString, Null, OctetString};
 use der::{Decode, Encode};

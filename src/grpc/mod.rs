@@ -14,7 +14,7 @@ use crate::core::path;
 use crate::core::revocation::Reason;
 use crate::proto::certificate_authority_server::CertificateAuthority;
 use crate::proto::{self as pb};
-use crate::revocation::CrlKind;
+use crate::publish::CrlKind;
 use crate::service::{IssueRequest, Service};
 use crate::store::{CertRecord, ListFilter};
 use crate::verify::{self, RevocationMode};

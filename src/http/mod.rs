@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::layout::paths;
 use crate::listen::{GuardedBody, Tracker};
 use crate::pemfile;
-use crate::revocation::{CrlKind, OCSP_MAX_AGE, OcspAnswer, Published};
+use crate::publish::{CrlKind, OCSP_MAX_AGE, OcspAnswer, Published};
 use crate::service::Service;
 
 mod rate;

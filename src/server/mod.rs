@@ -124,9 +124,11 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let (failed_tx, failed_rx) = oneshot::channel();
     let publisher = service.publisher().clone();
     let follower = service.publisher().clone();
+    let presigner = service.publisher().clone();
     let background = vec![
         maintenance::supervised("crl-schedule", move || publisher.clone().run()),
         maintenance::supervised("follow", move || follower.clone().follow()),
+        maintenance::supervised("ocsp-presign", move || presigner.clone().presign_worker()),
         maintenance::supervised("maintenance", move || maintenance::maintain(upkeep.clone())),
         tokio::spawn(maintenance::watch_store(
             service.clone(),

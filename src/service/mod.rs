@@ -13,7 +13,7 @@ use crate::core::profile::{Profile, Profiles};
 use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
-use crate::revocation::{Publisher, RevocationEvent};
+use crate::publish::{Publisher, RevocationEvent};
 use crate::store::{
     CertRecord, IssuanceIntent, Issuer, ListFilter, Page, RevokeRequest, Role, Store,
 };

@@ -224,7 +224,7 @@ async fn ocsp_level(
 async fn crl_only(n: usize) -> Result<()> {
     use ecca::authority::{Authority, InitOptions};
     use ecca::layout::Layout;
-    use ecca::revocation::{CrlKind, Publisher};
+    use ecca::publish::{CrlKind, Publisher};
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let layout = Layout::new(&dir.path().join("data"));
     let authority = Arc::new(Authority::create(

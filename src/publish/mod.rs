@@ -1,0 +1,389 @@
+//! Publishing revocation status for one CA hierarchy: CRLs (`crl`), OCSP (`ocsp`), and what
+//! other instances sharing the store revoked (`follow`); platforms watching revocations hear
+//! of each one here too. The signing itself is `authority`'s; the encodings are `core`'s.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use der::Encode;
+use tokio::sync::{Notify, broadcast};
+use x509_ocsp::{CertId, OcspResponseStatus};
+
+use crate::authority::{Authority, WorkingKey};
+use crate::core::ocsp::{CaIdentity, Status, Validity};
+use crate::core::revocation::{CrlParams, Reason, RevokedEntry};
+use crate::core::serial::Serial;
+use crate::error::{Error, Result};
+use crate::store::{CertRecord, Direction, Issuer, SharedOcsp, Store};
+
+/// Full CRLs are valid this long.
+pub const CRL_VALIDITY: i64 = 24 * 3600;
+/// Delta CRLs are valid this long (they are re-signed every [`REFRESH`]).
+pub const DELTA_VALIDITY: i64 = 2 * 3600;
+/// Root CRLs are valid this long.
+pub const ROOT_CRL_VALIDITY: i64 = 7 * 24 * 3600;
+/// CRLs are re-signed at least this often.
+pub const REFRESH: Duration = Duration::from_secs(3600);
+/// A new base for delta CRLs is chosen this often.
+pub const BASE_PERIOD: i64 = 6 * 3600;
+/// Revocations arriving within this window share one CRL rebuild.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// OCSP responses are valid this long and re-signed when half of it has passed.
+pub const OCSP_VALIDITY: i64 = 24 * 3600;
+/// How long HTTP caches may keep an OCSP response (bounded so revocations show promptly).
+pub const OCSP_MAX_AGE: i64 = 300;
+/// How often an instance looks for revocations recorded by other instances on the same store.
+pub const FOLLOW: Duration = Duration::from_millis(250);
+/// Most cached OCSP responses; beyond it an arbitrary entry is dropped.
+pub const OCSP_CACHE_CAP: usize = 200_000;
+/// Most cached "unknown" answers (serials never issued). Kept apart, so requests for random
+/// serials cannot evict the pre-signed answers for real certificates.
+pub const OCSP_UNKNOWN_CAP: usize = 4096;
+/// Issuances waiting for their OCSP response to be pre-signed, at most.
+pub const PRESIGN_QUEUE: usize = 4096;
+
+/// A signed artifact (CRL or OCSP response) ready to serve.
+#[derive(Debug)]
+pub struct Published {
+    pub der: Vec<u8>,
+    pub this_update: i64,
+    pub next_update: i64,
+    /// Strong validator for HTTP: the SHA-256 of the bytes.
+    pub etag: String,
+}
+
+impl Published {
+    fn new(der: Vec<u8>, this_update: i64, next_update: i64) -> Arc<Self> {
+        let etag = format!("\"{}\"", crate::core::fingerprint(&der));
+        Arc::new(Published {
+            der,
+            this_update,
+            next_update,
+            etag,
+        })
+    }
+}
+
+/// Which CRL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlKind {
+    /// The issuing CA's full CRL.
+    Full,
+    /// The issuing CA's delta CRL.
+    Delta,
+    /// The root's CRL (covers the issuing CA).
+    Root,
+}
+
+#[derive(Debug, Clone)]
+struct CrlSet {
+    full: Arc<Published>,
+    delta: Arc<Published>,
+    root: Arc<Published>,
+    base_number: u64,
+    base_seq: i64,
+    base_at: i64,
+}
+
+/// A revocation, as platforms watching revocations see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationEvent {
+    pub serial: String,
+    pub tenant: String,
+    pub revoked_at: i64,
+    pub reason: Reason,
+}
+
+/// An OCSP answer and whether HTTP caches may keep it.
+#[derive(Debug)]
+pub enum OcspAnswer {
+    /// A pre-signed response (no nonce): cacheable.
+    Cached(Arc<Published>),
+    /// Signed for this request (nonce or several CertIDs), or an error status.
+    Fresh(Vec<u8>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ca {
+    Root,
+    Issuing,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// CRL and OCSP publication for one CA hierarchy.
+#[derive(Debug)]
+pub struct Publisher {
+    store: Arc<dyn Store>,
+    authority: Arc<Authority>,
+    root_id: CaIdentity,
+    issuing_id: CaIdentity,
+    /// Serials of the CA certificates the root issued (issuing CA, credential-CA link).
+    subordinates: Vec<Vec<u8>>,
+    /// Set at start (and on renewal); until then the issuing CA's requests get internalError.
+    responder: RwLock<Option<WorkingKey>>,
+    crls: RwLock<Option<CrlSet>>,
+    /// Pre-signed responses by the DER of the request's CertID.
+    ocsp_cache: Mutex<ocsp::OcspCache>,
+    /// Serials whose OCSP response is to be pre-signed (bounded: [`PRESIGN_QUEUE`]).
+    presign_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    presign_rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+    /// Signed "unknown" answers, by CertID DER (small; see [`OCSP_UNKNOWN_CAP`]).
+    unknown_cache: Mutex<HashMap<Vec<u8>, Arc<Published>>>,
+    /// Set when certificates the root signed changed: the root CRL is re-signed next rebuild.
+    root_dirty: std::sync::atomic::AtomicBool,
+    rebuild: Notify,
+    events: broadcast::Sender<RevocationEvent>,
+    claims: Mutex<Claims>,
+}
+
+/// Which revocations this instance has already published (OCSP, CRL schedule, watchers):
+/// each is handled once, whether it was made here or seen in the shared store.
+#[derive(Debug, Default)]
+struct Claims {
+    /// Every position up to this one is handled.
+    upto: i64,
+    /// Handled positions above `upto`.
+    above: std::collections::BTreeSet<i64>,
+}
+
+impl Claims {
+    /// True the first time a position is claimed.
+    fn claim(&mut self, seq: i64) -> bool {
+        seq > self.upto && self.above.insert(seq)
+    }
+
+    /// Everything up to `seq` is handled.
+    fn advance(&mut self, seq: i64) {
+        self.upto = self.upto.max(seq);
+        self.above = self.above.split_off(&(self.upto + 1));
+    }
+}
+
+impl Publisher {
+    pub fn new(store: Arc<dyn Store>, authority: Arc<Authority>) -> Self {
+        let (presign_tx, presign_rx) = tokio::sync::mpsc::channel(PRESIGN_QUEUE);
+        let root_id = CaIdentity::new(&authority.root.subject_der, &authority.root.public_key);
+        let issuing_id = CaIdentity::new(
+            &authority.issuing.subject_der,
+            &authority.issuing.public_key,
+        );
+        let mut subordinates = vec![authority.issuing.serial.clone()];
+        if let Some(link) = &authority.credential_link {
+            subordinates.extend(
+                x509_parser::parse_x509_certificate(link)
+                    .map(|(_, c)| Serial::from_der_content(c.raw_serial()).as_bytes().to_vec()),
+            );
+        }
+        Publisher {
+            store,
+            authority,
+            root_id,
+            issuing_id,
+            subordinates,
+            responder: RwLock::new(None),
+            crls: RwLock::new(None),
+            ocsp_cache: Mutex::new(ocsp::OcspCache::default()),
+            presign_tx,
+            presign_rx: tokio::sync::Mutex::new(presign_rx),
+            unknown_cache: Mutex::new(HashMap::new()),
+            root_dirty: std::sync::atomic::AtomicBool::new(false),
+            rebuild: Notify::new(),
+            events: broadcast::channel(1024).0,
+            claims: Mutex::new(Claims::default()),
+        }
+    }
+
+    /// Replaces the delegated OCSP responder (after renewal); cached responses are re-signed lazily.
+    pub fn set_responder(&self, responder: WorkingKey) {
+        if let Ok(mut r) = self.responder.write() {
+            *r = Some(responder);
+        }
+        if let Ok(mut c) = self.ocsp_cache.lock() {
+            c.clear();
+        }
+    }
+
+    /// When the current delegated responder certificate expires.
+    pub fn responder_not_after(&self) -> i64 {
+        self.responder
+            .read()
+            .ok()
+            .and_then(|r| r.as_ref().map(|r| r.not_after))
+            .unwrap_or(0)
+    }
+
+    /// Subscribes to revocations as they are recorded.
+    pub fn subscribe(&self) -> broadcast::Receiver<RevocationEvent> {
+        self.events.subscribe()
+    }
+
+    /// Called after an issuance is durable: queues its OCSP response for pre-signing off the
+    /// request path. A full queue drops it (it is signed on first request instead).
+    pub fn issued(&self, serial: &Serial) {
+        // ecca's own first certificates are issued before the responder exists: they are
+        // signed on first request instead.
+        if self.responder_not_after() == 0 {
+            return;
+        }
+        let _ = self.presign_tx.try_send(serial.as_bytes().to_vec());
+    }
+
+    /// Pre-signs queued OCSP responses, one at a time. Runs until the process ends.
+    pub async fn presign_worker(self: Arc<Self>) {
+        let mut queue = self.presign_rx.lock().await;
+        while let Some(serial) = queue.recv().await {
+            if let Err(e) = self.presign(&serial).await {
+                tracing::warn!(error = %e, "OCSP pre-signing failed");
+            }
+        }
+    }
+
+    /// Called after a revocation is durable: re-signs its OCSP response, schedules the CRLs,
+    /// tells watchers.
+    pub async fn revoked(&self, record: &CertRecord) {
+        if let Some(rev) = record.revocation
+            && !self.claim(rev.seq)
+        {
+            return;
+        }
+        self.publish_revocation(record).await;
+    }
+
+    /// Re-signs a revoked certificate's OCSP response, schedules the CRLs, tells watchers.
+    async fn publish_revocation(&self, record: &CertRecord) {
+        // Credentials are on no CRL and have no OCSP: the server checks them in its store.
+        if record.issuer == Issuer::Issuing {
+            match hex::decode(&record.serial) {
+                Ok(serial) => {
+                    if let Ok(mut cache) = self.ocsp_cache.lock() {
+                        cache.forget(Ca::Issuing, &serial);
+                    }
+                    if let Err(e) = self.presign(&serial).await {
+                        tracing::warn!(error = %e, "OCSP re-signing failed");
+                    }
+                }
+                Err(_) => {
+                    tracing::error!(serial = %record.serial, "corrupt serial in a revoked record")
+                }
+            }
+            self.rebuild.notify_one();
+        }
+        if let Some(rev) = record.revocation {
+            let _ = self.events.send(RevocationEvent {
+                serial: record.serial.clone(),
+                tenant: record.tenant.clone(),
+                revoked_at: rev.revoked_at,
+                reason: rev.reason,
+            });
+        }
+    }
+
+    fn claim(&self, seq: i64) -> bool {
+        self.claims.lock().map(|mut c| c.claim(seq)).unwrap_or(true)
+    }
+
+    /// Called after certificates signed by the root changed (cross-certificates issued or
+    /// revoked): drops the root's cached OCSP answers and re-signs the CRLs.
+    pub fn root_changed(&self) {
+        if let Ok(mut cache) = self.ocsp_cache.lock() {
+            cache.forget_ca(Ca::Root);
+        }
+        self.root_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.rebuild.notify_one();
+    }
+}
+
+/// This server's own CRL and OCSP URLs, answered from memory: verification of our own
+/// certificates needs no network (and the server does not fetch from itself).
+#[async_trait::async_trait]
+impl crate::verify::LocalSource for Publisher {
+    async fn answer(&self, url: &str, post: Option<&[u8]>) -> Option<Vec<u8>> {
+        use crate::layout::paths;
+        let path = url.strip_prefix(self.authority.base_url.as_str())?;
+        let crl = |kind| self.crl(kind).ok().map(|p| p.der.clone());
+        let ocsp = |answer: OcspAnswer| match answer {
+            OcspAnswer::Cached(p) => p.der.clone(),
+            OcspAnswer::Fresh(der) => der,
+        };
+        match (path, post) {
+            (paths::ISSUING_CRL, None) => crl(CrlKind::Full),
+            (paths::ISSUING_DELTA_CRL, None) => crl(CrlKind::Delta),
+            (paths::ROOT_CRL, None) => crl(CrlKind::Root),
+            (paths::OCSP, Some(body)) => Some(ocsp(self.ocsp(body).await)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authority::InitOptions;
+    use crate::layout::Layout;
+    use crate::store::{IssuanceIntent, SqliteStore};
+
+    #[tokio::test]
+    async fn random_serials_do_not_crowd_out_real_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&dir.path().join("d"));
+        let authority = Arc::new(
+            Authority::create(
+                &layout,
+                &InitOptions::default(),
+                "http://ca.example.cn",
+                None,
+            )
+            .unwrap(),
+        );
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&layout.database()).unwrap());
+        let publisher = Publisher::new(store.clone(), authority.clone());
+        // The issuing CA answers for itself here (no delegated responder needed).
+        publisher.set_responder(
+            WorkingKey::open(&layout.issuing_cert(), &layout.issuing_key(), None).unwrap(),
+        );
+        let serial = Serial::random().unwrap();
+        store
+            .reserve(IssuanceIntent {
+                serial: serial.clone(),
+                issuer: Issuer::Issuing,
+                profile: "p".into(),
+                tenant: String::new(),
+                subject: "CN=x".into(),
+                sans: vec![],
+                not_before: 0,
+                not_after: i64::MAX / 2,
+                actor: "test".into(),
+            })
+            .await
+            .unwrap();
+        store.complete(&serial, vec![1], "test").await.unwrap();
+        let request =
+            |s: &[u8]| crate::core::revcheck::ocsp_request_for(&authority.issuing.der, s).unwrap();
+        let real = request(serial.as_bytes());
+        let OcspAnswer::Cached(first) = publisher.ocsp(&real).await else {
+            panic!("not cached")
+        };
+        for i in 0..(OCSP_UNKNOWN_CAP as u32 + 100) {
+            let mut s = vec![0x42];
+            s.extend(i.to_be_bytes());
+            publisher.ocsp(&request(&s)).await;
+        }
+        assert_eq!(publisher.ocsp_cache.lock().unwrap().len(), 1);
+        assert!(publisher.unknown_cache.lock().unwrap().len() <= OCSP_UNKNOWN_CAP);
+        let OcspAnswer::Cached(again) = publisher.ocsp(&real).await else {
+            panic!("not cached")
+        };
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the real answer was signed again"
+        );
+    }
+}
+
+mod crl;
+mod follow;
+mod ocsp;
