@@ -139,3 +139,9 @@ impl From<Domain> for Error {
         }
     }
 }
+
+impl From<crate::core::path::PathError> for Error {
+    fn from(e: crate::core::path::PathError) -> Self {
+        Error::InvalidArgument(e.to_string())
+    }
+}

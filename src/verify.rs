@@ -287,7 +287,7 @@ impl Verifier {
         let paths = match path::build_and_validate(&leaf, &pool, &anchors, &req.options) {
             Ok(p) => p,
             Err(f) => {
-                out.reasons = f.reasons;
+                out.reasons = f.texts();
                 return out;
             }
         };

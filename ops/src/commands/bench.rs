@@ -514,8 +514,8 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
         .certificate
         .unwrap_or_default();
     let bundle = clients[0].trust_bundle().await?;
-    let issuer = Cert::parse(&bundle.intermediates_der[0]).map_err(Error::InvalidArgument)?;
-    let leaf = Cert::parse(&cert.der).map_err(Error::InvalidArgument)?;
+    let issuer = Cert::parse(&bundle.intermediates_der[0])?;
+    let leaf = Cert::parse(&cert.der)?;
     let request =
         ecca::core::revcheck::ocsp_request(&leaf, &issuer).map_err(Error::InvalidArgument)?;
     let mut ocsp = Vec::new();
@@ -532,15 +532,15 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
     report.insert("ocsp".into(), json!(ocsp));
 
     // Chains per second (one core) and signatures per second (batch).
-    let anchors = vec![Cert::parse(&bundle.roots_der[0]).map_err(Error::InvalidArgument)?];
+    let anchors = vec![Cert::parse(&bundle.roots_der[0])?];
     let pool = vec![issuer.clone()];
     let opts = Options::at(time::OffsetDateTime::now_utc().unix_timestamp());
     let n = if a.quick { 2000 } else { 20_000 };
     let t = Instant::now();
     for _ in 0..n {
-        let leaf = Cert::parse(&cert.der).map_err(Error::InvalidArgument)?;
+        let leaf = Cert::parse(&cert.der)?;
         build_and_validate(&leaf, &pool, &anchors, &opts)
-            .map_err(|f| Error::Internal(f.reasons.join("; ")))?;
+            .map_err(|f| Error::Internal(f.texts().join("; ")))?;
     }
     let chains = n as f64 / t.elapsed().as_secs_f64();
     rows.push((
