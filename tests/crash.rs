@@ -2,7 +2,9 @@
 //! random moment, restart, and check every acknowledged operation against the store, the CRL
 //! and OCSP; serials are never reused and CRL numbers never go back.
 //! Run on the embedded SQLite store and on PostgreSQL (a throwaway cluster).
-//! ECCA_CRASH_CYCLES sets the number of cycles (default 50; 20 on PostgreSQL).
+//! ECCA_CRASH_CYCLES sets the number of cycles (default 50; 20 on PostgreSQL). The kill
+//! moments come from a seeded generator: the seed is printed, and ECCA_CRASH_SEED=N replays
+//! a run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -18,10 +20,30 @@ use ecca::client::Client;
 use ecca::core::path::Cert;
 use ecca::core::revcheck::{self, Status};
 
+/// The generator's state (splitmix64), seeded once per test from ECCA_CRASH_SEED or at random.
+static RNG: Mutex<Option<u64>> = Mutex::new(None);
+
+fn seed() -> u64 {
+    let seed = match std::env::var("ECCA_CRASH_SEED") {
+        Ok(s) => s.parse().expect("ECCA_CRASH_SEED is a number"),
+        Err(_) => {
+            let mut b = [0u8; 8];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+            u64::from_be_bytes(b)
+        }
+    };
+    eprintln!("crash harness seed: {seed} (replay with ECCA_CRASH_SEED={seed})");
+    seed
+}
+
 fn random_below(n: u64) -> u64 {
-    let mut b = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
-    u64::from_be_bytes(b) % n
+    let mut state = RNG.lock().unwrap();
+    let s = state.get_or_insert_with(seed);
+    *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *s;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) % n
 }
 
 fn spawn(dir: &Path, http: &str, database: Option<&str>) -> Child {
@@ -38,6 +60,13 @@ fn spawn(dir: &Path, http: &str, database: Option<&str>) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// The HTTP address the server reported in its endpoints file.
+fn reported_http(dir: &Path) -> String {
+    let text = std::fs::read(dir.join("endpoints.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    v["http"].as_str().unwrap().to_string()
 }
 
 async fn connect(dir: &Path) -> Client {
@@ -83,10 +112,9 @@ async fn kill_minus_nine_loses_nothing_acknowledged_on_postgres() {
 async fn crash_cycles(cycles: usize, database: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let http = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    // The first start binds a free port and reports it; restarts keep it (certificates
+    // name the CRL and OCSP URLs under it).
+    let mut http = "127.0.0.1:0".to_string();
     let acks = Arc::new(Mutex::new(Acks::default()));
     let mut last_crl_number = 0u64;
     let mut ever_issued: HashSet<String> = HashSet::new();
@@ -94,6 +122,9 @@ async fn crash_cycles(cycles: usize, database: Option<&str>) {
     for cycle in 0..cycles {
         let mut child = spawn(&dir, &http, database);
         let client = connect(&dir).await;
+        if cycle == 0 {
+            http = reported_http(&dir);
+        }
         check(
             &client,
             &acks,

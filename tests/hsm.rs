@@ -27,8 +27,8 @@ fn softhsm_module() -> Option<PathBuf> {
     .iter()
     .map(PathBuf::from)
     .find(|p| p.is_file());
-    if found.is_none() && external_required() {
-        panic!("SoftHSM2 (libsofthsm2.so) is required but not installed");
+    if found.is_none() {
+        return common::missing("SoftHSM2 (libsofthsm2.so)", "apt install softhsm2");
     }
     found
 }

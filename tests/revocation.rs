@@ -568,18 +568,18 @@ async fn platforms_can_watch_revocations() {
 async fn restart_keeps_revocations_and_crl_numbers_increase() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let http_addr = {
-        // A fixed HTTP port keeps the URLs in issued certificates valid across the restart.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let config = |data: &Path| {
+    let config = |data: &Path, http: std::net::SocketAddr| {
         let mut c = ecca::config::ServerConfig::new(data);
         c.grpc_listen = "127.0.0.1:0".parse().unwrap();
-        c.http_listen = http_addr;
+        c.http_listen = http;
         c
     };
-    let running = ecca::server::start(config(&data)).await.unwrap();
+    // The first start picks a free HTTP port and reports it; the restart keeps it, so the URLs
+    // in issued certificates stay valid.
+    let running = ecca::server::start(config(&data, "127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let http_addr = running.endpoints.http;
     let client = ecca::client::Client::connect_data_dir(&data).await.unwrap();
     let cert = client
         .issue(
@@ -626,13 +626,21 @@ async fn restart_keeps_revocations_and_crl_numbers_increase() {
         .await
         .unwrap();
     let ocsp_before = ocsp_status().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = client.crl(false).await.unwrap();
+    let before = common::eventually(
+        "the CRL to list the revocation",
+        Duration::from_secs(20),
+        || async {
+            let crl = client.crl(false).await.unwrap();
+            let (_, parsed) = x509_parser::parse_x509_crl(&crl.der).unwrap();
+            (parsed.iter_revoked_certificates().count() > 0).then_some(crl)
+        },
+    )
+    .await;
     let before_delta = client.crl(true).await.unwrap();
     drop(client);
     running.shutdown().await;
 
-    let _running = ecca::server::start(config(&data)).await.unwrap();
+    let _running = ecca::server::start(config(&data, http_addr)).await.unwrap();
     let client = ecca::client::Client::connect_data_dir(&data).await.unwrap();
     let status = client.revocation_status(&serial).await.unwrap();
     assert!(status.revoked && status.reason() == RevocationReason::KeyCompromise);

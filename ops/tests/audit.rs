@@ -12,16 +12,7 @@ use ecca::client::Client;
 use ecca::config::ServerConfig;
 
 fn sqlite3() -> Option<PathBuf> {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("sqlite3"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_none(),
-            "sqlite3 is required"
-        );
-    }
-    found
+    common::tools::tool("sqlite3")
 }
 
 fn sql(db: &Path, statement: &str) {

@@ -125,13 +125,7 @@ fn write(dir: &Path, name: &str, ders: &[&[u8]]) -> PathBuf {
 }
 
 fn openssl() -> Option<PathBuf> {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("openssl"))
-        .find(|p| p.is_file());
-    if found.is_none() && std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_some() {
-        panic!("openssl is required (ECCA_REQUIRE_EXTERNAL is set)");
-    }
-    found
+    common::tools::tool("openssl")
 }
 
 /// `ecca verify-chain ...` → (exit code, stdout).

@@ -65,16 +65,7 @@ async fn ok(ca: &Ca, args: &[&str]) -> String {
 
 /// Runs openssl in the work folder; None when openssl is absent and not required.
 async fn openssl(ca: &Ca, args: &[&str]) -> Option<(bool, String)> {
-    let bin = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("openssl"))
-        .find(|p| p.is_file());
-    let Some(bin) = bin else {
-        assert!(
-            std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_none(),
-            "openssl is required"
-        );
-        return None;
-    };
+    let bin = common::tools::tool("openssl")?;
     let work = ca.work.clone();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     Some(

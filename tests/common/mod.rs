@@ -12,6 +12,10 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair, SanT
 use tempfile::TempDir;
 
 pub mod pg;
+pub mod tools;
+
+#[allow(unused_imports)]
+pub use tools::{missing, tool};
 
 /// A running server with its data directory and an admin client.
 pub struct TestCa {
@@ -202,33 +206,6 @@ pub fn profile_samples() -> Vec<(&'static str, CsrSpec)> {
             },
         ),
     ]
-}
-
-/// True when the test command demands the external verifiers (it sets ECCA_REQUIRE_EXTERNAL).
-pub fn external_required() -> bool {
-    std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Finds an external tool on PATH (or in ECCA_TOOLS_DIR); panics if required and missing,
-/// otherwise returns None so the caller can skip.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let dirs = std::env::var_os("ECCA_TOOLS_DIR")
-        .into_iter()
-        .chain(std::env::var_os("PATH"))
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
-    for d in dirs {
-        let candidate = d.join(name);
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-    }
-    if external_required() {
-        panic!(
-            "{name} is required (ECCA_REQUIRE_EXTERNAL is set) but not found on PATH or in ECCA_TOOLS_DIR"
-        );
-    }
-    eprintln!("skipping: {name} not found (set ECCA_REQUIRE_EXTERNAL=1 to make this a failure)");
-    None
 }
 
 /// Runs a command, returning (success, stdout+stderr).

@@ -60,14 +60,7 @@ impl PgCluster {
 
     fn start_with(tls: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = pg_bin() else {
-            if std::env::var_os("ECCA_REQUIRE_EXTERNAL").is_some_and(|v| !v.is_empty() && v != "0")
-            {
-                panic!(
-                    "PostgreSQL (initdb, pg_ctl) is required but not installed; tests/run.sh installs it"
-                );
-            }
-            eprintln!("skipping: PostgreSQL not installed");
-            return None;
+            return super::tools::missing("PostgreSQL (initdb, pg_ctl)", "set ECCA_PG_BIN");
         };
         let dir = tempfile::tempdir().unwrap();
         let as_postgres = is_root();

@@ -6,6 +6,8 @@ use std::process::Command;
 
 #[path = "../../../tests/common/pg.rs"]
 pub mod pg;
+#[path = "../../../tests/common/tools.rs"]
+pub mod tools;
 
 /// Runs `ecca --data-dir DIR ARGS...` off the async runtime; returns (exit code, stdout+stderr).
 pub async fn cli(dir: &Path, args: &[&str]) -> (i32, String) {

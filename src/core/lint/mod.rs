@@ -7,6 +7,8 @@ use std::collections::HashSet;
 
 mod crl;
 mod ocsp;
+#[cfg(test)]
+mod vectors;
 
 pub use crl::{CrlPolicy, lint_crl};
 pub use ocsp::{OcspPolicy, lint_ocsp};
