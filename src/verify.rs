@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 
 use crate::core::path::{self, Cert, Options};
-use crate::core::revcheck::{self, Freshness, Status};
+use crate::core::revcheck::{self, Freshness, RevocationError, Status};
 
 /// How revocation is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -351,17 +351,19 @@ impl Verifier {
             revcheck::When::at(req.options.time)
         };
         let mut errors = Vec::new();
+        // Responders that answered "unknown": not an error, and not an answer either.
+        let mut unknown = Vec::new();
         for crl in &req.crls {
             match revcheck::from_crl(crl, cert, issuer, when) {
                 Ok((s, _)) => return Ok(s),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         for url in &cert.ocsp_urls {
             let body = match revcheck::ocsp_request(cert, issuer) {
                 Ok(b) => b,
                 Err(e) => {
-                    errors.push(e);
+                    errors.push(e.to_string());
                     continue;
                 }
             };
@@ -376,7 +378,7 @@ impl Verifier {
                 )
                 .await
             {
-                Ok(Status::Unknown) => errors.push(format!("{url}: unknown")),
+                Ok(Status::Unknown) => unknown.push(format!("{url}: unknown")),
                 Ok(s) => return Ok(s),
                 Err(e) => errors.push(format!("{url}: {e}")),
             }
@@ -400,9 +402,10 @@ impl Verifier {
         if cert.ocsp_urls.is_empty() && cert.crl_urls.is_empty() && req.crls.is_empty() {
             errors.push("no CRL or OCSP location in the certificate".into());
         }
-        if errors.iter().any(|e| e.ends_with(": unknown")) && errors.len() == 1 {
+        if errors.is_empty() && !unknown.is_empty() {
             return Ok(Status::Unknown);
         }
+        errors.extend(unknown);
         Err(errors.join("; "))
     }
 
@@ -413,7 +416,7 @@ impl Verifier {
         post: Option<Vec<u8>>,
         max: usize,
         ttl: i64,
-        interpret: impl Fn(&[u8]) -> Result<(Status, Freshness), String>,
+        interpret: impl Fn(&[u8]) -> Result<(Status, Freshness), RevocationError>,
     ) -> Result<Status, String> {
         let key = (url.to_string(), post.clone().unwrap_or_default());
         // (the cache key keeps the OCSP request body apart from GETs of the same URL)
@@ -432,7 +435,7 @@ impl Verifier {
         if let Some(local) = &self.local
             && let Some(body) = local.answer(url, post.as_deref()).await
         {
-            return interpret(&body).map(|(s, _)| s);
+            return interpret(&body).map(|(s, _)| s).map_err(|e| e.to_string());
         }
         let post = post.map(|b| ("application/ocsp-request", b));
         let fetched = tokio::time::timeout(
@@ -447,7 +450,7 @@ impl Verifier {
             )))
         });
         let body = fetched.map_err(|e| e.describe(self.policy.detailed_errors))?;
-        let (status, fresh) = interpret(&body)?;
+        let (status, fresh) = interpret(&body).map_err(|e| e.to_string())?;
         let expires = fresh.next_update.unwrap_or(i64::MAX).min(at + ttl);
         if ttl > 0
             && let Ok(mut c) = self.cache.lock()

@@ -45,18 +45,20 @@ impl Credentials {
     }
 }
 
-/// Converts a refusal into the domain error, keeping the status code's name.
+/// Converts a status into the domain error: a connection that failed (the status carries a
+/// transport error as its source) is `Remote`; anything the server answered is `Rejected`
+/// with its code.
 fn rejected(s: tonic::Status) -> Error {
-    match s.code() {
-        tonic::Code::Unavailable | tonic::Code::Unknown
-            if s.message().contains("transport") || s.message().contains("connect") =>
-        {
-            Error::Remote(format!("cannot reach the server: {}", s.message()))
+    let mut source = std::error::Error::source(&s);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() || e.is::<hyper::Error>() || e.is::<std::io::Error>() {
+            return Error::Remote(format!("cannot reach the server: {}", s.message()));
         }
-        code => Error::Rejected {
-            code,
-            message: s.message().to_string(),
-        },
+        source = e.source();
+    }
+    Error::Rejected {
+        code: s.code(),
+        message: s.message().to_string(),
     }
 }
 

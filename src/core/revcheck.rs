@@ -8,6 +8,38 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::core::path::{ALLOWED_SIG_ALGS, Cert, KU_CRL_SIGN};
 
+/// Why revocation data could not be used, by kind; the text says what exactly.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RevocationError {
+    /// The CRL or OCSP response does not decode, or breaks the format's rules.
+    #[error("{0}")]
+    Malformed(String),
+    /// Not from the certificate's issuer (or the issuer may not sign CRLs).
+    #[error("{0}")]
+    Issuer(String),
+    /// Its signature does not verify, or uses an algorithm not accepted.
+    #[error("{0}")]
+    Signature(String),
+    /// Not current at the time it has to be.
+    #[error("{0}")]
+    Stale(String),
+    /// It does not cover this certificate.
+    #[error("{0}")]
+    Scope(String),
+    /// It uses something ecca does not process (indirect CRLs, unknown critical extensions).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The OCSP responder refused to answer.
+    #[error("{0}")]
+    Refused(String),
+}
+
+use RevocationError as E;
+
+fn malformed(e: impl std::fmt::Display) -> E {
+    E::Malformed(e.to_string())
+}
+
 /// Clock skew tolerated on thisUpdate.
 const SKEW: i64 = 300;
 
@@ -68,8 +100,8 @@ pub struct Freshness {
     pub next_update: Option<i64>,
 }
 
-fn serial_of(der: &[u8]) -> Result<Vec<u8>, String> {
-    let (_, c) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+fn serial_of(der: &[u8]) -> Result<Vec<u8>, E> {
+    let (_, c) = X509Certificate::from_der(der).map_err(malformed)?;
     Ok(strip(c.raw_serial()))
 }
 
@@ -78,12 +110,14 @@ fn strip(b: &[u8]) -> Vec<u8> {
     b[first..].to_vec()
 }
 
-fn fresh(this_update: i64, next_update: Option<i64>, time: i64, what: &str) -> Result<(), String> {
+fn fresh(this_update: i64, next_update: Option<i64>, time: i64, what: &str) -> Result<(), E> {
     if this_update > time + SKEW {
-        return Err(format!("{what} was produced after the validation time"));
+        return Err(E::Stale(format!(
+            "{what} was produced after the validation time"
+        )));
     }
     if next_update.is_some_and(|n| n < time) {
-        return Err(format!("{what} is stale (nextUpdate passed)"));
+        return Err(E::Stale(format!("{what} is stale (nextUpdate passed)")));
     }
     Ok(())
 }
@@ -98,74 +132,94 @@ pub fn from_crl(
     cert: &Cert,
     issuer: &Cert,
     when: When,
-) -> Result<(Status, Freshness), String> {
-    let (rest, crl) =
-        x509_parser::parse_x509_crl(crl_der).map_err(|e| format!("CRL does not parse: {e}"))?;
+) -> Result<(Status, Freshness), E> {
+    let (rest, crl) = x509_parser::parse_x509_crl(crl_der)
+        .map_err(|e| E::Malformed(format!("CRL does not parse: {e}")))?;
     if !rest.is_empty() {
-        return Err("trailing bytes after the CRL".into());
+        return Err(E::Malformed("trailing bytes after the CRL".into()));
     }
-    let (_, issuer_x) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
+    let (_, issuer_x) = X509Certificate::from_der(&issuer.der).map_err(malformed)?;
     if crl.issuer().as_raw() != issuer_x.subject().as_raw() {
-        return Err("CRL issuer is not the certificate's issuer".into());
+        return Err(E::Issuer(
+            "CRL issuer is not the certificate's issuer".into(),
+        ));
     }
     if issuer.key_usage.is_some_and(|k| k & KU_CRL_SIGN == 0) {
-        return Err("the issuer's keyUsage does not allow cRLSign".into());
+        return Err(E::Issuer(
+            "the issuer's keyUsage does not allow cRLSign".into(),
+        ));
     }
     let alg = crl.signature_algorithm.algorithm.to_id_string();
     if !ALLOWED_SIG_ALGS.contains(&alg.as_str()) {
-        return Err(format!("CRL signature algorithm {alg} is not allowed"));
+        return Err(E::Signature(format!(
+            "CRL signature algorithm {alg} is not allowed"
+        )));
     }
     if crl.signature_algorithm.algorithm != crl.tbs_cert_list.signature.algorithm {
-        return Err("CRL signatureAlgorithm differs from its TBS signature field".into());
+        return Err(E::Malformed(
+            "CRL signatureAlgorithm differs from its TBS signature field".into(),
+        ));
     }
     crl.verify_signature(issuer_x.public_key())
-        .map_err(|_| "CRL signature does not verify with the issuer's key".to_string())?;
+        .map_err(|_| E::Signature("CRL signature does not verify with the issuer's key".into()))?;
     if crl.version().is_none_or(|v| v.0 != 1) {
-        return Err("not a version 2 CRL".into());
+        return Err(E::Malformed("not a version 2 CRL".into()));
     }
     let mut seen = std::collections::HashSet::new();
     let mut number = false;
     for e in crl.extensions() {
         if !seen.insert(e.oid.to_id_string()) {
-            return Err(format!("CRL extension {} appears twice", e.oid));
+            return Err(E::Malformed(format!(
+                "CRL extension {} appears twice",
+                e.oid
+            )));
         }
         match e.parsed_extension() {
             ParsedExtension::CRLNumber(_) if e.critical => {
-                return Err("CRLNumber is critical (RFC 5280 §5.2.3)".into());
+                return Err(E::Malformed(
+                    "CRLNumber is critical (RFC 5280 §5.2.3)".into(),
+                ));
             }
             ParsedExtension::CRLNumber(_) => number = true,
             ParsedExtension::AuthorityKeyIdentifier(aki) => {
                 if let (Some(k), Some(ski)) = (&aki.key_identifier, &issuer.ski)
                     && k.0 != ski.as_slice()
                 {
-                    return Err("CRL authorityKeyIdentifier is not the issuer's key".into());
+                    return Err(E::Issuer(
+                        "CRL authorityKeyIdentifier is not the issuer's key".into(),
+                    ));
                 }
             }
             ParsedExtension::IssuingDistributionPoint(idp) => in_scope(idp, cert)?,
             ParsedExtension::ParseError { error } => {
-                return Err(format!("CRL extension {} does not parse: {error}", e.oid));
+                return Err(E::Malformed(format!(
+                    "CRL extension {} does not parse: {error}",
+                    e.oid
+                )));
             }
             _ if e.oid.to_id_string() == "2.5.29.27" => {
-                return Err("a delta CRL cannot be used alone".into());
+                return Err(E::Scope("a delta CRL cannot be used alone".into()));
             }
             _ if e.critical => {
-                return Err(format!(
+                return Err(E::Unsupported(format!(
                     "CRL has an unrecognised critical extension {}",
                     e.oid
-                ));
+                )));
             }
             _ => {}
         }
     }
     if !number {
-        return Err("CRL without CRLNumber (RFC 5280 §5.2.3)".into());
+        return Err(E::Malformed(
+            "CRL without CRLNumber (RFC 5280 §5.2.3)".into(),
+        ));
     }
     let freshness = Freshness {
         this_update: crl.last_update().timestamp(),
         next_update: crl.next_update().map(|t| t.timestamp()),
     };
     if freshness.next_update.is_none() {
-        return Err("CRL without nextUpdate".into());
+        return Err(E::Malformed("CRL without nextUpdate".into()));
     }
     fresh(
         freshness.this_update,
@@ -179,12 +233,16 @@ pub fn from_crl(
         for e in r.extensions() {
             match e.oid.to_id_string().as_str() {
                 // certificateIssuer: an indirect CRL, which ecca does not process.
-                "2.5.29.29" => return Err("indirect CRL entries are not supported".into()),
+                "2.5.29.29" => {
+                    return Err(E::Unsupported(
+                        "indirect CRL entries are not supported".into(),
+                    ));
+                }
                 "2.5.29.21" | "2.5.29.24" => {}
                 other if e.critical => {
-                    return Err(format!(
+                    return Err(E::Unsupported(format!(
                         "a CRL entry has an unrecognised critical extension {other}"
-                    ));
+                    )));
                 }
                 _ => {}
             }
@@ -206,21 +264,27 @@ pub fn from_crl(
 fn in_scope(
     idp: &x509_parser::extensions::IssuingDistributionPoint<'_>,
     cert: &Cert,
-) -> Result<(), String> {
+) -> Result<(), E> {
     if idp.indirect_crl {
-        return Err("indirect CRLs are not supported".into());
+        return Err(E::Unsupported("indirect CRLs are not supported".into()));
     }
     if idp.only_some_reasons.is_some() {
-        return Err("the CRL covers only some revocation reasons".into());
+        return Err(E::Scope(
+            "the CRL covers only some revocation reasons".into(),
+        ));
     }
     if idp.only_contains_attribute_certs {
-        return Err("the CRL covers attribute certificates only".into());
+        return Err(E::Scope(
+            "the CRL covers attribute certificates only".into(),
+        ));
     }
     if idp.only_contains_user_certs && cert.is_ca() {
-        return Err("the CRL covers end-entity certificates only".into());
+        return Err(E::Scope(
+            "the CRL covers end-entity certificates only".into(),
+        ));
     }
     if idp.only_contains_ca_certs && !cert.is_ca() {
-        return Err("the CRL covers CA certificates only".into());
+        return Err(E::Scope("the CRL covers CA certificates only".into()));
     }
     match &idp.distribution_point {
         None => Ok(()),
@@ -232,30 +296,34 @@ fn in_scope(
             if matches {
                 Ok(())
             } else {
-                Err("the CRL's issuing distribution point is none of the certificate's".into())
+                Err(E::Scope(
+                    "the CRL's issuing distribution point is none of the certificate's".into(),
+                ))
             }
         }
-        Some(_) => Err("relative issuing distribution point names are not supported".into()),
+        Some(_) => Err(E::Unsupported(
+            "relative issuing distribution point names are not supported".into(),
+        )),
     }
 }
 
 /// A DER OCSP request for `cert` (SHA-1 CertID, as RFC 5019 responders expect; no nonce, so
 /// responses can be cached).
-pub fn ocsp_request(cert: &Cert, issuer: &Cert) -> Result<Vec<u8>, String> {
-    let (_, c) = X509Certificate::from_der(&cert.der).map_err(|e| e.to_string())?;
+pub fn ocsp_request(cert: &Cert, issuer: &Cert) -> Result<Vec<u8>, E> {
+    let (_, c) = X509Certificate::from_der(&cert.der).map_err(malformed)?;
     ocsp_request_for(&issuer.der, &strip(c.raw_serial()))
 }
 
 /// A DER OCSP request (SHA-1 CertID, no nonce) for `serial` (big-endian magnitude) under the
 /// CA certificate `issuer_der`.
-pub fn ocsp_request_for(issuer_der: &[u8], serial: &[u8]) -> Result<Vec<u8>, String> {
-    let (_, i) = X509Certificate::from_der(issuer_der).map_err(|e| e.to_string())?;
+pub fn ocsp_request_for(issuer_der: &[u8], serial: &[u8]) -> Result<Vec<u8>, E> {
+    let (_, i) = X509Certificate::from_der(issuer_der).map_err(malformed)?;
     let sha1 = |d: &[u8]| {
         ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, d)
             .as_ref()
             .to_vec()
     };
-    let err = |e: der::Error| e.to_string();
+    let err = malformed;
     let id = x509_ocsp::CertId {
         hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
             oid: ID_SHA_1,
@@ -283,18 +351,12 @@ pub fn ocsp_request_for(issuer_der: &[u8], serial: &[u8]) -> Result<Vec<u8>, Str
 }
 
 /// Verifies `data` signed by the key in a certificate (DER), with the algorithm given as DER.
-fn verify_with(
-    cert_der: &[u8],
-    alg_der: &[u8],
-    signature: &[u8],
-    data: &[u8],
-) -> Result<(), String> {
-    let (_, c) = X509Certificate::from_der(cert_der).map_err(|e| e.to_string())?;
-    let (_, alg) =
-        x509_parser::x509::AlgorithmIdentifier::from_der(alg_der).map_err(|e| e.to_string())?;
+fn verify_with(cert_der: &[u8], alg_der: &[u8], signature: &[u8], data: &[u8]) -> Result<(), E> {
+    let (_, c) = X509Certificate::from_der(cert_der).map_err(malformed)?;
+    let (_, alg) = x509_parser::x509::AlgorithmIdentifier::from_der(alg_der).map_err(malformed)?;
     let bits = x509_parser::der_parser::asn1_rs::BitString::new(0, signature);
     x509_parser::verify::verify_signature(c.public_key(), &alg, &bits, data)
-        .map_err(|_| "OCSP response signature does not verify".to_string())
+        .map_err(|_| E::Signature("OCSP response signature does not verify".into()))
 }
 
 /// The status of `cert` according to a DER OCSP response (revoked only if revoked at or before
@@ -305,27 +367,23 @@ pub fn from_ocsp(
     cert: &Cert,
     issuer: &Cert,
     when: When,
-) -> Result<(Status, Freshness), String> {
+) -> Result<(Status, Freshness), E> {
     let now = when.current_at;
     let resp = OcspResponse::from_der(resp_der)
-        .map_err(|e| format!("OCSP response does not parse: {e}"))?;
+        .map_err(|e| E::Malformed(format!("OCSP response does not parse: {e}")))?;
     if resp.response_status != OcspResponseStatus::Successful {
-        return Err(format!(
+        return Err(E::Refused(format!(
             "OCSP responder answered {:?}",
             resp.response_status
-        ));
+        )));
     }
-    let bytes = resp.response_bytes.ok_or("OCSP response has no body")?;
+    let bytes = resp
+        .response_bytes
+        .ok_or_else(|| E::Malformed("OCSP response has no body".into()))?;
     let basic = BasicOcspResponse::from_der(bytes.response.as_bytes())
-        .map_err(|e| format!("basic OCSP response: {e}"))?;
-    let tbs = basic
-        .tbs_response_data
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    let alg = basic
-        .signature_algorithm
-        .to_der()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| E::Malformed(format!("basic OCSP response: {e}")))?;
+    let tbs = basic.tbs_response_data.to_der().map_err(malformed)?;
+    let alg = basic.signature_algorithm.to_der().map_err(malformed)?;
     let sig = basic.signature.raw_bytes();
     // The issuer itself, or a delegated responder certificate it signed.
     let signer_ok = verify_with(&issuer.der, &alg, sig, &tbs).is_ok()
@@ -337,12 +395,12 @@ pub fn from_ocsp(
             delegated_by(&responder, issuer, now) && verify_with(&der, &alg, sig, &tbs).is_ok()
         });
     if !signer_ok {
-        return Err(
+        return Err(E::Signature(
             "OCSP response is not signed by the issuer or a responder it authorised".into(),
-        );
+        ));
     }
     let serial = serial_of(&cert.der)?;
-    let (_, issuer_x) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
+    let (_, issuer_x) = X509Certificate::from_der(&issuer.der).map_err(malformed)?;
     let single = basic
         .tbs_response_data
         .responses
@@ -359,7 +417,7 @@ pub fn from_ocsp(
                 && r.cert_id.issuer_key_hash.as_bytes()
                     == h(&issuer_x.public_key().subject_public_key.data)
         })
-        .ok_or("OCSP response does not answer for this certificate")?;
+        .ok_or_else(|| E::Scope("OCSP response does not answer for this certificate".into()))?;
     let ts = |t: &x509_ocsp::OcspGeneralizedTime| t.0.to_unix_duration().as_secs() as i64;
     let freshness = Freshness {
         this_update: ts(&single.this_update),

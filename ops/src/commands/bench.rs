@@ -516,8 +516,8 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
     let bundle = clients[0].trust_bundle().await?;
     let issuer = Cert::parse(&bundle.intermediates_der[0])?;
     let leaf = Cert::parse(&cert.der)?;
-    let request =
-        ecca::core::revcheck::ocsp_request(&leaf, &issuer).map_err(Error::InvalidArgument)?;
+    let request = ecca::core::revcheck::ocsp_request(&leaf, &issuer)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let mut ocsp = Vec::new();
     for &c in a.concurrency.iter().filter(|c| **c <= 64) {
         eprintln!("OCSP c={c} for {} s", a.ocsp_seconds);
