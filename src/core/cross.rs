@@ -426,3 +426,201 @@ pub fn tbs(
     };
     tbs.to_der().map_err(der_err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::test_ca;
+    use x509_cert::ext::pkix::constraints::name::NameConstraints;
+
+    fn urls() -> IssuerUrls {
+        IssuerUrls {
+            crl: "http://ca.example.cn/crl/root.crl".into(),
+            ocsp: "http://ca.example.cn/ocsp".into(),
+            ca_issuers: "http://ca.example.cn/ca/root.der".into(),
+        }
+    }
+
+    fn terms() -> Terms {
+        Terms {
+            permitted_dns: vec!["region-b.cn".into()],
+            days: 365,
+            path_len: Some(1),
+            ..Terms::default()
+        }
+    }
+
+    fn build(peer: &Peer, terms: &Terms, issuer: &CaView) -> Result<TbsCertificate> {
+        let serial = Serial::random().unwrap();
+        let der = tbs(
+            peer,
+            terms,
+            (issuer, CaKeyAlg::P256),
+            &urls(),
+            &serial,
+            1_800_000_000,
+            1_830_000_000,
+        )?;
+        Ok(TbsCertificate::from_der(&der).unwrap())
+    }
+
+    fn extension<'a>(t: &'a TbsCertificate, oid: &str) -> Option<&'a Extension> {
+        t.extensions
+            .as_ref()?
+            .iter()
+            .find(|e| e.extn_id.to_string() == oid)
+    }
+
+    #[test]
+    fn the_peer_keeps_its_name_key_and_key_id() {
+        let (ours, _) = test_ca();
+        let (theirs, _) = test_ca();
+        let peer = Peer::from_cert(&theirs.der).unwrap();
+        assert_eq!(peer.subject_der, theirs.subject_der);
+        assert_eq!(peer.ski, theirs.key_id);
+        let t = build(&peer, &terms(), &ours).unwrap();
+        assert_eq!(t.subject.to_der().unwrap(), theirs.subject_der);
+        assert_eq!(t.subject_public_key_info.to_der().unwrap(), peer.spki_der);
+        assert_eq!(t.issuer.to_der().unwrap(), ours.subject_der);
+        let ski = extension(&t, "2.5.29.14").unwrap();
+        assert_eq!(
+            SubjectKeyIdentifier::from_der(ski.extn_value.as_bytes())
+                .unwrap()
+                .0
+                .as_bytes(),
+            theirs.key_id
+        );
+        let aki = extension(&t, "2.5.29.35").unwrap();
+        let aki = AuthorityKeyIdentifier::from_der(aki.extn_value.as_bytes()).unwrap();
+        assert_eq!(aki.key_identifier.unwrap().as_bytes(), ours.key_id);
+        let bc = extension(&t, "2.5.29.19").unwrap();
+        assert!(bc.critical);
+        let bc = BasicConstraints::from_der(bc.extn_value.as_bytes()).unwrap();
+        assert!(bc.ca);
+        assert_eq!(bc.path_len_constraint, Some(1));
+    }
+
+    #[test]
+    fn a_peer_limited_to_dns_names_gets_its_mail_domains_and_no_addresses() {
+        let (ours, _) = test_ca();
+        let (theirs, _) = test_ca();
+        let peer = Peer::from_cert(&theirs.der).unwrap();
+        let t = build(&peer, &terms(), &ours).unwrap();
+        let nc = extension(&t, "2.5.29.30").unwrap();
+        assert!(nc.critical);
+        let nc = NameConstraints::from_der(nc.extn_value.as_bytes()).unwrap();
+        let permitted: Vec<String> = nc
+            .permitted_subtrees
+            .unwrap()
+            .iter()
+            .map(|s| match &s.base {
+                GeneralName::DnsName(d) => format!("dns:{d}"),
+                GeneralName::Rfc822Name(m) => format!("mail:{m}"),
+                other => panic!("permitted {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            permitted,
+            ["dns:region-b.cn", "mail:region-b.cn", "mail:.region-b.cn"]
+        );
+        let excluded = nc.excluded_subtrees.unwrap();
+        let ips: Vec<usize> = excluded
+            .iter()
+            .map(|s| match &s.base {
+                GeneralName::IpAddress(b) => b.as_bytes().len(),
+                other => panic!("excluded {other:?}"),
+            })
+            .collect();
+        assert_eq!(ips, [8, 32], "all of IPv4 and all of IPv6");
+
+        // Given addresses, the peer may certify exactly those (masked to the prefix).
+        let mut with_ip = terms();
+        with_ip.permitted_ip = vec![("10.1.2.3".parse().unwrap(), 16)];
+        let t = build(&peer, &with_ip, &ours).unwrap();
+        let nc = extension(&t, "2.5.29.30").unwrap();
+        let nc = NameConstraints::from_der(nc.extn_value.as_bytes()).unwrap();
+        assert!(nc.excluded_subtrees.is_none());
+        let ip = nc
+            .permitted_subtrees
+            .unwrap()
+            .into_iter()
+            .find_map(|s| match s.base {
+                GeneralName::IpAddress(b) => Some(b.as_bytes().to_vec()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(ip, [10, 1, 0, 0, 255, 255, 0, 0]);
+    }
+
+    #[test]
+    fn policies_and_mappings_are_written_and_checked() {
+        let (ours, _) = test_ca();
+        let (theirs, _) = test_ca();
+        let peer = Peer::from_cert(&theirs.der).unwrap();
+        let mut t = terms();
+        t.policies = vec!["1.3.6.1.4.1.32473.9".into()];
+        t.policy_maps = vec![("1.3.6.1.4.1.32473.9".into(), "1.3.6.1.4.1.32473.10".into())];
+        let tbs = build(&peer, &t, &ours).unwrap();
+        assert!(!extension(&tbs, "2.5.29.32").unwrap().critical);
+        assert!(
+            extension(&tbs, "2.5.29.33").unwrap().critical,
+            "RFC 5280 §4.2.1.5"
+        );
+
+        let refused = |f: &dyn Fn(&mut Terms)| {
+            let mut t = terms();
+            f(&mut t);
+            assert!(t.check().is_err(), "{t:?}");
+            assert!(build(&peer, &t, &ours).is_err());
+        };
+        refused(&|t| t.policy_maps = vec![("2.5.29.32.0".into(), "1.2.3".into())]);
+        refused(&|t| t.policies = vec!["not an oid".into()]);
+        refused(&|t| t.permitted_ip = vec![("10.0.0.0".parse().unwrap(), 33)]);
+        refused(&|t| t.permitted_dns = vec!["bad name!".into()]);
+        refused(&|t| t.days = 0);
+    }
+
+    #[test]
+    fn what_cannot_be_kept_byte_exact_is_refused() {
+        let (ours, _) = test_ca();
+        let (theirs, _) = test_ca();
+        let mut peer = Peer::from_cert(&theirs.der).unwrap();
+        // A BER length (0x81 for a short length) would not survive re-encoding.
+        let mut ber = vec![0x30, 0x81, peer.subject_der[1]];
+        ber.extend_from_slice(&peer.subject_der[2..]);
+        peer.subject_der = ber;
+        assert!(matches!(
+            build(&peer, &terms(), &ours),
+            Err(Error::InvalidField { field, .. }) if field == "subject"
+        ));
+    }
+
+    #[test]
+    fn only_ca_certificates_and_signed_requests_are_peers() {
+        let leaf = {
+            let key = rcgen::KeyPair::generate().unwrap();
+            rcgen::CertificateParams::new(vec!["a.example.cn".into()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap()
+                .der()
+                .to_vec()
+        };
+        assert!(matches!(
+            Peer::from_cert(&leaf),
+            Err(Error::InvalidField { field, .. }) if field == "ca_cert"
+        ));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "Region B CA");
+        let csr = p.serialize_request(&key).unwrap().der().to_vec();
+        let peer = Peer::from_csr(&csr).unwrap();
+        assert_eq!(peer.spki_der, rcgen::PublicKeyData::subject_public_key_info(&key));
+        assert_eq!(peer.ski.len(), 20, "computed when the request carries none");
+        let mut tampered = csr;
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(matches!(Peer::from_csr(&tampered), Err(Error::BadCsr(_))));
+    }
+}

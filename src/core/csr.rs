@@ -290,3 +290,142 @@ fn ip_from_bytes(b: &[u8]) -> Result<IpAddr> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, SanType};
+
+    fn params(dns: &[&str]) -> CertificateParams {
+        let mut p =
+            CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, "shop.example.cn");
+        p.distinguished_name
+            .push(DnType::OrganizationName, "Shop Ltd");
+        p
+    }
+
+    fn der(p: &CertificateParams) -> Vec<u8> {
+        p.serialize_request(&KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    fn bad_csr(input: &[u8], needle: &str) {
+        match verify(input) {
+            Err(Error::BadCsr(m)) => assert!(m.contains(needle), "{m:?} lacks {needle:?}"),
+            other => panic!("expected BadCsr({needle}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_and_key_come_out_of_der_and_pem_alike() {
+        let mut p = params(&["shop.example.cn"]);
+        p.subject_alt_names
+            .push(SanType::IpAddress("192.0.2.7".parse().unwrap()));
+        p.subject_alt_names
+            .push(SanType::Rfc822Name("ops@example.cn".try_into().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        let csr = p.serialize_request(&key).unwrap();
+        let from_der = verify(csr.der()).unwrap();
+        let from_pem = verify(csr.pem().unwrap().as_bytes()).unwrap();
+        for v in [&from_der, &from_pem] {
+            assert_eq!(v.dns, ["shop.example.cn"]);
+            assert_eq!(v.ips, ["192.0.2.7".parse::<IpAddr>().unwrap()]);
+            assert_eq!(v.emails, ["ops@example.cn"]);
+            assert_eq!(
+                v.subject,
+                [
+                    (Attr::CommonName, "shop.example.cn".to_string()),
+                    (Attr::Organization, "Shop Ltd".to_string())
+                ]
+            );
+            assert_eq!(v.spki_der, rcgen::PublicKeyData::subject_public_key_info(&key));
+        }
+    }
+
+    #[test]
+    fn framing_is_strict() {
+        let good = der(&params(&["a.example.cn"]));
+        bad_csr(&[], "empty");
+        bad_csr(&vec![0x30; MAX_CSR_BYTES + 1], "limit");
+        let mut trailing = good.clone();
+        trailing.push(0);
+        bad_csr(&trailing, "trailing");
+        let cert_pem = pem::encode(&pem::Pem::new("CERTIFICATE", good.clone()));
+        bad_csr(cert_pem.as_bytes(), "expected \"CERTIFICATE REQUEST\"");
+        bad_csr(b"\x04\x03abc", "not a PKCS#10 request");
+        // Every byte of the request is covered: a changed signature fails proof of possession.
+        let mut tampered = good;
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        bad_csr(&tampered, "proof of possession");
+    }
+
+    #[test]
+    fn requests_ecca_does_not_honour_are_refused_not_dropped() {
+        let mut ca = params(&["a.example.cn"]);
+        let mut bc =
+            CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x03, 0x01, 0x01, 0xff]);
+        bc.set_criticality(true);
+        ca.custom_extensions.push(bc);
+        match verify(&der(&ca)) {
+            Err(Error::InvalidField { field, .. }) => assert_eq!(field, "basicConstraints"),
+            other => panic!("a CA request got {other:?}"),
+        }
+
+        let mut critical = params(&["a.example.cn"]);
+        let mut e =
+            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 55555, 9], vec![0x05, 0x00]);
+        e.set_criticality(true);
+        critical.custom_extensions.push(e);
+        bad_csr(&der(&critical), "1.3.6.1.4.1.55555.9");
+
+        // A known extension that is critical is fine: the profile decides what is issued anyway.
+        let mut ku = params(&["a.example.cn"]);
+        let mut e =
+            CustomExtension::from_oid_content(&[2, 5, 29, 15], vec![0x03, 0x02, 0x05, 0xa0]);
+        e.set_criticality(true);
+        ku.custom_extensions.push(e);
+        verify(&der(&ku)).unwrap();
+
+        let mut title = params(&["a.example.cn"]);
+        title
+            .distinguished_name
+            .push(DnType::CustomDnType(vec![2, 5, 4, 12]), "Director");
+        match verify(&der(&title)) {
+            Err(Error::InvalidField { field, reason }) => {
+                assert_eq!(field, "subject");
+                assert!(reason.contains("2.5.4.12"), "{reason}");
+            }
+            other => panic!("an unsupported attribute got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn legacy_email_attribute_is_a_requested_email() {
+        let mut p = params(&["a.example.cn"]);
+        p.distinguished_name.push(
+            DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            rcgen::DnValue::Ia5String("ops@example.cn".try_into().unwrap()),
+        );
+        let v = verify(&der(&p)).unwrap();
+        assert_eq!(v.emails, ["ops@example.cn"]);
+        assert!(v.subject.iter().all(|(a, _)| *a != Attr::SerialNumber));
+    }
+
+    #[test]
+    fn ip_addresses_are_four_or_sixteen_bytes() {
+        assert_eq!(
+            ip_from_bytes(&[10, 0, 0, 1]).unwrap(),
+            IpAddr::from([10, 0, 0, 1])
+        );
+        assert!(ip_from_bytes(&[0; 16]).unwrap().is_ipv6());
+        assert!(matches!(
+            ip_from_bytes(&[1, 2, 3]),
+            Err(Error::InvalidField { .. })
+        ));
+    }
+}

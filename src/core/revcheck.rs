@@ -467,3 +467,216 @@ fn delegated_by(responder: &Cert, issuer: &Cert, time: i64) -> bool {
         && r.issuer().as_raw() == i.subject().as_raw()
         && r.verify_signature(Some(i.public_key())).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::issue::{CaView, IssuerRef};
+    use crate::core::ocsp::{self, ResponderKey, Validity};
+    use crate::core::revocation::{CrlParams, Reason, RevokedEntry, build_crl};
+    use crate::core::testing::{Counting, test_ca};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn crl(ca: &CaView, key: &Counting, entries: &[RevokedEntry], delta: Option<u64>) -> Vec<u8> {
+        let params = CrlParams {
+            number: 9,
+            this_update: NOW - 60,
+            next_update: NOW + 3600,
+            delta_base: delta,
+            freshest_url: None,
+        };
+        build_crl(&params, entries, IssuerRef::new(ca, key).unwrap()).unwrap()
+    }
+
+    fn revoked(ca: &CaView, at: i64) -> RevokedEntry {
+        RevokedEntry {
+            serial: ca.serial.clone(),
+            revoked_at: at,
+            reason: Reason::KeyCompromise,
+            invalidity_date: None,
+        }
+    }
+
+    /// The test CA is self-issued, so it stands as both the certificate and its issuer.
+    fn cert(ca: &CaView) -> Cert {
+        Cert::parse(&ca.der).unwrap()
+    }
+
+    #[test]
+    fn a_crl_answers_good_or_revoked_with_its_reason() {
+        let (ca, key) = test_ca();
+        let c = cert(&ca);
+        let (status, fresh) = from_crl(&crl(&ca, &key, &[], None), &c, &c, When::at(NOW)).unwrap();
+        assert_eq!(status, Status::Good);
+        assert_eq!(
+            (fresh.this_update, fresh.next_update),
+            (NOW - 60, Some(NOW + 3600))
+        );
+        let listed = crl(&ca, &key, &[revoked(&ca, NOW - 600)], None);
+        let (status, _) = from_crl(&listed, &c, &c, When::at(NOW)).unwrap();
+        assert_eq!(
+            status,
+            Status::Revoked {
+                at: NOW - 600,
+                reason: Some(1)
+            }
+        );
+    }
+
+    #[test]
+    fn a_revocation_after_a_proven_time_does_not_count_then() {
+        let (ca, key) = test_ca();
+        let c = cert(&ca);
+        let listed = crl(&ca, &key, &[revoked(&ca, NOW - 600)], None);
+        let before = When::historical(NOW - 7200, NOW);
+        assert_eq!(from_crl(&listed, &c, &c, before).unwrap().0, Status::Good);
+        // RFC 5280 validation at a time: any listing revokes.
+        assert!(matches!(
+            from_crl(
+                &listed,
+                &c,
+                &c,
+                When {
+                    current_at: NOW,
+                    ..When::at(NOW - 7200)
+                }
+            )
+            .unwrap()
+            .0,
+            Status::Revoked { .. }
+        ));
+    }
+
+    #[test]
+    fn unusable_crls_are_refused_by_kind() {
+        let (ca, key) = test_ca();
+        let c = cert(&ca);
+        let good = crl(&ca, &key, &[], None);
+        let stale = When::at(NOW + 3601);
+        assert!(matches!(from_crl(&good, &c, &c, stale), Err(E::Stale(_))));
+        let future = When::at(NOW - 3600);
+        assert!(matches!(from_crl(&good, &c, &c, future), Err(E::Stale(_))));
+        let delta = crl(&ca, &key, &[], Some(8));
+        assert!(matches!(
+            from_crl(&delta, &c, &c, When::at(NOW)),
+            Err(E::Scope(_))
+        ));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(
+            from_crl(&trailing, &c, &c, When::at(NOW)),
+            Err(E::Malformed(_))
+        ));
+        let mut tampered = good.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(matches!(
+            from_crl(&tampered, &c, &c, When::at(NOW)),
+            Err(E::Signature(_))
+        ));
+        // Another CA with the same name: its key identifier gives it away.
+        let (other, other_key) = test_ca();
+        let foreign = crl(&other, &other_key, &[], None);
+        assert!(matches!(
+            from_crl(&foreign, &c, &c, When::at(NOW)),
+            Err(E::Issuer(_) | E::Signature(_))
+        ));
+    }
+
+    fn ocsp_answer(ca: &CaView, key: &Counting, status: ocsp::Status) -> Vec<u8> {
+        let c = cert(ca);
+        let req = ocsp::parse_request(&ocsp_request(&c, &c).unwrap()).unwrap();
+        let id = req.cert_ids[0].clone();
+        ocsp::sign_response(
+            ResponderKey {
+                signer: key,
+                cert_der: None,
+            },
+            &[(id, status)],
+            None,
+            Validity {
+                produced_at: NOW - 60,
+                this_update: NOW - 60,
+                next_update: NOW + 3600,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_ocsp_response_answers_good_revoked_or_unknown() {
+        let (ca, key) = test_ca();
+        let c = cert(&ca);
+        let at = |s| {
+            from_ocsp(&ocsp_answer(&ca, &key, s), &c, &c, When::at(NOW))
+                .unwrap()
+                .0
+        };
+        assert_eq!(at(ocsp::Status::Good), Status::Good);
+        assert_eq!(at(ocsp::Status::Unknown), Status::Unknown);
+        assert_eq!(
+            at(ocsp::Status::Revoked {
+                at: NOW - 900,
+                reason: Reason::Superseded
+            }),
+            Status::Revoked {
+                at: NOW - 900,
+                reason: Some(4)
+            }
+        );
+    }
+
+    #[test]
+    fn unusable_ocsp_responses_are_refused_by_kind() {
+        let (ca, key) = test_ca();
+        let c = cert(&ca);
+        let good = ocsp_answer(&ca, &key, ocsp::Status::Good);
+        assert!(matches!(
+            from_ocsp(&good, &c, &c, When::at(NOW + 3601)),
+            Err(E::Stale(_))
+        ));
+        let refused = ocsp::error_response(x509_ocsp::OcspResponseStatus::Unauthorized);
+        assert!(matches!(
+            from_ocsp(&refused, &c, &c, When::at(NOW)),
+            Err(E::Refused(_))
+        ));
+        assert!(matches!(
+            from_ocsp(b"\x30\x00", &c, &c, When::at(NOW)),
+            Err(E::Malformed(_))
+        ));
+        let sign = |signer: &Counting, id: x509_ocsp::CertId| {
+            ocsp::sign_response(
+                ResponderKey {
+                    signer,
+                    cert_der: None,
+                },
+                &[(id, ocsp::Status::Good)],
+                None,
+                Validity {
+                    produced_at: NOW - 60,
+                    this_update: NOW - 60,
+                    next_update: NOW + 3600,
+                },
+            )
+            .unwrap()
+        };
+        let id_of = |serial: &[u8]| {
+            let req = ocsp::parse_request(&ocsp_request_for(&ca.der, serial).unwrap()).unwrap();
+            req.cert_ids[0].clone()
+        };
+        // Signed by a key that is neither the issuer nor delegated by it.
+        let (_, other_key) = test_ca();
+        let forged = sign(&other_key, id_of(&ca.serial));
+        assert!(matches!(
+            from_ocsp(&forged, &c, &c, When::at(NOW)),
+            Err(E::Signature(_) | E::Issuer(_))
+        ));
+        // An answer about another serial does not cover this certificate.
+        let elsewhere = sign(&key, id_of(&[0x41, 2, 3]));
+        assert!(matches!(
+            from_ocsp(&elsewhere, &c, &c, When::at(NOW)),
+            Err(E::Scope(_))
+        ));
+    }
+}

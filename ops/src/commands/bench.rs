@@ -59,11 +59,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn p256_csr(name: &str) -> Vec<u8> {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
+fn p256_csr(name: &str) -> Result<Vec<u8>> {
+    let failed = |e: rcgen::Error| Error::Internal(format!("bench CSR: {e}"));
+    let key = rcgen::KeyPair::generate().map_err(failed)?;
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(failed)?;
     p.distinguished_name = rcgen::DistinguishedName::new();
-    p.serialize_request(&key).expect("csr").der().to_vec()
+    Ok(p.serialize_request(&key).map_err(failed)?.der().to_vec())
 }
 
 fn peak_rss_mib() -> f64 {
@@ -456,7 +457,7 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
     let progress = Progress::new("generating P-256 CSRs", total + 2000);
     let mut csrs = Vec::with_capacity(total + 2000);
     for i in 0..total + 2000 {
-        csrs.push(p256_csr(&format!("b{i}.bench.example.cn")));
+        csrs.push(p256_csr(&format!("b{i}.bench.example.cn"))?);
         progress.tick();
     }
     let ceiling_csrs: Vec<Vec<u8>> = csrs.split_off(total);
@@ -509,7 +510,7 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
 
     // OCSP: one issued certificate, pre-signed responses.
     let cert = clients[0]
-        .issue(p256_csr("ocsp.bench.example.cn"), "server-tls", None)
+        .issue(p256_csr("ocsp.bench.example.cn")?, "server-tls", None)
         .await?
         .certificate
         .unwrap_or_default();
