@@ -37,6 +37,7 @@ pub enum Action {
     ListPeers,
     ManagePlatforms,
     ListPlatforms,
+    ListIssuers,
     AddAuditor,
     ReadAudit,
 }
@@ -51,7 +52,9 @@ impl Action {
             | Action::ManagePeers
             | Action::ManagePlatforms
             | Action::AddAuditor => &[Admin],
-            Action::ListPeers | Action::ListPlatforms | Action::ReadAudit => &[Admin, Auditor],
+            Action::ListPeers | Action::ListPlatforms | Action::ListIssuers | Action::ReadAudit => {
+                &[Admin, Auditor]
+            }
         }
     }
 
@@ -68,6 +71,7 @@ impl Action {
             Action::ListPeers => "list peers",
             Action::ManagePlatforms => "manage platforms",
             Action::ListPlatforms => "list platforms",
+            Action::ListIssuers => "list issuers",
             Action::AddAuditor => "add auditors",
             Action::ReadAudit => "read the audit log",
         }

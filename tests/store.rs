@@ -458,8 +458,57 @@ async fn audit_chain(store: &dyn Store) {
     }
 }
 
+/// Issuers: recorded once whoever records them, read back exactly, each change audited once.
+async fn issuers(store: &dyn Store) {
+    use ecca::core::keys::CaKeyAlg;
+    use ecca::store::{CaRole, CaState, IssuerCert, IssuerRecord};
+    let cert = |role, der: &[u8]| IssuerCert {
+        sha256: ecca::core::fingerprint(der),
+        role,
+        state: CaState::Active,
+        der: der.to_vec(),
+        subject: "CN=Test".into(),
+        serial: "41".into(),
+        not_after: 2_000_000_000,
+        added_at: 0,
+    };
+    let record = IssuerRecord {
+        name: "national".into(),
+        algorithm: CaKeyAlg::P384,
+        created_at: 0,
+        certs: vec![
+            cert(CaRole::Issuing, b"issuing"),
+            cert(CaRole::Root, b"root"),
+        ],
+    };
+    store.add_issuer(record.clone(), "test").await.unwrap();
+    // A second instance starting on the same database records nothing more.
+    let mut other = record.clone();
+    other.certs.truncate(1);
+    store.add_issuer(other, "test").await.unwrap();
+    let all = store.issuers().await.unwrap();
+    let got = all.iter().find(|i| i.name == "national").unwrap();
+    assert_eq!(got.algorithm, CaKeyAlg::P384);
+    let roles: Vec<CaRole> = got.certs.iter().map(|c| c.role).collect();
+    assert_eq!(roles, [CaRole::Root, CaRole::Issuing], "roots first");
+    assert_eq!(got.certs[0].der, b"root");
+    assert_eq!(got.certs[1].sha256, ecca::core::fingerprint(b"issuing"));
+    let entries = store.audit(0, 10_000).await.unwrap();
+    let added: Vec<_> = entries
+        .iter()
+        .filter(|e| e.event == "issuer.added" && e.object == "national")
+        .collect();
+    assert_eq!(added.len(), 1, "audited once");
+    assert!(
+        added[0].detail.contains("algorithm=p384"),
+        "{}",
+        added[0].detail
+    );
+}
+
 async fn conformance(store: Arc<dyn Store>) {
     certificates(store.as_ref()).await;
+    issuers(store.as_ref()).await;
     revocations(store.as_ref()).await;
     credentials_and_platforms(store.as_ref()).await;
     federation(store.as_ref()).await;

@@ -45,6 +45,8 @@ enum Command {
     Crl(commands::crl::Args),
     /// Cross-certify another region's CA with our root (admin).
     CrossCertify(commands::cross_certify::Args),
+    /// Show the CA hierarchies (issuers) and the state of their CA certificates.
+    Issuer(commands::issuer::Args),
     /// Manage peer CAs (federation registry).
     Peers(commands::peers::Args),
     /// Build and validate a certificate path offline (exit 0 valid, 1 invalid, 2 error).
@@ -86,6 +88,7 @@ async fn main() -> ExitCode {
         Command::Crl(a) => commands::crl::run(g, a).await,
         Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
         Command::Peers(a) => commands::peers::run(g, a).await,
+        Command::Issuer(a) => commands::issuer::run(g, a).await,
         Command::Bench(a) => commands::bench::run(g, a).await,
         Command::Migrate(a) => commands::migrate::run(g, a).await,
         Command::Platform(a) => commands::platform::run(g, a).await,

@@ -28,6 +28,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::core::csr::{self, Attr};
 use crate::core::issue::{self, IssuerUrls};
 use crate::core::keys::CaKeyAlg;
+use crate::core::records::{CaRole, CaState, DEFAULT_ISSUER, IssuerCert, IssuerRecord};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, paths};
@@ -239,6 +240,34 @@ fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> 
 }
 
 impl Authority {
+    /// This data directory's hierarchy as the store records it: issuer `default`, its root
+    /// and issuing CA active.
+    pub fn default_issuer(&self, now: i64) -> Result<IssuerRecord> {
+        let cert = |ca: &CaCert, role: CaRole| -> Result<IssuerCert> {
+            let (_, name) = x509_parser::x509::X509Name::from_der(&ca.subject_der)
+                .map_err(|e| Error::Internal(format!("our CA subject: {e}")))?;
+            Ok(IssuerCert {
+                sha256: crate::core::fingerprint(&ca.der),
+                role,
+                state: CaState::Active,
+                der: ca.der.clone(),
+                subject: name.to_string(),
+                serial: hex::encode(&ca.serial),
+                not_after: ca.not_after.unix_timestamp(),
+                added_at: now,
+            })
+        };
+        Ok(IssuerRecord {
+            name: DEFAULT_ISSUER.into(),
+            algorithm: self.root.algorithm(),
+            created_at: now,
+            certs: vec![
+                cert(&self.root, CaRole::Root)?,
+                cert(&self.issuing, CaRole::Issuing)?,
+            ],
+        })
+    }
+
     /// Creates a root and an issuing CA in `layout`, refusing to overwrite an existing CA.
     /// The issuing CA points at `base_url` for the root's CRL and certificate.
     /// With `hsm`, both keys are generated inside that PKCS#11 token and the key files hold

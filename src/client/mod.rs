@@ -308,6 +308,31 @@ impl Client {
             .peers)
     }
 
+    /// Every issuer (CA hierarchy) with its CA certificates.
+    pub async fn issuers(&self) -> Result<Vec<pb::Issuer>> {
+        let req = pb::ListIssuersRequest {};
+        Ok(self
+            .admin
+            .clone()
+            .list_issuers(req)
+            .await
+            .map_err(rejected)?
+            .into_inner()
+            .issuers)
+    }
+
+    /// One issuer by name.
+    pub async fn issuer(&self, name: &str) -> Result<pb::Issuer> {
+        let req = pb::GetIssuerRequest { name: name.into() };
+        Ok(self
+            .admin
+            .clone()
+            .get_issuer(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
     /// One peer.
     pub async fn peer(&self, name: &str) -> Result<pb::Peer> {
         let req = pb::GetPeerRequest { name: name.into() };

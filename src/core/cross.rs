@@ -616,7 +616,10 @@ mod tests {
             .push(rcgen::DnType::CommonName, "Region B CA");
         let csr = p.serialize_request(&key).unwrap().der().to_vec();
         let peer = Peer::from_csr(&csr).unwrap();
-        assert_eq!(peer.spki_der, rcgen::PublicKeyData::subject_public_key_info(&key));
+        assert_eq!(
+            peer.spki_der,
+            rcgen::PublicKeyData::subject_public_key_info(&key)
+        );
         assert_eq!(peer.ski.len(), 20, "computed when the request carries none");
         let mut tampered = csr;
         let last = tampered.len() - 1;

@@ -342,7 +342,10 @@ mod tests {
                     (Attr::Organization, "Shop Ltd".to_string())
                 ]
             );
-            assert_eq!(v.spki_der, rcgen::PublicKeyData::subject_public_key_info(&key));
+            assert_eq!(
+                v.spki_der,
+                rcgen::PublicKeyData::subject_public_key_info(&key)
+            );
         }
     }
 

@@ -133,6 +133,15 @@ pub enum CaKeyAlg {
 }
 
 impl CaKeyAlg {
+    /// "p256", "p384" or "ed25519" (what [`CaKeyAlg::parse`] reads).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaKeyAlg::P256 => "p256",
+            CaKeyAlg::P384 => "p384",
+            CaKeyAlg::Ed25519 => "ed25519",
+        }
+    }
+
     /// Parses "p256", "p384" or "ed25519".
     pub fn parse(s: &str) -> Option<Self> {
         match s {

@@ -104,6 +104,12 @@ struct ProfileFile {
     ocsp_no_check: bool,
     #[serde(default)]
     critical_eku: bool,
+    #[serde(default = "default_issuer")]
+    issuer: String,
+}
+
+fn default_issuer() -> String {
+    crate::core::records::DEFAULT_ISSUER.into()
 }
 
 /// Key usages an end-entity profile may grant (RFC 5280 §4.2.1.3).
@@ -212,6 +218,9 @@ pub struct Profile {
     pub ocsp_no_check: bool,
     /// Mark extendedKeyUsage critical (RFC 3161 requires it for TSA certificates).
     pub critical_eku: bool,
+    /// The issuer (CA hierarchy) that signs under this profile; checked against the store's
+    /// issuers at start.
+    pub issuer: String,
 }
 
 impl Profile {
@@ -290,6 +299,20 @@ impl Profile {
         if file.san.min > file.san.max {
             return Err(err("san.min", "larger than san.max".into()));
         }
+        if file.issuer.is_empty()
+            || !file
+                .issuer
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(err(
+                "issuer",
+                format!(
+                    "{:?} must be lowercase letters, digits and '-'",
+                    file.issuer
+                ),
+            ));
+        }
         Ok(Profile {
             name: name.into(),
             description: file.description,
@@ -302,6 +325,7 @@ impl Profile {
             san: file.san,
             ocsp_no_check: file.ocsp_no_check,
             critical_eku: file.critical_eku,
+            issuer: file.issuer,
         })
     }
 }

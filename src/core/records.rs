@@ -87,6 +87,71 @@ impl PeerStatus {
     }
 }
 
+/// The issuer the data directory's CA hierarchy is recorded under (made at init).
+pub const DEFAULT_ISSUER: &str = "default";
+
+/// What a CA certificate of an issuer does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaRole {
+    /// The trust anchor relying parties install.
+    Root,
+    /// Signs end-entity certificates, under the root.
+    Issuing,
+}
+
+impl CaRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaRole::Root => "root",
+            CaRole::Issuing => "issuing",
+        }
+    }
+}
+
+/// Where a CA certificate is in its life: active (signs new certificates), retiring (signs
+/// only CRLs and OCSP for what it issued), retired (signs nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaState {
+    Active,
+    Retiring,
+    Retired,
+}
+
+impl CaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaState::Active => "active",
+            CaState::Retiring => "retiring",
+            CaState::Retired => "retired",
+        }
+    }
+}
+
+/// One CA certificate of an issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerCert {
+    /// SHA-256 of the DER, hex: the certificate's identity.
+    pub sha256: String,
+    pub role: CaRole,
+    pub state: CaState,
+    pub der: Vec<u8>,
+    pub subject: String,
+    /// Serial, hex.
+    pub serial: String,
+    pub not_after: i64,
+    pub added_at: i64,
+}
+
+/// A CA hierarchy: a name, the algorithm of its keys, and its CA certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerRecord {
+    pub name: String,
+    pub algorithm: crate::core::keys::CaKeyAlg,
+    pub created_at: i64,
+    /// Roots first, then issuing CAs, each oldest first.
+    pub certs: Vec<IssuerCert>,
+}
+
 /// A peer CA in the federation registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerRecord {

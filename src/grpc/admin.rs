@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
 use crate::service::{CrossCertifyRequest, IssuedCredential, PeerInput, PlatformSpec, Service};
+use crate::store::{CaRole, CaState, IssuerRecord};
 use crate::store::{Credential, CrossRecord, Direction, PeerRecord, PeerStatus, PlatformRecord};
 
 /// The `ecca.v1.Admin` service.
@@ -54,6 +55,35 @@ impl AdminApi {
             .find(|(p, _)| p.name == name)
             .ok_or_else(|| Status::from(Error::NotFound(format!("platform {name:?}"))))?;
         Ok(Response::new(platform(p, &c)))
+    }
+}
+
+fn issuer(i: IssuerRecord) -> pb::Issuer {
+    let certificates = i
+        .certs
+        .into_iter()
+        .map(|c| pb::IssuerCertificate {
+            role: match c.role {
+                CaRole::Root => pb::CaRole::Root,
+                CaRole::Issuing => pb::CaRole::Issuing,
+            } as i32,
+            state: match c.state {
+                CaState::Active => pb::CaState::Active,
+                CaState::Retiring => pb::CaState::Retiring,
+                CaState::Retired => pb::CaState::Retired,
+            } as i32,
+            subject: c.subject,
+            serial: c.serial,
+            sha256: c.sha256,
+            not_after: ts(c.not_after),
+            der: c.der,
+        })
+        .collect();
+    pb::Issuer {
+        name: i.name,
+        algorithm: i.algorithm.as_str().into(),
+        created_at: ts(i.created_at),
+        certificates,
     }
 }
 
@@ -189,6 +219,27 @@ impl Admin for AdminApi {
             .map(|(_, c)| c)
             .unwrap_or_default();
         Ok(Response::new(peer(record, &cross)))
+    }
+
+    async fn list_issuers(
+        &self,
+        req: Request<pb::ListIssuersRequest>,
+    ) -> Result<Response<pb::ListIssuersResponse>, Status> {
+        let caller = self.caller(&req, Action::ListIssuers).await?;
+        let issuers = self.service.issuers(&caller).await?;
+        let issuers = issuers.into_iter().map(issuer).collect();
+        Ok(Response::new(pb::ListIssuersResponse { issuers }))
+    }
+
+    async fn get_issuer(
+        &self,
+        req: Request<pb::GetIssuerRequest>,
+    ) -> Result<Response<pb::Issuer>, Status> {
+        let caller = self.caller(&req, Action::ListIssuers).await?;
+        let name = req.into_inner().name;
+        Ok(Response::new(issuer(
+            self.service.issuer(&caller, &name).await?,
+        )))
     }
 
     async fn list_peers(

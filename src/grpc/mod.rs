@@ -236,6 +236,7 @@ impl CertificateAuthority for CaApi {
                     .iter()
                     .map(|e| e.name.clone())
                     .collect(),
+                issuer: p.issuer.clone(),
             })
             .collect();
         Ok(Response::new(pb::ListProfilesResponse { profiles }))

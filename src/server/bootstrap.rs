@@ -52,6 +52,8 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
             layout.dir.display()
         )));
     }
+    // Before any key is made: every profile names an issuer this CA has.
+    crate::service::issuers::check_profiles(store.as_ref(), &profiles).await?;
     let authority = if created {
         Authority::create(&layout, &config.init, base_url, hsm.as_ref())?
     } else {
@@ -69,6 +71,7 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         }
         Authority::load(&layout, base_url, hsm.as_ref())?
     };
+    crate::service::issuers::record_default(store.as_ref(), &authority).await?;
     // Profile changes are state changes: the audit log records what this start loaded.
     let detail = format!(
         "version={} profiles={} sha256={}",

@@ -20,6 +20,7 @@ use crate::store::{
 use tokio::sync::broadcast;
 
 mod federation;
+pub(crate) mod issuers;
 mod tenants;
 
 pub use federation::{CrossCertified, CrossCertifyRequest, PeerInput};

@@ -144,6 +144,28 @@ const TABLES: &[Table] = &[
         sqlite_order: "id",
         pg_order: "id",
     },
+    Table {
+        name: "issuers",
+        columns: &[("name", Text), ("algorithm", Text), ("created_at", Int)],
+        sqlite_order: "name",
+        pg_order: "name COLLATE \"C\"",
+    },
+    Table {
+        name: "issuer_certificates",
+        columns: &[
+            ("sha256", Text),
+            ("issuer", Text),
+            ("role", Text),
+            ("state", Text),
+            ("der", Blob),
+            ("subject", Text),
+            ("serial", Text),
+            ("not_after", Int),
+            ("added_at", Int),
+        ],
+        sqlite_order: "sha256",
+        pg_order: "sha256 COLLATE \"C\"",
+    },
 ];
 
 /// The schema every backend's migrations must produce: each table's columns, in order. The

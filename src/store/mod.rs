@@ -309,6 +309,13 @@ pub trait Store: Send + Sync + fmt::Debug {
             _ => Err(Error::Internal("time-stamp serials not reserved".into())),
         }
     }
+    /// Records a CA hierarchy (audited) unless one of its name exists already.
+    async fn add_issuer(&self, record: IssuerRecord, actor: &str) -> Result<()> {
+        let actor = actor.into();
+        self.write(Op::AddIssuer { record, actor }).await.map(drop)
+    }
+    /// Every CA hierarchy by name, each with its CA certificates.
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>>;
     /// Adds a peer CA (audited); Conflict if the name is taken.
     async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()> {
         let actor = actor.into();

@@ -5,9 +5,10 @@
 //! values with an error naming the row instead of defaulting.
 use crate::core::Issuer;
 use crate::core::error::Error as Domain;
+use crate::core::keys::CaKeyAlg;
 use crate::core::records::{
-    CertRecord, Credential, CrossRecord, Direction, PeerRecord, PeerStatus, PlatformRecord,
-    Revocation, Role,
+    CaRole, CaState, CertRecord, Credential, CrossRecord, Direction, IssuerCert, IssuerRecord,
+    PeerRecord, PeerStatus, PlatformRecord, Revocation, Role,
 };
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::error::{Error, Result};
@@ -149,6 +150,10 @@ impl Op {
             Op::AddPeer { peer, actor } => {
                 entry(actor, "peer.added", &peer.name, peer.audit_detail())
             }
+            Op::AddIssuer { record, actor } if count > 0 => {
+                entry(actor, "issuer.added", &record.name, record.audit_detail())
+            }
+            Op::AddIssuer { .. } => None,
             Op::PeerStatus {
                 name,
                 status,
@@ -241,6 +246,17 @@ impl Credential {
             self.tenant,
             self.cert_sha256
         )
+    }
+}
+
+impl IssuerRecord {
+    pub fn audit_detail(&self) -> String {
+        let certs: Vec<String> = self
+            .certs
+            .iter()
+            .map(|c| format!("{}={}", c.role.as_str(), c.sha256))
+            .collect();
+        format!("algorithm={} {}", self.algorithm.as_str(), certs.join(" "))
     }
 }
 
@@ -604,4 +620,101 @@ mod tests {
             "{err}"
         );
     }
+}
+
+/// The issuer columns (SELECT name, algorithm, created_at FROM issuers).
+#[derive(Clone, Debug)]
+pub struct IssuerRow {
+    pub name: String,
+    pub algorithm: String,
+    pub created_at: i64,
+}
+
+/// The issuer certificate columns, in [`ISSUER_CERT_COLUMNS`] order.
+#[derive(Clone, Debug)]
+pub struct IssuerCertRow {
+    pub sha256: String,
+    pub issuer: String,
+    pub role: String,
+    pub state: String,
+    pub der: Vec<u8>,
+    pub subject: String,
+    pub serial: String,
+    pub not_after: i64,
+    pub added_at: i64,
+}
+
+/// What both backends select for issuers' certificates: roots first, then by age.
+pub const ISSUER_CERTS_SQL: &str =
+    "SELECT sha256, issuer, role, state, der, subject, serial, not_after, added_at
+     FROM issuer_certificates ORDER BY issuer, role DESC, added_at, sha256";
+
+/// What both backends select for issuers.
+pub const ISSUERS_SQL: &str = "SELECT name, algorithm, created_at FROM issuers ORDER BY name";
+
+impl TryFrom<IssuerCertRow> for (String, IssuerCert) {
+    type Error = Error;
+    fn try_from(r: IssuerCertRow) -> Result<Self> {
+        let row = || format!("issuer certificate row {:?}", r.sha256);
+        let role = match r.role.as_str() {
+            "root" => CaRole::Root,
+            "issuing" => CaRole::Issuing,
+            other => return Err(corrupt(format!("{}: role {other:?}", row()))),
+        };
+        let state = match r.state.as_str() {
+            "active" => CaState::Active,
+            "retiring" => CaState::Retiring,
+            "retired" => CaState::Retired,
+            other => return Err(corrupt(format!("{}: state {other:?}", row()))),
+        };
+        if crate::core::fingerprint(&r.der) != r.sha256 {
+            return Err(corrupt(format!(
+                "{}: the certificate does not hash to its key",
+                row()
+            )));
+        }
+        let cert = IssuerCert {
+            sha256: r.sha256,
+            role,
+            state,
+            der: r.der,
+            subject: r.subject,
+            serial: r.serial,
+            not_after: r.not_after,
+            added_at: r.added_at,
+        };
+        Ok((r.issuer, cert))
+    }
+}
+
+/// Issuers with their certificates, from the two selects above.
+pub fn issuers(rows: Vec<IssuerRow>, certs: Vec<IssuerCertRow>) -> Result<Vec<IssuerRecord>> {
+    let mut out = rows
+        .into_iter()
+        .map(|r| {
+            let algorithm = CaKeyAlg::parse(&r.algorithm).ok_or_else(|| {
+                corrupt(format!(
+                    "issuer row {:?}: algorithm {:?}",
+                    r.name, r.algorithm
+                ))
+            })?;
+            Ok(IssuerRecord {
+                name: r.name,
+                algorithm,
+                created_at: r.created_at,
+                certs: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for row in certs {
+        let (issuer, cert) = <(String, IssuerCert)>::try_from(row)?;
+        let owner = out.iter_mut().find(|i| i.name == issuer).ok_or_else(|| {
+            corrupt(format!(
+                "issuer certificate row {:?}: unknown issuer {issuer:?}",
+                cert.sha256
+            ))
+        })?;
+        owner.certs.push(cert);
+    }
+    Ok(out)
 }

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::store::{Checkpoint, Credential, CrossRecord, IssuanceIntent, PeerRecord, PeerStatus};
-use crate::store::{PlatformRecord, RevokeRequest};
+use crate::store::{IssuerRecord, PlatformRecord, RevokeRequest};
 
 /// Most requests sharing one commit.
 pub const MAX_GROUP: usize = 512;
@@ -106,6 +106,12 @@ pub enum Op {
         actor: String,
     },
     AddCheckpoint(Checkpoint),
+    /// Records a CA hierarchy with its CA certificates, unless one of that name exists
+    /// (instances starting together on one database record it once).
+    AddIssuer {
+        record: IssuerRecord,
+        actor: String,
+    },
     Event {
         actor: String,
         event: String,

@@ -51,6 +51,13 @@ fn line(e: &AuditEntry) -> String {
     )
 }
 
+fn entry_json(e: &AuditEntry) -> serde_json::Value {
+    let at =
+        e.at.map(|t| output::time_text(t.seconds))
+            .unwrap_or_default();
+    json!({"id": e.id, "at": at, "event": e.event, "actor": e.actor, "object": e.object, "detail": e.detail})
+}
+
 /// Returns whether the log verified (for `verify`; always true otherwise).
 pub async fn run(g: &Global, a: Args) -> Result<bool> {
     let client = g.client().await?;
@@ -76,6 +83,11 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
         Command::Tail { n } => {
             let entries = client.audit_log().await?;
             let start = entries.len().saturating_sub(n);
+            if g.json {
+                let v: Vec<_> = entries[start..].iter().map(entry_json).collect();
+                output::print_json(&json!(v))?;
+                return Ok(true);
+            }
             for e in &entries[start..] {
                 println!("{}", line(e));
             }
@@ -103,6 +115,10 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
                         .is_none_or(|v| e.object.contains(v.as_str()))
                     && since.is_none_or(|t| e.at.is_some_and(|a| a.seconds >= t))
             });
+            if g.json {
+                output::print_json(&json!(hits.map(entry_json).collect::<Vec<_>>()))?;
+                return Ok(true);
+            }
             let mut n = 0;
             for e in hits {
                 println!("{}", line(e));

@@ -7,6 +7,7 @@ pub mod cross_certify;
 pub mod csr;
 pub mod init;
 pub mod issue;
+pub mod issuer;
 pub mod keygen;
 pub mod list;
 pub mod migrate;

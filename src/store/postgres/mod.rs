@@ -19,11 +19,13 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
+use crate::store::vocab::{self, IssuerCertRow, IssuerRow};
 use crate::store::vocab::{CertRow, CredentialRow, CrossRow, PeerRow, PlatformRow, RevokedRow};
 use crate::store::write::{QUEUE, Writer};
 use crate::store::{
-    AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Done, ListFilter, Op,
-    Page, PeerRecord, PlatformRecord, Positioned, RECORD_COLUMNS, SharedOcsp, SqlValue, Store,
+    AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Done, IssuerRecord,
+    ListFilter, Op, Page, PeerRecord, PlatformRecord, Positioned, RECORD_COLUMNS, SharedOcsp,
+    SqlValue, Store,
 };
 
 mod write;
@@ -33,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_ocsp.sql"),
     include_str!("migrations/0003_trust.sql"),
     include_str!("migrations/0004_cross_intent.sql"),
+    include_str!("migrations/0005_issuers.sql"),
 ];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
@@ -457,6 +460,38 @@ impl Store for PgStore {
     async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
         let client = self.client().await?;
         revoked_rows(&client, after_seq, now).await
+    }
+
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>> {
+        let rows = self.rows(vocab::ISSUERS_SQL, &[]).await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(IssuerRow {
+                    name: r.try_get(0)?,
+                    algorithm: r.try_get(1)?,
+                    created_at: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let certs = self.rows(vocab::ISSUER_CERTS_SQL, &[]).await?;
+        let certs = certs
+            .iter()
+            .map(|r| {
+                Ok(IssuerCertRow {
+                    sha256: r.try_get(0)?,
+                    issuer: r.try_get(1)?,
+                    role: r.try_get(2)?,
+                    state: r.try_get(3)?,
+                    der: r.try_get(4)?,
+                    subject: r.try_get(5)?,
+                    serial: r.try_get(6)?,
+                    not_after: r.try_get(7)?,
+                    added_at: r.try_get(8)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        vocab::issuers(rows, certs)
     }
 
     async fn peers(&self) -> Result<Vec<PeerRecord>> {

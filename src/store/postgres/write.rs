@@ -550,6 +550,27 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             .await?;
             Applied::Nothing
         }
+        Op::AddIssuer { record, .. } => {
+            let n = exec(
+                tx,
+                "INSERT INTO issuers (name, algorithm, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&record.name, &record.algorithm.as_str(), &at],
+            )
+            .await?;
+            if n > 0 {
+                for c in &record.certs {
+                    exec(
+                        tx,
+                        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        &[&c.sha256, &record.name, &c.role.as_str(), &c.state.as_str(), &c.der, &c.subject, &c.serial, &c.not_after, &at],
+                    )
+                    .await?;
+                }
+            }
+            Applied::Count(n)
+        }
         Op::AddPeer { peer, .. } => {
             let inserted = exec_raw(
                 tx,

@@ -11,11 +11,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
+use crate::store::vocab::{self, IssuerCertRow, IssuerRow};
 use crate::store::vocab::{CertRow, CredentialRow, CrossRow, PeerRow, PlatformRow, RevokedRow};
 use crate::store::write::{QUEUE, Writer};
 use crate::store::{
-    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Done, ListFilter, Op, Page,
-    PeerRecord, PlatformRecord, Positioned, RECORD_COLUMNS, SqlValue, Store,
+    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Done, IssuerRecord, ListFilter,
+    Op, Page, PeerRecord, PlatformRecord, Positioned, RECORD_COLUMNS, SqlValue, Store,
 };
 
 mod write;
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_tenants_audit.sql"),
     include_str!("migrations/0005_trust.sql"),
     include_str!("migrations/0006_cross_intent.sql"),
+    include_str!("migrations/0007_issuers.sql"),
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -327,6 +329,33 @@ impl Store for SqliteStore {
 
     async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
         self.read(move |c| revoked_rows(c, after_seq, now)).await
+    }
+
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>> {
+        self.read(|c| {
+            let rows = all(c, vocab::ISSUERS_SQL, [], |r| {
+                Ok(IssuerRow {
+                    name: r.get(0)?,
+                    algorithm: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?;
+            let certs = all(c, vocab::ISSUER_CERTS_SQL, [], |r| {
+                Ok(IssuerCertRow {
+                    sha256: r.get(0)?,
+                    issuer: r.get(1)?,
+                    role: r.get(2)?,
+                    state: r.get(3)?,
+                    der: r.get(4)?,
+                    subject: r.get(5)?,
+                    serial: r.get(6)?,
+                    not_after: r.get(7)?,
+                    added_at: r.get(8)?,
+                })
+            })?;
+            vocab::issuers(rows, certs)
+        })
+        .await
     }
 
     async fn peers(&self) -> Result<Vec<PeerRecord>> {

@@ -198,6 +198,23 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             )?;
             Applied::Nothing
         }
+        Op::AddIssuer { record, .. } => {
+            let n = tx.execute(
+                "INSERT INTO issuers (name, algorithm, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+                params![record.name, record.algorithm.as_str(), at],
+            )?;
+            if n > 0 {
+                for c in &record.certs {
+                    tx.execute(
+                        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        params![c.sha256, record.name, c.role.as_str(), c.state.as_str(), c.der, c.subject, c.serial, c.not_after, at],
+                    )?;
+                }
+            }
+            Applied::Count(n as u64)
+        }
         Op::AddPeer { peer, .. } => {
             tx.execute(
                 "INSERT INTO peers (name, ca_cert, subject, status, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
