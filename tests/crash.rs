@@ -46,18 +46,34 @@ fn random_below(n: u64) -> u64 {
     (z ^ (z >> 31)) % n
 }
 
-fn spawn(dir: &Path, http: &str, database: Option<&str>) -> Child {
+/// What certificates name for CRLs and OCSP: fixed, so each restart can bind a fresh port
+/// (reusing one invites a collision with an outgoing connection's ephemeral port).
+const PUBLIC_BASE_URL: &str = "http://ca.crash.test";
+
+fn spawn(dir: &Path, database: Option<&str>) -> Child {
     let _ = std::fs::remove_file(dir.join("endpoints.json"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecca-server"));
     if let Some(url) = database {
         cmd.args(["--database", url]);
     }
+    // Every start's errors go to one log beside the data directory, shown if a start fails.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(server_log(dir))
+        .unwrap();
     cmd.arg("--data-dir")
         .arg(dir)
-        .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", http])
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--public-base-url", PUBLIC_BASE_URL])
         .env("ECCA_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -69,8 +85,19 @@ fn reported_http(dir: &Path) -> String {
     v["http"].as_str().unwrap().to_string()
 }
 
-async fn connect(dir: &Path) -> Client {
-    for _ in 0..400 {
+fn server_log(dir: &Path) -> std::path::PathBuf {
+    dir.with_extension("server.log")
+}
+
+/// Waits for the server to report its endpoints and accept a client; fails with its log if
+/// it exits or does not come up within a generous deadline (a hang, not a slow machine).
+async fn connect(dir: &Path, child: &mut Child) -> Client {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(server_log(dir)).unwrap_or_default();
+            panic!("the server exited ({status}) while starting; its log:\n{log}");
+        }
         if dir.join("endpoints.json").exists()
             && let Ok(c) = Client::connect_data_dir(dir).await
         {
@@ -78,7 +105,8 @@ async fn connect(dir: &Path) -> Client {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("server did not come up");
+    let log = std::fs::read_to_string(server_log(dir)).unwrap_or_default();
+    panic!("server did not come up; its log:\n{log}");
 }
 
 #[derive(Default)]
@@ -112,19 +140,14 @@ async fn kill_minus_nine_loses_nothing_acknowledged_on_postgres() {
 async fn crash_cycles(cycles: usize, database: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    // The first start binds a free port and reports it; restarts keep it (certificates
-    // name the CRL and OCSP URLs under it).
-    let mut http = "127.0.0.1:0".to_string();
     let acks = Arc::new(Mutex::new(Acks::default()));
     let mut last_crl_number = 0u64;
     let mut ever_issued: HashSet<String> = HashSet::new();
 
     for cycle in 0..cycles {
-        let mut child = spawn(&dir, &http, database);
-        let client = connect(&dir).await;
-        if cycle == 0 {
-            http = reported_http(&dir);
-        }
+        let mut child = spawn(&dir, database);
+        let client = connect(&dir, &mut child).await;
+        let http = reported_http(&dir);
         check(
             &client,
             &acks,
@@ -187,8 +210,9 @@ async fn crash_cycles(cycles: usize, database: Option<&str>) {
         }
     }
     // A last restart checks the final cycle's acknowledgements.
-    let mut child = spawn(&dir, &http, database);
-    let client = connect(&dir).await;
+    let mut child = spawn(&dir, database);
+    let client = connect(&dir, &mut child).await;
+    let http = reported_http(&dir);
     check(
         &client,
         &acks,
