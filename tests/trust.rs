@@ -390,12 +390,14 @@ async fn an_older_data_directory_is_migrated_on_start() {
     ca.client.verify_audit().await.unwrap();
 }
 
-/// Takes a database back to schema version 4 (before the trust-boundary migration).
-/// Back to schema version 4 (migrations 6 and 5 undone).
+/// Takes a database back to schema version 4 (before the trust-boundary migration): every
+/// later migration undone.
 fn undo_migration_5(db: &Path) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.execute_batch(
-        "ALTER TABLE cross_certificates DROP COLUMN status;
+        "DROP TABLE issuer_certificates;
+         DROP TABLE issuers;
+         ALTER TABLE cross_certificates DROP COLUMN status;
          DROP INDEX credentials_cert_sha256;
          ALTER TABLE credentials DROP COLUMN cert_sha256;
          ALTER TABLE certificates DROP COLUMN issuer;
