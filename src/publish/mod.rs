@@ -130,6 +130,8 @@ pub struct Publisher {
     /// Serials whose OCSP response is to be pre-signed (bounded: [`PRESIGN_QUEUE`]).
     presign_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
     presign_rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+    /// Serials queued or being pre-signed.
+    presign_pending: std::sync::atomic::AtomicUsize,
     /// Signed "unknown" answers, by CertID DER (small; see [`OCSP_UNKNOWN_CAP`]).
     unknown_cache: Mutex<HashMap<Vec<u8>, Arc<Published>>>,
     /// Set when certificates the root signed changed: the root CRL is re-signed next rebuild.
@@ -188,6 +190,7 @@ impl Publisher {
             ocsp_cache: Mutex::new(ocsp::OcspCache::default()),
             presign_tx,
             presign_rx: tokio::sync::Mutex::new(presign_rx),
+            presign_pending: std::sync::atomic::AtomicUsize::new(0),
             unknown_cache: Mutex::new(HashMap::new()),
             root_dirty: std::sync::atomic::AtomicBool::new(false),
             rebuild: Notify::new(),
@@ -228,7 +231,16 @@ impl Publisher {
         if self.responder_not_after() == 0 {
             return;
         }
-        let _ = self.presign_tx.try_send(serial.as_bytes().to_vec());
+        if self.presign_tx.try_send(serial.as_bytes().to_vec()).is_ok() {
+            self.presign_pending
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Serials queued or being pre-signed (0: pre-signing has caught up).
+    pub fn presign_pending(&self) -> usize {
+        self.presign_pending
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Pre-signs queued OCSP responses, one at a time. Runs until the process ends.
@@ -238,6 +250,8 @@ impl Publisher {
             if let Err(e) = self.presign(&serial).await {
                 tracing::warn!(error = %e, "OCSP pre-signing failed");
             }
+            self.presign_pending
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 

@@ -58,6 +58,19 @@ impl Running {
         }
     }
 
+    /// Waits (at most `limit`) until background OCSP pre-signing has caught up with what was
+    /// issued: a benchmark measures one phase at a time. Returns whether it caught up.
+    pub async fn settle(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.service.publisher().presign_pending() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Waits until the servers stop (they stop on their own only on error).
     pub async fn wait(self) {
         for t in self.servers {
