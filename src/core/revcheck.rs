@@ -584,24 +584,24 @@ mod tests {
         ));
     }
 
+    /// A response about `id` signed by `signer` (no responder certificate), current at NOW.
+    fn signed(signer: &Counting, id: x509_ocsp::CertId, status: ocsp::Status) -> Vec<u8> {
+        let key = ResponderKey {
+            signer,
+            cert_der: None,
+        };
+        let times = Validity {
+            produced_at: NOW - 60,
+            this_update: NOW - 60,
+            next_update: NOW + 3600,
+        };
+        ocsp::sign_response(key, &[(id, status)], None, times).unwrap()
+    }
+
     fn ocsp_answer(ca: &CaView, key: &Counting, status: ocsp::Status) -> Vec<u8> {
         let c = cert(ca);
         let req = ocsp::parse_request(&ocsp_request(&c, &c).unwrap()).unwrap();
-        let id = req.cert_ids[0].clone();
-        ocsp::sign_response(
-            ResponderKey {
-                signer: key,
-                cert_der: None,
-            },
-            &[(id, status)],
-            None,
-            Validity {
-                produced_at: NOW - 60,
-                this_update: NOW - 60,
-                next_update: NOW + 3600,
-            },
-        )
-        .unwrap()
+        signed(key, req.cert_ids[0].clone(), status)
     }
 
     #[test]
@@ -645,22 +645,7 @@ mod tests {
             from_ocsp(b"\x30\x00", &c, &c, When::at(NOW)),
             Err(E::Malformed(_))
         ));
-        let sign = |signer: &Counting, id: x509_ocsp::CertId| {
-            ocsp::sign_response(
-                ResponderKey {
-                    signer,
-                    cert_der: None,
-                },
-                &[(id, ocsp::Status::Good)],
-                None,
-                Validity {
-                    produced_at: NOW - 60,
-                    this_update: NOW - 60,
-                    next_update: NOW + 3600,
-                },
-            )
-            .unwrap()
-        };
+        let sign = |signer: &Counting, id| signed(signer, id, ocsp::Status::Good);
         let id_of = |serial: &[u8]| {
             let req = ocsp::parse_request(&ocsp_request_for(&ca.der, serial).unwrap()).unwrap();
             req.cert_ids[0].clone()
