@@ -212,6 +212,13 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         "ListCheckpoints",
         admin.list_checkpoints(pb::ListCheckpointsRequest {})
     );
+    call!("ListIssuers", admin.list_issuers(pb::ListIssuersRequest {}));
+    call!(
+        "GetIssuer",
+        admin.get_issuer(pb::GetIssuerRequest {
+            name: "default".into()
+        })
+    );
     out
 }
 
@@ -232,6 +239,8 @@ const AUDITOR_ADMIN_READS: &[&str] = &[
     "ListPlatforms",
     "ListAudit",
     "ListCheckpoints",
+    "ListIssuers",
+    "GetIssuer",
 ];
 const PLATFORM_WRITES: &[&str] = &["IssueCertificate", "RevokeCertificate", "Timestamp"];
 
