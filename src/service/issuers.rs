@@ -17,10 +17,17 @@ impl Service {
 
     /// One issuer by name.
     pub async fn issuer(&self, caller: &Caller, name: &str) -> Result<IssuerRecord> {
-        let all = self.issuers(caller).await?;
-        let known: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
-        let missing = Error::NotFound(format!("issuer {name:?} (known: {})", known.join(", ")));
-        all.iter().find(|i| i.name == name).cloned().ok_or(missing)
+        let mut all = self.issuers(caller).await?;
+        match all.iter().position(|i| i.name == name) {
+            Some(i) => Ok(all.swap_remove(i)),
+            None => {
+                let known: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+                Err(Error::NotFound(format!(
+                    "issuer {name:?} (known: {})",
+                    known.join(", ")
+                )))
+            }
+        }
     }
 }
 
