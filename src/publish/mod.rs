@@ -247,11 +247,11 @@ impl Publisher {
     pub async fn presign_worker(self: Arc<Self>) {
         let mut queue = self.presign_rx.lock().await;
         while let Some(serial) = queue.recv().await {
+            // Counted down even if this task dies mid-signature (the supervisor restarts it).
+            let _done = Done(&self.presign_pending);
             if let Err(e) = self.presign(&serial).await {
                 tracing::warn!(error = %e, "OCSP pre-signing failed");
             }
-            self.presign_pending
-                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -330,6 +330,15 @@ impl crate::verify::LocalSource for Publisher {
             (paths::OCSP, Some(body)) => Some(ocsp(self.ocsp(body).await)),
             _ => None,
         }
+    }
+}
+
+/// Counts one queued pre-signature done when dropped.
+struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
