@@ -38,6 +38,7 @@ pub enum Action {
     ManagePlatforms,
     ListPlatforms,
     ListIssuers,
+    ManageIssuers,
     AddAuditor,
     ReadAudit,
 }
@@ -51,6 +52,7 @@ impl Action {
             Action::CrossCertify
             | Action::ManagePeers
             | Action::ManagePlatforms
+            | Action::ManageIssuers
             | Action::AddAuditor => &[Admin],
             Action::ListPeers | Action::ListPlatforms | Action::ListIssuers | Action::ReadAudit => {
                 &[Admin, Auditor]
@@ -72,6 +74,7 @@ impl Action {
             Action::ManagePlatforms => "manage platforms",
             Action::ListPlatforms => "list platforms",
             Action::ListIssuers => "list issuers",
+            Action::ManageIssuers => "manage issuers",
             Action::AddAuditor => "add auditors",
             Action::ReadAudit => "read the audit log",
         }

@@ -44,6 +44,9 @@ pub enum Error {
     /// A quota or rate limit is reached; try again later.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// This instance cannot do it now (e.g. a CA key it has not got); another may.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The caller could not be authenticated.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),

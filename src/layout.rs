@@ -14,6 +14,19 @@ pub mod paths {
     pub const ISSUING_DELTA_CRL: &str = "/crl/issuing-delta.crl";
     pub const OCSP: &str = "/ocsp";
     pub const TSA: &str = "/tsa";
+
+    /// Where a CA certificate is served, DER (`/ca/root.der`, `/ca/issuing.der`, `/ca/ID.der`).
+    pub fn ca_cert(id: &impl std::fmt::Display) -> String {
+        format!("/ca/{id}.der")
+    }
+    /// A CA's full CRL.
+    pub fn crl(id: &impl std::fmt::Display) -> String {
+        format!("/crl/{id}.crl")
+    }
+    /// An issuing CA's delta CRL.
+    pub fn delta_crl(id: &impl std::fmt::Display) -> String {
+        format!("/crl/{id}-delta.crl")
+    }
 }
 
 /// Paths inside a data directory.

@@ -113,7 +113,7 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         "WatchRevocations",
         ca.watch_revocations(pb::WatchRevocationsRequest {})
     );
-    call!("GetCrl", ca.get_crl(pb::GetCrlRequest { delta: false }));
+    call!("GetCrl", ca.get_crl(pb::GetCrlRequest::default()));
     call!(
         "VerifyCertificate",
         ca.verify_certificate(pb::VerifyCertificateRequest {

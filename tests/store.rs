@@ -12,14 +12,15 @@ use ecca::core::audit;
 use ecca::core::revocation::Reason;
 use ecca::core::serial::Serial;
 use ecca::store::{
-    Credential, CrossRecord, Direction, IssuanceIntent, Issuer, ListFilter, PeerRecord, PeerStatus,
-    PgStore, PlatformRecord, RevokeRequest, Role, SqliteStore, Store,
+    CaId, Credential, CrossRecord, Direction, Done, IssuanceIntent, Issuer, ListFilter, Op,
+    PeerRecord, PeerStatus, PgStore, PlatformRecord, RevokeRequest, Role, SqliteStore, Store,
 };
 
 fn intent(serial: &Serial, tenant: &str, subject: &str) -> IssuanceIntent {
     IssuanceIntent {
         serial: serial.clone(),
         issuer: Issuer::Issuing,
+        ca: CaId::issuing(),
         profile: "server-tls".into(),
         tenant: tenant.into(),
         subject: subject.into(),
@@ -165,6 +166,34 @@ async fn revocations(store: &dyn Store) {
     assert_eq!(snap.max_seq, max);
     assert!(snap.revoked.iter().any(|(_, e)| e.serial == b.as_bytes()));
     assert_eq!(store.next_crl_number("root").await.unwrap(), 1);
+    // Each CA certificate's CRL lists only what it signed.
+    let other = CaId::of_cert(b"another issuing CA");
+    let serial = Serial::random().unwrap();
+    store
+        .reserve(IssuanceIntent {
+            ca: other.clone(),
+            ..intent(&serial, "shop-r", "rev-c")
+        })
+        .await
+        .unwrap();
+    store.complete(&serial, vec![0x30], "test").await.unwrap();
+    assert_eq!(store.get(&serial).await.unwrap().unwrap().ca, other);
+    store.revoke(revoke_req(&serial, None)).await.unwrap();
+    let theirs = store.crl_snapshot(other.as_str(), 1, 0).await.unwrap();
+    let listed: Vec<&[u8]> = theirs
+        .revoked
+        .iter()
+        .map(|(_, e)| e.serial.as_slice())
+        .collect();
+    assert_eq!(listed, [serial.as_bytes()]);
+    assert_eq!(theirs.numbers, [1], "numbers per CA");
+    let ours = store.crl_snapshot("issuing", 1, 0).await.unwrap();
+    assert!(
+        !ours
+            .revoked
+            .iter()
+            .any(|(_, e)| e.serial == serial.as_bytes())
+    );
     // Time-stamp serials come in blocks that never overlap.
     let (a1, a2) = store.reserve_timestamp_serials(10).await.unwrap();
     assert_eq!(a2 - a1, 9);
@@ -464,6 +493,8 @@ async fn issuers(store: &dyn Store) {
     use ecca::store::{CaRole, CaState, IssuerCert, IssuerRecord};
     let cert = |role, der: &[u8]| IssuerCert {
         sha256: ecca::core::fingerprint(der),
+        ca_id: CaId::of_cert(der),
+        key_ref: "file:ca/issuers/national/x.key".into(),
         role,
         state: CaState::Active,
         der: der.to_vec(),
@@ -504,6 +535,61 @@ async fn issuers(store: &dyn Store) {
         "{}",
         added[0].detail
     );
+
+    // Rotation: the new issuing CA is active, the old one retiring, in one audited step.
+    let old = CaId::of_cert(b"issuing");
+    let new = cert(CaRole::Issuing, b"issuing 2");
+    let op = Op::AddIssuerCert {
+        issuer: "national".into(),
+        cert: new.clone(),
+        actor: "test".into(),
+    };
+    match store.write(op).await.unwrap() {
+        Done::Serials(retiring) => assert_eq!(retiring, [old.to_string()]),
+        other => panic!("{other:?}"),
+    }
+    let got = store.issuers().await.unwrap();
+    let got = got.iter().find(|i| i.name == "national").unwrap();
+    let state = |id: &CaId| got.certs.iter().find(|c| &c.ca_id == id).unwrap().state;
+    assert_eq!(state(&old), CaState::Retiring);
+    assert_eq!(state(&new.ca_id), CaState::Active);
+    assert_eq!(
+        state(&CaId::of_cert(b"root")),
+        CaState::Active,
+        "roots untouched"
+    );
+    assert_eq!(got.certs.last().unwrap().key_ref, new.key_ref);
+    // Retiring: only from the state it is in; a stale request is refused and changes nothing.
+    let retire = |from| Op::SetCaState {
+        issuer: "national".into(),
+        ca_id: old.clone(),
+        from,
+        to: CaState::Retired,
+        actor: "test".into(),
+    };
+    let stale = store.write(retire(CaState::Active)).await.unwrap_err();
+    assert!(matches!(stale, ecca::Error::NotFound(_)), "{stale}");
+    store.write(retire(CaState::Retiring)).await.unwrap();
+    let entries = store.audit(0, 100_000).await.unwrap();
+    let events: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.object == "national")
+        .map(|e| e.event.as_str())
+        .collect();
+    assert_eq!(
+        events,
+        ["issuer.added", "issuer.certificate_added", "issuer.state"]
+    );
+    // The same CA certificate cannot be recorded twice.
+    let again = Op::AddIssuerCert {
+        issuer: "national".into(),
+        cert: new,
+        actor: "test".into(),
+    };
+    assert!(matches!(
+        store.write(again).await.unwrap_err(),
+        ecca::Error::Conflict(_)
+    ));
 }
 
 async fn conformance(store: Arc<dyn Store>) {

@@ -395,7 +395,9 @@ async fn an_older_data_directory_is_migrated_on_start() {
 fn undo_migration_5(db: &Path) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.execute_batch(
-        "DROP TABLE issuer_certificates;
+        "DROP INDEX certificates_ca_revoked;
+         ALTER TABLE certificates DROP COLUMN ca;
+         DROP TABLE issuer_certificates;
          DROP TABLE issuers;
          ALTER TABLE cross_certificates DROP COLUMN status;
          DROP INDEX credentials_cert_sha256;

@@ -28,17 +28,19 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::core::csr::{self, Attr};
 use crate::core::issue::{self, IssuerUrls};
 use crate::core::keys::CaKeyAlg;
-use crate::core::records::{CaRole, CaState, DEFAULT_ISSUER, IssuerCert, IssuerRecord};
+use crate::core::records::{CaId, DEFAULT_ISSUER};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, paths};
 
 mod ca;
+mod hierarchy;
 
 use crate::pemfile;
 use crate::signer::pkcs11::{self, Pkcs11Config, Pkcs11Key, Token};
 use crate::signer::{Signer, SoftwareKey};
 pub use ca::{CaCert, WorkingKey};
+pub use hierarchy::{Hierarchy, IssuingCa, NewCa, RootCa, check_name};
 
 /// Options for creating a CA hierarchy.
 #[derive(Clone, Debug)]
@@ -67,11 +69,15 @@ impl Default for InitOptions {
     }
 }
 
-/// The loaded CA hierarchy.
+/// The CA hierarchies: the data directory's first (`default`, whose first root and issuing
+/// CA are named here), and the others the store records (`hierarchies`).
 #[derive(Debug)]
 pub struct Authority {
-    pub root: CaCert,
-    pub issuing: CaCert,
+    /// The data directory's first root (cross-certificates, the credential CA's link).
+    pub root: Arc<RootCa>,
+    /// The data directory's first issuing CA (the delegated OCSP responder, the TSA, audit
+    /// checkpoints).
+    pub issuing: Arc<IssuingCa>,
     /// Signs API credentials and the gRPC server's certificate, nothing else; a root of its
     /// own, which the gRPC listener alone trusts for clients. Never cross-certified.
     pub credential: CaCert,
@@ -80,6 +86,9 @@ pub struct Authority {
     pub credential_link: Option<Vec<u8>>,
     /// Public base URL (http://host:port) under which CRLs, OCSP and CA certificates are served.
     pub base_url: String,
+    layout: Layout,
+    hsm: Option<Pkcs11Config>,
+    hierarchies: std::sync::RwLock<Arc<Vec<Arc<Hierarchy>>>>,
 }
 
 /// URLs for certificates issued by the root (the issuing CA, cross-certificates).
@@ -224,6 +233,18 @@ fn new_credential_ca(
     Ok(ca)
 }
 
+/// Opens a key in the configured token by its PKCS#11 URI.
+fn load_key_uri(uri: &str, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
+    let label = pkcs11::uri_object(uri)
+        .ok_or_else(|| Error::Config(format!("key reference {uri:?} is not a PKCS#11 URI")))?;
+    let cfg = hsm.ok_or_else(|| {
+        Error::Config(
+            "a CA key is in a PKCS#11 token: configure [pkcs11] (module, token_label, PIN)".into(),
+        )
+    })?;
+    Ok(Arc::new(Pkcs11Key::open(Token::open(cfg)?, &label)?))
+}
+
 /// Opens a CA key file: PKCS#8 PEM, or a PKCS#11 URI naming a key in the configured token.
 fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> {
     let head = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -240,34 +261,6 @@ fn load_key(path: &Path, hsm: Option<&Pkcs11Config>) -> Result<Arc<dyn Signer>> 
 }
 
 impl Authority {
-    /// This data directory's hierarchy as the store records it: issuer `default`, its root
-    /// and issuing CA active.
-    pub fn default_issuer(&self, now: i64) -> Result<IssuerRecord> {
-        let cert = |ca: &CaCert, role: CaRole| -> Result<IssuerCert> {
-            let (_, name) = x509_parser::x509::X509Name::from_der(&ca.subject_der)
-                .map_err(|e| Error::Internal(format!("our CA subject: {e}")))?;
-            Ok(IssuerCert {
-                sha256: crate::core::fingerprint(&ca.der),
-                role,
-                state: CaState::Active,
-                der: ca.der.clone(),
-                subject: name.to_string(),
-                serial: hex::encode(&ca.serial),
-                not_after: ca.not_after.unix_timestamp(),
-                added_at: now,
-            })
-        };
-        Ok(IssuerRecord {
-            name: DEFAULT_ISSUER.into(),
-            algorithm: self.root.algorithm(),
-            created_at: now,
-            certs: vec![
-                cert(&self.root, CaRole::Root)?,
-                cert(&self.issuing, CaRole::Issuing)?,
-            ],
-        })
-    }
-
     /// Creates a root and an issuing CA in `layout`, refusing to overwrite an existing CA.
     /// The issuing CA points at `base_url` for the root's CRL and certificate.
     /// With `hsm`, both keys are generated inside that PKCS#11 token and the key files hold
@@ -324,13 +317,52 @@ impl Authority {
             &layout.root_cert(),
             pemfile::certs_to_pem([root.der.as_slice()]).as_bytes(),
         )?;
-        Ok(Authority {
+        Ok(Authority::assemble(
+            root, issuing, credential, None, base_url, layout, hsm,
+        ))
+    }
+
+    /// The first hierarchy from its root and issuing CA; others come with [`Authority::apply`].
+    fn assemble(
+        root: CaCert,
+        issuing: CaCert,
+        credential: CaCert,
+        credential_link: Option<Vec<u8>>,
+        base_url: String,
+        layout: &Layout,
+        hsm: Option<&Pkcs11Config>,
+    ) -> Self {
+        let algorithm = root.algorithm();
+        let root = Arc::new(RootCa {
+            id: CaId::root(),
+            hierarchy: DEFAULT_ISSUER.into(),
+            cert: root,
+        });
+        let issuing = Arc::new(IssuingCa::new(
+            CaId::issuing(),
+            DEFAULT_ISSUER,
+            issuing,
+            root.clone(),
+            &base_url,
+        ));
+        let first = Hierarchy {
+            name: DEFAULT_ISSUER.into(),
+            algorithm,
+            root: root.clone(),
+            active: Some(issuing.clone()),
+            retiring: Vec::new(),
+            unavailable: None,
+        };
+        Authority {
             root,
             issuing,
             credential,
-            credential_link: None,
+            credential_link,
             base_url,
-        })
+            layout: layout.clone(),
+            hsm: hsm.cloned(),
+            hierarchies: std::sync::RwLock::new(Arc::new(vec![Arc::new(first)])),
+        }
     }
 
     /// Loads an existing hierarchy; keys named by a PKCS#11 URI are opened in `hsm`.
@@ -353,13 +385,15 @@ impl Authority {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&link, e)),
         };
-        Ok(Authority {
+        Ok(Authority::assemble(
             root,
             issuing,
             credential,
             credential_link,
             base_url,
-        })
+            layout,
+            hsm,
+        ))
     }
 
     /// Gives a data directory made before the credential CA existed its credential CA
@@ -393,32 +427,5 @@ impl Authority {
         let keys = KeyMaker::new(hsm, opts.algorithm)?;
         new_credential_ca(&keys, &opts, Some((&root, &base_url)), layout)?;
         Ok(true)
-    }
-
-    /// One of the CAs that sign leaves.
-    pub fn ca(&self, which: crate::core::Issuer) -> &CaCert {
-        match which {
-            crate::core::Issuer::Issuing => &self.issuing,
-            crate::core::Issuer::Credential => &self.credential,
-        }
-    }
-
-    /// URLs for certificates the issuing CA signs.
-    pub fn issuing_urls(&self) -> IssuerUrls {
-        IssuerUrls {
-            crl: format!("{}{}", self.base_url, paths::ISSUING_CRL),
-            ocsp: format!("{}{}", self.base_url, paths::OCSP),
-            ca_issuers: format!("{}{}", self.base_url, paths::ISSUING_CERT),
-        }
-    }
-
-    /// Where the issuing CA's delta CRL is published.
-    pub fn issuing_delta_url(&self) -> String {
-        format!("{}{}", self.base_url, paths::ISSUING_DELTA_CRL)
-    }
-
-    /// The chain a leaf needs, nearest first, without the root.
-    pub fn chain(&self) -> Vec<Vec<u8>> {
-        vec![self.issuing.der.clone()]
     }
 }

@@ -232,9 +232,18 @@ impl Client {
             .into_inner())
     }
 
-    /// The current full (or delta) CRL.
+    /// The default hierarchy's current full (or delta) CRL.
     pub async fn crl(&self, delta: bool) -> Result<pb::Crl> {
-        let req = pb::GetCrlRequest { delta };
+        self.crl_of("", "", delta).await
+    }
+
+    /// A hierarchy's (its active CA's) or one CA certificate's current full or delta CRL.
+    pub async fn crl_of(&self, issuer: &str, ca: &str, delta: bool) -> Result<pb::Crl> {
+        let req = pb::GetCrlRequest {
+            delta,
+            issuer: issuer.into(),
+            ca: ca.into(),
+        };
         Ok(self
             .ca
             .clone()

@@ -8,6 +8,8 @@ use crate::core::revocation::Reason;
 pub struct CertRecord {
     pub serial: String,
     pub issuer: Issuer,
+    /// The CA certificate that signed it: its CRL and OCSP answer for it.
+    pub ca: CaId,
     pub profile: String,
     pub tenant: String,
     pub subject: String,
@@ -87,6 +89,48 @@ impl PeerStatus {
     }
 }
 
+/// Names one CA certificate: the store's `certificates.ca`, and the stem of its CRL and
+/// certificate URLs. The data directory's first root and issuing CA keep the names they had
+/// before hierarchies (`root`, `issuing`, so their URLs stay); the credential CA is
+/// `credential`; every later CA certificate is named by the first 16 hex digits of its
+/// SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CaId(String);
+
+impl CaId {
+    pub fn root() -> Self {
+        CaId("root".into())
+    }
+    pub fn issuing() -> Self {
+        CaId("issuing".into())
+    }
+    pub fn credential() -> Self {
+        CaId("credential".into())
+    }
+    /// The name of a CA certificate made after the first hierarchy.
+    pub fn of_cert(der: &[u8]) -> Self {
+        CaId(crate::core::fingerprint(der)[..16].to_string())
+    }
+    /// A stored name; anything but the fixed names and 16 hex digits is corrupt.
+    pub fn parse(s: &str) -> crate::core::Result<Self> {
+        let hex16 = s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if hex16 || matches!(s, "root" | "issuing" | "credential") {
+            Ok(CaId(s.into()))
+        } else {
+            Err(crate::core::Error::Corrupt(format!("CA id {s:?}")))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The issuer the data directory's CA hierarchy is recorded under (made at init).
 pub const DEFAULT_ISSUER: &str = "default";
 
@@ -132,6 +176,11 @@ impl CaState {
 pub struct IssuerCert {
     /// SHA-256 of the DER, hex: the certificate's identity.
     pub sha256: String,
+    /// Its name in URLs and in `certificates.ca`.
+    pub ca_id: CaId,
+    /// Where its key is: `file:PATH` (relative to the data directory; the file holds PKCS#8
+    /// or a PKCS#11 URI) or a `pkcs11:` URI.
+    pub key_ref: String,
     pub role: CaRole,
     pub state: CaState,
     pub der: Vec<u8>,

@@ -10,8 +10,9 @@ use crate::core::cross::Terms;
 use crate::error::Error;
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
+use crate::service::issuers::IssuerChange;
 use crate::service::{CrossCertifyRequest, IssuedCredential, PeerInput, PlatformSpec, Service};
-use crate::store::{CaRole, CaState, IssuerRecord};
+use crate::store::{CaId, CaRole, CaState, IssuerRecord};
 use crate::store::{Credential, CrossRecord, Direction, PeerRecord, PeerStatus, PlatformRecord};
 
 /// The `ecca.v1.Admin` service.
@@ -77,6 +78,7 @@ fn issuer(i: IssuerRecord) -> pb::Issuer {
             sha256: c.sha256,
             not_after: ts(c.not_after),
             der: c.der,
+            ca_id: c.ca_id.to_string(),
         })
         .collect();
     pb::Issuer {
@@ -84,6 +86,18 @@ fn issuer(i: IssuerRecord) -> pb::Issuer {
         algorithm: i.algorithm.as_str().into(),
         created_at: ts(i.created_at),
         certificates,
+    }
+}
+
+fn issuer_change(c: IssuerChange) -> pb::IssuerChange {
+    let ids = |v: Vec<CaId>| v.into_iter().map(|i| i.to_string()).collect();
+    pb::IssuerChange {
+        issuer: Some(issuer(c.issuer)),
+        added: ids(c.added),
+        retiring: ids(c.retiring),
+        retired: ids(c.retired),
+        dry_run: c.dry_run,
+        summary: c.summary,
     }
 }
 
@@ -240,6 +254,45 @@ impl Admin for AdminApi {
         Ok(Response::new(issuer(
             self.service.issuer(&caller, &name).await?,
         )))
+    }
+
+    async fn add_issuer(
+        &self,
+        req: Request<pb::AddIssuerRequest>,
+    ) -> Result<Response<pb::IssuerChange>, Status> {
+        let caller = self.caller(&req, Action::ManageIssuers).await?;
+        let r = req.into_inner();
+        let change = self
+            .service
+            .add_issuer(&caller, &r.name, &r.algorithm, r.dry_run)
+            .await?;
+        Ok(Response::new(issuer_change(change)))
+    }
+
+    async fn rotate_issuer(
+        &self,
+        req: Request<pb::RotateIssuerRequest>,
+    ) -> Result<Response<pb::IssuerChange>, Status> {
+        let caller = self.caller(&req, Action::ManageIssuers).await?;
+        let r = req.into_inner();
+        let change = self
+            .service
+            .rotate_issuer(&caller, &r.name, r.dry_run)
+            .await?;
+        Ok(Response::new(issuer_change(change)))
+    }
+
+    async fn retire_issuer(
+        &self,
+        req: Request<pb::RetireIssuerRequest>,
+    ) -> Result<Response<pb::IssuerChange>, Status> {
+        let caller = self.caller(&req, Action::ManageIssuers).await?;
+        let r = req.into_inner();
+        let change = self
+            .service
+            .retire_issuer(&caller, &r.name, &r.ca, r.dry_run)
+            .await?;
+        Ok(Response::new(issuer_change(change)))
     }
 
     async fn list_peers(

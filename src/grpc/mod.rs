@@ -333,12 +333,14 @@ impl CertificateAuthority for CaApi {
 
     async fn get_crl(&self, req: Request<pb::GetCrlRequest>) -> Result<Response<pb::Crl>, Status> {
         self.caller(&req, Action::Read).await?;
-        let kind = if req.into_inner().delta {
+        let req = req.into_inner();
+        let kind = if req.delta {
             CrlKind::Delta
         } else {
             CrlKind::Full
         };
-        let published = self.service.publisher().crl(kind)?;
+        let ca = self.service.crl_ca(&req.issuer, &req.ca)?;
+        let published = self.service.publisher().crl(&ca, kind)?;
         let number = x509_parser::parse_x509_crl(&published.der)
             .ok()
             .and_then(|(_, crl)| {

@@ -14,7 +14,7 @@ impl From<Error> for Status {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unauthenticated(_) => Code::Unauthenticated,
-            Error::Remote(_) | Error::Rejected { .. } => Code::Unavailable,
+            Error::Remote(_) | Error::Rejected { .. } | Error::Unavailable(_) => Code::Unavailable,
             // Named so an operator can repair the row; the log has it too.
             Error::Corrupt(_) => {
                 tracing::error!(error = %e, "corrupt stored data");

@@ -17,11 +17,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
 use crate::config::RateLimits;
+use crate::core::records::CaId;
 use crate::error::Error;
 use crate::layout::paths;
 use crate::listen::{GuardedBody, Tracker};
 use crate::pemfile;
-use crate::publish::{CrlKind, OCSP_MAX_AGE, OcspAnswer, Published};
+use crate::publish::{OCSP_MAX_AGE, OcspAnswer, Published};
 use crate::service::Service;
 
 mod rate;
@@ -105,6 +106,7 @@ impl IntoResponse for Error {
             Error::PermissionDenied(_) | Error::Unauthenticated(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => {
                 tracing::error!(error = %self, "internal error");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
@@ -140,13 +142,10 @@ pub fn router(service: Arc<Service>, rates: &RateLimits) -> Router {
     });
     Router::new()
         .route("/health", get(health))
-        .route(paths::ROOT_CERT, get(root_cert))
-        .route(paths::ISSUING_CERT, get(issuing_cert))
         .route(paths::BUNDLE, get(bundle))
         .route(paths::CROSS, get(cross))
-        .route(paths::ISSUING_CRL, get(|s| crl(s, CrlKind::Full)))
-        .route(paths::ISSUING_DELTA_CRL, get(|s| crl(s, CrlKind::Delta)))
-        .route(paths::ROOT_CRL, get(|s| crl(s, CrlKind::Root)))
+        .route("/ca/{file}", get(ca_cert))
+        .route("/crl/{file}", get(crl))
         .route(paths::OCSP, post(ocsp_post))
         .route(paths::TSA, post(tsa_post))
         .route(&format!("{}/{{*request}}", paths::OCSP), get(ocsp_get))
@@ -158,12 +157,16 @@ fn der_cert(der: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/pkix-cert")], der).into_response()
 }
 
-async fn root_cert(State(s): State<S>) -> Response {
-    der_cert(s.service.authority().root.der.clone())
-}
-
-async fn issuing_cert(State(s): State<S>) -> Response {
-    der_cert(s.service.authority().issuing.der.clone())
+/// `/ca/ID.der`: one of our CA certificates (`root`, `issuing`, or a later one by id).
+async fn ca_cert(State(s): State<S>, Path(file): Path<String>) -> Response {
+    let der = file
+        .strip_suffix(".der")
+        .and_then(|id| CaId::parse(id).ok())
+        .and_then(|id| s.service.authority().ca_cert_der(&id));
+    match der {
+        Some(der) => der_cert(der),
+        None => Error::NotFound(format!("CA certificate {file:?}")).into_response(),
+    }
 }
 
 /// Roots, the issuing CA and every cross-certificate in force, PEM: what a relying party in
@@ -178,9 +181,14 @@ async fn cross(State(s): State<S>) -> Response {
     }
 }
 
+/// Every hierarchy's root and its active and retiring issuing CAs, PEM.
 async fn bundle(State(s): State<S>) -> Response {
-    let a = s.service.authority();
-    let pem = pemfile::certs_to_pem([a.root.der.as_slice(), a.issuing.der.as_slice()]);
+    let mut ders = Vec::new();
+    for h in s.service.authority().hierarchies().iter() {
+        ders.push(h.root.der.clone());
+        ders.extend(h.issuing().map(|c| c.der.clone()));
+    }
+    let pem = pemfile::certs_to_pem(ders.iter().map(Vec::as_slice));
     ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
 }
 
@@ -216,8 +224,12 @@ fn published(p: &Published, content_type: &'static str, max_age: i64) -> Respons
         .into_response()
 }
 
-async fn crl(State(s): State<S>, kind: CrlKind) -> Response {
-    match s.service.publisher().crl(kind) {
+/// `/crl/ID.crl`, `/crl/ID-delta.crl`.
+async fn crl(State(s): State<S>, Path(file): Path<String>) -> Response {
+    let Some((ca, kind)) = crate::publish::crl_file(&file) else {
+        return Error::NotFound(format!("CRL {file:?}")).into_response();
+    };
+    match s.service.publisher().crl(&ca, kind) {
         // CRLs are re-signed within a second of a revocation: let caches hold them only briefly.
         Ok(p) => published(&p, "application/pkix-crl", 60),
         Err(e) => e.into_response(),

@@ -1,36 +1,65 @@
-//! CRLs: the issuing CA's full and delta CRLs and the root's, rebuilt on revocation
+//! CRLs: each issuing CA's full and delta CRLs and each root's, rebuilt on revocation
 //! (debounced) and on a schedule.
 use super::*;
 
 impl Publisher {
-    /// The current CRL of a kind (built at start, so always present once serving).
-    pub fn crl(&self, kind: CrlKind) -> Result<Arc<Published>> {
-        let crls = self
+    /// The current CRL of a CA (built at start, so always present once serving).
+    pub fn crl(&self, ca: &CaId, kind: CrlKind) -> Result<Arc<Published>> {
+        let slot = self
+            .slot(ca)
+            .ok_or_else(|| Error::NotFound(format!("CRL of CA {ca}")))?;
+        let crls = slot
             .crls
             .read()
             .map_err(|_| Error::Internal("CRL lock poisoned".into()))?;
         let set = crls
             .as_ref()
             .ok_or_else(|| Error::Internal("CRLs not built yet".into()))?;
-        Ok(match kind {
-            CrlKind::Full => set.full.clone(),
-            CrlKind::Delta => set.delta.clone(),
-            CrlKind::Root => set.root.clone(),
-        })
+        match kind {
+            CrlKind::Full => Ok(set.full.clone()),
+            CrlKind::Delta => set
+                .delta
+                .clone()
+                .ok_or_else(|| Error::NotFound(format!("delta CRL of root {ca}"))),
+        }
     }
 
-    /// Builds every CRL now (at start, and from the refresh loop).
+    /// Builds every CA's CRLs now (at start, and from the refresh loop); a root's only when
+    /// due or changed.
     pub async fn rebuild_crls(&self) -> Result<()> {
         let at = now();
+        let dirty = self
+            .root_dirty
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let mut first_error = None;
+        for slot in self.all_slots().iter() {
+            let result = match &slot.ca {
+                CaKind::Issuing(ca) => self.issuing_crls(slot, ca, at).await,
+                CaKind::Root(_) => self.root_crl(slot, at, dirty).await,
+            };
+            if let Err(e) = result {
+                tracing::error!(ca = %slot.id, error = %e, "CRL rebuild failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        if first_error.is_some() && dirty {
+            self.root_dirty
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// An issuing CA's full and delta CRLs.
+    async fn issuing_crls(&self, slot: &Slot, ca: &Arc<IssuingCa>, at: i64) -> Result<()> {
         // Numbers and entries in one step: with instances sharing a database, a higher CRL
         // number never lists fewer revocations.
-        let snapshot = self.store.crl_snapshot("issuing", 2, at).await?;
+        let snapshot = self.store.crl_snapshot(slot.id.as_str(), 2, at).await?;
         let max_seq = snapshot.max_seq;
         let (full_number, delta_number) = match snapshot.numbers[..] {
             [full, delta] => (full, delta),
             _ => return Err(Error::Internal("CRL numbers not allocated".into())),
         };
-        let previous = self
+        let previous = slot
             .crls
             .read()
             .map_err(|_| Error::Internal("CRL lock poisoned".into()))?
@@ -46,31 +75,14 @@ impl Publisher {
             .map(|(_, e)| e.clone())
             .collect();
         let all: Vec<RevokedEntry> = snapshot.revoked.into_iter().map(|(_, e)| e).collect();
-        // Re-signed daily, and at once when a certificate the root signed was revoked.
-        let dirty = self
-            .root_dirty
-            .swap(false, std::sync::atomic::Ordering::SeqCst);
-        let root = match &previous {
-            Some(p) if !dirty && at < p.root.this_update + ROOT_CRL_VALIDITY / 7 => p.root.clone(),
-            _ => match self.root_crl(at).await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.root_dirty
-                        .store(dirty, std::sync::atomic::Ordering::SeqCst);
-                    return Err(e);
-                }
-            },
-        };
-        let authority = self.authority.clone();
+        let issuing = ca.clone();
         let (full, delta) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<u8>)> {
-            let issuing = &authority.issuing;
-            let delta_url = authority.issuing_delta_url();
             let mut params = CrlParams {
                 number: full_number,
                 this_update: at,
                 next_update: at + CRL_VALIDITY,
                 delta_base: None,
-                freshest_url: Some(&delta_url),
+                freshest_url: Some(&issuing.delta_url),
             };
             let full = issuing.sign_crl(&params, &all)?;
             params.number = delta_number;
@@ -84,8 +96,7 @@ impl Publisher {
         .map_err(|e| Error::Internal(format!("CRL task: {e}")))??;
         let set = CrlSet {
             full: Published::new(full, at, at + CRL_VALIDITY),
-            delta: Published::new(delta, at, at + DELTA_VALIDITY),
-            root,
+            delta: Some(Published::new(delta, at, at + DELTA_VALIDITY)),
             base_number,
             base_seq,
             base_at,
@@ -95,36 +106,46 @@ impl Publisher {
             "full={full_number} delta={delta_number} base={base_number} revocations={max_seq}"
         );
         self.store
-            .audit_event("ecca", "crl.signed", "issuing", &detail)
+            .audit_event("ecca", "crl.signed", slot.id.as_str(), &detail)
             .await?;
-        *self
+        *slot
             .crls
             .write()
             .map_err(|_| Error::Internal("CRL lock poisoned".into()))? = Some(set);
-        tracing::debug!(full_number, delta_number, base_number, "CRLs published");
+        tracing::debug!(ca = %slot.id, full_number, delta_number, base_number, "CRLs published");
         Ok(())
     }
 
-    /// The root's CRL: every unexpired cross-certificate it issued and revoked.
-    pub(super) async fn root_crl(&self, at: i64) -> Result<Arc<Published>> {
+    /// A root's CRL, re-signed daily and at once when `dirty`: the first root lists every
+    /// unexpired cross-certificate it issued and revoked; the CA certificates our roots
+    /// issued are ours and are retired, not revoked.
+    async fn root_crl(&self, slot: &Slot, at: i64, dirty: bool) -> Result<()> {
+        let fresh = slot.crls.read().ok().and_then(|c| {
+            c.as_ref()
+                .map(|c| at < c.full.this_update + ROOT_CRL_VALIDITY / 7)
+        });
+        if fresh == Some(true) && !(dirty && slot.id == CaId::root()) {
+            return Ok(());
+        }
         let mut entries = Vec::new();
-        for c in self.store.cross_certs().await? {
-            if let (Direction::Issued, Some((revoked_at, reason)), true) =
-                (c.direction, c.revoked, c.not_after > at)
-            {
-                let serial = hex::decode(&c.serial).map_err(|_| {
-                    Error::Storage(format!("corrupt cross-certificate serial {:?}", c.serial))
-                })?;
-                entries.push(RevokedEntry {
-                    serial,
-                    revoked_at,
-                    reason,
-                    invalidity_date: None,
-                });
+        if slot.id == CaId::root() {
+            for c in self.store.cross_certs().await? {
+                if let (Direction::Issued, Some((revoked_at, reason)), true) =
+                    (c.direction, c.revoked, c.not_after > at)
+                {
+                    let serial = hex::decode(&c.serial).map_err(|_| {
+                        Error::Storage(format!("corrupt cross-certificate serial {:?}", c.serial))
+                    })?;
+                    entries.push(RevokedEntry {
+                        serial,
+                        revoked_at,
+                        reason,
+                        invalidity_date: None,
+                    });
+                }
             }
         }
-        let number = self.store.next_crl_number("root").await?;
-        let root = &self.authority.root;
+        let number = self.store.next_crl_number(slot.id.as_str()).await?;
         let params = CrlParams {
             number,
             this_update: at,
@@ -132,16 +153,26 @@ impl Publisher {
             delta_base: None,
             freshest_url: None,
         };
-        let der = root.sign_crl(&params, &entries)?;
+        let der = slot.cert().sign_crl(&params, &entries)?;
         self.store
             .audit_event(
                 "ecca",
                 "crl.signed",
-                "root",
+                slot.id.as_str(),
                 &format!("number={number} revocations={}", entries.len()),
             )
             .await?;
-        Ok(Published::new(der, at, at + ROOT_CRL_VALIDITY))
+        *slot
+            .crls
+            .write()
+            .map_err(|_| Error::Internal("CRL lock poisoned".into()))? = Some(CrlSet {
+            full: Published::new(der, at, at + ROOT_CRL_VALIDITY),
+            delta: None,
+            base_number: number,
+            base_seq: 0,
+            base_at: at,
+        });
+        Ok(())
     }
 
     /// Re-signs CRLs on revocation (debounced) and at least every [`REFRESH`]. Runs until the

@@ -1,6 +1,7 @@
-//! Publishing revocation status for one CA hierarchy: CRLs (`crl`), OCSP (`ocsp`), and what
-//! other instances sharing the store revoked (`follow`); platforms watching revocations hear
-//! of each one here too. The signing itself is `authority`'s; the encodings are `core`'s.
+//! Publishing revocation status for every CA certificate of every hierarchy (one `Slot` per
+//! root and per active or retiring issuing CA): CRLs (`crl`), OCSP (`ocsp`), and what other
+//! instances sharing the store changed (`follow`); platforms watching revocations hear of
+//! each one here too. The signing itself is `authority`'s; the encodings are `core`'s.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -9,8 +10,9 @@ use der::Encode;
 use tokio::sync::{Notify, broadcast};
 use x509_ocsp::{CertId, OcspResponseStatus};
 
-use crate::authority::{Authority, WorkingKey};
+use crate::authority::{Authority, IssuingCa, RootCa, WorkingKey};
 use crate::core::ocsp::{CaIdentity, Status, Validity};
+use crate::core::records::CaId;
 use crate::core::revocation::{CrlParams, Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
@@ -64,25 +66,76 @@ impl Published {
     }
 }
 
-/// Which CRL.
+/// Which CRL of a CA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrlKind {
-    /// The issuing CA's full CRL.
+    /// The full CRL (a root's only one).
     Full,
-    /// The issuing CA's delta CRL.
+    /// An issuing CA's delta CRL.
     Delta,
-    /// The root's CRL (covers the issuing CA).
-    Root,
+}
+
+/// The CRL a file name under `/crl/` names: `ID.crl` or `ID-delta.crl`.
+pub fn crl_file(name: &str) -> Option<(CaId, CrlKind)> {
+    let stem = name.strip_suffix(".crl")?;
+    let (id, kind) = match stem.strip_suffix("-delta") {
+        Some(id) => (id, CrlKind::Delta),
+        None => (stem, CrlKind::Full),
+    };
+    Some((CaId::parse(id).ok()?, kind))
 }
 
 #[derive(Debug, Clone)]
 struct CrlSet {
     full: Arc<Published>,
-    delta: Arc<Published>,
-    root: Arc<Published>,
+    /// Issuing CAs only.
+    delta: Option<Arc<Published>>,
     base_number: u64,
     base_seq: i64,
     base_at: i64,
+}
+
+/// A CA certificate this server publishes revocation status for.
+#[derive(Debug)]
+enum CaKind {
+    Root(Arc<RootCa>),
+    Issuing(Arc<IssuingCa>),
+}
+
+/// One CA certificate's publication state.
+#[derive(Debug)]
+struct Slot {
+    id: CaId,
+    ca: CaKind,
+    identity: CaIdentity,
+    crls: RwLock<Option<CrlSet>>,
+}
+
+impl Slot {
+    fn new(ca: CaKind) -> Arc<Self> {
+        let (id, cert) = match &ca {
+            CaKind::Root(r) => (r.id.clone(), &r.cert),
+            CaKind::Issuing(i) => (i.id.clone(), &i.cert),
+        };
+        let identity = CaIdentity::new(&cert.subject_der, &cert.public_key);
+        Arc::new(Slot {
+            id,
+            ca,
+            identity,
+            crls: RwLock::new(None),
+        })
+    }
+
+    fn is_root(&self) -> bool {
+        matches!(self.ca, CaKind::Root(_))
+    }
+
+    fn cert(&self) -> &crate::authority::CaCert {
+        match &self.ca {
+            CaKind::Root(r) => &r.cert,
+            CaKind::Issuing(i) => &i.cert,
+        }
+    }
 }
 
 /// A revocation, as platforms watching revocations see it.
@@ -103,38 +156,33 @@ pub enum OcspAnswer {
     Fresh(Vec<u8>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ca {
-    Root,
-    Issuing,
-}
-
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// CRL and OCSP publication for one CA hierarchy.
+/// CRL and OCSP publication for every CA hierarchy.
 #[derive(Debug)]
 pub struct Publisher {
     store: Arc<dyn Store>,
     authority: Arc<Authority>,
-    root_id: CaIdentity,
-    issuing_id: CaIdentity,
-    /// Serials of the CA certificates the root issued (issuing CA, credential-CA link).
-    subordinates: Vec<Vec<u8>>,
-    /// Set at start (and on renewal); until then the issuing CA's requests get internalError.
+    /// One per root and per active or retiring issuing CA, following `authority`.
+    slots: RwLock<Arc<Vec<Arc<Slot>>>>,
+    /// Serial of the credential CA's link certificate (the first root signed it), if any.
+    credential_link: Option<Vec<u8>>,
+    /// The delegated responder of the first issuing CA (later ones sign their own responses).
+    /// Set at start (and on renewal); until then that CA's requests get internalError.
     responder: RwLock<Option<WorkingKey>>,
-    crls: RwLock<Option<CrlSet>>,
     /// Pre-signed responses by the DER of the request's CertID.
     ocsp_cache: Mutex<ocsp::OcspCache>,
-    /// Serials whose OCSP response is to be pre-signed (bounded: [`PRESIGN_QUEUE`]).
-    presign_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
-    presign_rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+    /// Certificates whose OCSP response is to be pre-signed (bounded: [`PRESIGN_QUEUE`]).
+    presign_tx: tokio::sync::mpsc::Sender<(CaId, Vec<u8>)>,
+    presign_rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(CaId, Vec<u8>)>>,
     /// Serials queued or being pre-signed.
     presign_pending: std::sync::atomic::AtomicUsize,
     /// Signed "unknown" answers, by CertID DER (small; see [`OCSP_UNKNOWN_CAP`]).
     unknown_cache: Mutex<HashMap<Vec<u8>, Arc<Published>>>,
-    /// Set when certificates the root signed changed: the root CRL is re-signed next rebuild.
+    /// Set when certificates the first root signed changed (cross-certificates): its CRL is
+    /// re-signed next rebuild.
     root_dirty: std::sync::atomic::AtomicBool,
     rebuild: Notify,
     events: broadcast::Sender<RevocationEvent>,
@@ -167,26 +215,17 @@ impl Claims {
 impl Publisher {
     pub fn new(store: Arc<dyn Store>, authority: Arc<Authority>) -> Self {
         let (presign_tx, presign_rx) = tokio::sync::mpsc::channel(PRESIGN_QUEUE);
-        let root_id = CaIdentity::new(&authority.root.subject_der, &authority.root.public_key);
-        let issuing_id = CaIdentity::new(
-            &authority.issuing.subject_der,
-            &authority.issuing.public_key,
-        );
-        let mut subordinates = vec![authority.issuing.serial.clone()];
-        if let Some(link) = &authority.credential_link {
-            subordinates.extend(
-                x509_parser::parse_x509_certificate(link)
-                    .map(|(_, c)| Serial::from_der_content(c.raw_serial()).as_bytes().to_vec()),
-            );
-        }
-        Publisher {
+        let credential_link = authority.credential_link.as_ref().and_then(|link| {
+            x509_parser::parse_x509_certificate(link)
+                .ok()
+                .map(|(_, c)| Serial::from_der_content(c.raw_serial()).as_bytes().to_vec())
+        });
+        let publisher = Publisher {
             store,
             authority,
-            root_id,
-            issuing_id,
-            subordinates,
+            slots: RwLock::new(Arc::new(Vec::new())),
+            credential_link,
             responder: RwLock::new(None),
-            crls: RwLock::new(None),
             ocsp_cache: Mutex::new(ocsp::OcspCache::default()),
             presign_tx,
             presign_rx: tokio::sync::Mutex::new(presign_rx),
@@ -196,7 +235,62 @@ impl Publisher {
             rebuild: Notify::new(),
             events: broadcast::channel(1024).0,
             claims: Mutex::new(Claims::default()),
+        };
+        publisher.sync_slots();
+        publisher
+    }
+
+    /// Follows the authority's hierarchies: a slot for each CA certificate that publishes,
+    /// existing slots (and their CRLs) kept. Returns true if a CA was added (its CRLs are
+    /// built by the next [`Publisher::rebuild_crls`]).
+    pub fn sync_slots(&self) -> bool {
+        let old = self.all_slots();
+        let mut added = false;
+        let mut slots = Vec::new();
+        let mut take = |ca: CaKind, id: &CaId| {
+            if slots.iter().any(|s: &Arc<Slot>| &s.id == id) {
+                return;
+            }
+            match old.iter().find(|s| &s.id == id) {
+                Some(s) => slots.push(s.clone()),
+                None => {
+                    added = true;
+                    slots.push(Slot::new(ca));
+                }
+            }
+        };
+        for h in self.authority.hierarchies().iter() {
+            take(CaKind::Root(h.root.clone()), &h.root.id);
+            for ca in h.issuing() {
+                take(CaKind::Issuing(ca.clone()), &ca.id);
+            }
         }
+        if let Ok(mut s) = self.slots.write() {
+            *s = Arc::new(slots);
+        }
+        if added {
+            self.rebuild.notify_one();
+        }
+        added
+    }
+
+    fn all_slots(&self) -> Arc<Vec<Arc<Slot>>> {
+        self.slots.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn slot(&self, id: &CaId) -> Option<Arc<Slot>> {
+        self.all_slots().iter().find(|s| &s.id == id).cloned()
+    }
+
+    /// Reads the hierarchies from the store again (after a rotation here or on another
+    /// instance), opens new CAs and publishes for them, CRLs included, before returning.
+    pub async fn reload_issuers(&self) -> Result<()> {
+        let records = self.store.issuers().await?;
+        self.authority.apply(&records)?;
+        if self.sync_slots() {
+            self.rebuild_crls().await?;
+        }
+        Ok(())
     }
 
     /// Replaces the delegated OCSP responder (after renewal); cached responses are re-signed lazily.
@@ -205,7 +299,7 @@ impl Publisher {
             *r = Some(responder);
         }
         if let Ok(mut c) = self.ocsp_cache.lock() {
-            c.clear();
+            c.forget_ca(&CaId::issuing());
         }
     }
 
@@ -225,13 +319,14 @@ impl Publisher {
 
     /// Called after an issuance is durable: queues its OCSP response for pre-signing off the
     /// request path. A full queue drops it (it is signed on first request instead).
-    pub fn issued(&self, serial: &Serial) {
+    pub fn issued(&self, ca: &CaId, serial: &Serial) {
         // ecca's own first certificates are issued before the responder exists: they are
         // signed on first request instead.
-        if self.responder_not_after() == 0 {
+        if *ca == CaId::issuing() && self.responder_not_after() == 0 {
             return;
         }
-        if self.presign_tx.try_send(serial.as_bytes().to_vec()).is_ok() {
+        let job = (ca.clone(), serial.as_bytes().to_vec());
+        if self.presign_tx.try_send(job).is_ok() {
             self.presign_pending
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
@@ -246,10 +341,10 @@ impl Publisher {
     /// Pre-signs queued OCSP responses, one at a time. Runs until the process ends.
     pub async fn presign_worker(self: Arc<Self>) {
         let mut queue = self.presign_rx.lock().await;
-        while let Some(serial) = queue.recv().await {
+        while let Some((ca, serial)) = queue.recv().await {
             // Counted down even if this task dies mid-signature (the supervisor restarts it).
             let _done = Done(&self.presign_pending);
-            if let Err(e) = self.presign(&serial).await {
+            if let Err(e) = self.presign(&ca, &serial).await {
                 tracing::warn!(error = %e, "OCSP pre-signing failed");
             }
         }
@@ -273,9 +368,9 @@ impl Publisher {
             match hex::decode(&record.serial) {
                 Ok(serial) => {
                     if let Ok(mut cache) = self.ocsp_cache.lock() {
-                        cache.forget(Ca::Issuing, &serial);
+                        cache.forget(&record.ca, &serial);
                     }
-                    if let Err(e) = self.presign(&serial).await {
+                    if let Err(e) = self.presign(&record.ca, &serial).await {
                         tracing::warn!(error = %e, "OCSP re-signing failed");
                     }
                 }
@@ -303,7 +398,7 @@ impl Publisher {
     /// revoked): drops the root's cached OCSP answers and re-signs the CRLs.
     pub fn root_changed(&self) {
         if let Ok(mut cache) = self.ocsp_cache.lock() {
-            cache.forget_ca(Ca::Root);
+            cache.forget_ca(&CaId::root());
         }
         self.root_dirty
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -318,16 +413,15 @@ impl crate::verify::LocalSource for Publisher {
     async fn answer(&self, url: &str, post: Option<&[u8]>) -> Option<Vec<u8>> {
         use crate::layout::paths;
         let path = url.strip_prefix(self.authority.base_url.as_str())?;
-        let crl = |kind| self.crl(kind).ok().map(|p| p.der.clone());
-        let ocsp = |answer: OcspAnswer| match answer {
-            OcspAnswer::Cached(p) => p.der.clone(),
-            OcspAnswer::Fresh(der) => der,
-        };
         match (path, post) {
-            (paths::ISSUING_CRL, None) => crl(CrlKind::Full),
-            (paths::ISSUING_DELTA_CRL, None) => crl(CrlKind::Delta),
-            (paths::ROOT_CRL, None) => crl(CrlKind::Root),
-            (paths::OCSP, Some(body)) => Some(ocsp(self.ocsp(body).await)),
+            (paths::OCSP, Some(body)) => Some(match self.ocsp(body).await {
+                OcspAnswer::Cached(p) => p.der.clone(),
+                OcspAnswer::Fresh(der) => der,
+            }),
+            (_, None) => {
+                let (id, kind) = crl_file(path.strip_prefix("/crl/")?)?;
+                self.crl(&id, kind).ok().map(|p| p.der.clone())
+            }
             _ => None,
         }
     }
@@ -373,6 +467,7 @@ mod tests {
             .reserve(IssuanceIntent {
                 serial: serial.clone(),
                 issuer: Issuer::Issuing,
+                ca: CaId::issuing(),
                 profile: "p".into(),
                 tenant: String::new(),
                 subject: "CN=x".into(),

@@ -72,6 +72,8 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         Authority::load(&layout, base_url, hsm.as_ref())?
     };
     crate::service::issuers::record_default(store.as_ref(), &authority).await?;
+    // Every hierarchy the store records, with the keys this instance can open.
+    authority.apply(&store.issuers().await?)?;
     // Profile changes are state changes: the audit log records what this start loaded.
     let detail = format!(
         "version={} profiles={} sha256={}",
@@ -88,6 +90,7 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         .await?;
     let mut service = Service::new(Arc::new(authority), store, Arc::new(profiles))?;
     service.set_tsa_policy(&config.tsa_policy)?;
+    service.set_ca_days(config.init.root_days, config.init.issuing_days);
     service.set_verify_fetch_allow(config.verify_fetch_allow.clone());
     let service = Arc::new(service);
     ensure_server_cert(&service, &layout, config, tls_renew_before(config)).await?;

@@ -256,13 +256,18 @@ impl Service {
                 .any(|p| p.name == name && p.status == PeerStatus::Suspended)
         };
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let mut intermediates = self.authority.chain();
+        let mut roots = Vec::new();
+        let mut intermediates = Vec::new();
+        for h in self.authority.hierarchies().iter() {
+            roots.push(h.root.der.clone());
+            intermediates.extend(h.issuing().map(|c| c.der.clone()));
+        }
         for c in self.store.cross_certs().await? {
             if c.revoked.is_none() && c.not_after > now && !suspended(&c.peer) {
                 intermediates.push(c.der);
             }
         }
-        Ok((vec![self.authority.root.der.clone()], intermediates))
+        Ok((roots, intermediates))
     }
 
     /// Verifies a document signature against the given anchors (or our root), with our trust

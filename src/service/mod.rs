@@ -6,21 +6,21 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::auth::{Action, Caller};
-use crate::authority::{Authority, WorkingKey};
+use crate::authority::{Authority, CaCert, IssuingCa, WorkingKey};
 use crate::core::csr;
-use crate::core::issue::{self, LeafSpec, Names, SubjectKey};
+use crate::core::issue::{self, IssuerUrls, LeafSpec, Names, SubjectKey};
 use crate::core::profile::{Profile, Profiles};
 use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::publish::{Publisher, RevocationEvent};
 use crate::store::{
-    CertRecord, IssuanceIntent, Issuer, ListFilter, Page, RevokeRequest, Role, Store,
+    CaId, CertRecord, IssuanceIntent, Issuer, ListFilter, Page, RevokeRequest, Role, Store,
 };
 use tokio::sync::broadcast;
 
 mod federation;
-pub(crate) mod issuers;
+pub mod issuers;
 mod tenants;
 
 pub use federation::{CrossCertified, CrossCertifyRequest, PeerInput};
@@ -85,6 +85,13 @@ impl Internal {
     }
 }
 
+/// Which CA signs a leaf.
+#[derive(Debug)]
+enum By {
+    Credential,
+    Issuing(Arc<IssuingCa>),
+}
+
 /// A request to issue from a CSR.
 #[derive(Clone, Debug)]
 pub struct IssueRequest {
@@ -116,6 +123,10 @@ pub struct Service {
     tsa_policy: String,
     tsa_serials: tokio::sync::Mutex<TsaSerials>,
     rates: std::sync::Mutex<tenants::RateWindows>,
+    /// Validity in days of new roots and issuing CAs (`[init]` root_days, issuing_days).
+    ca_days: (u32, u32),
+    /// One issuer change at a time on this instance.
+    issuer_changes: tokio::sync::Mutex<()>,
     /// Authentication results by the SHA-256 of the client certificate, valid for one store
     /// auth generation.
     auth_cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, Caller)>>,
@@ -169,7 +180,17 @@ impl Service {
             tsa_serials: tokio::sync::Mutex::new(TsaSerials::default()),
             rates: std::sync::Mutex::new(tenants::RateWindows::default()),
             auth_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+            ca_days: {
+                let d = crate::authority::InitOptions::default();
+                (d.root_days, d.issuing_days)
+            },
+            issuer_changes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Validity in days of roots and issuing CAs made from now on.
+    pub fn set_ca_days(&mut self, root_days: u32, issuing_days: u32) {
+        self.ca_days = (root_days, issuing_days.min(root_days));
     }
 
     /// Networks VerifyCertificate/VerifySignature may fetch from although not public.
@@ -227,9 +248,11 @@ impl Service {
         let days = self
             .authorize_platform(caller, &profile.name, &names, req.validity_days)
             .await?;
+        // Taken once: a rotation meanwhile does not change the CA this request signs with.
+        let ca = self.authority.active(&profile.issuer)?;
         let record = self
             .sign_and_store(
-                Issuer::Issuing,
+                By::Issuing(ca.clone()),
                 profile,
                 &names,
                 &csr.spki_der,
@@ -241,7 +264,7 @@ impl Service {
             .await?;
         Ok(Issued {
             record,
-            chain: self.authority.chain(),
+            chain: ca.chain(),
         })
     }
 
@@ -258,8 +281,13 @@ impl Service {
             Internal::OcspResponder => &self.internal_ocsp,
             Internal::Tsa => &self.internal_tsa,
         };
+        let by = match kind.issuer() {
+            Issuer::Credential => By::Credential,
+            // The delegated responder answers for the data directory's first issuing CA.
+            Issuer::Issuing => By::Issuing(self.authority.issuing.clone()),
+        };
         self.sign_and_store(
-            kind.issuer(),
+            by,
             profile,
             &names,
             spki_der,
@@ -274,7 +302,7 @@ impl Service {
     #[allow(clippy::too_many_arguments)]
     async fn sign_and_store(
         &self,
-        by: Issuer,
+        by: By,
         profile: &Profile,
         names: &Names,
         spki_der: &[u8],
@@ -283,18 +311,29 @@ impl Service {
         tenant: String,
         actor: &str,
     ) -> Result<CertRecord> {
+        let (ca, urls, issuer, ca_id) = match &by {
+            By::Credential => (
+                &self.authority.credential,
+                None,
+                Issuer::Credential,
+                CaId::credential(),
+            ),
+            By::Issuing(ca) => (&ca.cert, Some(&ca.urls), Issuer::Issuing, ca.id.clone()),
+        };
         let leaf = LeafRequest {
-            by,
+            ca,
+            urls,
             profile,
             names,
             spki_der,
             key_is_rsa,
             validity_days,
         };
-        let prepared = prepare_leaf(&self.authority, &leaf)?;
+        let prepared = prepare_leaf(&leaf)?;
         let intent = IssuanceIntent {
             serial: prepared.serial.clone(),
-            issuer: by,
+            issuer,
+            ca: ca_id.clone(),
             profile: profile.name.clone(),
             tenant: tenant.clone(),
             subject: names.subject_string(),
@@ -305,7 +344,8 @@ impl Service {
         };
         let record = CertRecord {
             serial: prepared.serial.hex(),
-            issuer: by,
+            issuer,
+            ca: ca_id,
             profile: intent.profile.clone(),
             tenant,
             subject: intent.subject.clone(),
@@ -318,7 +358,7 @@ impl Service {
         };
         let serial = prepared.serial.clone();
         self.store.reserve(intent).await?;
-        let der = match prepared.sign(self.authority.ca(by)) {
+        let der = match prepared.sign(ca) {
             Ok(der) => der,
             Err(e) => {
                 // The serial stays burnt; the audit log says why nothing was issued.
@@ -329,8 +369,8 @@ impl Service {
             }
         };
         self.store.complete(&serial, der.clone(), actor).await?;
-        if by == Issuer::Issuing {
-            self.publisher.issued(&serial);
+        if let By::Issuing(ca) = &by {
+            self.publisher.issued(&ca.id, &serial);
         }
         tracing::info!(%serial, profile = %profile.name, actor, "certificate issued");
         Ok(CertRecord { der, ..record })
@@ -507,7 +547,10 @@ impl Service {
 /// What an end-entity certificate is issued from, after policy approved the names.
 #[derive(Clone, Copy, Debug)]
 pub struct LeafRequest<'a> {
-    pub by: Issuer,
+    pub ca: &'a CaCert,
+    /// CRL, OCSP and CA certificate URLs; None for credentials (their one relying party,
+    /// this server, checks its store).
+    pub urls: Option<&'a IssuerUrls>,
     pub profile: &'a Profile,
     pub names: &'a Names,
     pub spki_der: &'a [u8],
@@ -528,16 +571,16 @@ pub struct PreparedLeaf {
 
 impl PreparedLeaf {
     /// Signs the linted bytes with the CA that prepared them.
-    pub fn sign(self, ca: &crate::authority::CaCert) -> Result<Vec<u8>> {
+    pub fn sign(self, ca: &CaCert) -> Result<Vec<u8>> {
         ca.sign_leaf(&self.params, &self.key, self.pass)
     }
 }
 
 /// Issuance up to the signature (serial, validity, build, lint), with no I/O: the pipeline
 /// `Service` runs between policy and the store, and the bench's in-process ceiling.
-pub fn prepare_leaf(authority: &Authority, req: &LeafRequest<'_>) -> Result<PreparedLeaf> {
+pub fn prepare_leaf(req: &LeafRequest<'_>) -> Result<PreparedLeaf> {
     let key = SubjectKey::from_spki(req.spki_der)?;
-    let ca = authority.ca(req.by);
+    let ca = req.ca;
     let (not_before, not_after) = issue::validity(
         req.profile,
         req.validity_days,
@@ -545,8 +588,6 @@ pub fn prepare_leaf(authority: &Authority, req: &LeafRequest<'_>) -> Result<Prep
         ca.not_after,
     )?;
     let serial = Serial::random()?;
-    // Credentials have one relying party, this server, which checks its store: no CRL/OCSP.
-    let urls = (req.by == Issuer::Issuing).then(|| authority.issuing_urls());
     let params = issue::leaf_params(&LeafSpec {
         profile: req.profile,
         names: req.names,
@@ -555,7 +596,7 @@ pub fn prepare_leaf(authority: &Authority, req: &LeafRequest<'_>) -> Result<Prep
         not_after,
         spki_der: req.spki_der,
         key_is_rsa: req.key_is_rsa,
-        urls: urls.as_ref(),
+        urls: req.urls,
     })?;
     let pass = ca.lint_leaf(&params, &key)?;
     Ok(PreparedLeaf {

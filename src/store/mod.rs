@@ -31,6 +31,8 @@ pub use write::{Done, Op};
 pub struct IssuanceIntent {
     pub serial: Serial,
     pub issuer: Issuer,
+    /// The CA certificate that will sign it.
+    pub ca: CaId,
     pub profile: String,
     pub tenant: String,
     pub subject: String,
@@ -143,7 +145,7 @@ pub enum SqlValue {
 /// The certificate columns every backend reads, in the order its row mapper expects.
 pub const RECORD_COLUMNS: &str =
     "id, serial, profile, tenant, subject, sans, not_before, not_after, issued_at, der,
-     revoked_at, revocation_reason, invalidity_date, revocation_seq, issuer";
+     revoked_at, revocation_reason, invalidity_date, revocation_seq, issuer, ca";
 
 impl ListFilter {
     /// The listing as SQL (one more row than the page, to know whether more follow), its
@@ -279,6 +281,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `after_seq`, in revocation order with their positions; and the highest position overall
     /// (every position up to it is listed: the entries are read after it).
     async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)>;
+    /// Revoked certificates not yet expired at `now` that one CA certificate signed (its
+    /// CRL's entries), and the highest revocation position overall.
+    async fn revoked_by(&self, ca: &str, now: i64) -> Result<(Vec<Positioned>, i64)>;
     /// Allocates the next CRL number for a CA (durable; strictly increasing).
     async fn next_crl_number(&self, ca: &str) -> Result<u64> {
         match self.write(Op::NextCrlNumber { ca: ca.into() }).await? {
@@ -294,7 +299,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         for _ in 0..count {
             numbers.push(self.next_crl_number(ca).await?);
         }
-        let (revoked, max_seq) = self.revoked_since(0, now).await?;
+        let (revoked, max_seq) = self.revoked_by(ca, now).await?;
         Ok(CrlSnapshot {
             numbers,
             revoked,
@@ -316,6 +321,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
     /// Every CA hierarchy by name, each with its CA certificates.
     async fn issuers(&self) -> Result<Vec<IssuerRecord>>;
+    /// How many certificates a CA certificate signed are unexpired at `now` (revoked or not:
+    /// its CRL and OCSP still answer for them), and when the last of them expires.
+    async fn unexpired(&self, ca: &str, now: i64) -> Result<(u64, Option<i64>)>;
     /// Adds a peer CA (audited); Conflict if the name is taken.
     async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()> {
         let actor = actor.into();

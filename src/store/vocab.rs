@@ -7,8 +7,8 @@ use crate::core::Issuer;
 use crate::core::error::Error as Domain;
 use crate::core::keys::CaKeyAlg;
 use crate::core::records::{
-    CaRole, CaState, CertRecord, Credential, CrossRecord, Direction, IssuerCert, IssuerRecord,
-    PeerRecord, PeerStatus, PlatformRecord, Revocation, Role,
+    CaId, CaRole, CaState, CertRecord, Credential, CrossRecord, Direction, IssuerCert,
+    IssuerRecord, PeerRecord, PeerStatus, PlatformRecord, Revocation, Role,
 };
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::error::{Error, Result};
@@ -154,6 +154,35 @@ impl Op {
                 entry(actor, "issuer.added", &record.name, record.audit_detail())
             }
             Op::AddIssuer { .. } => None,
+            Op::AddIssuerCert {
+                issuer,
+                cert,
+                actor,
+            } => {
+                let Applied::Serials(retiring) = applied else {
+                    return None;
+                };
+                let detail = format!(
+                    "role={} ca={} sha256={} retiring={}",
+                    cert.role.as_str(),
+                    cert.ca_id,
+                    cert.sha256,
+                    retiring.join(",")
+                );
+                entry(actor, "issuer.certificate_added", issuer, detail)
+            }
+            Op::SetCaState {
+                issuer,
+                ca_id,
+                from,
+                to,
+                actor,
+            } => entry(
+                actor,
+                "issuer.state",
+                issuer,
+                format!("ca={ca_id} from={} to={}", from.as_str(), to.as_str()),
+            ),
             Op::PeerStatus {
                 name,
                 status,
@@ -213,9 +242,10 @@ impl From<Applied> for Done {
 impl IssuanceIntent {
     pub fn audit_detail(&self) -> String {
         format!(
-            "profile={} issuer={} subject={} sans={}",
+            "profile={} issuer={} ca={} subject={} sans={}",
             self.profile,
             self.issuer.as_str(),
+            self.ca,
             self.subject,
             self.sans.join(",")
         )
@@ -339,6 +369,7 @@ pub struct CertRow {
     pub invalidity_date: Option<i64>,
     pub revocation_seq: Option<i64>,
     pub issuer: String,
+    pub ca: String,
 }
 
 impl TryFrom<CertRow> for (i64, CertRecord) {
@@ -348,6 +379,7 @@ impl TryFrom<CertRow> for (i64, CertRecord) {
         serial_bytes(&row, &r.serial)?;
         let issuer = Issuer::parse(&r.issuer)
             .map_err(|_| corrupt(format!("{row}: issuer {:?}", r.issuer)))?;
+        let ca = CaId::parse(&r.ca).map_err(|_| corrupt(format!("{row}: ca {:?}", r.ca)))?;
         let (Some(issued_at), Some(der)) = (r.issued_at, r.der) else {
             return Err(corrupt(format!("{row}: issued without a certificate")));
         };
@@ -368,6 +400,7 @@ impl TryFrom<CertRow> for (i64, CertRecord) {
                 sans: list(&row, "sans", &r.sans)?,
                 serial: r.serial,
                 issuer,
+                ca,
                 profile: r.profile,
                 tenant: r.tenant,
                 subject: r.subject,
@@ -583,6 +616,7 @@ mod tests {
             invalidity_date: None,
             revocation_seq: Some(3),
             issuer: "issuing".into(),
+            ca: "issuing".into(),
         }
     }
 
@@ -591,12 +625,13 @@ mod tests {
         let ok: (i64, CertRecord) = cert_row().try_into().unwrap();
         assert_eq!(ok.1.sans, ["DNS:x.example.cn"]);
         type Defect = fn(&mut CertRow);
-        let cases: [(Defect, &str); 5] = [
+        let cases: [(Defect, &str); 6] = [
             (|r| r.serial = "zz".into(), "serial \"zz\""),
             (|r| r.serial = String::new(), "serial \"\""),
             (|r| r.revocation_reason = Some(99), "revocation_reason 99"),
             (|r| r.sans = "[".into(), "sans is not a JSON list"),
             (|r| r.issuer = "root".into(), "issuer \"root\""),
+            (|r| r.ca = "../x".into(), "ca \"../x\""),
         ];
         for (defect, want) in cases {
             let mut r = cert_row();
@@ -642,11 +677,13 @@ pub struct IssuerCertRow {
     pub serial: String,
     pub not_after: i64,
     pub added_at: i64,
+    pub ca_id: String,
+    pub key_ref: String,
 }
 
 /// What both backends select for issuers' certificates: roots first, then by age.
 pub const ISSUER_CERTS_SQL: &str =
-    "SELECT sha256, issuer, role, state, der, subject, serial, not_after, added_at
+    "SELECT sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref
      FROM issuer_certificates ORDER BY issuer, role DESC, added_at, sha256";
 
 /// What both backends select for issuers.
@@ -673,8 +710,15 @@ impl TryFrom<IssuerCertRow> for (String, IssuerCert) {
                 row()
             )));
         }
+        let ca_id = CaId::parse(&r.ca_id)
+            .map_err(|_| corrupt(format!("{}: ca_id {:?}", row(), r.ca_id)))?;
+        if !(r.key_ref.starts_with("file:") || r.key_ref.starts_with("pkcs11:")) {
+            return Err(corrupt(format!("{}: key_ref {:?}", row(), r.key_ref)));
+        }
         let cert = IssuerCert {
             sha256: r.sha256,
+            ca_id,
+            key_ref: r.key_ref,
             role,
             state,
             der: r.der,

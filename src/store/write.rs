@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::store::{CaId, CaState, IssuerCert, IssuerRecord, PlatformRecord, RevokeRequest};
 use crate::store::{Checkpoint, Credential, CrossRecord, IssuanceIntent, PeerRecord, PeerStatus};
-use crate::store::{IssuerRecord, PlatformRecord, RevokeRequest};
 
 /// Most requests sharing one commit.
 pub const MAX_GROUP: usize = 512;
@@ -110,6 +110,21 @@ pub enum Op {
     /// (instances starting together on one database record it once).
     AddIssuer {
         record: IssuerRecord,
+        actor: String,
+    },
+    /// Adds a CA certificate to a hierarchy as active; the certificates of its role that were
+    /// active become retiring in the same transaction (rotation). Returns their CA ids.
+    AddIssuerCert {
+        issuer: String,
+        cert: IssuerCert,
+        actor: String,
+    },
+    /// Moves one CA certificate from state `from` to `to`; NotFound if it is not in `from`.
+    SetCaState {
+        issuer: String,
+        ca_id: CaId,
+        from: CaState,
+        to: CaState,
         actor: String,
     },
     Event {

@@ -143,14 +143,15 @@ fn ceiling(data_dir: &Path, base_url: &str, csrs: &[Vec<u8>], threads: usize) ->
                     let v = ecca::core::csr::verify(csr)?;
                     let names = issue::approve_names(profile, &v)?;
                     let leaf = ecca::service::LeafRequest {
-                        by: ecca::core::Issuer::Issuing,
+                        ca: &authority.issuing.cert,
+                        urls: Some(&authority.issuing.urls),
                         profile,
                         names: &names,
                         spki_der: &v.spki_der,
                         key_is_rsa: v.key_alg.is_rsa(),
                         validity_days: None,
                     };
-                    ecca::service::prepare_leaf(&authority, &leaf)?.sign(&authority.issuing)?;
+                    ecca::service::prepare_leaf(&leaf)?.sign(&authority.issuing)?;
                 }
                 Ok(())
             })
@@ -259,7 +260,10 @@ async fn crl_only(n: usize) -> Result<()> {
     let t = Instant::now();
     publisher.rebuild_crls().await?;
     let secs = t.elapsed().as_secs_f64();
-    let bytes = publisher.crl(CrlKind::Full)?.der.len();
+    let bytes = publisher
+        .crl(&ecca::core::records::CaId::issuing(), CrlKind::Full)?
+        .der
+        .len();
     println!(
         "{}",
         json!({"entries": n, "seconds": secs, "peak_rss_mib": peak_rss_mib(), "rss_before_mib": before, "crl_bytes": bytes})

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_trust.sql"),
     include_str!("migrations/0004_cross_intent.sql"),
     include_str!("migrations/0005_issuers.sql"),
+    include_str!("migrations/0006_ca_ids.sql"),
 ];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
@@ -292,10 +293,12 @@ async fn follow_auth(pool: Pool, generation: Weak<AtomicU64>) {
 }
 
 /// The highest revocation position, then the unexpired revocations after `after_seq` up to it.
+/// With `ca`, only those that CA certificate signed.
 async fn revoked_rows(
     client: &tokio_postgres::Client,
     after_seq: i64,
     now: i64,
+    ca: Option<&str>,
 ) -> Result<(Vec<Positioned>, i64)> {
     let max: i64 = client
         .query_one(
@@ -308,9 +311,9 @@ async fn revoked_rows(
         .query(
             "SELECT revocation_seq, serial, revoked_at, revocation_reason, invalidity_date
              FROM certificates WHERE revocation_seq > $1 AND revocation_seq <= $2 AND not_after > $3
-               AND issuer = 'issuing'
+               AND issuer = 'issuing' AND ($4::TEXT IS NULL OR ca = $4)
              ORDER BY revocation_seq",
-            &[&after_seq, &max, &now],
+            &[&after_seq, &max, &now, &ca],
         )
         .await?;
     let entries = rows
@@ -345,6 +348,7 @@ fn record(r: &Row) -> Result<(i64, CertRecord)> {
         invalidity_date: r.try_get(12)?,
         revocation_seq: r.try_get(13)?,
         issuer: r.try_get(14)?,
+        ca: r.try_get(15)?,
     }
     .try_into()
 }
@@ -459,7 +463,26 @@ impl Store for PgStore {
 
     async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
         let client = self.client().await?;
-        revoked_rows(&client, after_seq, now).await
+        revoked_rows(&client, after_seq, now, None).await
+    }
+
+    async fn revoked_by(&self, ca: &str, now: i64) -> Result<(Vec<Positioned>, i64)> {
+        let client = self.client().await?;
+        revoked_rows(&client, 0, now, Some(ca)).await
+    }
+
+    async fn unexpired(&self, ca: &str, now: i64) -> Result<(u64, Option<i64>)> {
+        let rows = self
+            .rows(
+                "SELECT COUNT(*)::BIGINT, MAX(not_after) FROM certificates
+                 WHERE ca = $1 AND status = 'issued' AND not_after > $2",
+                &[&ca, &now],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::Internal("COUNT returned no row".into()))?;
+        Ok((row.try_get::<_, i64>(0)? as u64, row.try_get(1)?))
     }
 
     async fn issuers(&self) -> Result<Vec<IssuerRecord>> {
@@ -488,6 +511,8 @@ impl Store for PgStore {
                     serial: r.try_get(6)?,
                     not_after: r.try_get(7)?,
                     added_at: r.try_get(8)?,
+                    ca_id: r.try_get(9)?,
+                    key_ref: r.try_get(10)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -626,7 +651,7 @@ impl Store for PgStore {
         for _ in 0..count {
             numbers.push(write::next_number(&tx, ca, 1).await?);
         }
-        let (revoked, max_seq) = revoked_rows(tx.client(), 0, now).await?;
+        let (revoked, max_seq) = revoked_rows(tx.client(), 0, now, Some(ca)).await?;
         tx.commit().await?;
         Ok(CrlSnapshot {
             numbers,

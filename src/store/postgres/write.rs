@@ -104,6 +104,7 @@ struct Columns {
     not_befores: Vec<i64>,
     not_afters: Vec<i64>,
     issuers: Vec<String>,
+    cas: Vec<String>,
     completed: Vec<String>,
     ders: Vec<Vec<u8>>,
     audit_ids: Vec<i64>,
@@ -151,6 +152,7 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
                 cols.not_befores.push(i.not_before);
                 cols.not_afters.push(i.not_after);
                 cols.issuers.push(i.issuer.as_str().into());
+                cols.cas.push(i.ca.as_str().into());
             }
             Op::Complete { serial, der, .. } => {
                 cols.completed.push(serial.clone());
@@ -164,10 +166,10 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
     // nothing. If the first fails, the others fail too and the group is redone one by one.
     let insert = tx
         .prepare_cached(
-            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer)
-             SELECT s, 'pending', p, t, sub, sa, nb, na, $8, iss
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $9::text[])
-                  AS u(s, p, t, sub, sa, nb, na, iss)",
+            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca)
+             SELECT s, 'pending', p, t, sub, sa, nb, na, $8, iss, ca
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $9::text[], $10::text[])
+                  AS u(s, p, t, sub, sa, nb, na, iss, ca)",
         )
         .await?;
     let complete = tx
@@ -195,6 +197,7 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
         &cols.not_afters,
         &at,
         &cols.issuers,
+        &cols.cas,
     ];
     let complete_args: &Args = &[&cols.completed, &cols.ders, &at];
     let audit_args: &Args = &[
@@ -336,12 +339,12 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             let next = head.next(at, &entry);
             let inserted = exec_raw(
                 tx,
-                "WITH c AS (INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer)
-                            VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $15) RETURNING 1)
+                "WITH c AS (INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca)
+                            VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $15, $16) RETURNING 1)
                  INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
                  SELECT $9, $8, $10, $11, $1, $12, $13, $14 FROM c",
                 &[&i.serial.hex(), &i.profile, &i.tenant, &i.subject, &list_json(&i.sans)?, &i.not_before, &i.not_after, &at,
-                  &next.id, &entry.actor, &entry.event, &entry.detail, &head.hash, &next.hash, &i.issuer.as_str()],
+                  &next.id, &entry.actor, &entry.event, &entry.detail, &head.hash, &next.hash, &i.issuer.as_str(), &i.ca.as_str()],
             )
             .await;
             unique(inserted, || {
@@ -560,17 +563,41 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             .await?;
             if n > 0 {
                 for c in &record.certs {
-                    exec(
-                        tx,
-                        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        &[&c.sha256, &record.name, &c.role.as_str(), &c.state.as_str(), &c.der, &c.subject, &c.serial, &c.not_after, &at],
-                    )
-                    .await?;
+                    insert_issuer_cert(tx, &record.name, c, at).await?;
                 }
             }
             Applied::Count(n)
         }
+        Op::AddIssuerCert { issuer, cert, .. } => {
+            let rows = query(
+                tx,
+                "UPDATE issuer_certificates SET state = 'retiring'
+                 WHERE issuer = $1 AND role = $2 AND state = 'active' RETURNING ca_id",
+                &[issuer, &cert.role.as_str()],
+            )
+            .await?;
+            let retiring = rows
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+            insert_issuer_cert(tx, issuer, cert, at).await?;
+            Applied::Serials(retiring)
+        }
+        Op::SetCaState {
+            issuer,
+            ca_id,
+            from,
+            to,
+            ..
+        } => found(
+            exec(
+                tx,
+                "UPDATE issuer_certificates SET state = $4 WHERE issuer = $1 AND ca_id = $2 AND state = $3",
+                &[issuer, &ca_id.as_str(), &from.as_str(), &to.as_str()],
+            )
+            .await?,
+            || format!("{} CA certificate {ca_id} of issuer {issuer:?}", from.as_str()),
+        )?,
         Op::AddPeer { peer, .. } => {
             let inserted = exec_raw(
                 tx,
@@ -657,4 +684,23 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
     })
+}
+
+async fn insert_issuer_cert(
+    tx: &Transaction<'_>,
+    issuer: &str,
+    c: &crate::store::IssuerCert,
+    at: i64,
+) -> Result<()> {
+    let inserted = exec_raw(
+        tx,
+        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[&c.sha256, &issuer, &c.role.as_str(), &c.state.as_str(), &c.der, &c.subject, &c.serial, &c.not_after, &at, &c.ca_id.as_str(), &c.key_ref],
+    )
+    .await;
+    unique(inserted, || {
+        Error::Conflict(format!("CA certificate {} already recorded", c.ca_id))
+    })?;
+    Ok(())
 }

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_trust.sql"),
     include_str!("migrations/0006_cross_intent.sql"),
     include_str!("migrations/0007_issuers.sql"),
+    include_str!("migrations/0008_ca_ids.sql"),
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -206,6 +207,7 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
         invalidity_date: r.get(12)?,
         revocation_seq: r.get(13)?,
         issuer: r.get(14)?,
+        ca: r.get(15)?,
     })
 }
 
@@ -220,7 +222,13 @@ fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
 }
 
 /// The highest revocation position, then the unexpired revocations after `after_seq` up to it.
-fn revoked_rows(c: &Connection, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
+/// With `ca`, only those that CA certificate signed.
+fn revoked_rows(
+    c: &Connection,
+    after_seq: i64,
+    now: i64,
+    ca: Option<&str>,
+) -> Result<(Vec<Positioned>, i64)> {
     let max: i64 = c.query_row(
         "SELECT COALESCE(MAX(revocation_seq), 0) FROM certificates",
         [],
@@ -230,8 +238,9 @@ fn revoked_rows(c: &Connection, after_seq: i64, now: i64) -> Result<(Vec<Positio
         c,
         "SELECT revocation_seq, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
          WHERE revocation_seq > ?1 AND revocation_seq <= ?2 AND not_after > ?3 AND issuer = 'issuing'
+           AND (?4 IS NULL OR ca = ?4)
          ORDER BY revocation_seq",
-        params![after_seq, max, now],
+        params![after_seq, max, now, ca],
         |r| {
             Ok(RevokedRow {
                 seq: r.get(0)?,
@@ -328,7 +337,26 @@ impl Store for SqliteStore {
     }
 
     async fn revoked_since(&self, after_seq: i64, now: i64) -> Result<(Vec<Positioned>, i64)> {
-        self.read(move |c| revoked_rows(c, after_seq, now)).await
+        self.read(move |c| revoked_rows(c, after_seq, now, None))
+            .await
+    }
+
+    async fn revoked_by(&self, ca: &str, now: i64) -> Result<(Vec<Positioned>, i64)> {
+        let ca = ca.to_string();
+        self.read(move |c| revoked_rows(c, 0, now, Some(&ca))).await
+    }
+
+    async fn unexpired(&self, ca: &str, now: i64) -> Result<(u64, Option<i64>)> {
+        let ca = ca.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*), MAX(not_after) FROM certificates
+                 WHERE ca = ?1 AND status = 'issued' AND not_after > ?2",
+                params![ca, now],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )?)
+        })
+        .await
     }
 
     async fn issuers(&self) -> Result<Vec<IssuerRecord>> {
@@ -351,6 +379,8 @@ impl Store for SqliteStore {
                     serial: r.get(6)?,
                     not_after: r.get(7)?,
                     added_at: r.get(8)?,
+                    ca_id: r.get(9)?,
+                    key_ref: r.get(10)?,
                 })
             })?;
             vocab::issuers(rows, certs)

@@ -93,9 +93,9 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
     Ok(match op {
         Op::Reserve(i) => {
             tx.execute(
-                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![i.serial.hex(), i.profile, i.tenant, i.subject, list_json(&i.sans)?, i.not_before, i.not_after, at, i.issuer.as_str()],
+                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![i.serial.hex(), i.profile, i.tenant, i.subject, list_json(&i.sans)?, i.not_before, i.not_after, at, i.issuer.as_str(), i.ca.as_str()],
             )
             .map_err(|e| unique(e, || Error::Storage(format!("serial {} already used", i.serial))))?;
             Applied::Nothing
@@ -206,15 +206,35 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             )?;
             if n > 0 {
                 for c in &record.certs {
-                    tx.execute(
-                        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![c.sha256, record.name, c.role.as_str(), c.state.as_str(), c.der, c.subject, c.serial, c.not_after, at],
-                    )?;
+                    insert_issuer_cert(tx, &record.name, c, at)?;
                 }
             }
             Applied::Count(n as u64)
         }
+        Op::AddIssuerCert { issuer, cert, .. } => {
+            let mut stmt = tx.prepare(
+                "UPDATE issuer_certificates SET state = 'retiring'
+                 WHERE issuer = ?1 AND role = ?2 AND state = 'active' RETURNING ca_id",
+            )?;
+            let retiring = stmt
+                .query_map(params![issuer, cert.role.as_str()], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            insert_issuer_cert(tx, issuer, cert, at)?;
+            Applied::Serials(retiring)
+        }
+        Op::SetCaState {
+            issuer,
+            ca_id,
+            from,
+            to,
+            ..
+        } => found(
+            tx.execute(
+                "UPDATE issuer_certificates SET state = ?4 WHERE issuer = ?1 AND ca_id = ?2 AND state = ?3",
+                params![issuer, ca_id.as_str(), from.as_str(), to.as_str()],
+            )?,
+            || format!("{} CA certificate {ca_id} of issuer {issuer:?}", from.as_str()),
+        )?,
         Op::AddPeer { peer, .. } => {
             tx.execute(
                 "INSERT INTO peers (name, ca_cert, subject, status, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -303,4 +323,19 @@ fn append_audit(tx: &Connection, prev: &[u8], at: i64, e: &AuditRecord) -> Resul
         params![id, at, e.actor, e.event, e.object, e.detail, prev, hash],
     )?;
     Ok(hash)
+}
+
+fn insert_issuer_cert(
+    tx: &Connection,
+    issuer: &str,
+    c: &crate::store::IssuerCert,
+    at: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![c.sha256, issuer, c.role.as_str(), c.state.as_str(), c.der, c.subject, c.serial, c.not_after, at, c.ca_id.as_str(), c.key_ref],
+    )
+    .map_err(|e| unique(e, || Error::Conflict(format!("CA certificate {} already recorded", c.ca_id))))?;
+    Ok(())
 }
