@@ -17,7 +17,8 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7080";
 /// Largest gRPC message the CA service accepts.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// The `[ca]` table: used only when a data directory is initialized.
+/// The `[ca]` table: the hierarchy made at init (algorithm, names), the lifetimes of every
+/// root and issuing CA made (at init and by `ecca issuer add|rotate`), and automatic rotation.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaSection {
@@ -26,6 +27,11 @@ pub struct CaSection {
     pub country: Option<String>,
     pub root_days: Option<u32>,
     pub issuing_days: Option<u32>,
+    /// Rotate an issuing CA automatically once it could no longer cover its profiles'
+    /// longest validity plus `rotate_margin_days` (default true).
+    pub auto_rotate: Option<bool>,
+    /// Days of margin for automatic rotation (default 30).
+    pub rotate_margin_days: Option<u32>,
 }
 
 /// The `[pkcs11]` table: CA keys in an HSM token. The PIN is read from `pin_file` or
@@ -164,6 +170,9 @@ pub struct ServerConfig {
     /// Writes waiting for the store at most; more are refused with RESOURCE_EXHAUSTED.
     pub store_queue: usize,
     pub init: InitOptions,
+    /// Automatic rotation: an issuing CA is replaced once it could no longer cover its
+    /// profiles' longest validity plus this many days (None: off).
+    pub rotate_margin_days: Option<u32>,
     /// CA keys in an HSM (new CAs generate theirs there; existing ones name theirs by URI).
     pub pkcs11: Option<Pkcs11Section>,
     /// A shared PostgreSQL database (None: SQLite in the data directory).
@@ -198,6 +207,7 @@ impl ServerConfig {
             tls_renew_before_days: 30,
             store_queue: crate::store::write::QUEUE,
             init: InitOptions::default(),
+            rotate_margin_days: Some(30),
             pkcs11: None,
             database: None,
             limits: crate::listen::Limits::default(),
@@ -302,6 +312,12 @@ impl ServerConfig {
         init.country = ca.country.unwrap_or_else(|| init.country.clone());
         init.root_days = ca.root_days.unwrap_or(init.root_days);
         init.issuing_days = ca.issuing_days.unwrap_or(init.issuing_days);
+        if let Some(days) = ca.rotate_margin_days {
+            self.rotate_margin_days = Some(days);
+        }
+        if ca.auto_rotate == Some(false) {
+            self.rotate_margin_days = None;
+        }
         Ok(())
     }
 }

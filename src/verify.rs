@@ -464,15 +464,7 @@ impl Verifier {
     }
 }
 
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
-}
+use crate::core::rfc3339;
 
 fn reason_name(code: Option<u8>) -> &'static str {
     match code {

@@ -78,7 +78,7 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         ca.issue_certificate(pb::IssueCertificateRequest {
             csr: csr.clone(),
             profile: "server-tls".into(),
-            validity_days: None
+            ..Default::default()
         })
     );
     call!(
@@ -217,6 +217,31 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         "GetIssuer",
         admin.get_issuer(pb::GetIssuerRequest {
             name: "default".into()
+        })
+    );
+    // Dry runs: what an admin may do is checked without changing the CA.
+    call!(
+        "AddIssuer",
+        admin.add_issuer(pb::AddIssuerRequest {
+            name: "second".into(),
+            algorithm: "p384".into(),
+            dry_run: true
+        })
+    );
+    call!(
+        "RotateIssuer",
+        admin.rotate_issuer(pb::RotateIssuerRequest {
+            name: "default".into(),
+            dry_run: true,
+            root: false
+        })
+    );
+    call!(
+        "RetireIssuer",
+        admin.retire_issuer(pb::RetireIssuerRequest {
+            name: "default".into(),
+            ca: String::new(),
+            dry_run: true
         })
     );
     out

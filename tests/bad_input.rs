@@ -183,7 +183,7 @@ async fn oversized_message_is_refused_before_decoding() {
     let req = IssueCertificateRequest {
         csr: vec![0; 1 << 20],
         profile: "server-tls".into(),
-        validity_days: None,
+        ..Default::default()
     };
     let status = raw.issue_certificate(req).await.unwrap_err();
     // tonic reports a message over the decoding limit as OUT_OF_RANGE.

@@ -495,6 +495,8 @@ async fn issuers(store: &dyn Store) {
         sha256: ecca::core::fingerprint(der),
         ca_id: CaId::of_cert(der),
         key_ref: "file:ca/issuers/national/x.key".into(),
+        parent: CaId::of_cert(b"root"),
+        wrapped_key: None,
         role,
         state: CaState::Active,
         der: der.to_vec(),
@@ -539,26 +541,97 @@ async fn issuers(store: &dyn Store) {
     // Rotation: the new issuing CA is active, the old one retiring, in one audited step.
     let old = CaId::of_cert(b"issuing");
     let new = cert(CaRole::Issuing, b"issuing 2");
-    let op = Op::AddIssuerCert {
+    let rotate = |certs: Vec<IssuerCert>, replaces: Vec<CaId>| Op::AddIssuerCerts {
         issuer: "national".into(),
-        cert: new.clone(),
+        certs,
+        replaces,
         actor: "test".into(),
     };
-    match store.write(op).await.unwrap() {
+    match store
+        .write(rotate(vec![new.clone()], vec![old.clone()]))
+        .await
+        .unwrap()
+    {
         Done::Serials(retiring) => assert_eq!(retiring, [old.to_string()]),
         other => panic!("{other:?}"),
     }
-    let got = store.issuers().await.unwrap();
-    let got = got.iter().find(|i| i.name == "national").unwrap();
-    let state = |id: &CaId| got.certs.iter().find(|c| &c.ca_id == id).unwrap().state;
-    assert_eq!(state(&old), CaState::Retiring);
-    assert_eq!(state(&new.ca_id), CaState::Active);
+    let states = || async {
+        let all = store.issuers().await.unwrap();
+        let got = all.into_iter().find(|i| i.name == "national").unwrap();
+        got.certs
+            .into_iter()
+            .map(|c| (c.ca_id, c.state))
+            .collect::<Vec<_>>()
+    };
+    let state_of = |states: &[(CaId, CaState)], id: &CaId| {
+        states.iter().find(|(i, _)| i == id).map(|(_, s)| *s)
+    };
+    let now = states().await;
+    assert_eq!(state_of(&now, &old), Some(CaState::Retiring));
+    assert_eq!(state_of(&now, &new.ca_id), Some(CaState::Active));
     assert_eq!(
-        state(&CaId::of_cert(b"root")),
-        CaState::Active,
+        state_of(&now, &CaId::of_cert(b"root")),
+        Some(CaState::Active),
         "roots untouched"
     );
-    assert_eq!(got.certs.last().unwrap().key_ref, new.key_ref);
+    // Another instance rotating from what it saw before: refused, nothing recorded.
+    let late = cert(CaRole::Issuing, b"issuing 3");
+    let raced = store
+        .write(rotate(vec![late.clone()], vec![old.clone()]))
+        .await
+        .unwrap_err();
+    assert!(matches!(raced, ecca::Error::Conflict(_)), "{raced}");
+    assert_eq!(states().await, now, "a refused rotation changes nothing");
+    // Root rollover: a new root, a link certificate and an issuing CA under the new root
+    // replace the active root and issuing CA at once; a sealed key is kept as given.
+    let root2 = CaId::of_cert(b"root 2");
+    let link = IssuerCert {
+        key_ref: String::new(),
+        parent: CaId::of_cert(b"root"),
+        ..cert(CaRole::Link, b"link")
+    };
+    let issuing4 = IssuerCert {
+        parent: root2.clone(),
+        wrapped_key: Some(ecca::core::records::WrappedKey(vec![7; 60])),
+        ..cert(CaRole::Issuing, b"issuing 4")
+    };
+    let generation = vec![
+        IssuerCert {
+            parent: root2.clone(),
+            ..cert(CaRole::Root, b"root 2")
+        },
+        link.clone(),
+        issuing4.clone(),
+    ];
+    let replaced = vec![CaId::of_cert(b"root"), new.ca_id.clone()];
+    match store.write(rotate(generation, replaced)).await.unwrap() {
+        Done::Serials(mut retiring) => {
+            retiring.sort();
+            let mut want = vec![CaId::of_cert(b"root").to_string(), new.ca_id.to_string()];
+            want.sort();
+            assert_eq!(retiring, want);
+        }
+        other => panic!("{other:?}"),
+    }
+    let all = store.issuers().await.unwrap();
+    let got = all.iter().find(|i| i.name == "national").unwrap();
+    let roles: Vec<&str> = got.certs.iter().map(|c| c.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        ["root", "root", "link", "issuing", "issuing", "issuing"]
+    );
+    let stored = |id: &CaId| got.certs.iter().find(|c| &c.ca_id == id).unwrap();
+    let read_link = stored(&link.ca_id);
+    assert_eq!(
+        read_link,
+        &IssuerCert {
+            added_at: read_link.added_at,
+            ..link.clone()
+        },
+        "read back as written (added_at is the store's clock)"
+    );
+    assert_eq!(stored(&issuing4.ca_id).wrapped_key, issuing4.wrapped_key);
+    assert_eq!(stored(&issuing4.ca_id).parent, root2);
     // Retiring: only from the state it is in; a stale request is refused and changes nothing.
     let retire = |from| Op::SetCaState {
         issuer: "national".into(),
@@ -578,18 +651,19 @@ async fn issuers(store: &dyn Store) {
         .collect();
     assert_eq!(
         events,
-        ["issuer.added", "issuer.certificate_added", "issuer.state"]
+        [
+            "issuer.added",
+            "issuer.certificates_added",
+            "issuer.certificates_added",
+            "issuer.state"
+        ]
     );
     // The same CA certificate cannot be recorded twice.
-    let again = Op::AddIssuerCert {
-        issuer: "national".into(),
-        cert: new,
-        actor: "test".into(),
-    };
-    assert!(matches!(
-        store.write(again).await.unwrap_err(),
-        ecca::Error::Conflict(_)
-    ));
+    let again = store
+        .write(rotate(vec![issuing4.clone()], vec![issuing4.ca_id.clone()]))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, ecca::Error::Conflict(_)), "{again}");
 }
 
 async fn conformance(store: Arc<dyn Store>) {

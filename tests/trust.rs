@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use der::{Decode, Encode};
 use ecca::client::{Client, Credentials};
-use ecca::proto::{CrossCertifyRequest, cross_certify_request::Peer};
+use ecca::proto::{CrossCertifyRequest, RevocationReason, cross_certify_request::Peer};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType, SerialNumber,
@@ -317,10 +317,24 @@ async fn restart(ca: &mut TestCa) {
 /// An older data directory (no credential CA, credentials by serial) is migrated on start:
 /// a credential CA appears, the local admin credential is reissued under it and the old one
 /// disabled, the gRPC certificate moves to it, and the database pins old credentials.
+/// Certificates issued before keep their CRL and OCSP (openssl at their own URLs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_data_directory_is_migrated_on_start() {
     let mut ca = TestCa::start().await;
     let (old_admin, _) = admin_cert(&ca);
+    let (roots, chain) = ca.trust_files().await;
+    let kept = ca.write_pem("kept.pem", &ca.issue_tls("kept.example.cn").await);
+    let gone_der = ca.issue_tls("gone.example.cn").await;
+    let gone = ca.write_pem("gone.pem", &gone_der);
+    let gone_serial = ecca::core::serial::Serial::from_der_content(parse(&gone_der).raw_serial());
+    ca.client
+        .revoke(
+            &gone_serial.hex(),
+            RevocationReason::KeyCompromise as i32,
+            None,
+        )
+        .await
+        .unwrap();
     let endpoints = ca.running.as_ref().unwrap().endpoints.clone();
     ca.running.take().unwrap().shutdown().await;
     let dir = ca.data_dir();
@@ -388,6 +402,19 @@ async fn an_older_data_directory_is_migrated_on_start() {
     assert_eq!(pinned, ecca::core::fingerprint(&old_admin));
     assert!(disabled);
     ca.client.verify_audit().await.unwrap();
+    // What was issued before answers at the URLs it carries, as it did.
+    let ocsp = format!("{}/ocsp", ca.http_base());
+    let status = common::judges::ocsp_status(&ocsp, &chain, &roots, &kept).await;
+    assert!(
+        status.contains("kept.pem: good") && status.contains("Response verify OK"),
+        "{status}"
+    );
+    let status = common::judges::ocsp_status(&ocsp, &chain, &roots, &gone).await;
+    assert!(status.contains("gone.pem: revoked"), "{status}");
+    let (ok, out) = common::judges::verify_with_crl(&roots, &[&chain], &kept).await;
+    assert!(ok, "{out}");
+    let (ok, out) = common::judges::verify_with_crl(&roots, &[&chain], &gone).await;
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
 }
 
 /// Takes a database back to schema version 4 (before the trust-boundary migration): every
@@ -396,6 +423,7 @@ fn undo_migration_5(db: &Path) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.execute_batch(
         "DROP INDEX certificates_ca_revoked;
+         DROP INDEX certificates_ca_expiry;
          ALTER TABLE certificates DROP COLUMN ca;
          DROP TABLE issuer_certificates;
          DROP TABLE issuers;

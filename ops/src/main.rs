@@ -45,7 +45,7 @@ enum Command {
     Crl(commands::crl::Args),
     /// Cross-certify another region's CA with our root (admin).
     CrossCertify(commands::cross_certify::Args),
-    /// Show the CA hierarchies (issuers) and the state of their CA certificates.
+    /// The CA hierarchies (issuers): list, show, add, rotate (issuing CA or root), retire.
     Issuer(commands::issuer::Args),
     /// Manage peer CAs (federation registry).
     Peers(commands::peers::Args),

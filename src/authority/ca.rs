@@ -105,6 +105,19 @@ impl CaCert {
         Ok(issue::sign_ca(params, subject, &self.issuer()?)?)
     }
 
+    /// Certifies another of our CA keys (link certificates between two generations of roots).
+    pub(super) fn certify_key_of(
+        &self,
+        params: &CertificateParams,
+        subject: &CaCert,
+    ) -> Result<Vec<u8>> {
+        Ok(issue::sign_ca(
+            params,
+            subject.signer.as_ref(),
+            &self.issuer()?,
+        )?)
+    }
+
     /// Builds, lints and signs a CRL.
     pub fn sign_crl(&self, params: &CrlParams<'_>, entries: &[RevokedEntry]) -> Result<Vec<u8>> {
         Ok(revocation::build_crl(params, entries, self.issuer()?)?)

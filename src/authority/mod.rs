@@ -40,7 +40,7 @@ use crate::pemfile;
 use crate::signer::pkcs11::{self, Pkcs11Config, Pkcs11Key, Token};
 use crate::signer::{Signer, SoftwareKey};
 pub use ca::{CaCert, WorkingKey};
-pub use hierarchy::{Hierarchy, IssuingCa, NewCa, RootCa, check_name};
+pub use hierarchy::{Hierarchy, IssuingCa, LinkCert, NewCas, RootCa, check_name};
 
 /// Options for creating a CA hierarchy.
 #[derive(Clone, Debug)]
@@ -349,6 +349,8 @@ impl Authority {
             name: DEFAULT_ISSUER.into(),
             algorithm,
             root: root.clone(),
+            roots: vec![root.clone()],
+            links: Vec::new(),
             active: Some(issuing.clone()),
             retiring: Vec::new(),
             unavailable: None,

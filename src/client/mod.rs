@@ -129,10 +129,22 @@ impl Client {
         profile: &str,
         validity_days: Option<u32>,
     ) -> Result<pb::IssueCertificateResponse> {
+        self.issue_under(csr, profile, validity_days, "").await
+    }
+
+    /// Issues under a chosen issuer among those the profile allows ("" = the profile's own).
+    pub async fn issue_under(
+        &self,
+        csr: Vec<u8>,
+        profile: &str,
+        validity_days: Option<u32>,
+        issuer: &str,
+    ) -> Result<pb::IssueCertificateResponse> {
         let req = pb::IssueCertificateRequest {
             csr,
             profile: profile.into(),
             validity_days,
+            issuer: issuer.into(),
         };
         Ok(self
             .ca
@@ -328,6 +340,69 @@ impl Client {
             .map_err(rejected)?
             .into_inner()
             .issuers)
+    }
+
+    /// Makes a new hierarchy (admins); with `dry_run`, only says what it would do.
+    pub async fn add_issuer(
+        &self,
+        name: &str,
+        algorithm: &str,
+        dry_run: bool,
+    ) -> Result<pb::IssuerChange> {
+        let req = pb::AddIssuerRequest {
+            name: name.into(),
+            algorithm: algorithm.into(),
+            dry_run,
+        };
+        Ok(self
+            .admin
+            .clone()
+            .add_issuer(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Rotates a hierarchy's issuing CA, or with `root` rolls its root over (admins).
+    pub async fn rotate_issuer(
+        &self,
+        name: &str,
+        root: bool,
+        dry_run: bool,
+    ) -> Result<pb::IssuerChange> {
+        let req = pb::RotateIssuerRequest {
+            name: name.into(),
+            dry_run,
+            root,
+        };
+        Ok(self
+            .admin
+            .clone()
+            .rotate_issuer(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Retires a retiring CA certificate of a hierarchy ("" = its only retiring one).
+    pub async fn retire_issuer(
+        &self,
+        name: &str,
+        ca: &str,
+        dry_run: bool,
+    ) -> Result<pb::IssuerChange> {
+        let req = pb::RetireIssuerRequest {
+            name: name.into(),
+            ca: ca.into(),
+            dry_run,
+        };
+        Ok(self
+            .admin
+            .clone()
+            .retire_issuer(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
     }
 
     /// One issuer by name.

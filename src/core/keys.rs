@@ -51,6 +51,11 @@ impl KeyAlg {
         Self::ALL.into_iter().find(|a| a.name() == s)
     }
 
+    /// The family of algorithms it belongs to (which hierarchies may certify it).
+    pub fn family(self) -> Family {
+        Family::International
+    }
+
     /// True for RSA keys (which may encipher keys; EC and EdDSA keys may not).
     pub fn is_rsa(self) -> bool {
         matches!(self, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096)
@@ -122,6 +127,22 @@ impl fmt::Display for KeyAlg {
     }
 }
 
+/// A family of algorithms: a hierarchy certifies subject keys of its own family only, so a
+/// national-algorithm hierarchy never vouches for a foreign key and vice versa.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// ECDSA, EdDSA and RSA (RFC 5280, the CA/Browser Forum).
+    International,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::International => "international",
+        }
+    }
+}
+
 /// The algorithm of a CA key: what ecca can generate and sign with (ring cannot generate RSA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -159,6 +180,11 @@ impl CaKeyAlg {
             CaKeyAlg::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
             CaKeyAlg::Ed25519 => &rcgen::PKCS_ED25519,
         }
+    }
+
+    /// The family of subject keys a hierarchy with keys of this kind certifies.
+    pub fn family(self) -> Family {
+        self.key_alg().family()
     }
 
     /// The same key as a subject key algorithm.

@@ -60,6 +60,17 @@ pub fn sha256(der: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Unix seconds as RFC 3339 UTC (the number itself if out of range).
+pub fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
 /// SHA-256 fingerprint of DER bytes, lowercase hex (as `openssl x509 -fingerprint -sha256` without colons).
 pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, der))

@@ -106,6 +106,9 @@ struct ProfileFile {
     critical_eku: bool,
     #[serde(default = "default_issuer")]
     issuer: String,
+    /// Further hierarchies a request may choose instead of `issuer`.
+    #[serde(default)]
+    issuers: Vec<String>,
 }
 
 fn default_issuer() -> String {
@@ -218,9 +221,11 @@ pub struct Profile {
     pub ocsp_no_check: bool,
     /// Mark extendedKeyUsage critical (RFC 3161 requires it for TSA certificates).
     pub critical_eku: bool,
-    /// The issuer (CA hierarchy) that signs under this profile; checked against the store's
-    /// issuers at start.
+    /// The issuer (CA hierarchy) that signs under this profile unless a request picks
+    /// another; checked against the store's issuers at start.
     pub issuer: String,
+    /// Every issuer a request may pick, `issuer` first.
+    pub issuers: Vec<String>,
 }
 
 impl Profile {
@@ -299,19 +304,25 @@ impl Profile {
         if file.san.min > file.san.max {
             return Err(err("san.min", "larger than san.max".into()));
         }
-        if file.issuer.is_empty()
-            || !file
-                .issuer
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        let mut issuers = vec![file.issuer.clone()];
+        for i in file.issuers {
+            if !issuers.contains(&i) {
+                issuers.push(i);
+            }
+        }
+        for (key, i) in std::iter::once(("issuer", &file.issuer))
+            .chain(issuers.iter().skip(1).map(|i| ("issuers", i)))
         {
-            return Err(err(
-                "issuer",
-                format!(
-                    "{:?} must be lowercase letters, digits and '-'",
-                    file.issuer
-                ),
-            ));
+            if i.is_empty()
+                || !i
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(err(
+                    key,
+                    format!("{i:?} must be lowercase letters, digits and '-'"),
+                ));
+            }
         }
         Ok(Profile {
             name: name.into(),
@@ -326,7 +337,30 @@ impl Profile {
             ocsp_no_check: file.ocsp_no_check,
             critical_eku: file.critical_eku,
             issuer: file.issuer,
+            issuers,
         })
+    }
+}
+
+impl Profile {
+    /// The issuer a request signs under: the one it names, if this profile allows it, else
+    /// the profile's own.
+    pub fn issuer_for<'a>(&'a self, requested: &'a str) -> Result<&'a str> {
+        if requested.is_empty() {
+            return Ok(&self.issuer);
+        }
+        if self.issuers.iter().any(|i| i == requested) {
+            Ok(requested)
+        } else {
+            Err(Error::field(
+                "issuer",
+                format!(
+                    "profile {} signs under {} only",
+                    self.name,
+                    self.issuers.join(", ")
+                ),
+            ))
+        }
     }
 }
 

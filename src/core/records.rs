@@ -141,6 +141,9 @@ pub enum CaRole {
     Root,
     /// Signs end-entity certificates, under the root.
     Issuing,
+    /// Joins two generations of roots (root rollover, RFC 4210 §4.4): the new root's key
+    /// certified by the old root, or the old root's key by the new one. Signs nothing.
+    Link,
 }
 
 impl CaRole {
@@ -148,7 +151,19 @@ impl CaRole {
         match self {
             CaRole::Root => "root",
             CaRole::Issuing => "issuing",
+            CaRole::Link => "link",
         }
+    }
+}
+
+/// A software CA key sealed for the other instances of the CA (AES-256-GCM under a key only
+/// copies of the data directory can derive). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey(pub Vec<u8>);
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WrappedKey({} bytes)", self.0.len())
     }
 }
 
@@ -179,8 +194,12 @@ pub struct IssuerCert {
     /// Its name in URLs and in `certificates.ca`.
     pub ca_id: CaId,
     /// Where its key is: `file:PATH` (relative to the data directory; the file holds PKCS#8
-    /// or a PKCS#11 URI) or a `pkcs11:` URI.
+    /// or a PKCS#11 URI) or a `pkcs11:` URI. Link certificates have no key of their own.
     pub key_ref: String,
+    /// The CA certificate that signed it (a root names itself).
+    pub parent: CaId,
+    /// A software key made after init, sealed for the instances that lack its file.
+    pub wrapped_key: Option<WrappedKey>,
     pub role: CaRole,
     pub state: CaState,
     pub der: Vec<u8>,
@@ -197,7 +216,7 @@ pub struct IssuerRecord {
     pub name: String,
     pub algorithm: crate::core::keys::CaKeyAlg,
     pub created_at: i64,
-    /// Roots first, then issuing CAs, each oldest first.
+    /// Roots first, then link certificates, then issuing CAs, each oldest first.
     pub certs: Vec<IssuerCert>,
 }
 

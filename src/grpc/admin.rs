@@ -10,7 +10,7 @@ use crate::core::cross::Terms;
 use crate::error::Error;
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
-use crate::service::issuers::IssuerChange;
+use crate::service::issuers::{IssuerChange, Rotation};
 use crate::service::{CrossCertifyRequest, IssuedCredential, PeerInput, PlatformSpec, Service};
 use crate::store::{CaId, CaRole, CaState, IssuerRecord};
 use crate::store::{Credential, CrossRecord, Direction, PeerRecord, PeerStatus, PlatformRecord};
@@ -67,6 +67,7 @@ fn issuer(i: IssuerRecord) -> pb::Issuer {
             role: match c.role {
                 CaRole::Root => pb::CaRole::Root,
                 CaRole::Issuing => pb::CaRole::Issuing,
+                CaRole::Link => pb::CaRole::Link,
             } as i32,
             state: match c.state {
                 CaState::Active => pb::CaState::Active,
@@ -79,6 +80,7 @@ fn issuer(i: IssuerRecord) -> pb::Issuer {
             not_after: ts(c.not_after),
             der: c.der,
             ca_id: c.ca_id.to_string(),
+            parent: c.parent.to_string(),
         })
         .collect();
     pb::Issuer {
@@ -275,9 +277,14 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::IssuerChange>, Status> {
         let caller = self.caller(&req, Action::ManageIssuers).await?;
         let r = req.into_inner();
+        let rotation = if r.root {
+            Rotation::Root
+        } else {
+            Rotation::Issuing
+        };
         let change = self
             .service
-            .rotate_issuer(&caller, &r.name, r.dry_run)
+            .rotate_issuer(&caller, &r.name, rotation, r.dry_run)
             .await?;
         Ok(Response::new(issuer_change(change)))
     }

@@ -146,6 +146,7 @@ impl CertificateAuthority for CaApi {
                     csr: r.csr,
                     profile: r.profile,
                     validity_days: r.validity_days,
+                    issuer: r.issuer,
                 },
             )
             .await?;
@@ -237,6 +238,7 @@ impl CertificateAuthority for CaApi {
                     .map(|e| e.name.clone())
                     .collect(),
                 issuer: p.issuer.clone(),
+                issuers: p.issuers.clone(),
             })
             .collect();
         Ok(Response::new(pb::ListProfilesResponse { profiles }))

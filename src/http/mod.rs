@@ -181,13 +181,10 @@ async fn cross(State(s): State<S>) -> Response {
     }
 }
 
-/// Every hierarchy's root and its active and retiring issuing CAs, PEM.
+/// Every hierarchy's roots, its active and retiring issuing CAs and its link certificates, PEM.
 async fn bundle(State(s): State<S>) -> Response {
-    let mut ders = Vec::new();
-    for h in s.service.authority().hierarchies().iter() {
-        ders.push(h.root.der.clone());
-        ders.extend(h.issuing().map(|c| c.der.clone()));
-    }
+    let (roots, intermediates) = s.service.authority().ca_certificates();
+    let ders: Vec<Vec<u8>> = roots.into_iter().chain(intermediates).collect();
     let pem = pemfile::certs_to_pem(ders.iter().map(Vec::as_slice));
     ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
 }

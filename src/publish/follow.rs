@@ -1,9 +1,12 @@
-//! Following the shared store: revocations and cross-certificate changes other instances
-//! made, published here once each.
+//! Following the shared store: revocations, cross-certificate and issuer changes other
+//! instances made, published here once each.
 use super::*;
 
 /// Rounds of [`FOLLOW`] between looks at the cross-certificates (every 2 s).
 const CROSS_EVERY: u64 = 8;
+/// Rounds of [`FOLLOW`] between looks at the issuers (every 500 ms: a rotation made on another
+/// instance issues here within a second).
+const ISSUERS_EVERY: u64 = 2;
 
 impl Publisher {
     /// How many cross-certificates exist and how many are revoked (None if unreadable).
@@ -13,6 +16,16 @@ impl Publisher {
             all.len(),
             all.iter().filter(|c| c.revoked.is_some()).count(),
         ))
+    }
+
+    /// Each CA certificate of each issuer and its state (None if unreadable).
+    pub(super) async fn issuer_state(&self) -> Option<Vec<(CaId, CaState)>> {
+        let all = self.store.issuers().await.ok()?;
+        Some(
+            all.iter()
+                .flat_map(|i| i.certs.iter().map(|c| (c.ca_id.clone(), c.state)))
+                .collect(),
+        )
     }
 
     /// Publishes revocations recorded by other instances sharing the store: polls the
@@ -37,8 +50,19 @@ impl Publisher {
             c.advance(cursor);
         }
         let mut cross = self.cross_state().await;
+        let mut issuers = self.issuer_state().await;
         for round in 1u64.. {
             tokio::time::sleep(FOLLOW).await;
+            // Issuers added, rotated or retired elsewhere: new CAs opened, slots published.
+            if round % ISSUERS_EVERY == 0 {
+                let now_issuers = self.issuer_state().await;
+                if now_issuers.is_some() && now_issuers != issuers {
+                    match self.reload_issuers().await {
+                        Ok(()) => issuers = now_issuers,
+                        Err(e) => tracing::warn!(error = %e, "cannot load changed issuers"),
+                    }
+                }
+            }
             // Cross-certificates issued or revoked elsewhere change what the root answers;
             // rare, so they are compared every CROSS_EVERY rounds, not every one.
             if round % CROSS_EVERY == 0 {

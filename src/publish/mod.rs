@@ -12,7 +12,7 @@ use x509_ocsp::{CertId, OcspResponseStatus};
 
 use crate::authority::{Authority, IssuingCa, RootCa, WorkingKey};
 use crate::core::ocsp::{CaIdentity, Status, Validity};
-use crate::core::records::CaId;
+use crate::core::records::{CaId, CaState};
 use crate::core::revocation::{CrlParams, Reason, RevokedEntry};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
@@ -167,6 +167,8 @@ pub struct Publisher {
     authority: Arc<Authority>,
     /// One per root and per active or retiring issuing CA, following `authority`.
     slots: RwLock<Arc<Vec<Arc<Slot>>>>,
+    /// Held while the hierarchies are reloaded.
+    reloading: tokio::sync::Mutex<()>,
     /// Serial of the credential CA's link certificate (the first root signed it), if any.
     credential_link: Option<Vec<u8>>,
     /// The delegated responder of the first issuing CA (later ones sign their own responses).
@@ -224,6 +226,7 @@ impl Publisher {
             store,
             authority,
             slots: RwLock::new(Arc::new(Vec::new())),
+            reloading: tokio::sync::Mutex::new(()),
             credential_link,
             responder: RwLock::new(None),
             ocsp_cache: Mutex::new(ocsp::OcspCache::default()),
@@ -260,7 +263,9 @@ impl Publisher {
             }
         };
         for h in self.authority.hierarchies().iter() {
-            take(CaKind::Root(h.root.clone()), &h.root.id);
+            for root in &h.roots {
+                take(CaKind::Root(root.clone()), &root.id);
+            }
             for ca in h.issuing() {
                 take(CaKind::Issuing(ca.clone()), &ca.id);
             }
@@ -285,6 +290,8 @@ impl Publisher {
     /// Reads the hierarchies from the store again (after a rotation here or on another
     /// instance), opens new CAs and publishes for them, CRLs included, before returning.
     pub async fn reload_issuers(&self) -> Result<()> {
+        // One at a time, each reading the store inside: an older read never lands last.
+        let _one = self.reloading.lock().await;
         let records = self.store.issuers().await?;
         self.authority.apply(&records)?;
         if self.sync_slots() {

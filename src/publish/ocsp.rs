@@ -76,17 +76,19 @@ impl Publisher {
         })
     }
 
-    /// True for the CA certificates a root issued: its hierarchy's issuing CAs, and for the
-    /// first root the credential CA's link.
+    /// True for the CA certificates a root issued and that are in force: its issuing CAs,
+    /// the link certificates it signed, and for the first root the credential CA's link.
     fn subordinate(&self, slot: &Slot, serial: &[u8]) -> bool {
         if slot.id == CaId::root() && self.credential_link.as_deref() == Some(serial) {
             return true;
         }
-        self.authority
-            .hierarchies()
-            .iter()
-            .filter(|h| h.root.id == slot.id)
-            .any(|h| h.issuing().any(|c| c.serial == serial))
+        self.authority.hierarchies().iter().any(|h| {
+            h.issuing()
+                .any(|c| c.root.id == slot.id && c.serial == serial)
+                || h.links
+                    .iter()
+                    .any(|l| l.parent == slot.id && l.serial == serial)
+        })
     }
 
     pub(super) fn sign(

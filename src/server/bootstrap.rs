@@ -53,7 +53,8 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
         )));
     }
     // Before any key is made: every profile names an issuer this CA has.
-    crate::service::issuers::check_profiles(store.as_ref(), &profiles).await?;
+    crate::service::issuers::check_profiles(store.as_ref(), &profiles, config.init.algorithm)
+        .await?;
     let authority = if created {
         Authority::create(&layout, &config.init, base_url, hsm.as_ref())?
     } else {

@@ -1,5 +1,6 @@
-//! Maintenance: the loop that signs audit checkpoints and renews ecca's own certificates
-//! (the gRPC server's, presented from the next handshake on; the OCSP responder; the TSA),
+//! Maintenance: the loop that signs audit checkpoints, renews ecca's own certificates (the
+//! gRPC server's, presented from the next handshake on; the OCSP responder; the TSA) and
+//! rotates and retires issuing CAs as they run short or fall out of use,
 //! and the supervision of background work: a task that dies is restarted, and a store whose
 //! writer stopped turns health NOT_SERVING and stops the server.
 use std::future::Future;
@@ -41,6 +42,11 @@ pub(super) async fn maintain(u: Arc<Upkeep>) {
         }
         if let Err(e) = renew(&u).await {
             tracing::error!(error = %e, "certificate renewal failed; retrying next round");
+        }
+        if let Some(margin) = u.config.rotate_margin_days
+            && let Err(e) = u.service.issuer_upkeep(margin).await
+        {
+            tracing::error!(error = %e, "issuer upkeep (rotation, retirement) failed; retrying next round");
         }
         tokio::time::sleep(u.config.audit_checkpoint_every).await;
     }

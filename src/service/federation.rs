@@ -256,12 +256,7 @@ impl Service {
                 .any(|p| p.name == name && p.status == PeerStatus::Suspended)
         };
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let mut roots = Vec::new();
-        let mut intermediates = Vec::new();
-        for h in self.authority.hierarchies().iter() {
-            roots.push(h.root.der.clone());
-            intermediates.extend(h.issuing().map(|c| c.der.clone()));
-        }
+        let (roots, mut intermediates) = self.authority.ca_certificates();
         for c in self.store.cross_certs().await? {
             if c.revoked.is_none() && c.not_after > now && !suspended(&c.peer) {
                 intermediates.push(c.der);

@@ -10,6 +10,7 @@ use crate::authority::{Authority, CaCert, IssuingCa, WorkingKey};
 use crate::core::csr;
 use crate::core::issue::{self, IssuerUrls, LeafSpec, Names, SubjectKey};
 use crate::core::profile::{Profile, Profiles};
+use crate::core::records::DEFAULT_ISSUER;
 use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
@@ -98,6 +99,8 @@ pub struct IssueRequest {
     pub csr: Vec<u8>,
     pub profile: String,
     pub validity_days: Option<u32>,
+    /// The issuer to sign under, among those the profile allows; empty: the profile's own.
+    pub issuer: String,
 }
 
 /// An issued certificate with its chain.
@@ -248,8 +251,10 @@ impl Service {
         let days = self
             .authorize_platform(caller, &profile.name, &names, req.validity_days)
             .await?;
+        let issuer = profile.issuer_for(&req.issuer)?;
         // Taken once: a rotation meanwhile does not change the CA this request signs with.
-        let ca = self.authority.active(&profile.issuer)?;
+        let (_, until) = issue::intended(profile, days, OffsetDateTime::now_utc())?;
+        let ca = self.signing_ca(issuer, until.unix_timestamp()).await?;
         let record = self
             .sign_and_store(
                 By::Issuing(ca.clone()),
@@ -281,10 +286,12 @@ impl Service {
             Internal::OcspResponder => &self.internal_ocsp,
             Internal::Tsa => &self.internal_tsa,
         };
-        let by = match kind.issuer() {
-            Issuer::Credential => By::Credential,
-            // The delegated responder answers for the data directory's first issuing CA.
-            Issuer::Issuing => By::Issuing(self.authority.issuing.clone()),
+        let by = match kind {
+            Internal::ServerTls | Internal::Credential => By::Credential,
+            // A delegated responder is certified by the CA it answers for: the data
+            // directory's first issuing CA.
+            Internal::OcspResponder => By::Issuing(self.authority.issuing.clone()),
+            Internal::Tsa => By::Issuing(self.authority.active(DEFAULT_ISSUER)?),
         };
         self.sign_and_store(
             by,

@@ -71,6 +71,17 @@ impl SoftwareKey {
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
         let key = KeyPair::from_pem(pem)
             .map_err(|e| Error::Signing(format!("not a usable PKCS#8 key: {e}")))?;
+        Self::from_key_pair(key)
+    }
+
+    /// Parses a PKCS#8 DER key of one of the supported CA algorithms.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        let key = KeyPair::try_from(der)
+            .map_err(|e| Error::Signing(format!("not a usable PKCS#8 key: {e}")))?;
+        Self::from_key_pair(key)
+    }
+
+    fn from_key_pair(key: KeyPair) -> Result<Self> {
         let alg = [CaKeyAlg::P256, CaKeyAlg::P384, CaKeyAlg::Ed25519]
             .into_iter()
             .find(|a| a.rcgen() == key.algorithm())
@@ -135,6 +146,11 @@ impl SoftwareKey {
     /// The key as plain PKCS#8 PEM, in memory only (for the TLS identity).
     pub fn pkcs8_pem(&self) -> String {
         self.key.serialize_pem()
+    }
+
+    /// The key as plain PKCS#8 DER, in memory only (sealing CA keys for other instances).
+    pub fn pkcs8_der(&self) -> Vec<u8> {
+        self.key.serialize_der()
     }
 
     /// SubjectPublicKeyInfo DER.

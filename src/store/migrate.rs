@@ -165,6 +165,8 @@ const TABLES: &[Table] = &[
             ("added_at", Int),
             ("ca_id", Text),
             ("key_ref", Text),
+            ("parent", Text),
+            ("wrapped_key", Blob),
         ],
         sqlite_order: "sha256",
         pg_order: "sha256 COLLATE \"C\"",

@@ -8,7 +8,7 @@ use crate::core::error::Error as Domain;
 use crate::core::keys::CaKeyAlg;
 use crate::core::records::{
     CaId, CaRole, CaState, CertRecord, Credential, CrossRecord, Direction, IssuerCert,
-    IssuerRecord, PeerRecord, PeerStatus, PlatformRecord, Revocation, Role,
+    IssuerRecord, PeerRecord, PeerStatus, PlatformRecord, Revocation, Role, WrappedKey,
 };
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::error::{Error, Result};
@@ -154,22 +154,21 @@ impl Op {
                 entry(actor, "issuer.added", &record.name, record.audit_detail())
             }
             Op::AddIssuer { .. } => None,
-            Op::AddIssuerCert {
+            Op::AddIssuerCerts {
                 issuer,
-                cert,
+                certs,
                 actor,
+                ..
             } => {
                 let Applied::Serials(retiring) = applied else {
                     return None;
                 };
-                let detail = format!(
-                    "role={} ca={} sha256={} retiring={}",
-                    cert.role.as_str(),
-                    cert.ca_id,
-                    cert.sha256,
-                    retiring.join(",")
-                );
-                entry(actor, "issuer.certificate_added", issuer, detail)
+                let added: Vec<String> = certs
+                    .iter()
+                    .map(|c| format!("{}:{}:{}", c.role.as_str(), c.ca_id, c.sha256))
+                    .collect();
+                let detail = format!("added={} retiring={}", added.join(","), retiring.join(","));
+                entry(actor, "issuer.certificates_added", issuer, detail)
             }
             Op::SetCaState {
                 issuer,
@@ -679,11 +678,14 @@ pub struct IssuerCertRow {
     pub added_at: i64,
     pub ca_id: String,
     pub key_ref: String,
+    pub parent: String,
+    pub wrapped_key: Option<Vec<u8>>,
 }
 
 /// What both backends select for issuers' certificates: roots first, then by age.
 pub const ISSUER_CERTS_SQL: &str =
-    "SELECT sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref
+    "SELECT sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref,
+            parent, wrapped_key
      FROM issuer_certificates ORDER BY issuer, role DESC, added_at, sha256";
 
 /// What both backends select for issuers.
@@ -696,6 +698,7 @@ impl TryFrom<IssuerCertRow> for (String, IssuerCert) {
         let role = match r.role.as_str() {
             "root" => CaRole::Root,
             "issuing" => CaRole::Issuing,
+            "link" => CaRole::Link,
             other => return Err(corrupt(format!("{}: role {other:?}", row()))),
         };
         let state = match r.state.as_str() {
@@ -712,13 +715,18 @@ impl TryFrom<IssuerCertRow> for (String, IssuerCert) {
         }
         let ca_id = CaId::parse(&r.ca_id)
             .map_err(|_| corrupt(format!("{}: ca_id {:?}", row(), r.ca_id)))?;
-        if !(r.key_ref.starts_with("file:") || r.key_ref.starts_with("pkcs11:")) {
+        let keyed = r.key_ref.starts_with("file:") || r.key_ref.starts_with("pkcs11:");
+        if keyed == (role == CaRole::Link) {
             return Err(corrupt(format!("{}: key_ref {:?}", row(), r.key_ref)));
         }
+        let parent = CaId::parse(&r.parent)
+            .map_err(|_| corrupt(format!("{}: parent {:?}", row(), r.parent)))?;
         let cert = IssuerCert {
             sha256: r.sha256,
             ca_id,
             key_ref: r.key_ref,
+            parent,
+            wrapped_key: r.wrapped_key.map(WrappedKey),
             role,
             state,
             der: r.der,
@@ -728,6 +736,36 @@ impl TryFrom<IssuerCertRow> for (String, IssuerCert) {
             added_at: r.added_at,
         };
         Ok((r.issuer, cert))
+    }
+}
+
+/// The roles whose active certificate a set of new CA certificates replaces (links replace
+/// nothing: every generation's links stay).
+pub fn replaced_roles(certs: &[IssuerCert]) -> Vec<CaRole> {
+    let mut roles = Vec::new();
+    for c in certs {
+        if c.state == CaState::Active && c.role != CaRole::Link && !roles.contains(&c.role) {
+            roles.push(c.role);
+        }
+    }
+    roles
+}
+
+/// Refuses a rotation that raced another: the certificates it moved to retiring must be the
+/// ones its caller saw active.
+pub fn check_replaced(issuer: &str, retiring: &[String], replaces: &[CaId]) -> Result<()> {
+    let mut found: Vec<&str> = retiring.iter().map(String::as_str).collect();
+    let mut expected: Vec<&str> = replaces.iter().map(CaId::as_str).collect();
+    found.sort_unstable();
+    expected.sort_unstable();
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "issuer {issuer:?} changed meanwhile (active was {}, expected {}); look again with `ecca issuer show {issuer}`",
+            found.join(","),
+            expected.join(",")
+        )))
     }
 }
 

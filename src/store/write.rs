@@ -112,11 +112,15 @@ pub enum Op {
         record: IssuerRecord,
         actor: String,
     },
-    /// Adds a CA certificate to a hierarchy as active; the certificates of its role that were
-    /// active become retiring in the same transaction (rotation). Returns their CA ids.
-    AddIssuerCert {
+    /// Adds CA certificates to a hierarchy (a rotation: a new issuing CA; a root rollover: a
+    /// new root, its link certificates and a new issuing CA). For each role a new active
+    /// root or issuing CA takes, the certificates of that role that were active become
+    /// retiring in the same transaction; they must be exactly `replaces` (else Conflict:
+    /// another change came first). Returns the retiring CA ids.
+    AddIssuerCerts {
         issuer: String,
-        cert: IssuerCert,
+        certs: Vec<IssuerCert>,
+        replaces: Vec<CaId>,
         actor: String,
     },
     /// Moves one CA certificate from state `from` to `to`; NotFound if it is not in `from`.

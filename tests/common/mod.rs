@@ -11,9 +11,12 @@ use ecca::server::Running;
 use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair, SanType};
 use tempfile::TempDir;
 
+pub mod judges;
 pub mod pg;
 pub mod tools;
 
+#[allow(unused_imports)]
+pub use judges::{pkilint, run};
 #[allow(unused_imports)]
 pub use tools::{missing, tool};
 
@@ -208,16 +211,6 @@ pub fn profile_samples() -> Vec<(&'static str, CsrSpec)> {
     ]
 }
 
-/// Runs a command, returning (success, stdout+stderr).
-pub fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
 /// `openssl verify -CAfile roots -untrusted chain leaf` (with extra args), if openssl exists.
 pub fn openssl_verify(
     roots: &Path,
@@ -234,14 +227,6 @@ pub fn openssl_verify(
         .arg("-untrusted")
         .arg(chain)
         .arg(leaf);
-    Some(run(&mut cmd))
-}
-
-/// Runs a pkilint command on files with `-s WARNING`-style args; returns (clean, output).
-pub fn pkilint(linter: &str, args: &[&str], files: &[&Path]) -> Option<(bool, String)> {
-    let bin = tool(linter)?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("lint").args(args).args(files);
     Some(run(&mut cmd))
 }
 

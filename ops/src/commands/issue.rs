@@ -10,7 +10,7 @@ use crate::output;
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example:\n  ecca --data-dir ./ecca-data issue --csr shop.csr --profile server-tls --out shop.pem --chain-out chain.pem --days 30"
+    after_help = "Example:\n  ecca --data-dir ./ecca-data issue --csr shop.csr --profile server-tls --out shop.pem --chain-out chain.pem --days 30\n  ecca issue --csr shop.csr --profile server-tls --issuer intl --out shop.pem"
 )]
 pub struct Args {
     /// The CSR (PEM or DER), e.g. from `ecca csr`.
@@ -28,11 +28,19 @@ pub struct Args {
     /// Validity in days (clamped to the profile's maximum).
     #[arg(long)]
     days: Option<u32>,
+    /// Sign under this issuer (CA hierarchy) among those the profile allows (default: the
+    /// profile's own; `ecca profiles` lists them).
+    #[arg(long, default_value = "")]
+    issuer: String,
 }
 
 pub async fn run(g: &Global, a: Args) -> Result<()> {
     let csr = output::read(&a.csr)?;
-    let resp = g.client().await?.issue(csr, &a.profile, a.days).await?;
+    let resp = g
+        .client()
+        .await?
+        .issue_under(csr, &a.profile, a.days, &a.issuer)
+        .await?;
     let cert = resp
         .certificate
         .ok_or_else(|| Error::Internal("server returned no certificate".into()))?;

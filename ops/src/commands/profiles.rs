@@ -19,7 +19,7 @@ pub async fn run(g: &Global, _a: Args) -> Result<()> {
                     "name": p.name, "description": p.description, "key_algorithms": p.key_algorithms,
                     "max_validity_days": p.max_validity_days, "default_validity_days": p.default_validity_days,
                     "key_usages": p.key_usages, "extended_key_usages": p.extended_key_usages,
-                    "issuer": p.issuer,
+                    "issuer": p.issuer, "issuers": p.issuers,
                 })
             })
             .collect();
@@ -28,7 +28,7 @@ pub async fn run(g: &Global, _a: Args) -> Result<()> {
     for p in profiles {
         println!("{}", p.name);
         println!("  {}", p.description);
-        println!("  issuer: {}", p.issuer);
+        println!("  issuer: {}", p.issuers.join(", "));
         println!("  keys: {}", p.key_algorithms.join(", "));
         println!(
             "  validity: {} days by default, at most {}",

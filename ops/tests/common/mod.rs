@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+#[path = "../../../tests/common/judges.rs"]
+pub mod judges;
 #[path = "../../../tests/common/pg.rs"]
 pub mod pg;
 #[path = "../../../tests/common/tools.rs"]

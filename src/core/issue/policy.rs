@@ -196,13 +196,8 @@ pub fn validity(
     now: OffsetDateTime,
     issuer_not_after: OffsetDateTime,
 ) -> Result<(OffsetDateTime, OffsetDateTime)> {
-    let days = match requested_days {
-        Some(0) => return Err(Error::field("validity_days", "must be at least 1")),
-        Some(d) => d.min(profile.max_validity_days),
-        None => profile.default_validity_days,
-    };
-    let not_before = (now - BACKDATE).replace_nanosecond(0).unwrap_or(now);
-    let not_after = (not_before + Duration::days(days.into())).min(issuer_not_after);
+    let (not_before, wanted) = intended(profile, requested_days, now)?;
+    let not_after = wanted.min(issuer_not_after);
     if not_after <= now {
         return Err(Error::field(
             "validity",
@@ -210,4 +205,19 @@ pub fn validity(
         ));
     }
     Ok((not_before, not_after))
+}
+
+/// The validity a certificate issued now would have, before its issuer's expiry caps it.
+pub fn intended(
+    profile: &Profile,
+    requested_days: Option<u32>,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    let days = match requested_days {
+        Some(0) => return Err(Error::field("validity_days", "must be at least 1")),
+        Some(d) => d.min(profile.max_validity_days),
+        None => profile.default_validity_days,
+    };
+    let not_before = (now - BACKDATE).replace_nanosecond(0).unwrap_or(now);
+    Ok((not_before, not_before + Duration::days(days.into())))
 }

@@ -475,7 +475,7 @@ impl Store for PgStore {
         let rows = self
             .rows(
                 "SELECT COUNT(*)::BIGINT, MAX(not_after) FROM certificates
-                 WHERE ca = $1 AND status = 'issued' AND not_after > $2",
+                 WHERE ca = $1 AND status <> 'abandoned' AND not_after > $2",
                 &[&ca, &now],
             )
             .await?;
@@ -513,6 +513,8 @@ impl Store for PgStore {
                     added_at: r.try_get(8)?,
                     ca_id: r.try_get(9)?,
                     key_ref: r.try_get(10)?,
+                    parent: r.try_get(11)?,
+                    wrapped_key: r.try_get(12)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

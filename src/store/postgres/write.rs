@@ -12,7 +12,7 @@ use tokio_postgres::error::SqlState;
 
 use super::{Args, WRITE_LOCK};
 use crate::error::{Error, Result};
-use crate::store::vocab::{Applied, AuditRecord, list_json};
+use crate::store::vocab::{self, Applied, AuditRecord, list_json};
 use crate::store::write::{Alive, Job, check_revocable, deliver, group};
 use crate::store::{Done, Op, audit_hash};
 
@@ -568,19 +568,29 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             }
             Applied::Count(n)
         }
-        Op::AddIssuerCert { issuer, cert, .. } => {
-            let rows = query(
-                tx,
-                "UPDATE issuer_certificates SET state = 'retiring'
-                 WHERE issuer = $1 AND role = $2 AND state = 'active' RETURNING ca_id",
-                &[issuer, &cert.role.as_str()],
-            )
-            .await?;
-            let retiring = rows
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<std::result::Result<_, _>>()?;
-            insert_issuer_cert(tx, issuer, cert, at).await?;
+        Op::AddIssuerCerts {
+            issuer,
+            certs,
+            replaces,
+            ..
+        } => {
+            let mut retiring: Vec<String> = Vec::new();
+            for role in vocab::replaced_roles(certs) {
+                let rows = query(
+                    tx,
+                    "UPDATE issuer_certificates SET state = 'retiring'
+                     WHERE issuer = $1 AND role = $2 AND state = 'active' RETURNING ca_id",
+                    &[issuer, &role.as_str()],
+                )
+                .await?;
+                for r in rows {
+                    retiring.push(r.try_get(0)?);
+                }
+            }
+            vocab::check_replaced(issuer, &retiring, replaces)?;
+            for c in certs {
+                insert_issuer_cert(tx, issuer, c, at).await?;
+            }
             Applied::Serials(retiring)
         }
         Op::SetCaState {
@@ -694,9 +704,9 @@ async fn insert_issuer_cert(
 ) -> Result<()> {
     let inserted = exec_raw(
         tx,
-        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        &[&c.sha256, &issuer, &c.role.as_str(), &c.state.as_str(), &c.der, &c.subject, &c.serial, &c.not_after, &at, &c.ca_id.as_str(), &c.key_ref],
+        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref, parent, wrapped_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[&c.sha256, &issuer, &c.role.as_str(), &c.state.as_str(), &c.der, &c.subject, &c.serial, &c.not_after, &at, &c.ca_id.as_str(), &c.key_ref, &c.parent.as_str(), &c.wrapped_key.as_ref().map(|k| k.0.as_slice())],
     )
     .await;
     unique(inserted, || {

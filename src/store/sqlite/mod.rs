@@ -351,7 +351,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             Ok(c.query_row(
                 "SELECT COUNT(*), MAX(not_after) FROM certificates
-                 WHERE ca = ?1 AND status = 'issued' AND not_after > ?2",
+                 WHERE ca = ?1 AND status <> 'abandoned' AND not_after > ?2",
                 params![ca, now],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
             )?)
@@ -381,6 +381,8 @@ impl Store for SqliteStore {
                     added_at: r.get(8)?,
                     ca_id: r.get(9)?,
                     key_ref: r.get(10)?,
+                    parent: r.get(11)?,
+                    wrapped_key: r.get(12)?,
                 })
             })?;
             vocab::issuers(rows, certs)

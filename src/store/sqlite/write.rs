@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::store::vocab::{Applied, AuditRecord, list_json};
+use crate::store::vocab::{self, Applied, AuditRecord, list_json};
 use crate::store::write::{Alive, Job, check_revocable, deliver, group};
 use crate::store::{Done, Op, audit_hash};
 
@@ -211,15 +211,27 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             }
             Applied::Count(n as u64)
         }
-        Op::AddIssuerCert { issuer, cert, .. } => {
-            let mut stmt = tx.prepare(
-                "UPDATE issuer_certificates SET state = 'retiring'
-                 WHERE issuer = ?1 AND role = ?2 AND state = 'active' RETURNING ca_id",
-            )?;
-            let retiring = stmt
-                .query_map(params![issuer, cert.role.as_str()], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            insert_issuer_cert(tx, issuer, cert, at)?;
+        Op::AddIssuerCerts {
+            issuer,
+            certs,
+            replaces,
+            ..
+        } => {
+            let mut retiring = Vec::new();
+            for role in vocab::replaced_roles(certs) {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE issuer_certificates SET state = 'retiring'
+                     WHERE issuer = ?1 AND role = ?2 AND state = 'active' RETURNING ca_id",
+                )?;
+                let ids = stmt
+                    .query_map(params![issuer, role.as_str()], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                retiring.extend(ids);
+            }
+            vocab::check_replaced(issuer, &retiring, replaces)?;
+            for c in certs {
+                insert_issuer_cert(tx, issuer, c, at)?;
+            }
             Applied::Serials(retiring)
         }
         Op::SetCaState {
@@ -332,9 +344,9 @@ fn insert_issuer_cert(
     at: i64,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![c.sha256, issuer, c.role.as_str(), c.state.as_str(), c.der, c.subject, c.serial, c.not_after, at, c.ca_id.as_str(), c.key_ref],
+        "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref, parent, wrapped_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![c.sha256, issuer, c.role.as_str(), c.state.as_str(), c.der, c.subject, c.serial, c.not_after, at, c.ca_id.as_str(), c.key_ref, c.parent.as_str(), c.wrapped_key.as_ref().map(|k| k.0.as_slice())],
     )
     .map_err(|e| unique(e, || Error::Conflict(format!("CA certificate {} already recorded", c.ca_id))))?;
     Ok(())
