@@ -233,3 +233,80 @@ async fn two_instances_share_one_postgres() {
     running_a.shutdown().await;
     running_b.shutdown().await;
 }
+
+/// A rotation and a root rollover made on one instance reach the other: it issues under the
+/// new CA (whose key it opens from the store's sealed copy and saves, 0600), sees the same
+/// issuer states, and its OCSP answers for what the new CA issued through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issuer_changes_reach_the_other_instance() {
+    use std::os::unix::fs::PermissionsExt;
+    if tool("openssl").is_none() {
+        return;
+    }
+    let Some(pg) = pg::PgCluster::start() else {
+        return;
+    };
+    let database = pg.database("ecca");
+    let dir = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    let (running_a, client_a) = start_instance(&dir_a, &database).await;
+    let (ok, out) = run(Command::new("cp").arg("-a").arg(&dir_a).arg(&dir_b));
+    assert!(ok, "cp: {out}");
+    let (running_b, client_b) = start_instance(&dir_b, &database).await;
+    let csr = || p256_csr(&CsrSpec::cn("shop.example.cn").dns("shop.example.cn"));
+
+    for root in [false, true] {
+        let change = client_a
+            .rotate_issuer("default", root, false)
+            .await
+            .unwrap();
+        let new_issuing = change.added.last().unwrap().clone();
+        let new_der = change
+            .issuer
+            .as_ref()
+            .unwrap()
+            .certificates
+            .iter()
+            .find(|c| c.ca_id == new_issuing)
+            .unwrap()
+            .der
+            .clone();
+        // How soon is printed (the follower looks every 500 ms), not asserted.
+        let rotated = Instant::now();
+        let issued = eventually(
+            "instance 2 to issue under the new CA",
+            Duration::from_secs(30),
+            || async {
+                let r = client_b.issue(csr(), "server-tls", None).await.unwrap();
+                (r.chain_der[0] == new_der).then_some(r)
+            },
+        )
+        .await;
+        println!(
+            "rotation (root: {root}) made on instance 1 issuing on instance 2 after {:.0?}",
+            rotated.elapsed()
+        );
+        let key = dir_b.join(format!("ca/issuers/default/{new_issuing}.key"));
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+        assert_eq!(
+            client_b.issuers().await.unwrap(),
+            client_a.issuers().await.unwrap()
+        );
+        // Instance 1 answers OCSP for a certificate the new CA issued through instance 2.
+        let cert = issued.certificate.unwrap();
+        let leaf = dir.path().join(format!("leaf-{root}.pem"));
+        std::fs::write(&leaf, ecca::pemfile::certs_to_pem([cert.der.as_slice()])).unwrap();
+        let issuing = dir.path().join(format!("issuing-{root}.pem"));
+        std::fs::write(&issuing, ecca::pemfile::certs_to_pem([new_der.as_slice()])).unwrap();
+        let (roots, _) = write_trust_files(&client_a, dir.path()).await;
+        let http_a = running_a.endpoints.http.to_string();
+        let out = ocsp_status(&http_a, &issuing, &roots, &leaf).await;
+        assert!(
+            out.contains(": good") && out.contains("Response verify OK"),
+            "{out}"
+        );
+    }
+    running_a.shutdown().await;
+    running_b.shutdown().await;
+}

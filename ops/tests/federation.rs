@@ -12,17 +12,7 @@ use ecca::config::ServerConfig;
 use ecca::proto::{CrossCertifyRequest, VerifyCertificateRequest, cross_certify_request::Peer};
 use ecca::server::Running;
 
-/// GET over plain HTTP/1.1 on loopback: the body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    buf[split + 4..].to_vec()
-}
+use common::judges::http_get;
 
 struct Region {
     dir: PathBuf,

@@ -246,12 +246,12 @@ impl Service {
         caller.may(Action::Issue)?;
         let _slot = self.tenant_permit(caller)?;
         let profile = self.profiles.get(&req.profile)?;
+        let issuer = profile.issuer_for(&req.issuer)?;
         let csr = csr::verify(&req.csr)?;
         let names = issue::approve_names(profile, &csr)?;
         let days = self
             .authorize_platform(caller, &profile.name, &names, req.validity_days)
             .await?;
-        let issuer = profile.issuer_for(&req.issuer)?;
         // Taken once: a rotation meanwhile does not change the CA this request signs with.
         let (_, until) = issue::intended(profile, days, OffsetDateTime::now_utc())?;
         let ca = self.signing_ca(issuer, until.unix_timestamp()).await?;

@@ -66,3 +66,18 @@ pub fn crl_serials(der: &[u8]) -> Vec<String> {
         .map(|r| hex::encode(r.raw_serial()))
         .collect()
 }
+
+/// GET over plain HTTP/1.1 on loopback, as a relying party fetches a CRL or CA certificate:
+/// the body of a 200 answer (anything else fails the test).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let status = String::from_utf8_lossy(&buf[..split]).into_owned();
+    assert!(status.starts_with("HTTP/1.1 200"), "GET {path}: {status}");
+    buf[split + 4..].to_vec()
+}
