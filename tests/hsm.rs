@@ -1,7 +1,7 @@
 //! CA keys in a PKCS#11 token (SoftHSM2 in a throwaway token directory): the CA is created with
 //! its keys (root, issuing, OCSP, TSA) in the token, issues certificates and OCSP responses
-//! openssl verifies, restarts from the token, keeps the keys sensitive and non-extractable,
-//! and survives a lost login.
+//! openssl verifies, restarts from the token, rotates its issuing CA to a new key in the
+//! token, keeps the keys sensitive and non-extractable, and survives a lost login.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -170,6 +170,22 @@ async fn hsm_child() {
     ca.running = Some(restarted);
     ca.client = ecca::client::Client::connect_data_dir(&dir).await.unwrap();
     issue_and_verify(&ca, "hsm-2.example.cn").await;
+
+    // A rotation makes the new issuing CA's key in the token too; it issues and answers OCSP.
+    let change = ca
+        .client
+        .rotate_issuer("default", false, false)
+        .await
+        .unwrap();
+    let id = &change.added[0];
+    let text = std::fs::read_to_string(dir.join(format!("ca/issuers/default/{id}.key"))).unwrap();
+    assert!(
+        text.starts_with("pkcs11:token=ecca-test;object=ecca-default-issuing-"),
+        "{text}"
+    );
+    let rotated = Pkcs11Key::open(token.clone(), &uri_object(&text).unwrap()).unwrap();
+    assert_eq!(rotated.protection().unwrap(), (true, false));
+    issue_and_verify(&ca, "hsm-3.example.cn").await;
 
     // A lost login (HSM reset, failover) costs one retry, not a failed signature.
     let text = std::fs::read_to_string(layout.issuing_key()).unwrap();

@@ -536,6 +536,32 @@ async fn two_hierarchies_side_by_side() {
         }
     }
     lint_clean("lint_pkix_cert", &["-s", "WARNING"], &[&merchant]);
+    // `ecca crl` by hierarchy and by CA id.
+    let by_issuer = work.join("by-issuer.crl");
+    ca.ok(&[
+        "crl",
+        "--issuer",
+        "intl",
+        "--out",
+        by_issuer.to_str().unwrap(),
+    ])
+    .await;
+    let by_id = work.join("by-id.crl");
+    ca.ok(&["crl", "--ca", &cas[1].1, "--out", by_id.to_str().unwrap()])
+        .await;
+    let issuer_of = |path: &Path| {
+        let der = std::fs::read(path).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+        crl.issuer().as_raw().to_vec()
+    };
+    let intl_issuing = pem_der(&cas[1].4);
+    let intl_issuing = x509_parser::parse_x509_certificate(&intl_issuing)
+        .unwrap()
+        .1;
+    assert_eq!(issuer_of(&by_issuer), intl_issuing.subject().as_raw());
+    let intl_root = pem_der(&cas[1].3);
+    let intl_root = x509_parser::parse_x509_certificate(&intl_root).unwrap().1;
+    assert_eq!(issuer_of(&by_id), intl_root.subject().as_raw());
 
     // A restart shows the same issuers, and the trust bundle both roots.
     let before = ca.ok(&["issuer", "list"]).await;
