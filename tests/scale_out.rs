@@ -22,6 +22,16 @@ use tokio::sync::Semaphore;
 const ISSUANCES: usize = 10_000;
 const IN_FLIGHT: usize = 64;
 
+/// Instance 1 on a fresh data directory, then instance 2 joined with a copy of it, as the
+/// runbook says.
+async fn two_instances(dir: &Path, database: &str) -> [(Running, Client); 2] {
+    let (dir_a, dir_b) = (dir.join("a"), dir.join("b"));
+    let a = start_instance(&dir_a, database).await;
+    let (ok, out) = run(Command::new("cp").arg("-a").arg(&dir_a).arg(&dir_b));
+    assert!(ok, "cp: {out}");
+    [a, start_instance(&dir_b, database).await]
+}
+
 async fn start_instance(data_dir: &Path, database: &str) -> (Running, Client) {
     let mut config = ServerConfig::loopback(data_dir);
     config.database = Some(database.into());
@@ -83,12 +93,7 @@ async fn two_instances_share_one_postgres() {
     };
     let database = pg.database("ecca");
     let dir = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
-    let (running_a, client_a) = start_instance(&dir_a, &database).await;
-    // A new instance joins with a copy of the first one's data directory.
-    let (ok, out) = run(Command::new("cp").arg("-a").arg(&dir_a).arg(&dir_b));
-    assert!(ok, "cp: {out}");
-    let (running_b, client_b) = start_instance(&dir_b, &database).await;
+    let [(running_a, client_a), (running_b, client_b)] = two_instances(dir.path(), &database).await;
     // An empty data directory on the same database would make a second CA: refused.
     let mut fresh = ServerConfig::loopback(dir.path().join("fresh"));
     fresh.database = Some(database.clone());
@@ -248,11 +253,8 @@ async fn issuer_changes_reach_the_other_instance() {
     };
     let database = pg.database("ecca");
     let dir = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
-    let (running_a, client_a) = start_instance(&dir_a, &database).await;
-    let (ok, out) = run(Command::new("cp").arg("-a").arg(&dir_a).arg(&dir_b));
-    assert!(ok, "cp: {out}");
-    let (running_b, client_b) = start_instance(&dir_b, &database).await;
+    let [(running_a, client_a), (running_b, client_b)] = two_instances(dir.path(), &database).await;
+    let dir_b = dir.path().join("b");
     let csr = || p256_csr(&CsrSpec::cn("shop.example.cn").dns("shop.example.cn"));
 
     for root in [false, true] {

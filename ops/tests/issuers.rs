@@ -369,32 +369,19 @@ async fn two_hierarchies_side_by_side() {
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("rsa3072") && err.contains("p384"), "{err}");
-    let added = ca
-        .ok(&[
-            "issuer",
-            "add",
-            "--name",
-            "intl",
-            "--algorithm",
-            "p384",
-            "--yes",
-        ])
-        .await;
+    let add_intl = [
+        "issuer",
+        "add",
+        "--name",
+        "intl",
+        "--algorithm",
+        "p384",
+        "--yes",
+    ];
+    let added = ca.ok(&add_intl).await;
     assert_eq!(added["added"].as_array().unwrap().len(), 2, "{added}");
     assert_eq!(added["issuer"]["algorithm"], "p384");
-    let (code, _, err) = ecca_json(
-        &ca.dir,
-        &[
-            "issuer",
-            "add",
-            "--name",
-            "intl",
-            "--algorithm",
-            "p384",
-            "--yes",
-        ],
-    )
-    .await;
+    let (code, _, err) = ecca_json(&ca.dir, &add_intl).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("already exists"), "{err}");
 
