@@ -74,6 +74,22 @@ impl Layout {
     pub fn ocsp_key(&self) -> PathBuf {
         self.dir.join("ocsp/responder.key")
     }
+    /// An issuing CA's delegated OCSP responder (certificate, key): the first issuing CA's
+    /// are ocsp/responder.*, every later one's ocsp/CA-ID.*.
+    pub fn ocsp_responder(&self, ca_id: &str) -> (PathBuf, PathBuf) {
+        if ca_id == "issuing" {
+            return (self.ocsp_cert(), self.ocsp_key());
+        }
+        let dir = self.dir.join("ocsp");
+        (
+            dir.join(format!("{ca_id}.pem")),
+            dir.join(format!("{ca_id}.key")),
+        )
+    }
+    /// The national-algorithm (SM2) time-stamping unit (certificate, key).
+    pub fn tsa_national(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("tsa/sm2.pem"), self.dir.join("tsa/sm2.key"))
+    }
     pub fn tsa_cert(&self) -> PathBuf {
         self.dir.join("tsa/tsa.pem")
     }

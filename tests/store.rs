@@ -336,6 +336,7 @@ async fn federation(store: &dyn Store) {
         serial: serial.into(),
         peer: "region-b".into(),
         direction,
+        ca: CaId::root(),
         der: b"cross".to_vec(),
         not_after: 9_999_999_999,
         created_at: 0,

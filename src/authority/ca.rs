@@ -87,6 +87,7 @@ impl CaCert {
                 issuer_name: &self.subject_der,
                 issuer_key_id: &self.key_id,
                 issuer_not_after: self.not_after.unix_timestamp(),
+                issuer_alg: self.algorithm(),
             },
         )?)
     }

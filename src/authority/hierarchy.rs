@@ -100,7 +100,7 @@ pub struct LinkCert {
 }
 
 /// The URLs in certificates a CA signs: its own CRL and certificate, the one OCSP responder.
-fn urls_of(base: &str, id: &CaId) -> IssuerUrls {
+pub fn urls_of(base: &str, id: &CaId) -> IssuerUrls {
     IssuerUrls {
         crl: format!("{base}{}", paths::crl(id)),
         ocsp: format!("{base}{}", paths::OCSP),

@@ -40,7 +40,7 @@ use crate::pemfile;
 use crate::signer::pkcs11::{self, Pkcs11Config, Pkcs11Key, Token};
 use crate::signer::{Signer, SoftwareKey};
 pub use ca::{CaCert, WorkingKey};
-pub use hierarchy::{Hierarchy, IssuingCa, LinkCert, NewCas, RootCa, check_name};
+pub use hierarchy::{Hierarchy, IssuingCa, LinkCert, NewCas, RootCa, check_name, urls_of};
 
 /// Options for creating a CA hierarchy.
 #[derive(Clone, Debug)]

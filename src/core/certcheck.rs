@@ -29,7 +29,7 @@ fn tls(purpose: Purpose) -> bool {
 }
 
 /// Keys ecca accepts anywhere on a path: RSA of at least 2048 bits in whole bytes, the NIST
-/// curves P-256/P-384/P-521, Ed25519. DSA, small curves and unknown algorithms are refused.
+/// curves P-256/P-384/P-521, Ed25519, SM2. DSA, small curves and unknown algorithms are refused.
 fn key_problem(key: &KeyKind) -> Option<String> {
     match key {
         KeyKind::Rsa { bits } if *bits < 2048 => Some(format!(
@@ -40,9 +40,9 @@ fn key_problem(key: &KeyKind) -> Option<String> {
         )),
         KeyKind::Rsa { .. } | KeyKind::RsaPss | KeyKind::Ed25519 => None,
         KeyKind::Ec { curve } => match curve.as_str() {
-            "1.2.840.10045.3.1.7" | "1.3.132.0.34" | "1.3.132.0.35" => None,
+            "1.2.840.10045.3.1.7" | "1.3.132.0.34" | "1.3.132.0.35" | "1.2.156.10197.1.301" => None,
             other => Some(format!(
-                "elliptic curve {other:?} is not allowed (P-256, P-384, P-521)"
+                "elliptic curve {other:?} is not allowed (P-256, P-384, P-521, SM2)"
             )),
         },
         KeyKind::Dsa => Some("DSA keys are not allowed".into()),

@@ -15,7 +15,7 @@ use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::AlgorithmIdentifierOwned;
+pub use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::core::error::{Error, Result};
@@ -49,6 +49,8 @@ pub enum DigestAlg {
     Sha256,
     Sha384,
     Sha512,
+    /// SM3 (GM/T 0004), with SM2 signatures.
+    Sm3,
 }
 
 impl DigestAlg {
@@ -57,6 +59,7 @@ impl DigestAlg {
             oid::SHA256 => Some(DigestAlg::Sha256),
             oid::SHA384 => Some(DigestAlg::Sha384),
             oid::SHA512 => Some(DigestAlg::Sha512),
+            crate::core::sm2::SM3 => Some(DigestAlg::Sm3),
             _ => None,
         }
     }
@@ -65,21 +68,30 @@ impl DigestAlg {
             DigestAlg::Sha256 => oid::SHA256,
             DigestAlg::Sha384 => oid::SHA384,
             DigestAlg::Sha512 => oid::SHA512,
+            DigestAlg::Sm3 => crate::core::sm2::SM3,
         }
     }
-    pub fn ring(self) -> &'static ring::digest::Algorithm {
-        match self {
-            DigestAlg::Sha256 => &ring::digest::SHA256,
-            DigestAlg::Sha384 => &ring::digest::SHA384,
-            DigestAlg::Sha512 => &ring::digest::SHA512,
-        }
+    /// A running digest (documents of any size are fed in pieces).
+    pub fn hasher(self) -> Hasher {
+        Hasher(match self {
+            DigestAlg::Sha256 => Running::Ring(ring::digest::Context::new(&ring::digest::SHA256)),
+            DigestAlg::Sha384 => Running::Ring(ring::digest::Context::new(&ring::digest::SHA384)),
+            DigestAlg::Sha512 => Running::Ring(ring::digest::Context::new(&ring::digest::SHA512)),
+            DigestAlg::Sm3 => Running::Sm3(sm3::Sm3::default()),
+        })
     }
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        ring::digest::digest(self.ring(), data).as_ref().to_vec()
+        let mut h = self.hasher();
+        h.update(data);
+        h.finish()
     }
     /// Digest output length in bytes.
     pub fn output_len(self) -> usize {
-        self.ring().output_len()
+        match self {
+            DigestAlg::Sha256 | DigestAlg::Sm3 => 32,
+            DigestAlg::Sha384 => 48,
+            DigestAlg::Sha512 => 64,
+        }
     }
     /// AlgorithmIdentifier (parameters absent, RFC 5754).
     pub fn identifier(self) -> AlgorithmIdentifierOwned {
@@ -87,6 +99,35 @@ impl DigestAlg {
             oid: self.oid(),
             parameters: None,
         }
+    }
+}
+
+/// A digest being computed.
+pub struct Hasher(Running);
+
+enum Running {
+    Ring(ring::digest::Context),
+    Sm3(sm3::Sm3),
+}
+
+impl Hasher {
+    pub fn update(&mut self, data: &[u8]) {
+        match &mut self.0 {
+            Running::Ring(c) => c.update(data),
+            Running::Sm3(h) => sm3::Digest::update(h, data),
+        }
+    }
+    pub fn finish(self) -> Vec<u8> {
+        match self.0 {
+            Running::Ring(c) => c.finish().as_ref().to_vec(),
+            Running::Sm3(h) => sm3::Digest::finalize(h).to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hasher")
     }
 }
 
@@ -135,6 +176,7 @@ impl CmsSigner for CaKey<'_> {
             CaKeyAlg::P256 => DigestAlg::Sha256,
             CaKeyAlg::P384 => DigestAlg::Sha384,
             CaKeyAlg::Ed25519 => DigestAlg::Sha512,
+            CaKeyAlg::Sm2 => DigestAlg::Sm3,
         };
         (
             digest,
@@ -191,11 +233,46 @@ fn time_any(unix: i64) -> Result<Any> {
     }
 }
 
+/// Which object identifiers a SignedData is written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmsFormat {
+    /// RFC 5652: id-signedData, id-data (SM2 signatures as SM3withSM2).
+    Rfc5652,
+    /// GM/T 0010 (GB/T 35275): signedData 1.2.156.10197.6.1.4.2.2, data ...2.1, SM2
+    /// signatures as sm2-1 (1.2.156.10197.1.301.1).
+    GmT0010,
+}
+
+impl CmsFormat {
+    /// `rfc5652` or `gmt0010`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "rfc5652" => Some(CmsFormat::Rfc5652),
+            "gmt0010" => Some(CmsFormat::GmT0010),
+            _ => None,
+        }
+    }
+
+    fn signed_data(self) -> ObjectIdentifier {
+        match self {
+            CmsFormat::Rfc5652 => oid::SIGNED_DATA,
+            CmsFormat::GmT0010 => crate::core::sm2::GM_SIGNED_DATA,
+        }
+    }
+}
+
+/// True for the content types that mean "data" (RFC 5652 or GM/T 0010).
+pub fn is_data(content_type: &ObjectIdentifier) -> bool {
+    *content_type == oid::DATA || *content_type == crate::core::sm2::GM_DATA
+}
+
 /// What to put in a signer info.
 #[derive(Debug)]
 pub struct SignParams<'a> {
-    /// eContentType: id-data for documents, id-ct-TSTInfo for timestamp tokens.
+    /// eContentType: id-data for documents (written as GM/T 0010's data in that format),
+    /// id-ct-TSTInfo for timestamp tokens.
     pub content_type: ObjectIdentifier,
+    pub format: CmsFormat,
     /// For an attached eContent (timestamp tokens); None: detached.
     pub econtent: Option<&'a [u8]>,
     /// The content's digest with the signer's digest algorithm.
@@ -209,7 +286,16 @@ pub struct SignParams<'a> {
 
 /// Builds a SignedData with one signer (CAdES-BES attributes). Returns the ContentInfo DER.
 pub fn sign(params: &SignParams<'_>, signer: &dyn CmsSigner) -> Result<Vec<u8>> {
-    let (digest_alg, sig_alg) = signer.algorithms();
+    let (digest_alg, mut sig_alg) = signer.algorithms();
+    let mut content_type = params.content_type;
+    if params.format == CmsFormat::GmT0010 {
+        if content_type == oid::DATA {
+            content_type = crate::core::sm2::GM_DATA;
+        }
+        if sig_alg.oid == crate::core::sm2::SM3_WITH_SM2 {
+            sig_alg.oid = crate::core::sm2::SM2_SIGN;
+        }
+    }
     if params.content_digest.len() != digest_alg.output_len() {
         return Err(Error::Internal(
             "content digest length does not match the signer's digest".into(),
@@ -231,7 +317,7 @@ pub fn sign(params: &SignParams<'_>, signer: &dyn CmsSigner) -> Result<Vec<u8>> 
     };
     let mut attrs = SetOfVec::new();
     attrs
-        .insert(attr(oid::CONTENT_TYPE, any_of(&params.content_type)?)?)
+        .insert(attr(oid::CONTENT_TYPE, any_of(&content_type)?)?)
         .map_err(der_err)?;
     attrs
         .insert(attr(
@@ -285,14 +371,14 @@ pub fn sign(params: &SignParams<'_>, signer: &dyn CmsSigner) -> Result<Vec<u8>> 
     infos.insert(signer_info).map_err(der_err)?;
     let signed = SignedData {
         // RFC 5652 §5.1: v3 when eContentType is not id-data.
-        version: if params.content_type == oid::DATA {
+        version: if is_data(&content_type) {
             CmsVersion::V1
         } else {
             CmsVersion::V3
         },
         digest_algorithms,
         encap_content_info: EncapsulatedContentInfo {
-            econtent_type: params.content_type,
+            econtent_type: content_type,
             econtent,
         },
         certificates,
@@ -300,7 +386,7 @@ pub fn sign(params: &SignParams<'_>, signer: &dyn CmsSigner) -> Result<Vec<u8>> 
         signer_infos: SignerInfos(infos),
     };
     ContentInfo {
-        content_type: oid::SIGNED_DATA,
+        content_type: params.format.signed_data(),
         content: any_of(&signed)?,
     }
     .to_der()
@@ -309,6 +395,9 @@ pub fn sign(params: &SignParams<'_>, signer: &dyn CmsSigner) -> Result<Vec<u8>> 
 
 /// Adds an RFC 3161 timestamp token as the first signer's unsigned attribute (CAdES-T).
 pub fn add_timestamp(content_info_der: &[u8], token_der: &[u8]) -> Result<Vec<u8>> {
+    let outer = ContentInfo::from_der(content_info_der)
+        .map_err(der_err)?
+        .content_type;
     let mut signed = signed_data(content_info_der)?;
     let mut infos: Vec<SignerInfo> = signed.signer_infos.0.into_vec();
     let first = infos
@@ -322,18 +411,18 @@ pub fn add_timestamp(content_info_der: &[u8], token_der: &[u8]) -> Result<Vec<u8
     first.unsigned_attrs = Some(unsigned);
     signed.signer_infos = SignerInfos(SetOfVec::try_from(infos).map_err(der_err)?);
     ContentInfo {
-        content_type: oid::SIGNED_DATA,
+        content_type: outer,
         content: any_of(&signed)?,
     }
     .to_der()
     .map_err(der_err)
 }
 
-/// Parses a ContentInfo holding SignedData.
+/// Parses a ContentInfo holding SignedData (RFC 5652 or GM/T 0010).
 pub fn signed_data(content_info_der: &[u8]) -> Result<SignedData> {
     let ci = ContentInfo::from_der(content_info_der)
         .map_err(|e| Error::InvalidArgument(format!("not a CMS ContentInfo: {e}")))?;
-    if ci.content_type != oid::SIGNED_DATA {
+    if ci.content_type != oid::SIGNED_DATA && ci.content_type != crate::core::sm2::GM_SIGNED_DATA {
         return Err(Error::InvalidArgument(format!(
             "CMS content type {} is not signedData",
             ci.content_type
@@ -436,6 +525,11 @@ fn verify_raw(
             DigestAlg::Sha256 => oid::SHA256_WITH_RSA,
             DigestAlg::Sha384 => oid::SHA384_WITH_RSA,
             DigestAlg::Sha512 => oid::SHA512_WITH_RSA,
+            DigestAlg::Sm3 => {
+                return Err(Error::InvalidArgument(
+                    "RSA with SM3 is not a signature algorithm ecca verifies".into(),
+                ));
+            }
         };
         AlgorithmIdentifierOwned {
             oid,
@@ -449,8 +543,14 @@ fn verify_raw(
         X509Certificate::from_der(cert_der).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let (_, a) = x509_parser::x509::AlgorithmIdentifier::from_der(&alg_der)
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let bits = x509_parser::der_parser::asn1_rs::BitString::new(0, signature);
-    x509_parser::verify::verify_signature(c.public_key(), &a, &bits, data).map_err(|_| {
+    crate::core::keys::verify_signature(
+        c.public_key(),
+        &a,
+        signature,
+        data,
+        crate::core::sm2::DEFAULT_ID,
+    )
+    .map_err(|_| {
         Error::InvalidArgument("the signature does not verify with the signer's key".into())
     })
 }

@@ -85,9 +85,7 @@ impl Peer {
         let der = crate::core::csr::decode(der)?;
         let (_, csr) =
             X509CertificationRequest::from_der(&der).map_err(|e| Error::BadCsr(e.to_string()))?;
-        csr.verify_signature().map_err(|_| {
-            Error::BadCsr("signature does not verify with the CSR's own key".into())
-        })?;
+        crate::core::csr::check_possession(&csr, crate::core::sm2::DEFAULT_ID)?;
         let info = &csr.certification_request_info;
         let ski = csr
             .requested_extensions()

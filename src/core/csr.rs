@@ -100,8 +100,49 @@ pub fn decode(input: &[u8]) -> Result<Vec<u8>> {
     Ok(input.to_vec())
 }
 
-/// Parses a CSR, verifies its signature and extracts the requested names.
+/// Proof of possession: the request's signature verifies with its own key. An SM2 signature
+/// made with another distinguishing ID than `sm2_id` (OpenSSL's default is empty) fails, and
+/// the refusal says which ID to use.
+pub(crate) fn check_possession(csr: &X509CertificationRequest<'_>, sm2_id: &str) -> Result<()> {
+    let info = &csr.certification_request_info;
+    let verify = |id: &str| {
+        crate::core::keys::verify_signature(
+            &info.subject_pki,
+            &csr.signature_algorithm,
+            &csr.signature_value.data,
+            info.raw,
+            id,
+        )
+    };
+    let Err(e) = verify(sm2_id) else {
+        return Ok(());
+    };
+    if crate::core::sm2::is_signature_oid(csr.signature_algorithm.algorithm.as_bytes()) {
+        for other in ["", crate::core::sm2::DEFAULT_ID] {
+            if other != sm2_id && verify(other).is_ok() {
+                return Err(Error::BadCsr(format!(
+                    "the SM2 signature was made with the distinguishing ID {other:?}, not {sm2_id:?}: sign the request with the ID {sm2_id} (OpenSSL: -sigopt distid:{sm2_id})"
+                )));
+            }
+        }
+        return Err(Error::BadCsr(format!(
+            "the SM2 signature does not verify with the CSR's own key and the distinguishing ID {sm2_id:?} (proof of possession failed)"
+        )));
+    }
+    Err(Error::BadCsr(format!(
+        "signature does not verify with the CSR's own key (proof of possession failed): {e}"
+    )))
+}
+
+/// Parses a CSR, verifies its signature and extracts the requested names (SM2 signatures
+/// with the GM/T 0009 default distinguishing ID).
 pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
+    verify_for(input, crate::core::sm2::DEFAULT_ID)
+}
+
+/// [`verify`], with the distinguishing ID an SM2 signature must have been made with (a
+/// profile may name another for peers that use one).
+pub fn verify_for(input: &[u8], sm2_id: &str) -> Result<VerifiedCsr> {
     let der = decode(input)?;
     if der.is_empty() {
         return Err(Error::BadCsr("empty".into()));
@@ -130,11 +171,7 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
             "signed with SHA-1; sign the CSR with SHA-256 or better".into(),
         ));
     }
-    csr.verify_signature().map_err(|e| {
-        Error::BadCsr(format!(
-            "signature does not verify with the CSR's own key (proof of possession failed): {e}"
-        ))
-    })?;
+    check_possession(&csr, sm2_id)?;
 
     let mut out = VerifiedCsr {
         spki_der: info.subject_pki.raw.to_vec(),

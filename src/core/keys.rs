@@ -21,17 +21,20 @@ pub enum KeyAlg {
     Rsa2048,
     Rsa3072,
     Rsa4096,
+    /// SM2 (GM/T 0003, curve 1.2.156.10197.1.301): the national algorithm.
+    Sm2,
 }
 
 impl KeyAlg {
     /// Every algorithm, in the order profiles list them.
-    pub const ALL: [KeyAlg; 6] = [
+    pub const ALL: [KeyAlg; 7] = [
         KeyAlg::P256,
         KeyAlg::P384,
         KeyAlg::Ed25519,
         KeyAlg::Rsa2048,
         KeyAlg::Rsa3072,
         KeyAlg::Rsa4096,
+        KeyAlg::Sm2,
     ];
 
     /// The name used in profiles, the CLI and the API.
@@ -43,6 +46,7 @@ impl KeyAlg {
             KeyAlg::Rsa2048 => "rsa2048",
             KeyAlg::Rsa3072 => "rsa3072",
             KeyAlg::Rsa4096 => "rsa4096",
+            KeyAlg::Sm2 => "sm2",
         }
     }
 
@@ -53,7 +57,10 @@ impl KeyAlg {
 
     /// The family of algorithms it belongs to (which hierarchies may certify it).
     pub fn family(self) -> Family {
-        Family::International
+        match self {
+            KeyAlg::Sm2 => Family::National,
+            _ => Family::International,
+        }
     }
 
     /// True for RSA keys (which may encipher keys; EC and EdDSA keys may not).
@@ -76,9 +83,11 @@ impl KeyAlg {
                 (KeyAlg::P256, 65)
             } else if curve == OID_NIST_EC_P384 {
                 (KeyAlg::P384, 97)
+            } else if curve.as_bytes() == crate::core::sm2::CURVE.as_bytes() {
+                (KeyAlg::Sm2, 65)
             } else {
                 return Err(key_err(format!(
-                    "unsupported elliptic curve {curve} (use P-256 or P-384)"
+                    "unsupported elliptic curve {curve} (use P-256, P-384 or SM2)"
                 )));
             };
             let point = &spki.subject_public_key.data;
@@ -129,16 +138,19 @@ impl fmt::Display for KeyAlg {
 
 /// A family of algorithms: a hierarchy certifies subject keys of its own family only, so a
 /// national-algorithm hierarchy never vouches for a foreign key and vice versa.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     /// ECDSA, EdDSA and RSA (RFC 5280, the CA/Browser Forum).
     International,
+    /// SM2 with SM3 (GM/T 0003, 0004, 0015: China's commercial cryptography).
+    National,
 }
 
 impl Family {
     pub fn as_str(self) -> &'static str {
         match self {
             Family::International => "international",
+            Family::National => "national (SM2)",
         }
     }
 }
@@ -151,32 +163,38 @@ pub enum CaKeyAlg {
     P256,
     P384,
     Ed25519,
+    /// SM2 signing with SM3 and the GM/T 0009 default distinguishing ID.
+    Sm2,
 }
 
 impl CaKeyAlg {
-    /// "p256", "p384" or "ed25519" (what [`CaKeyAlg::parse`] reads).
+    /// "p256", "p384", "ed25519" or "sm2" (what [`CaKeyAlg::parse`] reads).
     pub fn as_str(self) -> &'static str {
         match self {
             CaKeyAlg::P256 => "p256",
             CaKeyAlg::P384 => "p384",
             CaKeyAlg::Ed25519 => "ed25519",
+            CaKeyAlg::Sm2 => "sm2",
         }
     }
 
-    /// Parses "p256", "p384" or "ed25519".
+    /// Parses "p256", "p384", "ed25519" or "sm2".
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "p256" => Some(CaKeyAlg::P256),
             "p384" => Some(CaKeyAlg::P384),
             "ed25519" => Some(CaKeyAlg::Ed25519),
+            "sm2" => Some(CaKeyAlg::Sm2),
             _ => None,
         }
     }
 
-    /// The rcgen signature algorithm for keys of this kind.
+    /// The rcgen algorithm whose encodings lay out certificates and requests for keys of this
+    /// kind. rcgen knows no SM2: an SM2 key borrows P-256's layout (the same 65-byte point) and
+    /// `core::issue::retarget` then names SM2 in the SPKI and SM3withSM2 as the signature.
     pub fn rcgen(self) -> &'static rcgen::SignatureAlgorithm {
         match self {
-            CaKeyAlg::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            CaKeyAlg::P256 | CaKeyAlg::Sm2 => &rcgen::PKCS_ECDSA_P256_SHA256,
             CaKeyAlg::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
             CaKeyAlg::Ed25519 => &rcgen::PKCS_ED25519,
         }
@@ -193,6 +211,7 @@ impl CaKeyAlg {
             CaKeyAlg::P256 => KeyAlg::P256,
             CaKeyAlg::P384 => KeyAlg::P384,
             CaKeyAlg::Ed25519 => KeyAlg::Ed25519,
+            CaKeyAlg::Sm2 => KeyAlg::Sm2,
         }
     }
 }
@@ -200,10 +219,41 @@ impl CaKeyAlg {
 /// A signing key (a CA's, the OCSP responder's, the TSA's). Implementations (`crate::signer`)
 /// never expose private key material.
 pub trait Signer: Send + Sync + fmt::Debug {
-    /// The key's algorithm (and so the signature algorithm: ECDSA with the curve's hash, or Ed25519).
+    /// The key's algorithm (and so the signature algorithm: ECDSA with the curve's hash,
+    /// Ed25519, or SM2 with SM3 and the default distinguishing ID).
     fn algorithm(&self) -> CaKeyAlg;
     /// The subjectPublicKey bits (an uncompressed EC point or the Ed25519 key).
     fn public_key_raw(&self) -> &[u8];
-    /// Signs `msg`; ECDSA signatures are DER (X.509 form).
+    /// Signs `msg`; ECDSA and SM2 signatures are DER SEQUENCE { r, s } (X.509 form).
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// Verifies `signature` over `data` by the key in `spki`, under `alg` (as a certificate, CRL,
+/// CSR, OCSP response or CMS signer info names it): SM2 (SM3withSM2 or sm2-1, with the
+/// distinguishing ID `sm2_id`) by `core::sm2`, everything else by x509-parser (ring).
+pub fn verify_signature(
+    spki: &SubjectPublicKeyInfo<'_>,
+    alg: &x509_parser::x509::AlgorithmIdentifier<'_>,
+    signature: &[u8],
+    data: &[u8],
+    sm2_id: &str,
+) -> Result<()> {
+    if crate::core::sm2::is_signature_oid(alg.algorithm.as_bytes()) {
+        if KeyAlg::of_spki(spki)? != KeyAlg::Sm2 {
+            return Err(Error::Signing(
+                "an SM2 signature from a key that is not an SM2 key".into(),
+            ));
+        }
+        return crate::core::sm2::verify(&spki.subject_public_key.data, sm2_id, data, signature);
+    }
+    let bits = x509_parser::der_parser::asn1_rs::BitString::new(0, signature);
+    x509_parser::verify::verify_signature(spki, alg, &bits, data)
+        .map_err(|e| Error::Signing(format!("signature does not verify: {e}")))
+}
+
+/// True if SPKI DER names an SM2 key (id-ecPublicKey with the SM2 curve).
+pub fn is_sm2_spki(spki_der: &[u8]) -> bool {
+    use x509_parser::prelude::FromDer;
+    SubjectPublicKeyInfo::from_der(spki_der)
+        .is_ok_and(|(_, s)| KeyAlg::of_spki(&s).is_ok_and(|k| k == KeyAlg::Sm2))
 }

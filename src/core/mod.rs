@@ -16,6 +16,7 @@ pub mod records;
 pub mod revcheck;
 pub mod revocation;
 pub mod serial;
+pub mod sm2;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tsp;

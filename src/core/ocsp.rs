@@ -25,6 +25,8 @@ const NONCE_OID: const_oid::ObjectIdentifier = const_oid::db::rfc6960::ID_PKIX_O
 pub enum CertIdHash {
     Sha1,
     Sha256,
+    /// SM3 (GM/T 0004), as clients of the national-algorithm hierarchy ask.
+    Sm3,
 }
 
 impl CertIdHash {
@@ -32,6 +34,7 @@ impl CertIdHash {
         let alg = match self {
             CertIdHash::Sha1 => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
             CertIdHash::Sha256 => &ring::digest::SHA256,
+            CertIdHash::Sm3 => return crate::core::sm2::sm3(data).to_vec(),
         };
         ring::digest::digest(alg, data).as_ref().to_vec()
     }
@@ -47,7 +50,7 @@ pub struct CaIdentity {
 impl CaIdentity {
     /// From the CA's subject Name DER and its subjectPublicKey bits.
     pub fn new(subject_der: &[u8], public_key_raw: &[u8]) -> Self {
-        let hashes = [CertIdHash::Sha1, CertIdHash::Sha256]
+        let hashes = [CertIdHash::Sha1, CertIdHash::Sha256, CertIdHash::Sm3]
             .into_iter()
             .map(|h| (h, h.digest(subject_der), h.digest(public_key_raw)))
             .collect();
@@ -70,6 +73,7 @@ pub fn hash_of(id: &CertId) -> Option<CertIdHash> {
     match id.hash_algorithm.oid {
         ID_SHA_1 => Some(CertIdHash::Sha1),
         ID_SHA_256 => Some(CertIdHash::Sha256),
+        crate::core::sm2::SM3 => Some(CertIdHash::Sm3),
         _ => None,
     }
 }

@@ -26,6 +26,22 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "document-signing",
         include_str!("../../certs/profiles/document-signing.toml"),
     ),
+    (
+        "sm2-server-tls",
+        include_str!("../../certs/profiles/sm2-server-tls.toml"),
+    ),
+    (
+        "sm2-client-tls",
+        include_str!("../../certs/profiles/sm2-client-tls.toml"),
+    ),
+    (
+        "sm2-merchant-ov",
+        include_str!("../../certs/profiles/sm2-merchant-ov.toml"),
+    ),
+    (
+        "sm2-document-signing",
+        include_str!("../../certs/profiles/sm2-document-signing.toml"),
+    ),
 ];
 
 /// Whether a name element must, may or must not appear.
@@ -109,6 +125,17 @@ struct ProfileFile {
     /// Further hierarchies a request may choose instead of `issuer`.
     #[serde(default)]
     issuers: Vec<String>,
+    /// Offered only while `issuer` exists (profiles shipped for a hierarchy a CA may add
+    /// later, like the sm2-* ones for `gm`), instead of stopping the start.
+    #[serde(default)]
+    optional_issuer: bool,
+    /// The distinguishing ID SM2 requests are signed with (GM/T 0009 default).
+    #[serde(default = "default_sm2_id")]
+    sm2_id: String,
+}
+
+fn default_sm2_id() -> String {
+    crate::core::sm2::DEFAULT_ID.into()
 }
 
 fn default_issuer() -> String {
@@ -226,6 +253,10 @@ pub struct Profile {
     pub issuer: String,
     /// Every issuer a request may pick, `issuer` first.
     pub issuers: Vec<String>,
+    /// Offered only while its issuer exists (see `optional_issuer` in certs/README.md).
+    pub optional_issuer: bool,
+    /// The distinguishing ID SM2 requests under this profile are signed with.
+    pub sm2_id: String,
 }
 
 impl Profile {
@@ -310,6 +341,12 @@ impl Profile {
                 issuers.push(i);
             }
         }
+        if file.sm2_id.is_empty() || file.sm2_id.len() > 8191 || !file.sm2_id.is_ascii() {
+            return Err(err(
+                "sm2_id",
+                "1 to 8191 ASCII characters (default 1234567812345678)".into(),
+            ));
+        }
         for (key, i) in std::iter::once(("issuer", &file.issuer))
             .chain(issuers.iter().skip(1).map(|i| ("issuers", i)))
         {
@@ -338,6 +375,8 @@ impl Profile {
             critical_eku: file.critical_eku,
             issuer: file.issuer,
             issuers,
+            optional_issuer: file.optional_issuer,
+            sm2_id: file.sm2_id,
         })
     }
 }

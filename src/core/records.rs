@@ -255,6 +255,9 @@ pub struct CrossRecord {
     pub serial: String,
     pub peer: String,
     pub direction: Direction,
+    /// Our root involved: the one that signed it (issued), or the one it certifies
+    /// (received). Its CRL and OCSP answer for an issued one.
+    pub ca: CaId,
     pub der: Vec<u8>,
     pub not_after: i64,
     pub created_at: i64,

@@ -160,8 +160,14 @@ pub fn from_crl(
             "CRL signatureAlgorithm differs from its TBS signature field".into(),
         ));
     }
-    crl.verify_signature(issuer_x.public_key())
-        .map_err(|_| E::Signature("CRL signature does not verify with the issuer's key".into()))?;
+    crate::core::keys::verify_signature(
+        issuer_x.public_key(),
+        &crl.signature_algorithm,
+        &crl.signature_value.data,
+        crl.tbs_cert_list.as_ref(),
+        crate::core::sm2::DEFAULT_ID,
+    )
+    .map_err(|_| E::Signature("CRL signature does not verify with the issuer's key".into()))?;
     if crl.version().is_none_or(|v| v.0 != 1) {
         return Err(E::Malformed("not a version 2 CRL".into()));
     }
@@ -354,9 +360,14 @@ pub fn ocsp_request_for(issuer_der: &[u8], serial: &[u8]) -> Result<Vec<u8>, E> 
 fn verify_with(cert_der: &[u8], alg_der: &[u8], signature: &[u8], data: &[u8]) -> Result<(), E> {
     let (_, c) = X509Certificate::from_der(cert_der).map_err(malformed)?;
     let (_, alg) = x509_parser::x509::AlgorithmIdentifier::from_der(alg_der).map_err(malformed)?;
-    let bits = x509_parser::der_parser::asn1_rs::BitString::new(0, signature);
-    x509_parser::verify::verify_signature(c.public_key(), &alg, &bits, data)
-        .map_err(|_| E::Signature("OCSP response signature does not verify".into()))
+    crate::core::keys::verify_signature(
+        c.public_key(),
+        &alg,
+        signature,
+        data,
+        crate::core::sm2::DEFAULT_ID,
+    )
+    .map_err(|_| E::Signature("OCSP response signature does not verify".into()))
 }
 
 /// The status of `cert` according to a DER OCSP response (revoked only if revoked at or before
@@ -465,7 +476,14 @@ fn delegated_by(responder: &Cert, issuer: &Cert, time: i64) -> bool {
     eku_ok
         && valid
         && r.issuer().as_raw() == i.subject().as_raw()
-        && r.verify_signature(Some(i.public_key())).is_ok()
+        && crate::core::keys::verify_signature(
+            i.public_key(),
+            &r.signature_algorithm,
+            &r.signature_value.data,
+            r.tbs_certificate.as_ref(),
+            crate::core::sm2::DEFAULT_ID,
+        )
+        .is_ok()
 }
 
 #[cfg(test)]

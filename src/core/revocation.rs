@@ -117,12 +117,14 @@ pub struct CrlParams<'a> {
     pub freshest_url: Option<&'a str>,
 }
 
-/// The AlgorithmIdentifier of a CA key's signatures (no parameters for ECDSA and Ed25519).
+/// The AlgorithmIdentifier of a CA key's signatures (no parameters for ECDSA, Ed25519 and
+/// SM3withSM2).
 pub fn signature_algorithm(alg: CaKeyAlg) -> AlgorithmIdentifierOwned {
     let oid = match alg {
         CaKeyAlg::P256 => const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
         CaKeyAlg::P384 => const_oid::db::rfc5912::ECDSA_WITH_SHA_384,
         CaKeyAlg::Ed25519 => const_oid::db::rfc8410::ID_ED_25519,
+        CaKeyAlg::Sm2 => crate::core::sm2::SM3_WITH_SM2,
     };
     AlgorithmIdentifierOwned {
         oid,

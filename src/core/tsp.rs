@@ -103,6 +103,14 @@ pub struct Accepted {
     req: TimeStampReq,
 }
 
+impl Accepted {
+    /// The hash algorithm of the message imprint (checked supported by [`accept`]).
+    pub fn imprint_alg(&self) -> DigestAlg {
+        DigestAlg::from_oid(&self.req.message_imprint.hash_algorithm.oid)
+            .unwrap_or(DigestAlg::Sha256)
+    }
+}
+
 /// Parses and checks a request against our policy.
 pub fn accept(der: &[u8], policy: &str) -> std::result::Result<Accepted, Refusal> {
     if der.len() > MAX_REQUEST_BYTES {
@@ -168,6 +176,8 @@ pub fn stamp(accepted: &Accepted, tsa: Tsa<'_>, serial: u64, at: i64) -> Result<
     let token = cms::sign(
         &SignParams {
             content_type: cms::oid::TST_INFO,
+            // RFC 3161 tokens are id-signedData whatever the algorithms (GM/T 0033 too).
+            format: cms::CmsFormat::Rfc5652,
             econtent: Some(&tst_der),
             content_digest: &digest.digest(&tst_der),
             signer_cert: tsa.cert_der,

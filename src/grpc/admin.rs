@@ -208,6 +208,7 @@ impl Admin for AdminApi {
                     peer_name: (!r.peer_name.is_empty()).then_some(r.peer_name),
                     terms,
                     dry_run: r.dry_run,
+                    issuer: r.issuer,
                 },
             )
             .await?;

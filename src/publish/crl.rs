@@ -116,33 +116,34 @@ impl Publisher {
         Ok(())
     }
 
-    /// A root's CRL, re-signed daily and at once when `dirty`: the first root lists every
-    /// unexpired cross-certificate it issued and revoked; the CA certificates our roots
-    /// issued are ours and are retired, not revoked.
+    /// A root's CRL, re-signed daily and at once when `dirty`: it lists every unexpired
+    /// cross-certificate it issued and revoked; the CA certificates our roots issued are ours
+    /// and are retired, not revoked.
     async fn root_crl(&self, slot: &Slot, at: i64, dirty: bool) -> Result<()> {
         let fresh = slot.crls.read().ok().and_then(|c| {
             c.as_ref()
                 .map(|c| at < c.full.this_update + ROOT_CRL_VALIDITY / 7)
         });
-        if fresh == Some(true) && !(dirty && slot.id == CaId::root()) {
+        if fresh == Some(true) && !dirty {
             return Ok(());
         }
         let mut entries = Vec::new();
-        if slot.id == CaId::root() {
-            for c in self.store.cross_certs().await? {
-                if let (Direction::Issued, Some((revoked_at, reason)), true) =
-                    (c.direction, c.revoked, c.not_after > at)
-                {
-                    let serial = hex::decode(&c.serial).map_err(|_| {
-                        Error::Storage(format!("corrupt cross-certificate serial {:?}", c.serial))
-                    })?;
-                    entries.push(RevokedEntry {
-                        serial,
-                        revoked_at,
-                        reason,
-                        invalidity_date: None,
-                    });
-                }
+        for c in self.store.cross_certs().await? {
+            if c.ca != slot.id {
+                continue;
+            }
+            if let (Direction::Issued, Some((revoked_at, reason)), true) =
+                (c.direction, c.revoked, c.not_after > at)
+            {
+                let serial = hex::decode(&c.serial).map_err(|_| {
+                    Error::Storage(format!("corrupt cross-certificate serial {:?}", c.serial))
+                })?;
+                entries.push(RevokedEntry {
+                    serial,
+                    revoked_at,
+                    reason,
+                    invalidity_date: None,
+                });
             }
         }
         let number = self.store.next_crl_number(slot.id.as_str()).await?;

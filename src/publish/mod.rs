@@ -171,9 +171,10 @@ pub struct Publisher {
     reloading: tokio::sync::Mutex<()>,
     /// Serial of the credential CA's link certificate (the first root signed it), if any.
     credential_link: Option<Vec<u8>>,
-    /// The delegated responder of the first issuing CA (later ones sign their own responses).
-    /// Set at start (and on renewal); until then that CA's requests get internalError.
-    responder: RwLock<Option<WorkingKey>>,
+    /// Each issuing CA's delegated responder, set at start, on renewal and by the
+    /// maintenance loop for new CAs; until it is there, the CA signs its answers itself
+    /// (RFC 6960 §2.6).
+    responders: RwLock<HashMap<CaId, WorkingKey>>,
     /// Pre-signed responses by the DER of the request's CertID.
     ocsp_cache: Mutex<ocsp::OcspCache>,
     /// Certificates whose OCSP response is to be pre-signed (bounded: [`PRESIGN_QUEUE`]).
@@ -228,7 +229,7 @@ impl Publisher {
             slots: RwLock::new(Arc::new(Vec::new())),
             reloading: tokio::sync::Mutex::new(()),
             credential_link,
-            responder: RwLock::new(None),
+            responders: RwLock::new(HashMap::new()),
             ocsp_cache: Mutex::new(ocsp::OcspCache::default()),
             presign_tx,
             presign_rx: tokio::sync::Mutex::new(presign_rx),
@@ -300,23 +301,32 @@ impl Publisher {
         Ok(())
     }
 
-    /// Replaces the delegated OCSP responder (after renewal); cached responses are re-signed lazily.
-    pub fn set_responder(&self, responder: WorkingKey) {
-        if let Ok(mut r) = self.responder.write() {
-            *r = Some(responder);
+    /// Sets an issuing CA's delegated OCSP responder (at start, after renewal, for a new
+    /// CA); its cached responses are re-signed lazily.
+    pub fn set_responder(&self, ca: &CaId, responder: WorkingKey) {
+        if let Ok(mut r) = self.responders.write() {
+            r.insert(ca.clone(), responder);
         }
         if let Ok(mut c) = self.ocsp_cache.lock() {
-            c.forget_ca(&CaId::issuing());
+            c.forget_ca(ca);
         }
     }
 
-    /// When the current delegated responder certificate expires.
-    pub fn responder_not_after(&self) -> i64 {
-        self.responder
-            .read()
-            .ok()
-            .and_then(|r| r.as_ref().map(|r| r.not_after))
-            .unwrap_or(0)
+    /// An issuing CA's delegated responder, if it has one yet.
+    pub(super) fn responder(&self, ca: &CaId) -> Option<WorkingKey> {
+        self.responders.read().ok()?.get(ca).cloned()
+    }
+
+    /// True if an issuing CA that publishes has no delegated responder, or one that expires
+    /// within `margin` seconds (the maintenance loop then issues one).
+    pub fn responders_due(&self, margin: i64) -> bool {
+        let at = now();
+        self.all_slots().iter().any(|s| {
+            !s.is_root()
+                && self
+                    .responder(&s.id)
+                    .is_none_or(|r| r.not_after - margin < at)
+        })
     }
 
     /// Subscribes to revocations as they are recorded.
@@ -327,9 +337,9 @@ impl Publisher {
     /// Called after an issuance is durable: queues its OCSP response for pre-signing off the
     /// request path. A full queue drops it (it is signed on first request instead).
     pub fn issued(&self, ca: &CaId, serial: &Serial) {
-        // ecca's own first certificates are issued before the responder exists: they are
-        // signed on first request instead.
-        if *ca == CaId::issuing() && self.responder_not_after() == 0 {
+        // Certificates issued before their CA's responder exists (ecca's own first ones, the
+        // first after a rotation) are signed on first request instead.
+        if self.responder(ca).is_none() {
             return;
         }
         let job = (ca.clone(), serial.as_bytes().to_vec());
@@ -405,7 +415,9 @@ impl Publisher {
     /// revoked): drops the root's cached OCSP answers and re-signs the CRLs.
     pub fn root_changed(&self) {
         if let Ok(mut cache) = self.ocsp_cache.lock() {
-            cache.forget_ca(&CaId::root());
+            for slot in self.all_slots().iter().filter(|s| s.is_root()) {
+                cache.forget_ca(&slot.id);
+            }
         }
         self.root_dirty
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -467,6 +479,7 @@ mod tests {
         let publisher = Publisher::new(store.clone(), authority.clone());
         // The issuing CA answers for itself here (no delegated responder needed).
         publisher.set_responder(
+            &CaId::issuing(),
             WorkingKey::open(&layout.issuing_cert(), &layout.issuing_key(), None).unwrap(),
         );
         let serial = Serial::random().unwrap();

@@ -42,15 +42,13 @@ impl Publisher {
         }
         Ok(match &slot.ca {
             CaKind::Root(_) if self.subordinate(slot, serial) => Status::Good,
-            CaKind::Root(_) if slot.id != CaId::root() => Status::Unknown,
             CaKind::Root(_) => {
-                // The first root also signs cross-certificates for peer CAs.
+                // A root also signs cross-certificates for peer CAs.
                 let hex = hex::encode(serial);
                 let cross = self.store.cross_certs().await?;
-                match cross
-                    .iter()
-                    .find(|c| c.direction == Direction::Issued && c.serial == hex)
-                {
+                match cross.iter().find(|c| {
+                    c.direction == Direction::Issued && c.serial == hex && c.ca == slot.id
+                }) {
                     Some(c) => match c.revoked {
                         Some((at, reason)) => Status::Revoked { at, reason },
                         None => Status::Good,
@@ -103,20 +101,12 @@ impl Publisher {
             this_update: at,
             next_update: at + OCSP_VALIDITY,
         };
-        match &slot.ca {
-            // The first issuing CA answers through its delegated responder.
-            CaKind::Issuing(_) if slot.id == CaId::issuing() => {
-                let r = self
-                    .responder
-                    .read()
-                    .map_err(|_| Error::Internal("responder lock poisoned".into()))?
-                    .clone()
-                    .ok_or_else(|| Error::Internal("no OCSP responder certificate yet".into()))?;
-                r.sign_ocsp(answers, nonce, times)
-            }
-            // Roots answer rarely (about their CA certificates) and sign themselves; later
-            // issuing CAs sign their own responses (RFC 6960 §2.6: the CA itself).
-            _ => slot.cert().sign_ocsp(answers, nonce, times),
+        // An issuing CA answers through its delegated responder; roots answer rarely (about
+        // their CA certificates) and sign themselves, as does an issuing CA whose responder
+        // is not made yet (RFC 6960 §2.6: the CA itself).
+        match self.responder(&slot.id).filter(|_| !slot.is_root()) {
+            Some(r) => r.sign_ocsp(answers, nonce, times),
+            None => slot.cert().sign_ocsp(answers, nonce, times),
         }
     }
 

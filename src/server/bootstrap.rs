@@ -11,8 +11,9 @@ use crate::authority::{Authority, KeyMaker, WorkingKey};
 use crate::config::ServerConfig;
 use crate::core::csr::Attr;
 use crate::core::issue::Names;
-use crate::core::keys::CaKeyAlg;
+use crate::core::keys::{CaKeyAlg, Family};
 use crate::core::profile::Profiles;
+use crate::core::records::{CaId, DEFAULT_ISSUER};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::pemfile;
@@ -199,7 +200,8 @@ pub(super) fn load_server_cert(layout: &Layout) -> Result<(Vec<Vec<u8>>, String)
 }
 
 /// One of ecca's own working keys (OCSP responder, TSA): loaded, or issued when missing or
-/// about to expire.
+/// about to expire. Its key is of the certifying CA's family (P-256, or SM2 under an SM2
+/// hierarchy; SM2 keys stay in software: tokens here have no SM2).
 async fn ensure_working_key(
     service: &Service,
     kind: Internal,
@@ -208,10 +210,18 @@ async fn ensure_working_key(
     renew_before: Duration,
     hsm: Option<&Pkcs11Config>,
 ) -> Result<WorkingKey> {
+    let national = match &kind {
+        Internal::OcspResponder(ca) | Internal::Tsa(ca) => ca.algorithm() == CaKeyAlg::Sm2,
+        _ => false,
+    };
     if expires_within(&cert, renew_before) || !key.exists() {
         // A renewed HSM key gets a new label; the old one stays in the token until an
         // operator removes it (pre-signed responses may still carry its signatures).
-        let (spki_der, saved) = KeyMaker::new(hsm, CaKeyAlg::P256)?.generate_working(role)?;
+        let (spki_der, saved) = if national {
+            KeyMaker::new(None, CaKeyAlg::Sm2)?.generate_working(role)?
+        } else {
+            KeyMaker::new(hsm, CaKeyAlg::P256)?.generate_working(role)?
+        };
         let names = Names {
             subject: vec![
                 (Attr::Organization, "ecca".into()),
@@ -220,6 +230,9 @@ async fn ensure_working_key(
             ..Names::default()
         };
         let record = service.issue_internal(kind, names, &spki_der).await?;
+        if let Some(dir) = cert.parent() {
+            pemfile::private_dir(dir)?;
+        }
         saved.save(&key)?;
         pemfile::write_public(
             &cert,
@@ -230,34 +243,65 @@ async fn ensure_working_key(
     WorkingKey::open(&cert, &key, hsm)
 }
 
-/// Loads the delegated OCSP responder and the TSA, issuing them when missing or expiring.
+/// Loads every issuing CA's delegated OCSP responder and each family's TSA (international
+/// under `default`, national under the first SM2 hierarchy), issuing them when missing or
+/// expiring.
 pub async fn ensure_working_keys(
     service: &Service,
     layout: &Layout,
     hsm: Option<&Pkcs11Config>,
 ) -> Result<()> {
-    let paths = (layout.ocsp_cert(), layout.ocsp_key());
-    let responder = ensure_working_key(
-        service,
-        Internal::OcspResponder,
-        paths,
-        ("ecca OCSP responder", "ocsp"),
-        OCSP_RENEW_BEFORE,
-        hsm,
-    )
-    .await?;
-    service.publisher().set_responder(responder);
-    let paths = (layout.tsa_cert(), layout.tsa_key());
-    let tsa = ensure_working_key(
-        service,
-        Internal::Tsa,
-        paths,
-        ("ecca Time-Stamping Unit", "tsa"),
-        TSA_RENEW_BEFORE,
-        hsm,
-    )
-    .await?;
-    service.set_tsa(tsa);
+    let hierarchies = service.authority().hierarchies();
+    for h in hierarchies.iter() {
+        for ca in h.issuing() {
+            let cn = if ca.id == CaId::issuing() {
+                "ecca OCSP responder".to_string()
+            } else {
+                format!("ecca OCSP responder {}", ca.id)
+            };
+            let responder = ensure_working_key(
+                service,
+                Internal::OcspResponder(ca.clone()),
+                layout.ocsp_responder(ca.id.as_str()),
+                (&cn, "ocsp"),
+                OCSP_RENEW_BEFORE,
+                hsm,
+            )
+            .await?;
+            service.publisher().set_responder(&ca.id, responder);
+        }
+    }
+    let national = hierarchies
+        .iter()
+        .filter(|h| h.algorithm.family() == Family::National)
+        .find_map(|h| h.active.clone());
+    let units = [
+        (
+            Family::International,
+            Some(service.authority().active(DEFAULT_ISSUER)?),
+            (layout.tsa_cert(), layout.tsa_key()),
+            "ecca Time-Stamping Unit",
+        ),
+        (
+            Family::National,
+            national,
+            layout.tsa_national(),
+            "ecca SM2 Time-Stamping Unit",
+        ),
+    ];
+    for (family, ca, paths, cn) in units {
+        let Some(ca) = ca else { continue };
+        let tsa = ensure_working_key(
+            service,
+            Internal::Tsa(ca),
+            paths,
+            (cn, "tsa"),
+            TSA_RENEW_BEFORE,
+            hsm,
+        )
+        .await?;
+        service.set_tsa(family, tsa);
+    }
     Ok(())
 }
 

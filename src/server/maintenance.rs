@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic_health::server::HealthReporter;
@@ -61,12 +60,12 @@ async fn renew(u: &Upkeep) -> Result<()> {
         u.server_cert.replace(&chain, &key)?;
         tracing::info!("server TLS certificate renewed; new handshakes present it");
     }
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let due = |not_after: i64, margin: time::Duration| not_after - margin.whole_seconds() < now;
-    if due(
-        u.service.publisher().responder_not_after(),
-        OCSP_RENEW_BEFORE,
-    ) || due(u.service.tsa_not_after(), TSA_RENEW_BEFORE)
+    // Checked in memory: a CA made since (rotation, a new hierarchy, another instance) or a
+    // certificate near its end gets its responder or TSA here.
+    if u.service
+        .publisher()
+        .responders_due(OCSP_RENEW_BEFORE.whole_seconds())
+        || u.service.tsa_due(TSA_RENEW_BEFORE.whole_seconds())
     {
         ensure_working_keys(&u.service, &layout, u.hsm.as_ref()).await?;
     }

@@ -4,9 +4,9 @@ use time::OffsetDateTime;
 
 use super::Service;
 use crate::auth::{Action, Caller};
-use crate::authority::root_urls;
 use crate::core::cross::{self, Peer, Terms};
 use crate::core::issue::BACKDATE;
+use crate::core::records::DEFAULT_ISSUER;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::pemfile;
@@ -30,6 +30,8 @@ pub struct CrossCertifyRequest {
     pub peer_name: Option<String>,
     pub terms: Terms,
     pub dry_run: bool,
+    /// The hierarchy whose active root signs ("" = `default`).
+    pub issuer: String,
 }
 
 /// The result: the certificate (None on a dry run) and what it says.
@@ -48,7 +50,8 @@ fn one_cert(input: &[u8], field: &str) -> Result<Vec<u8>> {
 }
 
 impl Service {
-    /// Signs a cross-certificate for a peer CA with our root (admin only, audited).
+    /// Signs a cross-certificate for a peer CA with a hierarchy's active root (admin only,
+    /// audited).
     pub async fn cross_certify(
         &self,
         caller: &Caller,
@@ -66,7 +69,12 @@ impl Service {
                 "peer {name:?}; add it with `ecca peers add` first"
             )));
         }
-        let root = &self.authority.root;
+        let issuer = if req.issuer.is_empty() {
+            DEFAULT_ISSUER
+        } else {
+            &req.issuer
+        };
+        let root = self.authority.hierarchy(issuer)?.root.clone();
         let now = OffsetDateTime::now_utc();
         let not_before = (now - BACKDATE).unix_timestamp();
         let days = if req.terms.days == 0 {
@@ -82,11 +90,11 @@ impl Service {
             .unwrap_or_default();
         let description = terms.describe(&peer, &root_subject, not_after);
         let serial = Serial::random()?;
-        let urls = root_urls(&self.authority.base_url);
+        let urls = crate::authority::urls_of(&self.authority.base_url, &root.id);
         let tbs = cross::tbs(
             &peer,
             &terms,
-            (root, root.algorithm()),
+            (&root, root.algorithm()),
             &urls,
             &serial,
             not_before,
@@ -110,6 +118,7 @@ impl Service {
                 .clone()
                 .unwrap_or_else(|| peer.subject_text.clone()),
             direction: Direction::Issued,
+            ca: root.id.clone(),
             der: Vec::new(),
             not_after,
             created_at: now.unix_timestamp(),
@@ -164,15 +173,21 @@ impl Service {
             for d in pemfile::parse_certs(c)? {
                 let (_, x) = x509_parser::parse_x509_certificate(&d)
                     .map_err(|e| Error::field("received_cross", format!("does not parse: {e}")))?;
-                if x.subject().as_raw() != self.authority.root.subject_der.as_slice()
-                    || x.public_key().subject_public_key.data.as_ref()
-                        != self.authority.root.public_key
-                {
+                let ours = self.authority.hierarchies().iter().find_map(|h| {
+                    h.roots
+                        .iter()
+                        .find(|r| {
+                            x.subject().as_raw() == r.subject_der.as_slice()
+                                && x.public_key().subject_public_key.data.as_ref() == r.public_key
+                        })
+                        .map(|r| r.id.clone())
+                });
+                let Some(ours) = ours else {
                     return Err(Error::field(
                         "received_cross",
-                        "is not a certificate for our root's name and key",
+                        "is not a certificate for one of our roots' name and key",
                     ));
-                }
+                };
                 if x.issuer().as_raw() != peer.subject_der.as_slice() {
                     return Err(Error::field(
                         "received_cross",
@@ -183,6 +198,7 @@ impl Service {
                     crate::core::serial::Serial::from_der_content(x.raw_serial()).hex(),
                     x.validity().not_after.timestamp(),
                     d,
+                    ours,
                 ));
             }
         }
@@ -194,11 +210,12 @@ impl Service {
             added_at: OffsetDateTime::now_utc().unix_timestamp(),
         };
         self.store.add_peer(record.clone(), &caller.actor()).await?;
-        for (serial, not_after, der) in cross {
+        for (serial, not_after, der, ca) in cross {
             let rec = CrossRecord {
                 serial,
                 peer: name.into(),
                 direction: Direction::Received,
+                ca,
                 der,
                 not_after,
                 created_at: record.added_at,

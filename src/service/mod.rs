@@ -9,8 +9,8 @@ use crate::auth::{Action, Caller};
 use crate::authority::{Authority, CaCert, IssuingCa, WorkingKey};
 use crate::core::csr;
 use crate::core::issue::{self, IssuerUrls, LeafSpec, Names, SubjectKey};
+use crate::core::keys::Family;
 use crate::core::profile::{Profile, Profiles};
-use crate::core::records::DEFAULT_ISSUER;
 use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
@@ -63,27 +63,18 @@ key_usages = ["digitalSignature"]
 extended_key_usages = ["clientAuth"]
 "#;
 
-/// What ecca issues for itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What ecca issues for itself. The API's own TLS (credential CA) lives apart from what
+/// relying parties trust (the hierarchies).
+#[derive(Clone, Debug)]
 pub enum Internal {
     /// The gRPC server's TLS certificate (credential CA).
     ServerTls,
     /// A client credential for the API (credential CA).
     Credential,
-    /// The issuing CA's delegated OCSP responder.
-    OcspResponder,
-    /// The time-stamping unit.
-    Tsa,
-}
-
-impl Internal {
-    /// The CA that signs it: the API's own TLS lives apart from what relying parties trust.
-    pub fn issuer(self) -> Issuer {
-        match self {
-            Internal::ServerTls | Internal::Credential => Issuer::Credential,
-            Internal::OcspResponder | Internal::Tsa => Issuer::Issuing,
-        }
-    }
+    /// An issuing CA's delegated OCSP responder, certified by that CA.
+    OcspResponder(Arc<IssuingCa>),
+    /// A time-stamping unit, certified by a hierarchy's active CA.
+    Tsa(Arc<IssuingCa>),
 }
 
 /// Which CA signs a leaf.
@@ -122,7 +113,9 @@ pub struct Service {
     internal_client: Profile,
     internal_ocsp: Profile,
     internal_tsa: Profile,
-    tsa: std::sync::RwLock<Option<WorkingKey>>,
+    /// The time-stamping units by family (international, and national once an SM2
+    /// hierarchy exists): an SM3 imprint is stamped by the national one.
+    tsa: std::sync::RwLock<std::collections::HashMap<Family, WorkingKey>>,
     tsa_policy: String,
     tsa_serials: tokio::sync::Mutex<TsaSerials>,
     rates: std::sync::Mutex<tenants::RateWindows>,
@@ -178,7 +171,7 @@ impl Service {
             internal_client: Profile::parse("ecca-credential", "internal", INTERNAL_CLIENT)?,
             internal_ocsp: Profile::parse("ecca-ocsp", "internal", INTERNAL_OCSP)?,
             internal_tsa: Profile::parse("ecca-tsa", "internal", INTERNAL_TSA)?,
-            tsa: std::sync::RwLock::new(None),
+            tsa: std::sync::RwLock::new(std::collections::HashMap::new()),
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
             tsa_serials: tokio::sync::Mutex::new(TsaSerials::default()),
             rates: std::sync::Mutex::new(tenants::RateWindows::default()),
@@ -247,7 +240,8 @@ impl Service {
         let _slot = self.tenant_permit(caller)?;
         let profile = self.profiles.get(&req.profile)?;
         let issuer = profile.issuer_for(&req.issuer)?;
-        let csr = csr::verify(&req.csr)?;
+        self.offered(profile, issuer)?;
+        let csr = csr::verify_for(&req.csr, &profile.sm2_id)?;
         let names = issue::approve_names(profile, &csr)?;
         let days = self
             .authorize_platform(caller, &profile.name, &names, req.validity_days)
@@ -280,18 +274,11 @@ impl Service {
         names: Names,
         spki_der: &[u8],
     ) -> Result<CertRecord> {
-        let profile = match kind {
-            Internal::ServerTls => &self.internal_server,
-            Internal::Credential => &self.internal_client,
-            Internal::OcspResponder => &self.internal_ocsp,
-            Internal::Tsa => &self.internal_tsa,
-        };
-        let by = match kind {
-            Internal::ServerTls | Internal::Credential => By::Credential,
-            // A delegated responder is certified by the CA it answers for: the data
-            // directory's first issuing CA.
-            Internal::OcspResponder => By::Issuing(self.authority.issuing.clone()),
-            Internal::Tsa => By::Issuing(self.authority.active(DEFAULT_ISSUER)?),
+        let (profile, by) = match kind {
+            Internal::ServerTls => (&self.internal_server, By::Credential),
+            Internal::Credential => (&self.internal_client, By::Credential),
+            Internal::OcspResponder(ca) => (&self.internal_ocsp, By::Issuing(ca)),
+            Internal::Tsa(ca) => (&self.internal_tsa, By::Issuing(ca)),
         };
         self.sign_and_store(
             by,
@@ -430,20 +417,25 @@ impl Service {
         Ok(())
     }
 
-    /// Installs the time-stamping unit (at start and on renewal).
-    pub fn set_tsa(&self, tsa: WorkingKey) {
+    /// Installs a family's time-stamping unit (at start and on renewal).
+    pub fn set_tsa(&self, family: Family, tsa: WorkingKey) {
         if let Ok(mut t) = self.tsa.write() {
-            *t = Some(tsa);
+            t.insert(family, tsa);
         }
     }
 
-    /// When the TSA certificate expires (0 when there is none).
-    pub fn tsa_not_after(&self) -> i64 {
-        self.tsa
-            .read()
-            .ok()
-            .and_then(|t| t.as_ref().map(|t| t.not_after))
-            .unwrap_or(0)
+    /// True if a family with a hierarchy has no time-stamping unit, or one that expires
+    /// within `margin` seconds (the maintenance loop then issues one).
+    pub fn tsa_due(&self, margin: i64) -> bool {
+        let at = OffsetDateTime::now_utc().unix_timestamp();
+        let Ok(units) = self.tsa.read() else {
+            return true;
+        };
+        self.authority.hierarchies().iter().any(|h| {
+            units
+                .get(&h.algorithm.family())
+                .is_none_or(|t| t.not_after - margin < at)
+        })
     }
 
     /// The next time-stamp serial: from the current block, reserving (durably, audited) the
@@ -500,7 +492,17 @@ impl Service {
             Ok(a) => a,
             Err(r) => return tsp::reject(r),
         };
-        let Some(tsa) = self.tsa.read().ok().and_then(|t| t.clone()) else {
+        // An SM3 imprint is stamped with SM2 when the national unit exists.
+        let family = match accepted.imprint_alg() {
+            crate::core::cms::DigestAlg::Sm3 => Family::National,
+            _ => Family::International,
+        };
+        let tsa = self.tsa.read().ok().and_then(|t| {
+            t.get(&family)
+                .or_else(|| t.get(&Family::International))
+                .cloned()
+        });
+        let Some(tsa) = tsa else {
             return tsp::reject(Refusal::SystemFailure);
         };
         let serial = match self.next_tsa_serial().await {
@@ -545,9 +547,30 @@ impl Service {
         self.store.list(filter).await
     }
 
-    /// The public profiles.
+    /// The public profiles on offer: those whose issuer exists (an `optional_issuer`
+    /// profile waits for its hierarchy).
     pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
-        self.profiles.iter()
+        self.profiles
+            .iter()
+            .filter(|p| self.authority.hierarchy(&p.issuer).is_ok())
+    }
+
+    /// Refuses a profile whose issuer does not exist (yet), saying how to make it.
+    fn offered(&self, profile: &Profile, issuer: &str) -> Result<()> {
+        if self.authority.hierarchy(issuer).is_ok() {
+            return Ok(());
+        }
+        let family = profile
+            .key_algorithms
+            .first()
+            .map_or("p256", |k| match k.family() {
+                crate::core::keys::Family::National => "sm2",
+                crate::core::keys::Family::International => "p256",
+            });
+        Err(Error::Conflict(format!(
+            "profile {} signs under issuer {issuer:?}, which this CA does not have yet: `ecca issuer add --name {issuer} --algorithm {family} --yes` makes it",
+            profile.name
+        )))
     }
 }
 

@@ -189,10 +189,11 @@ fn ec_params(alg: CaKeyAlg) -> Result<Vec<u8>> {
     let oid = match alg {
         CaKeyAlg::P256 => const_oid::db::rfc5912::SECP_256_R_1,
         CaKeyAlg::P384 => const_oid::db::rfc5912::SECP_384_R_1,
-        CaKeyAlg::Ed25519 => {
-            return Err(Error::Config(
-                "CA keys in a PKCS#11 token must be p256 or p384 (not ed25519)".into(),
-            ));
+        CaKeyAlg::Ed25519 | CaKeyAlg::Sm2 => {
+            return Err(Error::Config(format!(
+                "CA keys in a PKCS#11 token must be p256 or p384 (not {}): SoftHSM and most tokens lack the mechanism",
+                alg.as_str()
+            )));
         }
     };
     oid.to_der().map_err(|e| Error::Internal(e.to_string()))

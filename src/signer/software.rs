@@ -53,40 +53,82 @@ impl Passphrase {
 
 const ENCRYPTED_TAG: &str = "ENCRYPTED PRIVATE KEY";
 
-/// A software CA key (ring). `Debug` never prints the key.
+/// A software key: P-256, P-384 and Ed25519 through ring (rcgen's `KeyPair`), SM2 through
+/// RustCrypto `sm2`. `Debug` never prints the key.
 pub struct SoftwareKey {
-    key: KeyPair,
+    key: Held,
     alg: CaKeyAlg,
+}
+
+enum Held {
+    Ring(KeyPair),
+    /// The signing key (with the default distinguishing ID) and its uncompressed point.
+    Sm2(sm2::dsa::SigningKey, Vec<u8>),
 }
 
 impl SoftwareKey {
     /// Generates a fresh key from the system CSPRNG.
     pub fn generate(alg: CaKeyAlg) -> Result<Self> {
+        if alg == CaKeyAlg::Sm2 {
+            let secret = sm2::SecretKey::random(&mut pkcs8::rand_core::OsRng);
+            return Self::sm2(&secret);
+        }
         let key = KeyPair::generate_for(alg.rcgen())
             .map_err(|e| Error::Signing(format!("key generation failed: {e}")))?;
-        Ok(SoftwareKey { key, alg })
+        Ok(SoftwareKey {
+            key: Held::Ring(key),
+            alg,
+        })
     }
 
-    /// Parses a PKCS#8 PEM key of one of the supported CA algorithms.
+    fn sm2(secret: &sm2::SecretKey) -> Result<Self> {
+        let key = sm2::dsa::SigningKey::new(crate::core::sm2::DEFAULT_ID, secret)
+            .map_err(|e| Error::Signing(format!("SM2 key: {e}")))?;
+        let point = key.verifying_key().to_sec1_bytes().to_vec();
+        Ok(SoftwareKey {
+            key: Held::Sm2(key, point),
+            alg: CaKeyAlg::Sm2,
+        })
+    }
+
+    /// Parses a PKCS#8 PEM key of one of the supported algorithms.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
-        let key = KeyPair::from_pem(pem)
-            .map_err(|e| Error::Signing(format!("not a usable PKCS#8 key: {e}")))?;
-        Self::from_key_pair(key)
+        let (tag, doc) = pkcs8::SecretDocument::from_pem(pem)
+            .map_err(|e| Error::Signing(format!("not a PKCS#8 PEM key: {e}")))?;
+        if tag != "PRIVATE KEY" {
+            return Err(Error::Signing(format!(
+                "PEM block is {tag:?}, expected \"PRIVATE KEY\" (PKCS#8)"
+            )));
+        }
+        Self::from_pkcs8_der(doc.as_bytes())
     }
 
-    /// Parses a PKCS#8 DER key of one of the supported CA algorithms.
+    /// Parses a PKCS#8 DER key of one of the supported algorithms.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        let info = pkcs8::PrivateKeyInfo::try_from(der)
+            .map_err(|e| Error::Signing(format!("not a usable PKCS#8 key: {e}")))?;
+        let sm2_curve = info
+            .algorithm
+            .parameters_oid()
+            .is_ok_and(|c| c == crate::core::sm2::CURVE);
+        if sm2_curve {
+            use pkcs8::DecodePrivateKey;
+            let secret = sm2::SecretKey::from_pkcs8_der(der)
+                .map_err(|e| Error::Signing(format!("not a usable SM2 key: {e}")))?;
+            return Self::sm2(&secret);
+        }
         let key = KeyPair::try_from(der)
             .map_err(|e| Error::Signing(format!("not a usable PKCS#8 key: {e}")))?;
-        Self::from_key_pair(key)
-    }
-
-    fn from_key_pair(key: KeyPair) -> Result<Self> {
         let alg = [CaKeyAlg::P256, CaKeyAlg::P384, CaKeyAlg::Ed25519]
             .into_iter()
             .find(|a| a.rcgen() == key.algorithm())
-            .ok_or_else(|| Error::Signing("key algorithm is not P-256, P-384 or Ed25519".into()))?;
-        Ok(SoftwareKey { key, alg })
+            .ok_or_else(|| {
+                Error::Signing("key algorithm is not P-256, P-384, Ed25519 or SM2".into())
+            })?;
+        Ok(SoftwareKey {
+            key: Held::Ring(key),
+            alg,
+        })
     }
 
     /// Loads a key file, refusing one that others can read; an encrypted one (PKCS#8 PBES2)
@@ -111,10 +153,7 @@ impl SoftwareKey {
         let plain = encrypted
             .decrypt(pass.0.as_bytes())
             .map_err(|_| Error::Config(format!("{}: wrong key passphrase", path.display())))?;
-        let key = KeyPair::try_from(plain.as_bytes())
-            .map_err(|e| named(Error::Signing(e.to_string())))?;
-        let pem = key.serialize_pem();
-        Self::from_pkcs8_pem(&pem).map_err(named)
+        Self::from_pkcs8_der(plain.as_bytes()).map_err(named)
     }
 
     /// Writes the key (mode 0600, in a 0700 directory) as PKCS#8 PEM, encrypted with PBES2
@@ -123,7 +162,7 @@ impl SoftwareKey {
         match Passphrase::from_env()? {
             None => self.save_plain(path),
             Some(pass) => {
-                let der = self.key.serialize_der();
+                let der = self.pkcs8_der();
                 let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice())
                     .map_err(|e| Error::Signing(e.to_string()))?;
                 let encrypted = info
@@ -140,22 +179,36 @@ impl SoftwareKey {
     /// Writes the key as plain PKCS#8 PEM (0600): client credentials and user keys, which
     /// TLS stacks and openssl read directly.
     pub fn save_plain(&self, path: &Path) -> Result<()> {
-        pemfile::write_private(path, self.key.serialize_pem().as_bytes())
+        pemfile::write_private(path, self.pkcs8_pem().as_bytes())
     }
 
     /// The key as plain PKCS#8 PEM, in memory only (for the TLS identity).
     pub fn pkcs8_pem(&self) -> String {
-        self.key.serialize_pem()
+        pem::encode(&pem::Pem::new("PRIVATE KEY", self.pkcs8_der()))
     }
 
     /// The key as plain PKCS#8 DER, in memory only (sealing CA keys for other instances).
     pub fn pkcs8_der(&self) -> Vec<u8> {
-        self.key.serialize_der()
+        match &self.key {
+            Held::Ring(k) => k.serialize_der(),
+            Held::Sm2(k, _) => {
+                use pkcs8::EncodePrivateKey;
+                let secret = sm2::SecretKey::from(k.as_nonzero_scalar());
+                // Encoding a valid scalar cannot fail; an empty document would not load.
+                secret
+                    .to_pkcs8_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    .unwrap_or_default()
+            }
+        }
     }
 
     /// SubjectPublicKeyInfo DER.
     pub fn spki_der(&self) -> Vec<u8> {
-        self.key.subject_public_key_info()
+        match &self.key {
+            Held::Ring(k) => k.subject_public_key_info(),
+            Held::Sm2(_, point) => crate::core::sm2::spki_der(point).unwrap_or_default(),
+        }
     }
 }
 
@@ -173,12 +226,24 @@ impl Signer for SoftwareKey {
         self.alg
     }
     fn public_key_raw(&self) -> &[u8] {
-        self.key.der_bytes()
+        match &self.key {
+            Held::Ring(k) => k.der_bytes(),
+            Held::Sm2(_, point) => point,
+        }
     }
     fn sign(&self, msg: &[u8]) -> crate::core::Result<Vec<u8>> {
-        self.key
-            .sign(msg)
-            .map_err(|e| crate::core::Error::Signing(e.to_string()))
+        match &self.key {
+            Held::Ring(k) => k
+                .sign(msg)
+                .map_err(|e| crate::core::Error::Signing(e.to_string())),
+            Held::Sm2(k, _) => {
+                use sm2::dsa::signature::RandomizedSigner;
+                let sig: sm2::dsa::Signature = k
+                    .try_sign_with_rng(&mut pkcs8::rand_core::OsRng, msg)
+                    .map_err(|e| crate::core::Error::Signing(format!("SM2: {e}")))?;
+                crate::core::sm2::signature_der(&sig)
+            }
+        }
     }
 }
 

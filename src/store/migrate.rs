@@ -111,6 +111,7 @@ const TABLES: &[Table] = &[
             ("revoked_at", Int),
             ("revocation_reason", Int),
             ("status", Text),
+            ("ca", Text),
         ],
         sqlite_order: "direction, serial",
         pg_order: "direction COLLATE \"C\", serial COLLATE \"C\"",

@@ -507,6 +507,7 @@ pub struct CrossRow {
     pub serial: String,
     pub peer: String,
     pub direction: String,
+    pub ca: String,
     pub der: Vec<u8>,
     pub not_after: i64,
     pub created_at: i64,
@@ -540,10 +541,12 @@ impl TryFrom<CrossRow> for CrossRecord {
                 Some((t, reason))
             }
         };
+        let ca = CaId::parse(&r.ca).map_err(|_| corrupt(format!("{row}: ca {:?}", r.ca)))?;
         Ok(CrossRecord {
             serial: r.serial,
             peer: r.peer,
             direction,
+            ca,
             der: r.der,
             not_after: r.not_after,
             created_at: r.created_at,

@@ -713,6 +713,7 @@ async fn signatures(client: &Client, bundle: &ecca::proto::TrustBundle, n: usize
         let sig = cms::sign(
             &SignParams {
                 content_type: cms::oid::DATA,
+                format: cms::CmsFormat::Rfc5652,
                 econtent: None,
                 content_digest: &digest,
                 signer_cert: &cert,

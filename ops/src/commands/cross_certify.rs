@@ -11,7 +11,7 @@ use crate::output;
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Examples:\n  ecca cross-certify --ca-cert region-a-root.pem --out a-by-b.pem --permitted-dns a.example.cn --path-len 1 --dry-run\n  ecca cross-certify --ca-cert region-a-root.pem --peer region-a --out a-by-b.pem --permitted-dns a.example.cn --policy 1.3.6.1.4.1.55555.1\n  ecca cross-certify --csr peer-ca.csr --out peer.pem --permitted-ip 10.0.0.0/8 --days 365"
+    after_help = "Examples:\n  ecca cross-certify --ca-cert region-a-root.pem --out a-by-b.pem --permitted-dns a.example.cn --path-len 1 --dry-run\n  ecca cross-certify --ca-cert region-a-root.pem --peer region-a --out a-by-b.pem --permitted-dns a.example.cn --policy 1.3.6.1.4.1.55555.1\n  ecca cross-certify --csr peer-ca.csr --out peer.pem --permitted-ip 10.0.0.0/8 --days 365\n  ecca cross-certify --ca-cert region-a-gm-root.pem --issuer gm --out a-gm-by-b.pem --permitted-dns a.example.cn   (SM2 roots)"
 )]
 pub struct Args {
     /// The peer CA's certificate (PEM or DER).
@@ -50,6 +50,9 @@ pub struct Args {
     /// Print what would be signed and stop.
     #[arg(long)]
     dry_run: bool,
+    /// The hierarchy whose root signs (default: `default`); an SM2 peer needs an SM2 one.
+    #[arg(long, default_value = "")]
+    issuer: String,
 }
 
 pub async fn run(g: &Global, a: Args) -> Result<()> {
@@ -72,6 +75,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
             policies: a.policy,
             policy_maps: a.policy_map,
             dry_run: a.dry_run,
+            issuer: a.issuer,
         })
         .await?;
     if a.dry_run {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::Args as ClapArgs;
 use ecca::core::csr::Attr;
 use ecca::core::issue::distinguished_name;
+use ecca::signer::SoftwareKey;
 use ecca::{Error, Result};
-use rcgen::{CertificateParams, KeyPair, SanType};
+use rcgen::{CertificateParams, SanType};
 use serde_json::json;
 
 use crate::context::Global;
@@ -17,7 +18,7 @@ use crate::output;
     after_help = "Examples:\n  ecca csr --key shop.key --cn shop.example --dns shop.example --dns www.shop.example --out shop.csr\n  ecca csr --key m.key --cn \"Example Trading\" --org \"Example Trading Co., Ltd.\" --country CN --uscc 91350100M000100Y43 --out m.csr"
 )]
 pub struct Args {
-    /// The private key (PKCS#8 PEM), e.g. from `ecca keygen`.
+    /// The private key (PKCS#8 PEM: P-256, P-384, Ed25519 or SM2), e.g. from `ecca keygen`.
     #[arg(long)]
     key: PathBuf,
     /// Subject common name.
@@ -51,7 +52,7 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> Result<()> {
     let pem = std::fs::read_to_string(&a.key).map_err(|e| Error::io(&a.key, e))?;
-    let key = KeyPair::from_pem(&pem)
+    let key = SoftwareKey::from_pkcs8_pem(&pem)
         .map_err(|e| Error::InvalidArgument(format!("{}: {e}", a.key.display())))?;
     if let Some(code) = &a.uscc {
         ecca::core::uscc::validate(code).map_err(|e| Error::field("--uscc", e))?;
@@ -85,10 +86,9 @@ pub fn run(g: &Global, a: Args) -> Result<()> {
     for e in &a.email {
         params.subject_alt_names.push(SanType::Rfc822Name(ia5(e)?));
     }
-    let csr = params
-        .serialize_request(&key)
-        .map_err(|e| Error::InvalidArgument(format!("cannot build the CSR: {e}")))?;
-    let pem = csr.pem().map_err(|e| Error::Internal(e.to_string()))?;
+    // SM2 keys sign with SM3 and the default distinguishing ID 1234567812345678.
+    let csr = ecca::core::issue::request_der(&params, &key)?;
+    let pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr));
     output::write(&a.out, pem.as_bytes())?;
     if g.json {
         return output::print_json(&json!({"csr": a.out}));

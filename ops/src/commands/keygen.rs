@@ -11,13 +11,15 @@ use crate::context::Global;
 use crate::output;
 
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Example:\n  ecca keygen --out shop.key --alg p256")]
+#[command(
+    after_help = "Examples:\n  ecca keygen --out shop.key --alg p256\n  ecca keygen --out shop-sm2.key --alg sm2     (national algorithm; openssl reads it as an SM2 key)"
+)]
 pub struct Args {
     /// Where to write the key (PKCS#8 PEM, mode 0600; must not exist).
     #[arg(long)]
     out: PathBuf,
-    /// Key algorithm.
-    #[arg(long, default_value = "p256", value_parser = ["p256", "p384", "ed25519"])]
+    /// Key algorithm (sm2: the national algorithm, GM/T 0003).
+    #[arg(long, default_value = "p256", value_parser = ["p256", "p384", "ed25519", "sm2"])]
     alg: String,
 }
 

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use ecca::core::cms::{self, CmsSigner, DigestAlg, SignParams};
+use ecca::core::cms::{self, CaKey, CmsFormat, CmsSigner, DigestAlg, SignParams};
+use ecca::core::keys::{CaKeyAlg, Signer};
 use ecca::core::tsp;
+use ecca::signer::SoftwareKey;
 use ecca::{Error, Result};
 use rcgen::{KeyPair, PublicKeyData};
 use serde_json::json;
@@ -16,7 +18,7 @@ use crate::output;
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Examples:\n  ecca sign --key alice.key --cert alice.pem --chain chain.pem --in order-42.pdf --out order-42.pdf.p7s\n  ecca sign --key alice.key --cert alice.pem --in contract.pdf --out contract.p7s --timestamp-url http://127.0.0.1:7080/tsa\n\nThe key is PKCS#8 PEM (ecca keygen, openssl genpkey). Check with:\n  openssl cms -verify -binary -inform DER -in order-42.pdf.p7s -content order-42.pdf -CAfile roots.pem -purpose any"
+    after_help = "Examples:\n  ecca sign --key alice.key --cert alice.pem --chain chain.pem --in order-42.pdf --out order-42.pdf.p7s\n  ecca sign --key alice.key --cert alice.pem --in contract.pdf --out contract.p7s --timestamp-url http://127.0.0.1:7080/tsa\n\nThe key is PKCS#8 PEM (ecca keygen, openssl genpkey). An SM2 key makes a GM/T 0010 signature\n(SM3, SM2 with the ID 1234567812345678; --format rfc5652 for RFC 5652 object identifiers). Check with:\n  openssl cms -verify -binary -inform DER -in order-42.pdf.p7s -content order-42.pdf -CAfile roots.pem -purpose any"
 )]
 pub struct Args {
     /// The signer's private key (PKCS#8 PEM).
@@ -37,12 +39,61 @@ pub struct Args {
     /// An RFC 3161 time-stamping authority, e.g. http://127.0.0.1:7080/tsa.
     #[arg(long)]
     timestamp_url: Option<String>,
+    /// Object identifiers to write: rfc5652, or gmt0010 (GB/T 35275 signedData and data).
+    /// Default: gmt0010 for SM2 keys, rfc5652 otherwise.
+    #[arg(long, value_parser = ["rfc5652", "gmt0010"])]
+    format: Option<String>,
+}
+
+/// The document signer's key: ecca's own kinds (P-256, P-384, Ed25519, SM2), or RSA.
+enum DocKey {
+    Own(SoftwareKey),
+    Rsa(KeyPair),
+}
+
+impl DocKey {
+    fn load(path: &Path) -> Result<Self> {
+        let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        if let Ok(k) = SoftwareKey::from_pkcs8_pem(&pem) {
+            return Ok(DocKey::Own(k));
+        }
+        KeyPair::from_pem(&pem).map(DocKey::Rsa).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "{}: not a PKCS#8 private key ({e})",
+                path.display()
+            ))
+        })
+    }
+    fn spki_der(&self) -> Vec<u8> {
+        match self {
+            DocKey::Own(k) => k.spki_der(),
+            DocKey::Rsa(k) => k.subject_public_key_info(),
+        }
+    }
+    fn is_sm2(&self) -> bool {
+        matches!(self, DocKey::Own(k) if k.algorithm() == CaKeyAlg::Sm2)
+    }
+}
+
+impl CmsSigner for DocKey {
+    fn algorithms(&self) -> (DigestAlg, cms::AlgorithmIdentifierOwned) {
+        match self {
+            DocKey::Own(k) => CaKey(k).algorithms(),
+            DocKey::Rsa(k) => k.algorithms(),
+        }
+    }
+    fn sign(&self, data: &[u8]) -> ecca::core::Result<Vec<u8>> {
+        match self {
+            DocKey::Own(k) => CaKey(k).sign(data),
+            DocKey::Rsa(k) => CmsSigner::sign(k, data),
+        }
+    }
 }
 
 /// Digest of a file, read in 64 KiB pieces (documents may be large).
 pub fn digest_file(path: &Path, alg: DigestAlg) -> Result<(Vec<u8>, u64)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut ctx = ring::digest::Context::new(alg.ring());
+    let mut ctx = alg.hasher();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
@@ -53,17 +104,18 @@ pub fn digest_file(path: &Path, alg: DigestAlg) -> Result<(Vec<u8>, u64)> {
         total += n as u64;
         ctx.update(&buf[..n]);
     }
-    Ok((ctx.finish().as_ref().to_vec(), total))
+    Ok((ctx.finish(), total))
 }
 
 pub async fn run(g: &Global, a: Args) -> Result<()> {
-    let key_pem = std::fs::read_to_string(&a.key).map_err(|e| Error::io(&a.key, e))?;
-    let key = KeyPair::from_pem(&key_pem).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "{}: not a PKCS#8 private key ({e})",
-            a.key.display()
-        ))
-    })?;
+    let key = DocKey::load(&a.key)?;
+    let format = match a.format.as_deref() {
+        Some(f) => {
+            CmsFormat::parse(f).ok_or_else(|| Error::field("--format", "rfc5652 or gmt0010"))?
+        }
+        None if key.is_sm2() => CmsFormat::GmT0010,
+        None => CmsFormat::Rfc5652,
+    };
     let mut certs = ecca::pemfile::parse_certs(&output::read(&a.cert)?)?;
     if certs.is_empty() {
         return Err(Error::InvalidArgument(format!(
@@ -78,7 +130,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     }
     let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
         .map_err(|e| Error::InvalidArgument(format!("certificate: {e}")))?;
-    if parsed.public_key().raw != key.subject_public_key_info().as_slice() {
+    if parsed.public_key().raw != key.spki_der().as_slice() {
         return Err(Error::InvalidArgument(
             "the key does not belong to the certificate".into(),
         ));
@@ -89,6 +141,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let mut sig = cms::sign(
         &SignParams {
             content_type: cms::oid::DATA,
+            format,
             econtent: None,
             content_digest: &digest,
             signer_cert: &cert,
@@ -104,9 +157,15 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         let mut nonce = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
             .map_err(|_| Error::Internal("random nonce".into()))?;
+        // An SM2 signature is timestamped over its SM3 digest (the TSA answers with SM2).
+        let imprint = if key.is_sm2() {
+            DigestAlg::Sm3
+        } else {
+            DigestAlg::Sha256
+        };
         let request = tsp::request(
-            DigestAlg::Sha256,
-            &DigestAlg::Sha256.digest(&signature),
+            imprint,
+            &imprint.digest(&signature),
             u64::from_be_bytes(nonce) >> 1,
         )?;
         let reply = ecca::verify::http_post(

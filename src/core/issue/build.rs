@@ -206,21 +206,73 @@ fn san_types(names: &Names) -> Result<Vec<SanType>> {
 /// A subject public key taken byte-exact from a CSR.
 #[derive(Debug)]
 pub struct SubjectKey {
+    /// What rcgen lays the certificate out with (for SM2: the point under P-256's name).
     inner: rcgen::SubjectPublicKeyInfo,
+    /// The SPKI an SM2 key's certificate carries instead (`retarget` puts it back).
+    sm2_spki: Option<Vec<u8>>,
 }
 
 impl SubjectKey {
     /// Wraps SPKI DER; refuses encodings rcgen would not reproduce byte for byte.
     pub fn from_spki(spki_der: &[u8]) -> Result<Self> {
-        let inner = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+        let sm2 = crate::core::keys::is_sm2_spki(spki_der);
+        let layout = if sm2 {
+            let (_, x) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+                .map_err(|e| Error::field("public key", format!("does not parse: {e}")))?;
+            rcgen::SubjectPublicKeyInfo::from_der(&p256_layout(&x.subject_public_key.data)?)
+        } else {
+            rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+        };
+        let inner = layout
             .map_err(|e| Error::field("public key", format!("unsupported key encoding: {e}")))?;
-        if inner.subject_public_key_info() != spki_der {
+        let canonical = if sm2 {
+            crate::core::sm2::spki_der(inner.der_bytes())?
+        } else {
+            inner.subject_public_key_info()
+        };
+        if canonical != spki_der {
             return Err(Error::field(
                 "public key",
                 "SubjectPublicKeyInfo is not in canonical DER",
             ));
         }
-        Ok(SubjectKey { inner })
+        Ok(SubjectKey {
+            inner,
+            sm2_spki: sm2.then(|| spki_der.to_vec()),
+        })
+    }
+}
+
+/// An SPKI naming P-256 around an SM2 point: the layout rcgen can encode (`retarget` then
+/// restores the SM2 curve).
+fn p256_layout(point: &[u8]) -> Result<Vec<u8>> {
+    let key = rcgen::SubjectPublicKeyInfo::from_der(
+        &rcgen::PublicKeyData::subject_public_key_info(&LayoutKey(point)),
+    )
+    .map_err(|e| Error::field("public key", format!("{e}")))?;
+    Ok(key.subject_public_key_info())
+}
+
+struct LayoutKey<'a>(&'a [u8]);
+
+impl PublicKeyData for LayoutKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        crate::core::keys::CaKeyAlg::Sm2.rcgen()
+    }
+}
+
+impl super::PublicKeyDataDyn for SubjectKey {
+    fn der(&self) -> &[u8] {
+        self.inner.der_bytes()
+    }
+    fn alg(&self) -> &'static SignatureAlgorithm {
+        self.inner.algorithm()
+    }
+    fn sm2_spki(&self) -> Option<Vec<u8>> {
+        self.sm2_spki.clone()
     }
 }
 

@@ -6,7 +6,7 @@ use rcgen::{CertificateParams, Issuer, PublicKeyData, SignatureAlgorithm, Signin
 use time::OffsetDateTime;
 
 use crate::core::error::{Error, Result};
-use crate::core::keys::Signer;
+use crate::core::keys::{CaKeyAlg, Signer};
 use crate::core::lint::{self, CertKind, LintPolicy};
 
 /// A CA certificate as signing under it needs it, parsed once: public data only (the key
@@ -102,19 +102,15 @@ impl<'a> IssuerRef<'a> {
 #[derive(Debug)]
 pub struct LintPass(Vec<u8>);
 
-/// The CA key as rcgen sees it, behind the linter. In `dry_run` it never reaches the key.
-struct Gate<'a> {
+/// The CA key as rcgen sees it while it lays out a certificate: rcgen hands over the TBS
+/// bytes, which are kept; the signature it gets back is a placeholder. Linting, signing and
+/// assembling happen after, in [`run`], for every algorithm alike.
+struct Capture<'a> {
     signer: &'a dyn Signer,
-    policy: LintPolicy<'a>,
-    dry_run: bool,
-    /// The hash of a TBS already linted (by `lint_only`): identical bytes need no second pass.
-    linted: Option<&'a [u8]>,
-    /// The hash of the TBS this gate saw.
-    seen: RefCell<Vec<u8>>,
-    refusal: RefCell<Option<Error>>,
+    tbs: RefCell<Vec<u8>>,
 }
 
-impl PublicKeyData for Gate<'_> {
+impl PublicKeyData for Capture<'_> {
     fn der_bytes(&self) -> &[u8] {
         self.signer.public_key_raw()
     }
@@ -123,29 +119,10 @@ impl PublicKeyData for Gate<'_> {
     }
 }
 
-impl SigningKey for Gate<'_> {
+impl SigningKey for Capture<'_> {
     fn sign(&self, tbs: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
-        let hash = ring::digest::digest(&ring::digest::SHA256, tbs)
-            .as_ref()
-            .to_vec();
-        let already = self.linted.is_some_and(|h| h == hash.as_slice());
-        *self.seen.borrow_mut() = hash;
-        let checked = if already {
-            Ok(())
-        } else {
-            lint::lint_tbs(tbs, &self.policy)
-        };
-        let outcome = checked.and_then(|()| {
-            if self.dry_run {
-                Ok(vec![0; 8])
-            } else {
-                self.signer.sign(tbs)
-            }
-        });
-        outcome.map_err(|e| {
-            *self.refusal.borrow_mut() = Some(e);
-            rcgen::Error::RemoteKeyError
-        })
+        *self.tbs.borrow_mut() = tbs.to_vec();
+        Ok(vec![0; 8])
     }
 }
 
@@ -155,7 +132,9 @@ enum By<'a> {
     SelfSigned(&'a dyn Signer),
 }
 
-/// Builds the certificate and passes its TBS through the gate; returns the DER and the TBS hash.
+/// Lays the certificate out (rcgen), names SM2 where rcgen cannot ([`retarget`]), lints the
+/// exact TBS (unless `linted` is its hash), then signs and assembles it (none of that in
+/// `dry_run`). Returns the DER (empty in a dry run) and the TBS hash.
 fn run(
     params: &CertificateParams,
     by: By<'_>,
@@ -163,15 +142,17 @@ fn run(
     dry_run: bool,
     linted: Option<&[u8]>,
 ) -> Result<(Vec<u8>, Vec<u8>)> {
-    let (signer, policy) = match &by {
-        By::Issuer(i, _) => (
+    let (signer, policy, subject_sm2) = match &by {
+        By::Issuer(i, subject) => (
             i.signer,
             LintPolicy {
                 kind,
                 issuer_name: &i.ca.subject_der,
                 issuer_key_id: &i.ca.key_id,
                 issuer_not_after: i.ca.not_after.unix_timestamp(),
+                issuer_alg: i.signer.algorithm(),
             },
+            subject.sm2_spki(),
         ),
         By::SelfSigned(s) => (
             *s,
@@ -180,45 +161,91 @@ fn run(
                 issuer_name: &[],
                 issuer_key_id: &[],
                 issuer_not_after: i64::MAX,
+                issuer_alg: s.algorithm(),
             },
+            SignerKey(*s).sm2_spki(),
         ),
     };
-    let gate = Gate {
+    let capture = Capture {
         signer,
-        policy,
-        dry_run,
-        linted,
-        seen: RefCell::new(Vec::new()),
-        refusal: RefCell::new(None),
+        tbs: RefCell::new(Vec::new()),
     };
-    let result = match by {
-        By::Issuer(i, subject) => {
-            params.signed_by(&DynKey(subject), &Issuer::from_params(&i.ca.params, &gate))
-        }
-        By::SelfSigned(_) => params.self_signed(&gate),
+    let laid_out = match by {
+        By::Issuer(i, subject) => params.signed_by(
+            &DynKey(subject),
+            &Issuer::from_params(&i.ca.params, &capture),
+        ),
+        By::SelfSigned(_) => params.self_signed(&capture),
     };
-    match result {
-        Ok(cert) => Ok((cert.der().to_vec(), gate.seen.take())),
-        Err(e) => Err(gate
-            .refusal
-            .take()
-            .unwrap_or_else(|| Error::Internal(format!("certificate encoding failed: {e}")))),
+    laid_out.map_err(|e| Error::Internal(format!("certificate encoding failed: {e}")))?;
+    let mut tbs = capture.tbs.take();
+    if signer.algorithm() == CaKeyAlg::Sm2 || subject_sm2.is_some() {
+        tbs = retarget(&tbs, signer.algorithm(), subject_sm2.as_deref())?;
     }
+    let hash = ring::digest::digest(&ring::digest::SHA256, &tbs)
+        .as_ref()
+        .to_vec();
+    if linted != Some(hash.as_slice()) {
+        lint::lint_tbs(&tbs, &policy)?;
+    }
+    if dry_run {
+        return Ok((Vec::new(), hash));
+    }
+    let signature = signer.sign(&tbs)?;
+    let der = crate::core::revocation::signed_der(&tbs, signer.algorithm(), &signature)?;
+    Ok((der, hash))
 }
 
-/// Object-safe view of rcgen's PublicKeyData.
+/// Names in a TBSCertificate what rcgen cannot: the issuer's signature algorithm (SM3withSM2
+/// for an SM2 issuer) and the subject's SM2 SubjectPublicKeyInfo. rcgen laid both out under
+/// P-256's names (the same point size), so nothing else in the TBS changes.
+pub fn retarget(tbs: &[u8], issuer: CaKeyAlg, subject_spki: Option<&[u8]>) -> Result<Vec<u8>> {
+    use der::{Decode, Encode};
+    let der_err = |e: der::Error| Error::Internal(format!("TBSCertificate: {e}"));
+    let mut t = x509_cert::TbsCertificate::from_der(tbs).map_err(der_err)?;
+    t.signature = crate::core::revocation::signature_algorithm(issuer);
+    if let Some(spki) = subject_spki {
+        t.subject_public_key_info =
+            x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki).map_err(der_err)?;
+    }
+    t.to_der().map_err(der_err)
+}
+
+/// A PKCS#10 request for `params`' subject and names, signed by `key` (proof of possession):
+/// rcgen lays out the CertificationRequestInfo, SM2 is named where rcgen cannot, `key` signs.
+pub fn request_der(params: &CertificateParams, key: &dyn Signer) -> Result<Vec<u8>> {
+    use der::{Decode, Encode};
+    let der_err = |e: der::Error| Error::Internal(format!("CertificationRequest: {e}"));
+    let capture = Capture {
+        signer: key,
+        tbs: RefCell::new(Vec::new()),
+    };
+    params
+        .serialize_request(&capture)
+        .map_err(|e| Error::Internal(format!("request encoding failed: {e}")))?;
+    let mut info =
+        x509_cert::request::CertReqInfo::from_der(&capture.tbs.take()).map_err(der_err)?;
+    if let Some(spki) = SignerKey(key).sm2_spki() {
+        info.public_key =
+            x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&spki).map_err(der_err)?;
+    }
+    let info_der = info.to_der().map_err(der_err)?;
+    let signature = key.sign(&info_der)?;
+    x509_cert::request::CertReq {
+        info,
+        algorithm: crate::core::revocation::signature_algorithm(key.algorithm()),
+        signature: der::asn1::BitString::from_bytes(&signature).map_err(der_err)?,
+    }
+    .to_der()
+    .map_err(der_err)
+}
+
+/// Object-safe view of a subject key as rcgen lays it out.
 pub trait PublicKeyDataDyn {
     fn der(&self) -> &[u8];
     fn alg(&self) -> &'static SignatureAlgorithm;
-}
-
-impl<T: PublicKeyData> PublicKeyDataDyn for T {
-    fn der(&self) -> &[u8] {
-        self.der_bytes()
-    }
-    fn alg(&self) -> &'static SignatureAlgorithm {
-        self.algorithm()
-    }
+    /// The SM2 SubjectPublicKeyInfo to put in place of rcgen's layout (None: not SM2).
+    fn sm2_spki(&self) -> Option<Vec<u8>>;
 }
 
 struct DynKey<'a>(&'a dyn PublicKeyDataDyn);
@@ -286,6 +313,7 @@ pub fn sign_tbs(tbs: &[u8], issuer: &IssuerRef<'_>, kind: CertKind) -> Result<Ve
         issuer_name: &issuer.ca.subject_der,
         issuer_key_id: &issuer.ca.key_id,
         issuer_not_after: issuer.ca.not_after.unix_timestamp(),
+        issuer_alg: issuer.signer.algorithm(),
     };
     lint::lint_tbs(tbs, &policy)?;
     let signature = issuer.signer.sign(tbs)?;
@@ -299,7 +327,9 @@ pub fn self_sign_root(params: &CertificateParams, key: &dyn Signer) -> Result<Ve
 
 /// The SubjectPublicKeyInfo DER of any signer's key (software or HSM).
 pub fn spki_der(key: &dyn Signer) -> Vec<u8> {
-    SignerKey(key).subject_public_key_info()
+    SignerKey(key)
+        .sm2_spki()
+        .unwrap_or_else(|| SignerKey(key).subject_public_key_info())
 }
 
 struct SignerKey<'a>(&'a dyn Signer);
@@ -310,6 +340,20 @@ impl PublicKeyData for SignerKey<'_> {
     }
     fn algorithm(&self) -> &'static SignatureAlgorithm {
         self.0.algorithm().rcgen()
+    }
+}
+
+impl PublicKeyDataDyn for SignerKey<'_> {
+    fn der(&self) -> &[u8] {
+        self.0.public_key_raw()
+    }
+    fn alg(&self) -> &'static SignatureAlgorithm {
+        self.0.algorithm().rcgen()
+    }
+    fn sm2_spki(&self) -> Option<Vec<u8>> {
+        (self.0.algorithm() == CaKeyAlg::Sm2)
+            .then(|| crate::core::sm2::spki_der(self.0.public_key_raw()).ok())
+            .flatten()
     }
 }
 

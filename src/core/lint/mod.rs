@@ -52,6 +52,9 @@ pub struct LintPolicy<'a> {
     pub issuer_key_id: &'a [u8],
     /// The issuer's notAfter, Unix seconds (ignored for roots).
     pub issuer_not_after: i64,
+    /// The issuer's key algorithm (for a root: its own): the TBS must name its signature
+    /// algorithm, and the subject key must be of its family.
+    pub issuer_alg: crate::core::keys::CaKeyAlg,
 }
 
 fn fail(lint: &'static str, detail: impl Into<String>) -> Error {
@@ -73,6 +76,7 @@ pub fn lint_tbs(tbs_der: &[u8], policy: &LintPolicy<'_>) -> Result<()> {
     lint_names(&tbs, policy)?;
     let key_alg =
         KeyAlg::of_spki(&tbs.subject_pki).map_err(|e| fail("e_spki_algorithm", e.to_string()))?;
+    lint_algorithms(&tbs, policy, key_alg)?;
     if tbs.issuer_uid.is_some() || tbs.subject_uid.is_some() {
         return Err(fail(
             "e_unique_identifiers",
@@ -80,6 +84,40 @@ pub fn lint_tbs(tbs_der: &[u8], policy: &LintPolicy<'_>) -> Result<()> {
         ));
     }
     lint_extensions(&tbs, policy, key_alg)
+}
+
+/// The TBS names the issuer key's signature algorithm exactly (for SM3withSM2, GM/T 0015:
+/// parameters absent), and a hierarchy certifies keys of its own family only (an SM2 CA
+/// never vouches for a foreign key, nor an international CA for an SM2 key).
+fn lint_algorithms(tbs: &TbsCertificate<'_>, policy: &LintPolicy<'_>, key: KeyAlg) -> Result<()> {
+    let expected = crate::core::revocation::signature_algorithm(policy.issuer_alg).oid;
+    if tbs.signature.algorithm.as_bytes() != expected.as_bytes() {
+        return Err(fail(
+            "e_signature_algorithm",
+            format!(
+                "signature algorithm {} is not the issuer's ({} key)",
+                tbs.signature.algorithm,
+                policy.issuer_alg.as_str()
+            ),
+        ));
+    }
+    if tbs.signature.parameters.is_some() {
+        return Err(fail(
+            "e_signature_algorithm_parameters",
+            "signature algorithm parameters must be absent (ECDSA, Ed25519, SM3withSM2)",
+        ));
+    }
+    if key.family() != policy.issuer_alg.family() {
+        return Err(fail(
+            "e_key_family",
+            format!(
+                "a {} CA cannot certify a {} key",
+                policy.issuer_alg.family().as_str(),
+                key.family().as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn lint_serial(raw: &[u8]) -> Result<()> {

@@ -145,6 +145,7 @@ fn policy(ca: &CaView, kind: CertKind) -> LintPolicy<'_> {
         issuer_name: &ca.subject_der,
         issuer_key_id: &ca.key_id,
         issuer_not_after: ca.not_after.unix_timestamp(),
+        issuer_alg: crate::core::keys::CaKeyAlg::P256,
     }
 }
 
@@ -195,6 +196,22 @@ fn each_end_entity_lint_refuses_its_defect() {
         }),
         ("e_country_code", |t| {
             t.subject = name_of("2.5.4.6", Tag::PrintableString, b"cn")
+        }),
+        ("e_signature_algorithm", |t| {
+            t.signature = crate::core::sm2::signature_algorithm()
+        }),
+        ("e_signature_algorithm_parameters", |t| {
+            t.signature.parameters = Some(Any::null())
+        }),
+        ("e_key_family", |t| {
+            let point = t
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes()
+                .to_vec();
+            let sm2 = crate::core::sm2::spki_der(&point).unwrap();
+            t.subject_public_key_info =
+                x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&sm2).unwrap()
         }),
         ("e_spki_algorithm", |t| {
             t.subject_public_key_info.algorithm.oid = "1.2.840.10040.4.1".parse().unwrap()

@@ -572,6 +572,7 @@ pub(crate) const ALLOWED_SIG_ALGS: &[&str] = &[
     "1.2.840.113549.1.1.12", // sha384WithRSAEncryption
     "1.2.840.113549.1.1.13", // sha512WithRSAEncryption
     "1.2.840.113549.1.1.10", // RSASSA-PSS
+    "1.2.156.10197.1.501",   // SM3withSM2 (GM/T 0015; the default distinguishing ID)
 ];
 
 /// Verifies `child`'s signature with `issuer`'s key.
@@ -584,6 +585,12 @@ pub(super) fn signature_ok(child: &Cert, issuer: &Cert) -> Result<(), String> {
     }
     let (_, c) = X509Certificate::from_der(&child.der).map_err(|e| e.to_string())?;
     let (_, i) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
-    c.verify_signature(Some(i.public_key()))
-        .map_err(|_| "signature does not verify with the candidate issuer's key".to_string())
+    crate::core::keys::verify_signature(
+        i.public_key(),
+        &c.signature_algorithm,
+        &c.signature_value.data,
+        c.tbs_certificate.as_ref(),
+        crate::core::sm2::DEFAULT_ID,
+    )
+    .map_err(|_| "signature does not verify with the candidate issuer's key".to_string())
 }

@@ -545,7 +545,7 @@ impl Store for PgStore {
     async fn cross_certs(&self) -> Result<Vec<CrossRecord>> {
         let rows = self
             .rows(
-                "SELECT serial, peer, direction, der, not_after, created_at, revoked_at, revocation_reason
+                "SELECT serial, peer, direction, der, not_after, created_at, revoked_at, revocation_reason, ca
                  FROM cross_certificates WHERE status = 'issued' ORDER BY created_at, serial",
                 &[],
             )
@@ -556,6 +556,7 @@ impl Store for PgStore {
                     serial: r.try_get(0)?,
                     peer: r.try_get(1)?,
                     direction: r.try_get(2)?,
+                    ca: r.try_get(8)?,
                     der: r.try_get(3)?,
                     not_after: r.try_get(4)?,
                     created_at: r.try_get(5)?,

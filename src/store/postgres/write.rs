@@ -655,9 +655,9 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             };
             let inserted = exec_raw(
                 tx,
-                "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&record.serial, &record.peer, &record.direction.as_str(), &der, &record.not_after, &at, &status],
+                "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at, status, ca)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&record.serial, &record.peer, &record.direction.as_str(), &der, &record.not_after, &at, &status, &record.ca.as_str()],
             )
             .await;
             unique(inserted, || {

@@ -415,7 +415,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             let rows = all(
                 c,
-                "SELECT serial, peer, direction, der, not_after, created_at, revoked_at, revocation_reason
+                "SELECT serial, peer, direction, der, not_after, created_at, revoked_at, revocation_reason, ca
                  FROM cross_certificates WHERE status = 'issued' ORDER BY created_at, serial",
                 [],
                 |r| {
@@ -423,6 +423,7 @@ impl Store for SqliteStore {
                         serial: r.get(0)?,
                         peer: r.get(1)?,
                         direction: r.get(2)?,
+                        ca: r.get(8)?,
                         der: r.get(3)?,
                         not_after: r.get(4)?,
                         created_at: r.get(5)?,

@@ -283,9 +283,9 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
                 _ => ("issued", record.der.as_slice()),
             };
             tx.execute(
-                "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![record.serial, record.peer, record.direction.as_str(), der, record.not_after, at, status],
+                "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at, status, ca)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![record.serial, record.peer, record.direction.as_str(), der, record.not_after, at, status, record.ca.as_str()],
             )
             .map_err(|e| unique(e, || Error::Storage(format!("cross-certificate serial {} already used", record.serial))))?;
             Applied::Nothing

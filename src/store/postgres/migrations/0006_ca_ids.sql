@@ -9,6 +9,8 @@ ALTER TABLE certificates ADD COLUMN ca TEXT NOT NULL DEFAULT 'issuing';
 UPDATE certificates SET ca = 'credential' WHERE issuer = 'credential';
 CREATE INDEX certificates_ca_revoked ON certificates (ca, revocation_seq);
 CREATE INDEX certificates_ca_expiry ON certificates (ca, not_after);
+-- Cross-certificates name our root involved (until now: always the first, `root`).
+ALTER TABLE cross_certificates ADD COLUMN ca TEXT NOT NULL DEFAULT 'root';
 ALTER TABLE issuer_certificates DROP CONSTRAINT issuer_certificates_role_check;
 ALTER TABLE issuer_certificates ADD CONSTRAINT issuer_certificates_role_check
     CHECK (role IN ('root', 'issuing', 'link'));

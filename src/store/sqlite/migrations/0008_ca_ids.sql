@@ -9,6 +9,8 @@ ALTER TABLE certificates ADD COLUMN ca TEXT NOT NULL DEFAULT 'issuing';
 UPDATE certificates SET ca = 'credential' WHERE issuer = 'credential';
 CREATE INDEX certificates_ca_revoked ON certificates (ca, revocation_seq);
 CREATE INDEX certificates_ca_expiry ON certificates (ca, not_after);
+-- Cross-certificates name our root involved (until now: always the first, `root`).
+ALTER TABLE cross_certificates ADD COLUMN ca TEXT NOT NULL DEFAULT 'root';
 -- SQLite cannot change a CHECK constraint in place: the table is rebuilt.
 CREATE TABLE issuer_certificates_v8 (
     sha256      TEXT PRIMARY KEY,
