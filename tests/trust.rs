@@ -424,6 +424,7 @@ fn undo_migration_5(db: &Path) {
     c.execute_batch(
         "DROP INDEX certificates_ca_revoked;
          DROP INDEX certificates_ca_expiry;
+         ALTER TABLE cross_certificates DROP COLUMN ca;
          ALTER TABLE certificates DROP COLUMN ca;
          DROP TABLE issuer_certificates;
          DROP TABLE issuers;

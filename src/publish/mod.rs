@@ -169,6 +169,8 @@ pub struct Publisher {
     slots: RwLock<Arc<Vec<Arc<Slot>>>>,
     /// Held while the hierarchies are reloaded.
     reloading: tokio::sync::Mutex<()>,
+    /// Told when a CA appeared, so maintenance makes its responder (and TSA) at once.
+    new_ca: Notify,
     /// Serial of the credential CA's link certificate (the first root signed it), if any.
     credential_link: Option<Vec<u8>>,
     /// Each issuing CA's delegated responder, set at start, on renewal and by the
@@ -228,6 +230,7 @@ impl Publisher {
             authority,
             slots: RwLock::new(Arc::new(Vec::new())),
             reloading: tokio::sync::Mutex::new(()),
+            new_ca: Notify::new(),
             credential_link,
             responders: RwLock::new(HashMap::new()),
             ocsp_cache: Mutex::new(ocsp::OcspCache::default()),
@@ -276,8 +279,15 @@ impl Publisher {
         }
         if added {
             self.rebuild.notify_one();
+            self.new_ca.notify_one();
         }
         added
+    }
+
+    /// Waits until a CA appears in the hierarchies (added, rotated in, followed from another
+    /// instance).
+    pub async fn new_ca_appeared(&self) {
+        self.new_ca.notified().await
     }
 
     fn all_slots(&self) -> Arc<Vec<Arc<Slot>>> {

@@ -30,7 +30,8 @@ pub(super) struct Upkeep {
     pub server_cert: Arc<ServerCert>,
 }
 
-/// Checkpoints the audit log and renews what is due, every `audit_checkpoint_every`.
+/// Checkpoints the audit log and renews what is due, every `audit_checkpoint_every` and
+/// whenever a CA appears.
 pub(super) async fn maintain(u: Arc<Upkeep>) {
     loop {
         if let Err(e) = u.service.report_timestamps().await {
@@ -47,7 +48,11 @@ pub(super) async fn maintain(u: Arc<Upkeep>) {
         {
             tracing::error!(error = %e, "issuer upkeep (rotation, retirement) failed; retrying next round");
         }
-        tokio::time::sleep(u.config.audit_checkpoint_every).await;
+        tokio::select! {
+            _ = tokio::time::sleep(u.config.audit_checkpoint_every) => {}
+            // A new CA gets its responder (and a new family its TSA) now, not next round.
+            _ = u.service.publisher().new_ca_appeared() => {}
+        }
     }
 }
 

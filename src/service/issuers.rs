@@ -360,7 +360,10 @@ impl Service {
                 );
             }
             _ => {
-                let (count, last) = self.store.unexpired(id.as_str(), now()).await?;
+                let (count, last) = self
+                    .store
+                    .unexpired(id.as_str(), now(), super::RESPONDER_PROFILE)
+                    .await?;
                 if count > 0 {
                     return Err(Error::Conflict(format!(
                         "CA {id} still answers for {count} unexpired certificates (the last expires at {}); it retires by itself then",
@@ -439,7 +442,13 @@ impl Service {
         let at = now();
         for h in self.authority.hierarchies().iter() {
             for ca in &h.retiring {
-                if self.store.unexpired(ca.id.as_str(), at).await?.0 == 0 {
+                if self
+                    .store
+                    .unexpired(ca.id.as_str(), at, super::RESPONDER_PROFILE)
+                    .await?
+                    .0
+                    == 0
+                {
                     let _one = self.issuer_changes.lock().await;
                     self.set_state(&h.name, &ca.id, CaState::Retiring, "ecca")
                         .await?;

@@ -27,6 +27,10 @@ mod tenants;
 pub use federation::{CrossCertified, CrossCertifyRequest, PeerInput};
 pub use tenants::{IssuedCredential, PlatformSpec};
 
+/// The profile of delegated OCSP responder certificates: they exist to answer for their CA,
+/// so they do not keep a retiring CA from retiring.
+pub(crate) const RESPONDER_PROFILE: &str = "ecca-ocsp";
+
 /// Profiles ecca uses for its own certificates; not offered to callers.
 const INTERNAL_SERVER_TLS: &str = r#"
 description = "ecca's own gRPC server certificate"
@@ -169,7 +173,7 @@ impl Service {
             profiles,
             internal_server: Profile::parse("ecca-server-tls", "internal", INTERNAL_SERVER_TLS)?,
             internal_client: Profile::parse("ecca-credential", "internal", INTERNAL_CLIENT)?,
-            internal_ocsp: Profile::parse("ecca-ocsp", "internal", INTERNAL_OCSP)?,
+            internal_ocsp: Profile::parse(RESPONDER_PROFILE, "internal", INTERNAL_OCSP)?,
             internal_tsa: Profile::parse("ecca-tsa", "internal", INTERNAL_TSA)?,
             tsa: std::sync::RwLock::new(std::collections::HashMap::new()),
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),

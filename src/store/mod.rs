@@ -322,8 +322,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Every CA hierarchy by name, each with its CA certificates.
     async fn issuers(&self) -> Result<Vec<IssuerRecord>>;
     /// How many certificates a CA certificate signed are unexpired at `now` (revoked or not:
-    /// its CRL and OCSP still answer for them), and when the last of them expires.
-    async fn unexpired(&self, ca: &str, now: i64) -> Result<(u64, Option<i64>)>;
+    /// its CRL and OCSP still answer for them), and when the last of them expires; those under
+    /// profile `besides` (its own OCSP responder's) are not counted.
+    async fn unexpired(&self, ca: &str, now: i64, besides: &str) -> Result<(u64, Option<i64>)>;
     /// Adds a peer CA (audited); Conflict if the name is taken.
     async fn add_peer(&self, peer: PeerRecord, actor: &str) -> Result<()> {
         let actor = actor.into();

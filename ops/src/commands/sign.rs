@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use ecca::core::cms::{self, CaKey, CmsFormat, CmsSigner, DigestAlg, SignParams};
-use ecca::core::keys::{CaKeyAlg, Signer};
+use ecca::core::cms::{self, CmsFormat, CmsSigner, DigestAlg, SignParams};
 use ecca::core::tsp;
-use ecca::signer::SoftwareKey;
+use ecca::signer::DocumentKey;
 use ecca::{Error, Result};
-use rcgen::{KeyPair, PublicKeyData};
 use serde_json::json;
 
 use crate::context::Global;
@@ -45,51 +43,6 @@ pub struct Args {
     format: Option<String>,
 }
 
-/// The document signer's key: ecca's own kinds (P-256, P-384, Ed25519, SM2), or RSA.
-enum DocKey {
-    Own(SoftwareKey),
-    Rsa(KeyPair),
-}
-
-impl DocKey {
-    fn load(path: &Path) -> Result<Self> {
-        let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        if let Ok(k) = SoftwareKey::from_pkcs8_pem(&pem) {
-            return Ok(DocKey::Own(k));
-        }
-        KeyPair::from_pem(&pem).map(DocKey::Rsa).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "{}: not a PKCS#8 private key ({e})",
-                path.display()
-            ))
-        })
-    }
-    fn spki_der(&self) -> Vec<u8> {
-        match self {
-            DocKey::Own(k) => k.spki_der(),
-            DocKey::Rsa(k) => k.subject_public_key_info(),
-        }
-    }
-    fn is_sm2(&self) -> bool {
-        matches!(self, DocKey::Own(k) if k.algorithm() == CaKeyAlg::Sm2)
-    }
-}
-
-impl CmsSigner for DocKey {
-    fn algorithms(&self) -> (DigestAlg, cms::AlgorithmIdentifierOwned) {
-        match self {
-            DocKey::Own(k) => CaKey(k).algorithms(),
-            DocKey::Rsa(k) => k.algorithms(),
-        }
-    }
-    fn sign(&self, data: &[u8]) -> ecca::core::Result<Vec<u8>> {
-        match self {
-            DocKey::Own(k) => CaKey(k).sign(data),
-            DocKey::Rsa(k) => CmsSigner::sign(k, data),
-        }
-    }
-}
-
 /// Digest of a file, read in 64 KiB pieces (documents may be large).
 pub fn digest_file(path: &Path, alg: DigestAlg) -> Result<(Vec<u8>, u64)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -108,7 +61,7 @@ pub fn digest_file(path: &Path, alg: DigestAlg) -> Result<(Vec<u8>, u64)> {
 }
 
 pub async fn run(g: &Global, a: Args) -> Result<()> {
-    let key = DocKey::load(&a.key)?;
+    let key = DocumentKey::load(&a.key)?;
     let format = match a.format.as_deref() {
         Some(f) => {
             CmsFormat::parse(f).ok_or_else(|| Error::field("--format", "rfc5652 or gmt0010"))?

@@ -22,6 +22,7 @@ fn fail(lint: &'static str, detail: impl Into<String>) -> Error {
 
 const SHA1: &str = "1.3.14.3.2.26";
 const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+const SM3: &str = "1.2.156.10197.1.401";
 const NONCE: &str = "1.3.6.1.5.5.7.48.1.2";
 
 /// Lints a DER ResponseData.
@@ -54,11 +55,11 @@ pub fn lint_ocsp(tbs_der: &[u8], policy: &OcspPolicy<'_>) -> Result<()> {
         let hash = r.cert_id.hash_algorithm.oid.to_string();
         let len = match hash.as_str() {
             SHA1 => 20,
-            SHA256 => 32,
+            SHA256 | SM3 => 32,
             other => {
                 return Err(fail(
                     "e_ocsp_cert_id",
-                    format!("hash algorithm {other} is not SHA-1 or SHA-256"),
+                    format!("hash algorithm {other} is not SHA-1, SHA-256 or SM3"),
                 ));
             }
         };

@@ -471,12 +471,12 @@ impl Store for PgStore {
         revoked_rows(&client, 0, now, Some(ca)).await
     }
 
-    async fn unexpired(&self, ca: &str, now: i64) -> Result<(u64, Option<i64>)> {
+    async fn unexpired(&self, ca: &str, now: i64, besides: &str) -> Result<(u64, Option<i64>)> {
         let rows = self
             .rows(
                 "SELECT COUNT(*)::BIGINT, MAX(not_after) FROM certificates
-                 WHERE ca = $1 AND status <> 'abandoned' AND not_after > $2",
-                &[&ca, &now],
+                 WHERE ca = $1 AND status <> 'abandoned' AND not_after > $2 AND profile <> $3",
+                &[&ca, &now, &besides],
             )
             .await?;
         let row = rows

@@ -346,13 +346,13 @@ impl Store for SqliteStore {
         self.read(move |c| revoked_rows(c, 0, now, Some(&ca))).await
     }
 
-    async fn unexpired(&self, ca: &str, now: i64) -> Result<(u64, Option<i64>)> {
-        let ca = ca.to_string();
+    async fn unexpired(&self, ca: &str, now: i64, besides: &str) -> Result<(u64, Option<i64>)> {
+        let (ca, besides) = (ca.to_string(), besides.to_string());
         self.read(move |c| {
             Ok(c.query_row(
                 "SELECT COUNT(*), MAX(not_after) FROM certificates
-                 WHERE ca = ?1 AND status <> 'abandoned' AND not_after > ?2",
-                params![ca, now],
+                 WHERE ca = ?1 AND status <> 'abandoned' AND not_after > ?2 AND profile <> ?3",
+                params![ca, now, besides],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
             )?)
         })
