@@ -466,10 +466,13 @@ async fn bench_quick_reports_every_measure() {
         "crl",
         "startup_ms",
         "idle_rss_mib",
+        "sm2",
     ] {
         assert!(!v[key].is_null(), "{key} missing in {v}");
     }
     assert!(v["issuance"][0]["per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["sm2"]["issuance"]["per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["sm2"]["sign_per_second"].as_f64().unwrap() > 0.0);
 }
 
 /// Runs one statement on the server's database with the sqlite3 CLI (an operator's tool, and

@@ -76,11 +76,62 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// An SM2 CSR (SM3withSM2 with the default distinguishing ID), as `ecca csr` makes it.
+fn sm2_csr(name: &str) -> Result<Vec<u8>> {
+    let key = ecca::signer::SoftwareKey::generate(ecca::core::keys::CaKeyAlg::Sm2)?;
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()])
+        .map_err(|e| Error::Internal(format!("bench CSR: {e}")))?;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    Ok(ecca::core::issue::request_der(&p, &key)?)
+}
+
+/// Signatures and verifications per second on one thread with a software key of `alg`.
+fn sign_verify(alg: ecca::core::keys::CaKeyAlg, n: usize) -> Result<(f64, f64)> {
+    use ecca::core::keys::{CaKeyAlg, Signer};
+    let key = ecca::signer::SoftwareKey::generate(alg)?;
+    let msg = b"tbsCertificate stand-in: 300 bytes of what a CA signs".repeat(6);
+    let t = Instant::now();
+    let mut sig = Vec::new();
+    for _ in 0..n {
+        sig = key.sign(&msg)?;
+    }
+    let signs = n as f64 / t.elapsed().as_secs_f64();
+    let point = key.public_key_raw().to_vec();
+    let t = Instant::now();
+    for _ in 0..n {
+        let ok = match alg {
+            CaKeyAlg::Sm2 => {
+                ecca::core::sm2::verify(&point, ecca::core::sm2::DEFAULT_ID, &msg, &sig).is_ok()
+            }
+            _ => ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_ASN1,
+                &point,
+            )
+            .verify(&msg, &sig)
+            .is_ok(),
+        };
+        if !ok {
+            return Err(Error::Internal("bench signature does not verify".into()));
+        }
+    }
+    Ok((signs, n as f64 / t.elapsed().as_secs_f64()))
+}
+
 /// Issuance over gRPC at one concurrency level: (per second, p50 ms, p99 ms).
 async fn issue_level(
     clients: &[Client],
     csrs: Vec<Vec<u8>>,
     concurrency: usize,
+) -> Result<(f64, f64, f64)> {
+    issue_level_under(clients, csrs, concurrency, "server-tls").await
+}
+
+/// [`issue_level`] under a given profile.
+async fn issue_level_under(
+    clients: &[Client],
+    csrs: Vec<Vec<u8>>,
+    concurrency: usize,
+    profile: &'static str,
 ) -> Result<(f64, f64, f64)> {
     let total = csrs.len();
     let csrs = Arc::new(csrs);
@@ -103,7 +154,7 @@ async fn issue_level(
                     return Ok::<_, Error>(lat);
                 }
                 let t = Instant::now();
-                client.issue(csrs[i].clone(), "server-tls", None).await?;
+                client.issue(csrs[i].clone(), profile, None).await?;
                 lat.push(t.elapsed());
                 progress.tick();
             }
@@ -496,6 +547,56 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
         "target >= 8000/s and >= 40 %".into(),
     ));
     report.insert("issuance".into(), json!(issuance));
+
+    // The national algorithms beside P-256, in this run: SM2 signatures, and SM2 issuance at
+    // the largest concurrency level up to 64 (an SM2 hierarchy made for the purpose).
+    let n = if a.quick { 300 } else { 3000 };
+    let (p256_sign, p256_verify) = sign_verify(ecca::core::keys::CaKeyAlg::P256, n)?;
+    let (sm2_sign, sm2_verify) = sign_verify(ecca::core::keys::CaKeyAlg::Sm2, n)?;
+    rows.push((
+        "SM2 sign / verify (1 thread, software)".into(),
+        format!("{sm2_sign:.0}/s / {sm2_verify:.0}/s"),
+        format!(
+            "P-256 {p256_sign:.0}/s / {p256_verify:.0}/s: SM2/P-256 = {:.2} / {:.2}",
+            sm2_sign / p256_sign,
+            sm2_verify / p256_verify
+        ),
+    ));
+    clients[0].add_issuer("gm", "sm2", false).await?;
+    let (level, c) = a
+        .concurrency
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, c)| *c <= 64)
+        .last()
+        .unwrap_or((0, 1));
+    let progress = Progress::new("generating SM2 CSRs", a.requests);
+    let mut sm2_csrs = Vec::with_capacity(a.requests);
+    for i in 0..a.requests {
+        sm2_csrs.push(sm2_csr(&format!("g{i}.bench.example.cn"))?);
+        progress.tick();
+    }
+    let (sm2_rate, sm2_p50, sm2_p99) =
+        issue_level_under(&clients, sm2_csrs, c, "sm2-server-tls").await?;
+    let p256_rate = issuance
+        .get(level)
+        .and_then(|v| v["per_second"].as_f64())
+        .unwrap_or(0.0);
+    rows.push((
+        format!("SM2 issuance gRPC mTLS c={c} (stored, audited)"),
+        format!("{sm2_rate:.0}/s  p50 {sm2_p50:.2} ms  p99 {sm2_p99:.2} ms"),
+        format!("SM2/P-256 = {:.2}", sm2_rate / p256_rate),
+    ));
+    report.insert(
+        "sm2".into(),
+        json!({
+            "sign_per_second": sm2_sign, "verify_per_second": sm2_verify,
+            "p256_sign_per_second": p256_sign, "p256_verify_per_second": p256_verify,
+            "issuance": {"concurrency": c, "per_second": sm2_rate, "p50_ms": sm2_p50, "p99_ms": sm2_p99,
+                         "p256_per_second": p256_rate},
+        }),
+    );
     if let Some(url) = &a.postgres {
         let pg = postgres_levels(tmp.path(), url, &csrs, &a).await?;
         for (level, (c, rate, p50, p99)) in pg.iter().enumerate() {
