@@ -568,8 +568,7 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
         .iter()
         .copied()
         .enumerate()
-        .filter(|(_, c)| *c <= 64)
-        .last()
+        .rfind(|(_, c)| *c <= 64)
         .unwrap_or((0, 1));
     let progress = Progress::new("generating SM2 CSRs", a.requests);
     let mut sm2_csrs = Vec::with_capacity(a.requests);
