@@ -32,6 +32,9 @@ pub struct CaSection {
     pub auto_rotate: Option<bool>,
     /// Days of margin for automatic rotation (default 30).
     pub rotate_margin_days: Option<u32>,
+    /// Also run a national-algorithm (SM2) hierarchy of this name, made at the first start
+    /// that finds it missing (the sm2-* profiles expect `gm`).
+    pub national_issuer: Option<String>,
 }
 
 /// The `[pkcs11]` table: CA keys in an HSM token. The PIN is read from `pin_file` or
@@ -173,6 +176,8 @@ pub struct ServerConfig {
     /// Automatic rotation: an issuing CA is replaced once it could no longer cover its
     /// profiles' longest validity plus this many days (None: off).
     pub rotate_margin_days: Option<u32>,
+    /// An SM2 hierarchy to make at start when missing (`[ca] national_issuer`).
+    pub national_issuer: Option<String>,
     /// CA keys in an HSM (new CAs generate theirs there; existing ones name theirs by URI).
     pub pkcs11: Option<Pkcs11Section>,
     /// A shared PostgreSQL database (None: SQLite in the data directory).
@@ -208,6 +213,7 @@ impl ServerConfig {
             store_queue: crate::store::write::QUEUE,
             init: InitOptions::default(),
             rotate_margin_days: Some(30),
+            national_issuer: None,
             pkcs11: None,
             database: None,
             limits: crate::listen::Limits::default(),
@@ -317,6 +323,9 @@ impl ServerConfig {
         }
         if ca.auto_rotate == Some(false) {
             self.rotate_margin_days = None;
+        }
+        if ca.national_issuer.is_some() {
+            self.national_issuer = ca.national_issuer;
         }
         Ok(())
     }

@@ -804,3 +804,69 @@ async fn sm2_regions_cross_certified() {
     }
     panic!("the revocation was never seen at B:\n{last}");
 }
+
+/// `ecca init --national gm` makes the SM2 hierarchy beside the international one: the first
+/// start offers the sm2-* profiles and issues under them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_can_make_the_sm2_hierarchy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ecca-data");
+    let (code, out) = common::cli(&dir, &["init", "--national", "gm"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("national-algorithm (SM2) hierarchy: gm"),
+        "{out}"
+    );
+    let other = tmp.path().join("other");
+    let (code, _, err) = ecca_json(&other, &["init", "--national", "Bad Name"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a-z, 0-9"), "{err}");
+    let ca = Ca::start(&dir).await;
+    let list = ca.ok(&["issuer", "list"]).await;
+    let algorithms: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap(),
+                i["algorithm"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(algorithms, [("default", "p256"), ("gm", "sm2")]);
+    assert!(
+        names(&ca.ok(&["profiles"]).await)
+            .iter()
+            .any(|n| n == "sm2-merchant-ov")
+    );
+    let key = tmp.path().join("m.key");
+    let csr = tmp.path().join("m.csr");
+    ca.ok(&["keygen", "--alg", "sm2", "--out", s(&key)]).await;
+    ca.ok(&[
+        "csr",
+        "--key",
+        s(&key),
+        "--cn",
+        "Example Trading",
+        "--org",
+        "Example Trading Co., Ltd.",
+        "--country",
+        "CN",
+        "--uscc",
+        "91350100M000100Y43",
+        "--out",
+        s(&csr),
+    ])
+    .await;
+    ca.ok(&[
+        "issue",
+        "--csr",
+        s(&csr),
+        "--profile",
+        "sm2-merchant-ov",
+        "--out",
+        s(&tmp.path().join("m.pem")),
+    ])
+    .await;
+}

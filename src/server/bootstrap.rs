@@ -76,6 +76,17 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
     crate::service::issuers::record_default(store.as_ref(), &authority).await?;
     // Every hierarchy the store records, with the keys this instance can open.
     authority.apply(&store.issuers().await?)?;
+    if let Some(name) = &config.national_issuer {
+        let days = (config.init.root_days, config.init.issuing_days);
+        crate::service::issuers::ensure_hierarchy(
+            store.as_ref(),
+            &authority,
+            name,
+            CaKeyAlg::Sm2,
+            days,
+        )
+        .await?;
+    }
     // Profile changes are state changes: the audit log records what this start loaded.
     let detail = format!(
         "version={} profiles={} sha256={}",

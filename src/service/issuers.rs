@@ -530,6 +530,36 @@ pub(crate) async fn check_profiles(
     Ok(())
 }
 
+/// Makes a hierarchy the configuration asks for (`[ca] national_issuer`) when the store does
+/// not record it yet, before the service starts; audited as made by `ecca`.
+pub(crate) async fn ensure_hierarchy(
+    store: &dyn Store,
+    authority: &Authority,
+    name: &str,
+    algorithm: CaKeyAlg,
+    days: (u32, u32),
+) -> Result<()> {
+    if let Some(have) = store.issuers().await?.iter().find(|i| i.name == name) {
+        if have.algorithm != algorithm {
+            return Err(Error::Config(format!(
+                "national_issuer {name:?} exists with algorithm {}, not {}",
+                have.algorithm.as_str(),
+                algorithm.as_str()
+            )));
+        }
+        return Ok(());
+    }
+    let (record, _files) = authority.new_hierarchy(name, algorithm, days)?;
+    store.add_issuer(record, "ecca").await?;
+    authority.apply(&store.issuers().await?)?;
+    tracing::info!(
+        issuer = name,
+        algorithm = algorithm.as_str(),
+        "issuer made at start (national_issuer)"
+    );
+    Ok(())
+}
+
 /// Records the data directory's hierarchy as issuer `default` (once, whichever instance
 /// starts first) and refuses to start when the store's `default` holds other CA
 /// certificates: a data directory from another CA pointed at this database.

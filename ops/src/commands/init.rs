@@ -10,7 +10,7 @@ use crate::output;
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example:\n  ecca --data-dir ./ecca-data init --alg p384 --org \"Zhejiang E-Commerce CA\" --server-name ca.example.cn"
+    after_help = "Example:\n  ecca --data-dir ./ecca-data init --alg p384 --org \"Zhejiang E-Commerce CA\" --server-name ca.example.cn\n  ecca --data-dir ./ecca-data init --national gm      (an SM2 hierarchy too; its sm2-* profiles are offered at once)"
 )]
 pub struct Args {
     /// CA key algorithm.
@@ -28,6 +28,10 @@ pub struct Args {
     /// Issuing CA validity in days (at most the root's).
     #[arg(long, default_value_t = 3650)]
     issuing_days: u32,
+    /// Also make a national-algorithm (SM2) hierarchy of this name (the sm2-* profiles use
+    /// `gm`), beside the international one.
+    #[arg(long, value_name = "NAME")]
+    national: Option<String>,
     /// Extra DNS name or IP address for the server's TLS certificate (repeatable).
     #[arg(long = "server-name")]
     server_names: Vec<String>,
@@ -74,6 +78,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     config.server_names = a.server_names;
     config.public_base_url = a.public_base_url;
     config.database = a.database;
+    if let Some(name) = &a.national {
+        ecca::authority::check_name(name)?;
+    }
+    config.national_issuer = a.national;
     if let (Some(module), Some(token_label)) = (a.pkcs11_module, a.pkcs11_token) {
         config.pkcs11 = Some(Pkcs11Section {
             module,
@@ -94,6 +102,9 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         dir.display()
     );
     println!("admin credential: {}/admin", dir.display());
+    if let Some(name) = &config.national_issuer {
+        println!("national-algorithm (SM2) hierarchy: {name} (`ecca issuer show {name}`)");
+    }
     match &config.pkcs11 {
         Some(p) => {
             println!(
