@@ -4,6 +4,7 @@ pub mod certcheck;
 pub mod cms;
 pub mod cross;
 pub mod csr;
+pub mod envelope;
 pub mod error;
 pub mod issue;
 pub mod keys;
