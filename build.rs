@@ -12,7 +12,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("ecca_descriptor.bin"))
         .compile_with_config(
             config,
-            &["proto/ecca/v1/ca.proto", "proto/ecca/v1/admin.proto"],
+            &[
+                "proto/ecca/v1/ca.proto",
+                "proto/ecca/v1/admin.proto",
+                "proto/ecca/kmc/v1/kmc.proto",
+            ],
             &["proto"],
         )?;
     println!("cargo:rerun-if-changed=proto");

@@ -41,6 +41,8 @@ pub enum Action {
     ManageIssuers,
     AddAuditor,
     ReadAudit,
+    /// Asking the KMC for an escrowed key (which recovery officers must then approve).
+    RecoverKeys,
 }
 
 impl Action {
@@ -53,7 +55,8 @@ impl Action {
             | Action::ManagePeers
             | Action::ManagePlatforms
             | Action::ManageIssuers
-            | Action::AddAuditor => &[Admin],
+            | Action::AddAuditor
+            | Action::RecoverKeys => &[Admin],
             Action::ListPeers | Action::ListPlatforms | Action::ListIssuers | Action::ReadAudit => {
                 &[Admin, Auditor]
             }
@@ -77,6 +80,7 @@ impl Action {
             Action::ManageIssuers => "manage issuers",
             Action::AddAuditor => "add auditors",
             Action::ReadAudit => "read the audit log",
+            Action::RecoverKeys => "recover escrowed keys",
         }
     }
 }

@@ -95,6 +95,23 @@ impl Default for RateLimits {
     }
 }
 
+/// The `[kmc]` table: the key management centre dual certificates escrow their encryption
+/// keys at. Without `url`, ecca-server runs one itself under DIR/kmc/ with its own keys and
+/// store; `ecca-kmc` runs one apart.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmcSection {
+    /// A separate KMC, https://host:port (default: run one under DIR/kmc/).
+    pub url: Option<String>,
+    /// The CA's credential for it: cert.pem, key.pem, ca.pem (default DIR/kmc-client).
+    pub credentials: Option<PathBuf>,
+    /// Distinct recovery officers who must approve a key recovery (the KMC run here;
+    /// default 2).
+    pub approvals: Option<u32>,
+    /// Hours a recovery request stays open (the KMC run here; default 24).
+    pub recovery_hours: Option<u32>,
+}
+
 /// The configuration file, every key optional.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +147,8 @@ pub struct ConfigFile {
     /// Networks (CIDRs) the server may fetch CRLs and OCSP answers from although they are
     /// loopback, private or link-local (default: none; public addresses are always allowed).
     pub verify_fetch_allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub kmc: KmcSection,
 }
 
 impl ConfigFile {
@@ -190,6 +209,8 @@ pub struct ServerConfig {
     /// Where VerifyCertificate/VerifySignature may fetch revocation data besides public
     /// addresses.
     pub verify_fetch_allow: Vec<crate::verify::Cidr>,
+    /// The key management centre (default: one run here under DIR/kmc/).
+    pub kmc: KmcSection,
 }
 
 impl ServerConfig {
@@ -220,6 +241,7 @@ impl ServerConfig {
             rates: RateLimits::default(),
             grpc_tls12: false,
             verify_fetch_allow: Vec::new(),
+            kmc: KmcSection::default(),
         }
     }
 
@@ -311,6 +333,13 @@ impl ServerConfig {
         if file.database.is_some() {
             self.database = file.database;
         }
+        let k = file.kmc;
+        self.kmc = KmcSection {
+            url: k.url.or(self.kmc.url.take()),
+            credentials: k.credentials.or(self.kmc.credentials.take()),
+            approvals: k.approvals.or(self.kmc.approvals),
+            recovery_hours: k.recovery_hours.or(self.kmc.recovery_hours),
+        };
         let ca = file.ca;
         let init = &mut self.init;
         init.algorithm = ca.algorithm.unwrap_or(init.algorithm);

@@ -99,6 +99,14 @@ impl Layout {
     pub fn admin_dir(&self) -> PathBuf {
         self.dir.join("admin")
     }
+    /// The key management centre's own directory when the server runs it.
+    pub fn kmc_dir(&self) -> PathBuf {
+        self.dir.join("kmc")
+    }
+    /// The CA's credential for the KMC.
+    pub fn kmc_client_dir(&self) -> PathBuf {
+        self.dir.join("kmc-client")
+    }
     pub fn database(&self) -> PathBuf {
         self.dir.join("ecca.db")
     }

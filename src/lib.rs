@@ -19,6 +19,7 @@ pub mod core;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod kmc;
 pub mod layout;
 pub mod listen;
 pub mod pemfile;
@@ -28,6 +29,12 @@ pub mod service;
 pub mod signer;
 pub mod store;
 pub mod verify;
+
+/// Generated protobuf and gRPC code for package `ecca.kmc.v1` (the key management centre).
+#[allow(missing_docs, missing_debug_implementations, clippy::all)]
+pub mod kmc_proto {
+    tonic::include_proto!("ecca.kmc.v1");
+}
 
 /// Generated protobuf and gRPC code for package `ecca.v1`.
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]

@@ -143,7 +143,10 @@ fn modules_import_only_lower_layers() {
         wrong.join("\n")
     );
     let listed: std::collections::BTreeSet<_> = layers.keys().cloned().collect();
-    let stale: Vec<_> = listed.difference(&seen).filter(|m| *m != "proto").collect();
+    let stale: Vec<_> = listed
+        .difference(&seen)
+        .filter(|m| !["proto", "kmc_proto"].contains(&m.as_str()))
+        .collect();
     assert!(
         stale.is_empty(),
         "ARCHITECTURE.md lists modules that do not exist: {stale:?}"
@@ -179,7 +182,9 @@ fn core_is_pure() {
 fn no_raw_signer_outside_the_signing_module() {
     // Keys live in `signer` (implementations) and are held by `authority::ca` (which signs only
     // through typed, linting methods); `core` signs with what it is handed.
-    let allowed = ["src/authority/", "src/signer/", "src/core/"];
+    // The KMC is a component of its own with its own credential CA key (never a CA key of
+    // ecca's hierarchies), behind the same lint-first signing functions of `core`.
+    let allowed = ["src/authority/", "src/signer/", "src/core/", "src/kmc/"];
     let mut files = Vec::new();
     rust_files(&Path::new(ROOT).join("src"), &mut files);
     rust_files(&Path::new(ROOT).join("ops/src"), &mut files);

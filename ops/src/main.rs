@@ -71,6 +71,10 @@ enum Command {
     Keygen(commands::keygen::Args),
     /// Create a certificate signing request (PKCS#10) for a key.
     Csr(commands::csr::Args),
+    /// Subscriber keys: open a dual certificate's encryption key envelope.
+    Keys(commands::keys::Args),
+    /// Key management centre: recovery officers, key recovery (dual control), its audit log.
+    Kmc(commands::kmc::Args),
 }
 
 #[tokio::main]
@@ -111,6 +115,12 @@ async fn main() -> ExitCode {
         },
         Command::Keygen(a) => commands::keygen::run(g, a),
         Command::Csr(a) => commands::csr::run(g, a),
+        Command::Keys(a) => commands::keys::run(g, a),
+        Command::Kmc(a) => match commands::kmc::run(g, a).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

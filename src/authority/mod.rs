@@ -115,7 +115,7 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
-fn ca_params(
+pub(crate) fn ca_params(
     attrs: &[(Attr, String)],
     days: u32,
     path_len: Option<u8>,

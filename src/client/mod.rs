@@ -19,6 +19,13 @@ pub struct Credentials {
     ca_pem: Vec<u8>,
 }
 
+impl Credentials {
+    /// The CA the credential trusts (ca.pem), PEM.
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
@@ -45,10 +52,37 @@ impl Credentials {
     }
 }
 
+/// An mTLS channel to `url` with a credential (the CA's API, or a KMC's).
+pub async fn channel(url: &str, creds: &Credentials) -> Result<Channel> {
+    endpoint(url, creds)?
+        .connect()
+        .await
+        .map_err(|e| Error::Remote(format!("cannot connect to {url}: {e}; is it running?")))
+}
+
+/// A channel that connects at its first call (and again after a failure): for a service
+/// that should start while the other side is still down.
+pub fn lazy_channel(url: &str, creds: &Credentials) -> Result<Channel> {
+    Ok(endpoint(url, creds)?.connect_lazy())
+}
+
+fn endpoint(url: &str, creds: &Credentials) -> Result<tonic::transport::Endpoint> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&creds.ca_pem))
+        .identity(Identity::from_pem(&creds.cert_pem, &creds.key_pem));
+    Ok(Channel::from_shared(url.to_string())
+        .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
+        .tls_config(tls)
+        .map_err(|e| Error::InvalidArgument(format!("TLS configuration: {e}")))?
+        .tcp_nodelay(true)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60)))
+}
+
 /// Converts a status into the domain error: a connection that failed (the status carries a
 /// transport error as its source) is `Remote`; anything the server answered is `Rejected`
 /// with its code.
-fn rejected(s: tonic::Status) -> Error {
+pub(crate) fn rejected(s: tonic::Status) -> Error {
     let mut source = std::error::Error::source(&s);
     while let Some(e) = source {
         if e.is::<tonic::transport::Error>() || e.is::<hyper::Error>() || e.is::<std::io::Error>() {
@@ -73,21 +107,7 @@ pub struct Client {
 impl Client {
     /// Connects to `https://host:port` with a credential.
     pub async fn connect(url: &str, creds: &Credentials) -> Result<Self> {
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&creds.ca_pem))
-            .identity(Identity::from_pem(&creds.cert_pem, &creds.key_pem));
-        let channel = Channel::from_shared(url.to_string())
-            .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
-            .tls_config(tls)
-            .map_err(|e| Error::InvalidArgument(format!("TLS configuration: {e}")))?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| {
-                Error::Remote(format!(
-                    "cannot connect to {url}: {e}; is ecca-server running?"
-                ))
-            })?;
+        let channel = channel(url, creds).await?;
         Ok(Client {
             ca: CertificateAuthorityClient::new(channel.clone()),
             admin: AdminClient::new(channel.clone()),
@@ -153,6 +173,68 @@ impl Client {
             .await
             .map_err(rejected)?
             .into_inner())
+    }
+
+    /// A dual pair (signing + escrowed encryption certificate) under a profile that allows it.
+    pub async fn issue_dual(
+        &self,
+        csr: Vec<u8>,
+        profile: &str,
+        validity_days: Option<u32>,
+        issuer: &str,
+    ) -> Result<pb::IssueDualCertificateResponse> {
+        let req = pb::IssueCertificateRequest {
+            csr,
+            profile: profile.into(),
+            validity_days,
+            issuer: issuer.into(),
+        };
+        Ok(self
+            .ca
+            .clone()
+            .issue_dual_certificate(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Opens a key recovery (admin); recovery officers approve it at the KMC.
+    pub async fn request_key_recovery(
+        &self,
+        req: pb::KeyRecoveryRequest,
+    ) -> Result<pb::KeyRecovery> {
+        Ok(self
+            .admin
+            .clone()
+            .request_key_recovery(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// The released key of an approved recovery, enveloped to its recipient.
+    pub async fn fetch_key_recovery(&self, id: &str) -> Result<pb::ReleasedKey> {
+        let req = pb::FetchKeyRecoveryRequest { id: id.into() };
+        Ok(self
+            .admin
+            .clone()
+            .fetch_key_recovery(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// Key recoveries, newest first.
+    pub async fn key_recoveries(&self) -> Result<Vec<pb::KeyRecovery>> {
+        let req = pb::ListKeyRecoveriesRequest {};
+        Ok(self
+            .admin
+            .clone()
+            .list_key_recoveries(req)
+            .await
+            .map_err(rejected)?
+            .into_inner()
+            .recoveries)
     }
 
     /// One certificate by serial (hex).

@@ -325,6 +325,51 @@ pub fn seal_cms(recipient_cert_der: &[u8], content: &[u8]) -> Result<Vec<u8>> {
     .map_err(der_err)
 }
 
+/// Opens either kind of envelope with the subscriber's signing key (PKCS#8 DER): the
+/// encryption private key, PKCS#8 DER. An SM2EnvelopedKey needs an SM2 key, an EnvelopedData a
+/// P-256/P-384 key; anything else is refused with what was found.
+pub fn open(envelope: &[u8], signing_key_pkcs8: &[u8]) -> Result<Vec<u8>> {
+    use pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    let info = pkcs8::PrivateKeyInfo::try_from(signing_key_pkcs8)
+        .map_err(|_| refused("the signing key is not a PKCS#8 private key"))?;
+    let is_sm2 = info
+        .algorithm
+        .parameters_oid()
+        .is_ok_and(|c| c == crate::core::sm2::CURVE);
+    let is_cms = ContentInfo::from_der(envelope).is_ok();
+    match (is_cms, is_sm2) {
+        (true, false) => open_cms(envelope, signing_key_pkcs8),
+        (false, true) => {
+            if Sm2EnvelopedKey::from_der(envelope).is_err() {
+                return Err(refused(
+                    "neither an SM2EnvelopedKey (GM/T 0009) nor a CMS EnvelopedData",
+                ));
+            }
+            let signing = sm2::SecretKey::from_pkcs8_der(signing_key_pkcs8)
+                .map_err(|_| refused("the signing key is not a usable SM2 key"))?;
+            let (secret, _) = open_sm2(envelope, &signing.to_bytes().into())?;
+            let key = sm2::SecretKey::from_slice(&secret)
+                .map_err(|_| refused("the enveloped key is not an SM2 private key"))?;
+            Ok(key
+                .to_pkcs8_der()
+                .map_err(|e| Error::Internal(format!("PKCS#8 encoding: {e}")))?
+                .as_bytes()
+                .to_vec())
+        }
+        (true, true) => Err(refused(
+            "this is a CMS EnvelopedData (for a P-256/P-384 signing key) but the key is SM2",
+        )),
+        (false, false) => match Sm2EnvelopedKey::from_der(envelope) {
+            Ok(_) => Err(refused(
+                "this is an SM2EnvelopedKey (for an SM2 signing key) but the key is not SM2",
+            )),
+            Err(_) => Err(refused(
+                "neither an SM2EnvelopedKey (GM/T 0009) nor a CMS EnvelopedData",
+            )),
+        },
+    }
+}
+
 /// Opens an EnvelopedData sealed by [`seal_cms`] with the recipient's PKCS#8 private key
 /// (P-256 or P-384): the content. Every key agreement recipient is tried; one this key can
 /// unwrap is the recipient's.

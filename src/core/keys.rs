@@ -63,7 +63,13 @@ impl KeyAlg {
         }
     }
 
-    /// True for RSA keys (which may encipher keys; EC and EdDSA keys may not).
+    /// True for keys that encrypt (RSA, SM2): keyEncipherment and dataEncipherment suit them;
+    /// ECDH keys agree (keyAgreement) instead, and EdDSA keys only sign.
+    pub fn enciphers(self) -> bool {
+        self.is_rsa() || self == KeyAlg::Sm2
+    }
+
+    /// True for RSA keys.
     pub fn is_rsa(self) -> bool {
         matches!(self, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096)
     }

@@ -132,6 +132,10 @@ struct ProfileFile {
     /// The distinguishing ID SM2 requests are signed with (GM/T 0009 default).
     #[serde(default = "default_sm2_id")]
     sm2_id: String,
+    /// Dual certificates (GM/T 0034) may be issued under it: a signing certificate for the
+    /// CSR's key and an encryption certificate for a key the KMC makes and escrows.
+    #[serde(default)]
+    dual: bool,
 }
 
 fn default_sm2_id() -> String {
@@ -257,6 +261,8 @@ pub struct Profile {
     pub optional_issuer: bool,
     /// The distinguishing ID SM2 requests under this profile are signed with.
     pub sm2_id: String,
+    /// Dual certificates may be issued under it (`IssueDualCertificate`).
+    pub dual: bool,
 }
 
 impl Profile {
@@ -377,11 +383,44 @@ impl Profile {
             issuers,
             optional_issuer: file.optional_issuer,
             sm2_id: file.sm2_id,
+            dual: file.dual,
         })
     }
 }
 
 impl Profile {
+    /// The signing half of a dual pair: digitalSignature and contentCommitment
+    /// (non-repudiation: the subscriber's own key, Electronic Signature Law art. 13).
+    pub fn dual_signing(&self) -> Profile {
+        Profile {
+            key_usages: vec![KeyUsage::DigitalSignature, KeyUsage::ContentCommitment],
+            ..self.clone()
+        }
+    }
+
+    /// The encryption half of a dual pair for a key of `key`: keyEncipherment and
+    /// dataEncipherment for keys that encrypt (SM2; GM/T 0015 adds keyAgreement), keyAgreement
+    /// for ECDH keys; emailProtection (encrypted mail and documents) as the purpose.
+    pub fn dual_encryption(&self, key: crate::core::keys::KeyAlg) -> Profile {
+        let key_usages = if key.enciphers() {
+            vec![
+                KeyUsage::KeyEncipherment,
+                KeyUsage::DataEncipherment,
+                KeyUsage::KeyAgreement,
+            ]
+        } else {
+            vec![KeyUsage::KeyAgreement]
+        };
+        Profile {
+            key_usages,
+            extended_key_usages: vec![Eku {
+                name: "emailProtection".into(),
+                arcs: vec![1, 3, 6, 1, 5, 5, 7, 3, 4],
+            }],
+            ..self.clone()
+        }
+    }
+
     /// The issuer a request signs under: the one it names, if this profile allows it, else
     /// the profile's own.
     pub fn issuer_for<'a>(&'a self, requested: &'a str) -> Result<&'a str> {

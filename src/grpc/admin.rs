@@ -179,6 +179,52 @@ pub fn terms(
 
 #[tonic::async_trait]
 impl Admin for AdminApi {
+    async fn request_key_recovery(
+        &self,
+        req: Request<pb::KeyRecoveryRequest>,
+    ) -> Result<Response<pb::KeyRecovery>, Status> {
+        let caller = self.caller(&req, Action::RecoverKeys).await?;
+        let r = req.into_inner();
+        let recovery = self
+            .service
+            .request_key_recovery(
+                &caller,
+                &r.serial,
+                &r.reason,
+                &r.case_reference,
+                &r.recipient_certificate,
+            )
+            .await?;
+        Ok(Response::new(key_recovery(recovery)))
+    }
+
+    async fn fetch_key_recovery(
+        &self,
+        req: Request<pb::FetchKeyRecoveryRequest>,
+    ) -> Result<Response<pb::ReleasedKey>, Status> {
+        let caller = self.caller(&req, Action::RecoverKeys).await?;
+        let released = self
+            .service
+            .fetch_key_recovery(&caller, &req.into_inner().id)
+            .await?;
+        Ok(Response::new(pb::ReleasedKey {
+            recovery: released.recovery.map(key_recovery),
+            envelope: released.envelope,
+            envelope_type: released.envelope_type,
+        }))
+    }
+
+    async fn list_key_recoveries(
+        &self,
+        req: Request<pb::ListKeyRecoveriesRequest>,
+    ) -> Result<Response<pb::ListKeyRecoveriesResponse>, Status> {
+        let caller = self.caller(&req, Action::ReadAudit).await?;
+        let recoveries = self.service.key_recoveries(&caller).await?;
+        Ok(Response::new(pb::ListKeyRecoveriesResponse {
+            recoveries: recoveries.into_iter().map(key_recovery).collect(),
+        }))
+    }
+
     async fn cross_certify(
         &self,
         req: Request<pb::CrossCertifyRequest>,
@@ -525,5 +571,20 @@ fn platform(p: PlatformRecord, creds: &[Credential]) -> pb::Platform {
                 }
             })
             .collect(),
+    }
+}
+
+fn key_recovery(r: crate::kmc_proto::Recovery) -> pb::KeyRecovery {
+    pb::KeyRecovery {
+        id: r.id,
+        serial: r.serial,
+        reason: r.reason,
+        case_reference: r.case_reference,
+        requester: r.requester,
+        state: r.state,
+        approvals: r.approvals,
+        required: r.required,
+        created_at: ts(r.created_at),
+        expires_at: ts(r.expires_at),
     }
 }

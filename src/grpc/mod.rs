@@ -156,6 +156,33 @@ impl CertificateAuthority for CaApi {
         }))
     }
 
+    async fn issue_dual_certificate(
+        &self,
+        req: Request<pb::IssueCertificateRequest>,
+    ) -> Result<Response<pb::IssueDualCertificateResponse>, Status> {
+        let caller = self.caller(&req, Action::Issue).await?;
+        let r = req.into_inner();
+        let issued = self
+            .service
+            .issue_dual(
+                &caller,
+                IssueRequest {
+                    csr: r.csr,
+                    profile: r.profile,
+                    validity_days: r.validity_days,
+                    issuer: r.issuer,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::IssueDualCertificateResponse {
+            signing_certificate: Some(certificate(issued.signing)),
+            encryption_certificate: Some(certificate(issued.encryption)),
+            chain_der: issued.chain,
+            envelope: issued.envelope,
+            envelope_type: issued.envelope_type,
+        }))
+    }
+
     async fn get_certificate(
         &self,
         req: Request<pb::GetCertificateRequest>,
@@ -238,6 +265,7 @@ impl CertificateAuthority for CaApi {
                     .map(|e| e.name.clone())
                     .collect(),
                 issuer: p.issuer.clone(),
+                dual: p.dual,
                 issuers: p.issuers.clone(),
             })
             .collect();

@@ -35,7 +35,11 @@ pub(super) fn tls_renew_before(config: &ServerConfig) -> Duration {
 /// Initializes the data directory if it is empty: CA hierarchy, server certificate, admin credential.
 /// `base_url` is the public HTTP base that certificates point at. Returns the service and whether
 /// the CA was created now.
-pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Service>, bool)> {
+pub async fn prepare(
+    config: &ServerConfig,
+    base_url: &str,
+    kmc: Option<crate::kmc::client::KmcClient>,
+) -> Result<(Arc<Service>, bool)> {
     // Profiles first: a bad profile must stop a first start before any key is made.
     let profiles = match &config.profiles_dir {
         Some(dir) => crate::config::load_profiles(dir)?,
@@ -105,6 +109,9 @@ pub async fn prepare(config: &ServerConfig, base_url: &str) -> Result<(Arc<Servi
     service.set_tsa_policy(&config.tsa_policy)?;
     service.set_ca_days(config.init.root_days, config.init.issuing_days);
     service.set_verify_fetch_allow(config.verify_fetch_allow.clone());
+    if let Some(kmc) = kmc {
+        service.set_kmc(kmc);
+    }
     let service = Arc::new(service);
     ensure_server_cert(&service, &layout, config, tls_renew_before(config)).await?;
     ensure_working_keys(&service, &layout, hsm.as_ref()).await?;

@@ -15,6 +15,7 @@ use crate::pemfile;
 use crate::service::Service;
 
 mod bootstrap;
+pub mod kmc;
 mod listeners;
 mod maintenance;
 
@@ -34,6 +35,8 @@ pub struct Running {
     /// Says why the server cannot go on (the store's writer stopped).
     failed: Option<oneshot::Receiver<String>>,
     service: Arc<Service>,
+    /// The key management centre run beside the CA (none when it is elsewhere).
+    kmc: Option<kmc::RunningKmc>,
 }
 
 impl Running {
@@ -47,6 +50,9 @@ impl Running {
         for t in self.background {
             t.abort();
             let _ = t.await;
+        }
+        if let Some(kmc) = self.kmc {
+            kmc.shutdown().await;
         }
         let store = self.service.store();
         store.stop_writer();
@@ -98,6 +104,11 @@ impl Running {
     pub fn service(&self) -> &Arc<Service> {
         &self.service
     }
+
+    /// The key management centre this server runs, if it runs one.
+    pub fn kmc(&self) -> Option<&kmc::RunningKmc> {
+        self.kmc.as_ref()
+    }
 }
 
 /// Initializes or loads, binds both listeners and starts serving.
@@ -114,7 +125,8 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| Error::Internal(e.to_string()));
     let (grpc_addr, http_addr) = (local(&grpc_listener)?, local(&http_listener)?);
     let base_url = config.base_url(http_addr);
-    let (service, initialized) = prepare(&config, &base_url).await?;
+    let (kmc, kmc_client) = kmc::connect(&config).await?;
+    let (service, initialized) = prepare(&config, &base_url, Some(kmc_client)).await?;
     // CRLs exist before the first request; then they follow revocations and the clock.
     service.publisher().rebuild_crls().await?;
     let layout = Layout::new(&config.data_dir);
@@ -164,5 +176,6 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         background,
         failed: Some(failed_rx),
         service,
+        kmc,
     })
 }

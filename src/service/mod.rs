@@ -20,10 +20,12 @@ use crate::store::{
 };
 use tokio::sync::broadcast;
 
+mod dual;
 mod federation;
 pub mod issuers;
 mod tenants;
 
+pub use dual::DualIssued;
 pub use federation::{CrossCertified, CrossCertifyRequest, PeerInput};
 pub use tenants::{IssuedCredential, PlatformSpec};
 
@@ -105,6 +107,15 @@ pub struct Issued {
     pub chain: Vec<Vec<u8>>,
 }
 
+/// A request that passed policy, with what it was checked into.
+struct Admitted<'a> {
+    profile: &'a Profile,
+    csr: csr::VerifiedCsr,
+    names: Names,
+    days: Option<u32>,
+    ca: Arc<IssuingCa>,
+}
+
 /// The CA's operations.
 #[derive(Debug)]
 pub struct Service {
@@ -127,6 +138,8 @@ pub struct Service {
     ca_days: (u32, u32),
     /// One issuer change at a time on this instance.
     issuer_changes: tokio::sync::Mutex<()>,
+    /// The key management centre dual certificates escrow their encryption keys at.
+    kmc: Option<crate::kmc::client::KmcClient>,
     /// Authentication results by the SHA-256 of the client certificate, valid for one store
     /// auth generation.
     auth_cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, Caller)>>,
@@ -185,6 +198,7 @@ impl Service {
                 (d.root_days, d.issuing_days)
             },
             issuer_changes: tokio::sync::Mutex::new(()),
+            kmc: None,
         })
     }
 
@@ -240,8 +254,30 @@ impl Service {
 
     /// Issues a certificate from a CSR under a public profile.
     pub async fn issue(&self, caller: &Caller, req: IssueRequest) -> Result<Issued> {
-        caller.may(Action::Issue)?;
         let _slot = self.tenant_permit(caller)?;
+        let admitted = self.admit(caller, &req).await?;
+        let record = self
+            .sign_and_store(
+                By::Issuing(admitted.ca.clone()),
+                admitted.profile,
+                &admitted.names,
+                &admitted.csr.spki_der,
+                admitted.csr.key_alg.enciphers(),
+                admitted.days,
+                caller.tenant.clone(),
+                &caller.actor(),
+            )
+            .await?;
+        Ok(Issued {
+            record,
+            chain: admitted.ca.chain(),
+        })
+    }
+
+    /// Checks a request against the caller, its profile and its platform's policy, and picks
+    /// the CA that signs it.
+    async fn admit<'a>(&'a self, caller: &Caller, req: &IssueRequest) -> Result<Admitted<'a>> {
+        caller.may(Action::Issue)?;
         let profile = self.profiles.get(&req.profile)?;
         let issuer = profile.issuer_for(&req.issuer)?;
         self.offered(profile, issuer)?;
@@ -253,21 +289,12 @@ impl Service {
         // Taken once: a rotation meanwhile does not change the CA this request signs with.
         let (_, until) = issue::intended(profile, days, OffsetDateTime::now_utc())?;
         let ca = self.signing_ca(issuer, until.unix_timestamp()).await?;
-        let record = self
-            .sign_and_store(
-                By::Issuing(ca.clone()),
-                profile,
-                &names,
-                &csr.spki_der,
-                csr.key_alg.is_rsa(),
-                days,
-                caller.tenant.clone(),
-                &caller.actor(),
-            )
-            .await?;
-        Ok(Issued {
-            record,
-            chain: ca.chain(),
+        Ok(Admitted {
+            profile,
+            csr,
+            names,
+            days,
+            ca,
         })
     }
 
@@ -304,7 +331,7 @@ impl Service {
         profile: &Profile,
         names: &Names,
         spki_der: &[u8],
-        key_is_rsa: bool,
+        key_enciphers: bool,
         validity_days: Option<u32>,
         tenant: String,
         actor: &str,
@@ -324,7 +351,7 @@ impl Service {
             profile,
             names,
             spki_der,
-            key_is_rsa,
+            key_enciphers,
             validity_days,
         };
         let prepared = prepare_leaf(&leaf)?;
@@ -400,6 +427,7 @@ impl Service {
             .await?;
         tracing::info!(serial = %record.serial, reason = reason.name(), actor = %caller.actor(), "certificate revoked");
         self.publisher.revoked(&record).await;
+        self.revoke_pair(caller, &record, reason).await?;
         Ok(record)
     }
 
@@ -588,7 +616,7 @@ pub struct LeafRequest<'a> {
     pub profile: &'a Profile,
     pub names: &'a Names,
     pub spki_der: &'a [u8],
-    pub key_is_rsa: bool,
+    pub key_enciphers: bool,
     pub validity_days: Option<u32>,
 }
 
@@ -629,7 +657,7 @@ pub fn prepare_leaf(req: &LeafRequest<'_>) -> Result<PreparedLeaf> {
         not_before,
         not_after,
         spki_der: req.spki_der,
-        key_is_rsa: req.key_is_rsa,
+        key_enciphers: req.key_enciphers,
         urls: req.urls,
     })?;
     let pass = ca.lint_leaf(&params, &key)?;

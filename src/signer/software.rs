@@ -41,6 +41,11 @@ impl Passphrase {
         Ok(None)
     }
 
+    /// The passphrase's bytes, to derive a key from (never to print).
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
     fn checked(p: String) -> Result<Self> {
         if p.chars().count() < 12 {
             return Err(Error::Config(

@@ -172,6 +172,17 @@ const TABLES: &[Table] = &[
         sqlite_order: "sha256",
         pg_order: "sha256 COLLATE \"C\"",
     },
+    Table {
+        name: "certificate_pairs",
+        columns: &[
+            ("signing_serial", Text),
+            ("encryption_serial", Text),
+            ("escrow_id", Text),
+            ("created_at", Int),
+        ],
+        sqlite_order: "signing_serial",
+        pg_order: "signing_serial COLLATE \"C\"",
+    },
 ];
 
 /// The schema every backend's migrations must produce: each table's columns, in order. The

@@ -319,6 +319,8 @@ pub trait Store: Send + Sync + fmt::Debug {
         let actor = actor.into();
         self.write(Op::AddIssuer { record, actor }).await.map(drop)
     }
+    /// The other certificate of a dual pair (by either serial, hex), if it is one.
+    async fn pair_of(&self, serial: &str) -> Result<Option<String>>;
     /// Every CA hierarchy by name, each with its CA certificates.
     async fn issuers(&self) -> Result<Vec<IssuerRecord>>;
     /// How many certificates a CA certificate signed are unexpired at `now` (revoked or not:

@@ -187,6 +187,17 @@ impl Op {
                 status,
                 actor,
             } => entry(actor, "peer.status", name, status.as_str().into()),
+            Op::PairCertificates {
+                signing,
+                encryption,
+                escrow_id,
+                actor,
+            } => entry(
+                actor,
+                "certificate.paired",
+                signing,
+                format!("encryption={encryption} escrow={escrow_id}"),
+            ),
             Op::RemovePeer { name, actor } => {
                 let serials = match applied {
                     Applied::Serials(s) => s.join(","),

@@ -48,6 +48,14 @@ pub enum Op {
         status: PeerStatus,
         actor: String,
     },
+    /// Records a dual pair: the signing and the encryption certificate (both stored) and the
+    /// KMC escrow of the encryption key.
+    PairCertificates {
+        signing: String,
+        encryption: String,
+        escrow_id: String,
+        actor: String,
+    },
     RemovePeer {
         name: String,
         actor: String,

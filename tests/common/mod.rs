@@ -345,7 +345,7 @@ pub fn credential_cert(
         not_before: now + time::Duration::seconds(from),
         not_after: now + time::Duration::seconds(until),
         spki_der,
-        key_is_rsa: false,
+        key_enciphers: false,
         urls: None,
     })
     .unwrap();

@@ -199,7 +199,7 @@ fn ceiling(data_dir: &Path, base_url: &str, csrs: &[Vec<u8>], threads: usize) ->
                         profile,
                         names: &names,
                         spki_der: &v.spki_der,
-                        key_is_rsa: v.key_alg.is_rsa(),
+                        key_enciphers: v.key_alg.enciphers(),
                         validity_days: None,
                     };
                     ecca::service::prepare_leaf(&leaf)?.sign(&authority.issuing)?;

@@ -90,7 +90,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         });
     }
     let base_url = config.base_url(config.http_listen);
-    let (service, _) = ecca::server::prepare(&config, &base_url).await?;
+    let (service, _) = ecca::server::prepare(&config, &base_url, None).await?;
     let root = &service.authority().root;
     let fingerprint = ecca::core::fingerprint(&root.der);
     if g.json {

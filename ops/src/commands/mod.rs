@@ -9,6 +9,8 @@ pub mod init;
 pub mod issue;
 pub mod issuer;
 pub mod keygen;
+pub mod keys;
+pub mod kmc;
 pub mod list;
 pub mod migrate;
 pub mod peers;

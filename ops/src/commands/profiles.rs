@@ -19,7 +19,7 @@ pub async fn run(g: &Global, _a: Args) -> Result<()> {
                     "name": p.name, "description": p.description, "key_algorithms": p.key_algorithms,
                     "max_validity_days": p.max_validity_days, "default_validity_days": p.default_validity_days,
                     "key_usages": p.key_usages, "extended_key_usages": p.extended_key_usages,
-                    "issuer": p.issuer, "issuers": p.issuers,
+                    "issuer": p.issuer, "issuers": p.issuers, "dual": p.dual,
                 })
             })
             .collect();
@@ -39,6 +39,9 @@ pub async fn run(g: &Global, _a: Args) -> Result<()> {
             p.key_usages.join(", "),
             p.extended_key_usages.join(", ")
         );
+        if p.dual {
+            println!("  dual certificates: yes (ecca issue --dual)");
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use ecca::server::Running;
 use judges::http_get;
 use serde_json::Value;
 
+pub mod gm;
 #[path = "../../../tests/common/judges.rs"]
 pub mod judges;
 #[path = "../../../tests/common/pg.rs"]

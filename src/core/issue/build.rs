@@ -70,8 +70,8 @@ pub struct LeafSpec<'a> {
     pub not_after: OffsetDateTime,
     /// The subject's SubjectPublicKeyInfo, DER (for the subjectKeyIdentifier).
     pub spki_der: &'a [u8],
-    /// RSA keys may keep keyEncipherment/dataEncipherment; others may not.
-    pub key_is_rsa: bool,
+    /// Keys that encrypt (RSA, SM2) may keep keyEncipherment/dataEncipherment; others may not.
+    pub key_enciphers: bool,
     /// CRL and OCSP locations; None for certificates whose only relying party is ecca
     /// itself (API credentials), which it checks against its store.
     pub urls: Option<&'a IssuerUrls>,
@@ -91,7 +91,7 @@ pub fn leaf_params(spec: &LeafSpec<'_>) -> Result<CertificateParams> {
     p.key_usages = profile
         .key_usages
         .iter()
-        .filter(|u| spec.key_is_rsa || !matches!(u, Ku::KeyEncipherment | Ku::DataEncipherment))
+        .filter(|u| spec.key_enciphers || !matches!(u, Ku::KeyEncipherment | Ku::DataEncipherment))
         .map(|u| u.rcgen())
         .collect();
     if profile.critical_eku {

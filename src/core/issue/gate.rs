@@ -400,7 +400,7 @@ mod tests {
             not_before: now,
             not_after: now + Duration::days(30),
             spki_der: spki,
-            key_is_rsa: false,
+            key_enciphers: false,
             urls: Some(&URLS),
         }
     }

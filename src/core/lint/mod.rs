@@ -384,7 +384,7 @@ fn lint_extensions(
             ));
         }
     }
-    if !key_alg.is_rsa() && (ku.key_encipherment() || ku.data_encipherment()) {
+    if !key_alg.enciphers() && (ku.key_encipherment() || ku.data_encipherment()) {
         return Err(fail(
             "e_key_usage_for_key_type",
             "EC and EdDSA keys cannot encipher: no keyEncipherment/dataEncipherment",

@@ -51,7 +51,7 @@ fn leaf(ca: &CaView, key: &dyn crate::core::keys::Signer) -> TbsCertificate {
         not_before: now,
         not_after: now + time::Duration::days(30),
         spki_der: &spki,
-        key_is_rsa: false,
+        key_enciphers: false,
         urls: None,
     })
     .unwrap();

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_cross_intent.sql"),
     include_str!("migrations/0005_issuers.sql"),
     include_str!("migrations/0006_ca_ids.sql"),
+    include_str!("migrations/0007_pairs.sql"),
 ];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
@@ -483,6 +484,17 @@ impl Store for PgStore {
             .first()
             .ok_or_else(|| Error::Internal("COUNT returned no row".into()))?;
         Ok((row.try_get::<_, i64>(0)? as u64, row.try_get(1)?))
+    }
+
+    async fn pair_of(&self, serial: &str) -> Result<Option<String>> {
+        let rows = self
+            .rows(
+                "SELECT CASE WHEN signing_serial = $1 THEN encryption_serial ELSE signing_serial END
+                 FROM certificate_pairs WHERE signing_serial = $1 OR encryption_serial = $1",
+                &[&serial],
+            )
+            .await?;
+        rows.first().map(|r| Ok(r.try_get(0)?)).transpose()
     }
 
     async fn issuers(&self) -> Result<Vec<IssuerRecord>> {

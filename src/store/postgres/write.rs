@@ -629,6 +629,21 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             .await?,
             || format!("peer {name:?}"),
         )?,
+        Op::PairCertificates {
+            signing,
+            encryption,
+            escrow_id,
+            ..
+        } => {
+            exec(
+                tx,
+                "INSERT INTO certificate_pairs (signing_serial, encryption_serial, escrow_id, created_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[signing, encryption, escrow_id, &at],
+            )
+            .await?;
+            Applied::Nothing
+        }
         Op::RemovePeer { name, .. } => {
             found(
                 exec(tx, "DELETE FROM peers WHERE name = $1", &[name]).await?,

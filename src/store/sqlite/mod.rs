@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_cross_intent.sql"),
     include_str!("migrations/0007_issuers.sql"),
     include_str!("migrations/0008_ca_ids.sql"),
+    include_str!("migrations/0009_pairs.sql"),
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -355,6 +356,20 @@ impl Store for SqliteStore {
                 params![ca, now, besides],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
             )?)
+        })
+        .await
+    }
+
+    async fn pair_of(&self, serial: &str) -> Result<Option<String>> {
+        let serial = serial.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT CASE WHEN signing_serial = ?1 THEN encryption_serial ELSE signing_serial END
+                 FROM certificate_pairs WHERE signing_serial = ?1 OR encryption_serial = ?1",
+                [serial],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }

@@ -262,6 +262,19 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             )?,
             || format!("peer {name:?}"),
         )?,
+        Op::PairCertificates {
+            signing,
+            encryption,
+            escrow_id,
+            ..
+        } => {
+            tx.execute(
+                "INSERT INTO certificate_pairs (signing_serial, encryption_serial, escrow_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![signing, encryption, escrow_id, at],
+            )?;
+            Applied::Nothing
+        }
         Op::RemovePeer { name, .. } => {
             found(
                 tx.execute("DELETE FROM peers WHERE name = ?1", params![name])?,
