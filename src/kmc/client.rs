@@ -110,6 +110,20 @@ impl KmcClient {
             .into_inner())
     }
 
+    pub async fn refuse(&self, id: &str, reason: &str) -> Result<pb::Recovery> {
+        let req = pb::RefuseRecoveryRequest {
+            id: id.into(),
+            reason: reason.into(),
+        };
+        Ok(self
+            .inner
+            .clone()
+            .refuse_recovery(req)
+            .await
+            .map_err(refused)?
+            .into_inner())
+    }
+
     pub async fn fetch(&self, id: &str, requester: &str) -> Result<pb::Released> {
         let req = pb::FetchRecoveryRequest {
             id: id.into(),

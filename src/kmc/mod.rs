@@ -406,6 +406,8 @@ impl Kmc {
     fn view(&self, r: &RecoveryRow) -> RecoveryView {
         let state = if r.released_at.is_some() {
             "released"
+        } else if r.refused_by.is_some() {
+            "refused"
         } else if now() >= r.expires_at {
             "expired"
         } else if r.approvals.len() >= self.opts.approvals as usize {
@@ -468,6 +470,7 @@ impl Kmc {
             created_at: at,
             expires_at: at + self.opts.recovery_ttl,
             released_at: None,
+            refused_by: None,
             approvals: Vec::new(),
         };
         let kind = if case_reference.is_empty() {
@@ -501,7 +504,7 @@ impl Kmc {
         Self::only(caller, KmcRole::Officer)?;
         let r = self.recovery(id)?;
         match self.view(&r).state {
-            "expired" | "released" => {
+            "expired" | "released" | "refused" => {
                 return Err(Error::Conflict(format!(
                     "recovery {id} is {}; approvals are closed",
                     self.view(&r).state
@@ -516,6 +519,25 @@ impl Kmc {
             detail: format!("officer_sha256={}", caller.sha256),
         };
         self.store.approve(id, caller, &event)?;
+        self.checkpoint()?;
+        Ok(self.view(&self.recovery(id)?))
+    }
+
+    /// An officer refuses a recovery: it is closed, and nothing is ever released for it.
+    pub fn refuse(&self, caller: &ClientRow, id: &str, reason: &str) -> Result<RecoveryView> {
+        Self::only(caller, KmcRole::Officer)?;
+        let r = self.recovery(id)?;
+        let state = self.view(&r).state;
+        if matches!(state, "expired" | "released" | "refused") {
+            return Err(Error::Conflict(format!("recovery {id} is {state} already")));
+        }
+        let event = Event {
+            actor: &caller.name,
+            event: "kmc.recovery.denied",
+            object: id,
+            detail: format!("officer_sha256={} reason={reason:?}", caller.sha256),
+        };
+        self.store.refuse(id, caller, &event)?;
         self.checkpoint()?;
         Ok(self.view(&self.recovery(id)?))
     }
@@ -693,5 +715,225 @@ fn envelope_for(
                 }
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// A certificate for `spki` (P-256) from a throwaway issuer.
+    fn cert_for(spki: &[u8]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::new(
+            rcgen::CertificateParams::new(Vec::<String>::new()).unwrap(),
+            key,
+        );
+        let subject = rcgen::SubjectPublicKeyInfo::from_der(spki).unwrap();
+        rcgen::CertificateParams::new(vec!["x.example".to_string()])
+            .unwrap()
+            .signed_by(&subject, &issuer)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        kmc: Kmc,
+        ca: ClientRow,
+        officers: Vec<ClientRow>,
+        /// The requester's key (PKCS#8) and certificate.
+        recipient: (SoftwareKey, Vec<u8>),
+        serial: String,
+        spki: Vec<u8>,
+    }
+
+    fn client(kmc: &Kmc, role: KmcRole, name: &str) -> ClientRow {
+        let key = SoftwareKey::generate(CaKeyAlg::P256).unwrap();
+        let der = kmc.add_client(role, name, &key.spki_der(), "test").unwrap();
+        kmc.authenticate(Some(&der)).unwrap()
+    }
+
+    fn fixture(opts: KmcOptions) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let kmc = Kmc::open(&dir.path().join("kmc"), opts).unwrap();
+        let ca = client(&kmc, KmcRole::Ca, "ca");
+        let officers = ["alice", "bob", "carol"]
+            .iter()
+            .map(|n| client(&kmc, KmcRole::Officer, n))
+            .collect();
+        let subscriber = SoftwareKey::generate(CaKeyAlg::P256).unwrap();
+        let g = kmc
+            .generate(&ca, "p256", &cert_for(&subscriber.spki_der()), "admin:1")
+            .unwrap();
+        let enc = cert_for(&g.spki_der);
+        let (serial, _) = kmc.bind(&ca, &g.escrow_id, &enc, "admin:1").unwrap();
+        let requester = SoftwareKey::generate(CaKeyAlg::P256).unwrap();
+        let cert = cert_for(&requester.spki_der());
+        Fixture {
+            _dir: dir,
+            kmc,
+            ca,
+            officers,
+            recipient: (requester, cert),
+            serial,
+            spki: g.spki_der,
+        }
+    }
+
+    #[test]
+    fn a_recovery_releases_only_after_m_officers_and_only_to_its_requester() {
+        let f = fixture(KmcOptions::default());
+        let (kmc, ca) = (&f.kmc, &f.ca);
+        let r = kmc
+            .request_recovery(ca, &f.serial, "lost token", "", &f.recipient.1, "admin:1")
+            .unwrap();
+        assert_eq!((r.state, r.required), ("pending", 2));
+        // Officers approve; the CA's credential may not, nor may an officer ask or fetch.
+        assert!(matches!(
+            kmc.approve(ca, &r.id),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            kmc.fetch(&f.officers[0], &r.id, "admin:1"),
+            Err(Error::PermissionDenied(_))
+        ));
+        kmc.approve(&f.officers[0], &r.id).unwrap();
+        assert!(matches!(
+            kmc.approve(&f.officers[0], &r.id),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            kmc.fetch(ca, &r.id, "admin:1"),
+            Err(Error::Conflict(_))
+        ));
+        assert_eq!(
+            kmc.approve(&f.officers[1], &r.id).unwrap().state,
+            "approved"
+        );
+        // Another admin of the CA gets nothing.
+        assert!(matches!(
+            kmc.fetch(ca, &r.id, "admin:2"),
+            Err(Error::PermissionDenied(_))
+        ));
+        let (view, envelope, kind) = kmc.fetch(ca, &r.id, "admin:1").unwrap();
+        assert_eq!((view.state, kind), ("released", CMS_ENVELOPED_DATA));
+        let opened = crate::core::envelope::open(&envelope, &f.recipient.0.pkcs8_der()).unwrap();
+        assert_eq!(
+            SoftwareKey::from_pkcs8_der(&opened).unwrap().spki_der(),
+            f.spki
+        );
+        // Once.
+        assert!(matches!(
+            kmc.fetch(ca, &r.id, "admin:1"),
+            Err(Error::Conflict(_))
+        ));
+        assert!(kmc.verify_audit().unwrap().problem.is_none());
+    }
+
+    #[test]
+    fn refused_and_expired_recoveries_release_nothing() {
+        let f = fixture(KmcOptions {
+            approvals: 1,
+            ..KmcOptions::default()
+        });
+        let (kmc, ca) = (&f.kmc, &f.ca);
+        let r = kmc
+            .request_recovery(
+                ca,
+                &f.serial,
+                "court order",
+                "case 7",
+                &f.recipient.1,
+                "admin:1",
+            )
+            .unwrap();
+        assert_eq!(
+            kmc.refuse(&f.officers[2], &r.id, "no order attached")
+                .unwrap()
+                .state,
+            "refused"
+        );
+        assert!(matches!(
+            kmc.approve(&f.officers[0], &r.id),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            kmc.fetch(ca, &r.id, "admin:1"),
+            Err(Error::Conflict(_))
+        ));
+
+        let f = fixture(KmcOptions {
+            approvals: 1,
+            recovery_ttl: 0,
+        });
+        let r = f
+            .kmc
+            .request_recovery(&f.ca, &f.serial, "lost", "", &f.recipient.1, "admin:1")
+            .unwrap();
+        assert_eq!(r.state, "expired");
+        assert!(matches!(
+            f.kmc.approve(&f.officers[0], &r.id),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            f.kmc.fetch(&f.ca, &r.id, "admin:1"),
+            Err(Error::Conflict(_))
+        ));
+        // Bad input: a recipient that does not parse, an unknown serial, no reason.
+        let bad = |e: Error| matches!(e, Error::InvalidField { .. } | Error::NotFound(_));
+        assert!(bad(f
+            .kmc
+            .request_recovery(&f.ca, &f.serial, "x", "", b"junk", "a")
+            .unwrap_err()));
+        assert!(bad(f
+            .kmc
+            .request_recovery(&f.ca, "01", "x", "", &f.recipient.1, "a")
+            .unwrap_err()));
+        assert!(bad(f
+            .kmc
+            .request_recovery(&f.ca, &f.serial, " ", "", &f.recipient.1, "a")
+            .unwrap_err()));
+    }
+
+    #[test]
+    fn the_audit_chain_reports_tampering() {
+        let f = fixture(KmcOptions::default());
+        assert!(f.kmc.verify_audit().unwrap().problem.is_none());
+        let db = f.kmc.dir().join("kmc.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "UPDATE audit_log SET detail = 'nothing happened' WHERE id = 2",
+            [],
+        )
+        .unwrap();
+        assert!(f.kmc.verify_audit().unwrap().problem.is_some());
+    }
+
+    #[test]
+    fn a_bound_certificate_must_certify_the_escrowed_key() {
+        let f = fixture(KmcOptions::default());
+        let other = SoftwareKey::generate(CaKeyAlg::P256).unwrap();
+        let g = f
+            .kmc
+            .generate(&f.ca, "p256", &f.recipient.1, "admin:1")
+            .unwrap();
+        assert!(matches!(
+            f.kmc
+                .bind(&f.ca, &g.escrow_id, &cert_for(&other.spki_der()), "admin:1"),
+            Err(Error::InvalidField { .. })
+        ));
+        // An SM2 key cannot be enveloped to a P-256 certificate.
+        assert!(matches!(
+            f.kmc.generate(&f.ca, "sm2", &f.recipient.1, "admin:1"),
+            Err(Error::InvalidField { .. })
+        ));
+        assert!(matches!(
+            f.kmc
+                .generate(&f.officers[0], "p256", &f.recipient.1, "admin:1"),
+            Err(Error::PermissionDenied(_))
+        ));
     }
 }

@@ -40,7 +40,8 @@ CREATE TABLE recoveries (
     requester      TEXT NOT NULL,
     created_at     INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
-    released_at    INTEGER
+    released_at    INTEGER,
+    refused_by     TEXT
 );
 CREATE TABLE approvals (
     recovery_id TEXT NOT NULL REFERENCES recoveries(id),
@@ -129,6 +130,8 @@ pub struct RecoveryRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub released_at: Option<i64>,
+    /// The officer who refused it (then nothing is ever released).
+    pub refused_by: Option<String>,
     pub approvals: Vec<String>,
 }
 
@@ -382,7 +385,7 @@ impl KmcStore {
     fn recovery_rows(c: &Connection, id: Option<&str>) -> Result<Vec<RecoveryRow>> {
         let mut stmt = c.prepare(
             "SELECT r.id, r.escrow_id, COALESCE(e.serial, ''), r.reason, r.case_reference, r.recipient_der,
-                    r.requester, r.created_at, r.expires_at, r.released_at
+                    r.requester, r.created_at, r.expires_at, r.released_at, r.refused_by
              FROM recoveries r JOIN escrows e ON e.id = r.escrow_id
              WHERE ?1 IS NULL OR r.id = ?1 ORDER BY r.created_at DESC, r.id",
         )?;
@@ -399,6 +402,7 @@ impl KmcStore {
                     created_at: r.get(7)?,
                     expires_at: r.get(8)?,
                     released_at: r.get(9)?,
+                    refused_by: r.get(10)?,
                     approvals: Vec::new(),
                 })
             })?
@@ -456,6 +460,20 @@ impl KmcStore {
                 return Err(Error::Conflict(format!(
                     "recovery {id} was released already"
                 )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Closes a pending recovery for good: an officer refused it.
+    pub fn refuse(&self, id: &str, officer: &ClientRow, event: &Event<'_>) -> Result<()> {
+        self.change(event, |tx| {
+            let n = tx.execute(
+                "UPDATE recoveries SET refused_by = ?2 WHERE id = ?1 AND released_at IS NULL AND refused_by IS NULL",
+                params![id, officer.name],
+            )?;
+            if n != 1 {
+                return Err(Error::Conflict(format!("recovery {id} is closed already")));
             }
             Ok(())
         })

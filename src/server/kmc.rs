@@ -327,6 +327,16 @@ impl KeyManagement for KmcApi {
         .await
     }
 
+    async fn refuse_recovery(
+        &self,
+        req: Request<pb::RefuseRecoveryRequest>,
+    ) -> std::result::Result<Response<pb::Recovery>, Status> {
+        self.call(req, |kmc, caller, r| {
+            kmc.refuse(&caller, &r.id, &r.reason).map(recovery)
+        })
+        .await
+    }
+
     async fn fetch_recovery(
         &self,
         req: Request<pb::FetchRecoveryRequest>,

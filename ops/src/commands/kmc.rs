@@ -60,6 +60,19 @@ enum Command {
         #[arg(long)]
         kmc: Option<String>,
     },
+    /// Refuse a recovery as a recovery officer: it is closed and nothing is ever released.
+    Refuse {
+        id: String,
+        /// Why (recorded in the KMC's audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// The officer's credential folder [default: --credentials].
+        #[arg(long)]
+        officer: Option<PathBuf>,
+        /// The KMC, https://host:port [default: the one DATA-DIR/kmc says is running].
+        #[arg(long)]
+        kmc: Option<String>,
+    },
     /// Fetch the released key of an approved recovery (the admin who asked), enveloped to the
     /// recovery's certificate; `ecca keys open` unwraps it.
     Fetch {
@@ -143,6 +156,42 @@ fn recovery_line(
     )
 }
 
+/// A connection to the KMC as a recovery officer.
+fn officer_client(
+    g: &Global,
+    kmc_dir_arg: &Option<PathBuf>,
+    officer: Option<PathBuf>,
+    kmc: Option<String>,
+) -> Result<KmcClient> {
+    let creds_dir = officer.or_else(|| g.credentials.clone()).ok_or_else(|| {
+        Error::InvalidArgument(
+            "say which officer: --officer DIR (from `ecca kmc officer add`)".into(),
+        )
+    })?;
+    let creds = Credentials::load(&creds_dir)?;
+    let local = kmc_dir(g, kmc_dir_arg).ok();
+    // A credential of another CA would only fail the TLS handshake: say so plainly.
+    if let Some(dir) = &local
+        && let Ok(ca) = std::fs::read(dir.join("ca.pem"))
+        && ca != creds.ca_pem()
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a credential of this KMC; recovery officers get theirs from `ecca kmc officer add NAME --out DIR`",
+            creds_dir.display()
+        )));
+    }
+    let url = match (kmc, &local) {
+        (Some(url), _) => url,
+        (None, Some(dir)) => ecca::server::kmc::kmc_url(dir)?,
+        (None, None) => {
+            return Err(Error::InvalidArgument(
+                "say where the KMC is: --kmc https://HOST:PORT, --kmc-dir DIR or --data-dir".into(),
+            ));
+        }
+    };
+    KmcClient::new(&url, &creds)
+}
+
 /// Returns whether the checked thing was intact (for `audit verify`; true otherwise).
 pub async fn run(g: &Global, a: Args) -> Result<bool> {
     match a.command {
@@ -196,33 +245,9 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
             }
         }
         Command::Approve { id, officer, kmc } => {
-            let creds_dir = officer.or_else(|| g.credentials.clone()).ok_or_else(|| {
-                Error::InvalidArgument(
-                    "say which officer: --officer DIR (from `ecca kmc officer add`)".into(),
-                )
-            })?;
-            let creds = Credentials::load(&creds_dir)?;
-            let local = kmc_dir(g, &a.kmc_dir).ok();
-            // A credential of another CA would only fail the TLS handshake: say so plainly.
-            if let Some(dir) = &local
-                && let Ok(ca) = std::fs::read(dir.join("ca.pem"))
-                && ca != creds.ca_pem()
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "{} is not a credential of this KMC; recovery officers get theirs from `ecca kmc officer add NAME --out DIR`",
-                    creds_dir.display()
-                )));
-            }
-            let url = match (kmc, &local) {
-                (Some(url), _) => url,
-                (None, Some(dir)) => ecca::server::kmc::kmc_url(dir)?,
-                (None, None) => {
-                    return Err(Error::InvalidArgument(
-                        "say where the KMC is: --kmc https://HOST:PORT, --kmc-dir DIR or --data-dir".into(),
-                    ));
-                }
-            };
-            let r = KmcClient::new(&url, &creds)?.approve(&id).await?;
+            let r = officer_client(g, &a.kmc_dir, officer, kmc)?
+                .approve(&id)
+                .await?;
             if g.json {
                 output::print_json(&json!({
                     "id": r.id, "serial": r.serial, "state": r.state,
@@ -233,6 +258,21 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
                     "{}",
                     recovery_line(&r.id, &r.serial, &r.state, &r.approvals, r.required)
                 );
+            }
+        }
+        Command::Refuse {
+            id,
+            reason,
+            officer,
+            kmc,
+        } => {
+            let r = officer_client(g, &a.kmc_dir, officer, kmc)?
+                .refuse(&id, &reason)
+                .await?;
+            if g.json {
+                output::print_json(&json!({"id": r.id, "serial": r.serial, "state": r.state}))?;
+            } else {
+                println!("recovery {} refused: nothing will be released", r.id);
             }
         }
         Command::Fetch { id, out } => {

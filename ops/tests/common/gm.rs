@@ -142,3 +142,21 @@ pub async fn judge_all(work: &Path, all: &[Signed]) {
         "{text}"
     );
 }
+
+/// PyPI gmssl opens an SM2EnvelopedKey with the SM2 key in `key` (PKCS#8 PEM) and checks the
+/// recovered key's point against `point` (tests/python/sm2_envelope_judge.py).
+pub async fn envelope_judge(envelope: &Path, key: &Path, point: &[u8]) -> (bool, String) {
+    let python = std::env::var("ECCA_PYTHON")
+        .ok()
+        .map(PathBuf::from)
+        .or_else(|| super::tools::tool("python3"))
+        .expect("python with gmssl");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/sm2_envelope_judge.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
+        .arg(envelope)
+        .arg(key)
+        .arg(hex::encode(point));
+    run_blocking(cmd).await
+}
