@@ -43,6 +43,13 @@ struct Args {
     /// may use one) [default: SQLite in the data directory].
     #[arg(long, env = "ECCA_DATABASE")]
     database: Option<String>,
+    /// A key management centre run apart (`ecca-kmc`), https://host:port [default: run one
+    /// under DIR/kmc/].
+    #[arg(long, env = "ECCA_KMC")]
+    kmc: Option<String>,
+    /// The CA's credential for that KMC (from `ecca-kmc enroll-ca`) [default: DIR/kmc-client].
+    #[arg(long)]
+    kmc_credentials: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -81,6 +88,12 @@ async fn main() -> ExitCode {
     if args.database.is_some() {
         config.database = args.database;
     }
+    if args.kmc.is_some() {
+        config.kmc.url = args.kmc;
+    }
+    if args.kmc_credentials.is_some() {
+        config.kmc.credentials = args.kmc_credentials;
+    }
 
     let mut running = match ecca::server::start(config.clone()).await {
         Ok(r) => r,
@@ -99,6 +112,12 @@ async fn main() -> ExitCode {
         running.endpoints.http
     );
     println!("ecca: admin credential in {dir}/admin (cert.pem, key.pem, ca.pem)");
+    if let Some(kmc) = running.kmc() {
+        println!(
+            "ecca: key management centre on {} ({dir}/kmc; dual certificates, `ecca kmc`)",
+            kmc.url()
+        );
+    }
     println!("ecca: try `ecca --data-dir {dir} profiles`; stop with Ctrl-C");
     let failure = running.failure();
     tokio::select! {
