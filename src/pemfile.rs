@@ -6,11 +6,15 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Creates `dir` (and parents) with mode 0700 where it does not exist yet.
+/// Creates `dir` and its missing parents, each with mode 0700 from the start (subject to the
+/// umask, which can only remove bits).
 pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| Error::io(dir, e))?;
     }
     Ok(())

@@ -126,17 +126,7 @@ async fn sm2_hierarchy_end_to_end() {
         err.contains("issuer add --name gm --algorithm sm2"),
         "{err}"
     );
-    let added = ca
-        .ok(&[
-            "issuer",
-            "add",
-            "--name",
-            "gm",
-            "--algorithm",
-            "sm2",
-            "--yes",
-        ])
-        .await;
+    let added = ca.add_gm().await;
     assert_eq!(added["issuer"]["algorithm"], "sm2");
     let offered = names(&ca.ok(&["profiles"]).await);
     for p in [
@@ -511,16 +501,7 @@ async fn sm2_regions_cross_certified() {
         let dir = work.join(name);
         async move {
             let ca = Ca::start_with(&dir, |c| c.init.organization = format!("{name} EC CA")).await;
-            ca.ok(&[
-                "issuer",
-                "add",
-                "--name",
-                "gm",
-                "--algorithm",
-                "sm2",
-                "--yes",
-            ])
-            .await;
+            ca.add_gm().await;
             let gm = ca.ok(&["issuer", "show", "gm"]).await;
             let root = ca.ca_pem(&ca_ids(&gm, "root", "active")[0], &dir).await;
             let issuing = ca.ca_pem(&ca_ids(&gm, "issuing", "active")[0], &dir).await;

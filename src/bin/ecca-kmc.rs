@@ -48,6 +48,9 @@ enum Command {
         /// Folder for cert.pem, key.pem (0600) and ca.pem.
         #[arg(long)]
         out: PathBuf,
+        /// Replace the credential in --out (renewal).
+        #[arg(long)]
+        replace: bool,
     },
     /// Issues a recovery officer's credential and exits.
     OfficerAdd {
@@ -55,30 +58,27 @@ enum Command {
         /// Folder for cert.pem, key.pem (0600) and ca.pem.
         #[arg(long)]
         out: PathBuf,
+        /// Re-enrol an officer: their earlier credentials stop working.
+        #[arg(long)]
+        replace: bool,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ECCA_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ecca::server::init_logging();
     let args = Args::parse();
     let options = KmcOptions {
         approvals: args.approvals,
         recovery_ttl: i64::from(args.recovery_hours.max(1)) * 3600,
     };
     if let Some(command) = args.command {
-        let (role, name, out) = match command {
-            Command::EnrollCa { name, out } => (KmcRole::Ca, name, out),
-            Command::OfficerAdd { name, out } => (KmcRole::Officer, name, out),
+        let (role, name, out, replace) = match command {
+            Command::EnrollCa { name, out, replace } => (KmcRole::Ca, name, out, replace),
+            Command::OfficerAdd { name, out, replace } => (KmcRole::Officer, name, out, replace),
         };
         let done = Kmc::open(&args.data_dir, options)
-            .and_then(|kmc| write_kmc_credential(&kmc, role, &name, &out, "ecca-kmc"));
+            .and_then(|kmc| write_kmc_credential(&kmc, role, &name, &out, "ecca-kmc", replace));
         return match done {
             Ok(sha256) => {
                 println!(
@@ -114,18 +114,7 @@ async fn main() -> ExitCode {
         "ecca-kmc: recoveries need {} officer approvals; stop with Ctrl-C",
         options.approvals
     );
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => running.shutdown().await,
-        _ = terminate() => running.shutdown().await,
-    }
+    ecca::server::stop_requested().await;
+    running.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending::<()>().await,
-    }
 }

@@ -54,13 +54,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ECCA_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ecca::server::init_logging();
     let args = Args::parse();
     let mut config = ServerConfig::new(&args.data_dir);
     if let Some(path) = &args.config {
@@ -121,11 +115,10 @@ async fn main() -> ExitCode {
     println!("ecca: try `ecca --data-dir {dir} profiles`; stop with Ctrl-C");
     let failure = running.failure();
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
+        _ = ecca::server::stop_requested() => {
             println!("ecca: stopping");
             running.shutdown().await;
         }
-        _ = terminate() => running.shutdown().await,
         why = failure => {
             eprintln!("error: {why}; stopping (restart ecca-server to recover)");
             running.shutdown().await;
@@ -133,13 +126,4 @@ async fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending::<()>().await,
-    }
 }

@@ -96,6 +96,20 @@ pub(crate) fn rejected(s: tonic::Status) -> Error {
     }
 }
 
+fn issue_request(
+    csr: Vec<u8>,
+    profile: &str,
+    validity_days: Option<u32>,
+    issuer: &str,
+) -> pb::IssueCertificateRequest {
+    pb::IssueCertificateRequest {
+        csr,
+        profile: profile.into(),
+        validity_days,
+        issuer: issuer.into(),
+    }
+}
+
 /// An mTLS connection to the CertificateAuthority service.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -160,12 +174,7 @@ impl Client {
         validity_days: Option<u32>,
         issuer: &str,
     ) -> Result<pb::IssueCertificateResponse> {
-        let req = pb::IssueCertificateRequest {
-            csr,
-            profile: profile.into(),
-            validity_days,
-            issuer: issuer.into(),
-        };
+        let req = issue_request(csr, profile, validity_days, issuer);
         Ok(self
             .ca
             .clone()
@@ -183,12 +192,7 @@ impl Client {
         validity_days: Option<u32>,
         issuer: &str,
     ) -> Result<pb::IssueDualCertificateResponse> {
-        let req = pb::IssueCertificateRequest {
-            csr,
-            profile: profile.into(),
-            validity_days,
-            issuer: issuer.into(),
-        };
+        let req = issue_request(csr, profile, validity_days, issuer);
         Ok(self
             .ca
             .clone()

@@ -138,6 +138,26 @@ struct ProfileFile {
     dual: bool,
 }
 
+/// The profile of a service's own gRPC server certificate (ecca's API, the KMC's).
+pub const INTERNAL_SERVER_TLS: &str = r#"
+description = "a service's own gRPC server certificate"
+key_algorithms = ["p256"]
+max_validity_days = 397
+default_validity_days = 397
+key_usages = ["digitalSignature"]
+extended_key_usages = ["serverAuth"]
+"#;
+
+/// The profile of a client credential for a service's API (ecca's, the KMC's).
+pub const INTERNAL_CREDENTIAL: &str = r#"
+description = "an API client credential"
+key_algorithms = ["p256"]
+max_validity_days = 397
+default_validity_days = 397
+key_usages = ["digitalSignature"]
+extended_key_usages = ["clientAuth"]
+"#;
+
 fn default_sm2_id() -> String {
     crate::core::sm2::DEFAULT_ID.into()
 }

@@ -127,6 +127,15 @@ fn certificate(r: CertRecord) -> pb::Certificate {
 
 const PAGE_TOKEN_PREFIX: &str = "p1.";
 
+fn issue_request(r: pb::IssueCertificateRequest) -> IssueRequest {
+    IssueRequest {
+        csr: r.csr,
+        profile: r.profile,
+        validity_days: r.validity_days,
+        issuer: r.issuer,
+    }
+}
+
 /// How often an open WatchRevocations stream checks that its credential still authenticates.
 const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -137,18 +146,9 @@ impl CertificateAuthority for CaApi {
         req: Request<pb::IssueCertificateRequest>,
     ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
         let caller = self.caller(&req, Action::Issue).await?;
-        let r = req.into_inner();
         let issued = self
             .service
-            .issue(
-                &caller,
-                IssueRequest {
-                    csr: r.csr,
-                    profile: r.profile,
-                    validity_days: r.validity_days,
-                    issuer: r.issuer,
-                },
-            )
+            .issue(&caller, issue_request(req.into_inner()))
             .await?;
         Ok(Response::new(pb::IssueCertificateResponse {
             certificate: Some(certificate(issued.record)),
@@ -161,18 +161,9 @@ impl CertificateAuthority for CaApi {
         req: Request<pb::IssueCertificateRequest>,
     ) -> Result<Response<pb::IssueDualCertificateResponse>, Status> {
         let caller = self.caller(&req, Action::Issue).await?;
-        let r = req.into_inner();
         let issued = self
             .service
-            .issue_dual(
-                &caller,
-                IssueRequest {
-                    csr: r.csr,
-                    profile: r.profile,
-                    validity_days: r.validity_days,
-                    issuer: r.issuer,
-                },
-            )
+            .issue_dual(&caller, issue_request(req.into_inner()))
             .await?;
         Ok(Response::new(pb::IssueDualCertificateResponse {
             signing_certificate: Some(certificate(issued.signing)),

@@ -26,7 +26,7 @@ use crate::core::csr::Attr;
 use crate::core::issue::{self, CaView, IssuerRef, LeafSpec, Names, SubjectKey};
 use crate::core::keys::{CaKeyAlg, KeyAlg, Signer};
 use crate::core::lint::CertKind;
-use crate::core::profile::Profile;
+use crate::core::profile::{self, Profile};
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
 use crate::pemfile;
@@ -39,23 +39,6 @@ pub mod vault;
 pub use store::{ClientRow, KmcRole, RecoveryRow};
 use store::{EscrowRow, Event, KmcStore};
 use vault::MasterKey;
-
-const CLIENT_PROFILE: &str = r#"
-description = "a credential for the KMC's API"
-key_algorithms = ["p256"]
-max_validity_days = 825
-default_validity_days = 825
-key_usages = ["digitalSignature"]
-extended_key_usages = ["clientAuth"]
-"#;
-const SERVER_PROFILE: &str = r#"
-description = "the KMC's TLS certificate"
-key_algorithms = ["p256"]
-max_validity_days = 397
-default_validity_days = 397
-key_usages = ["digitalSignature"]
-extended_key_usages = ["serverAuth"]
-"#;
 
 /// How recoveries are controlled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,17 +160,10 @@ impl Kmc {
         &self.ca.der
     }
 
-    fn sign_leaf(
-        &self,
-        profile_text: &str,
-        names: &Names,
-        spki_der: &[u8],
-        days: u32,
-    ) -> Result<Vec<u8>> {
+    fn sign_leaf(&self, profile_text: &str, names: &Names, spki_der: &[u8]) -> Result<Vec<u8>> {
         let profile = Profile::parse("kmc", "internal", profile_text)?;
         let now = OffsetDateTime::now_utc();
-        let (not_before, not_after) =
-            issue::validity(&profile, Some(days), now, self.ca.not_after)?;
+        let (not_before, not_after) = issue::validity(&profile, None, now, self.ca.not_after)?;
         let params = issue::leaf_params(&LeafSpec {
             profile: &profile,
             names,
@@ -218,6 +194,7 @@ impl Kmc {
         name: &str,
         spki_der: &[u8],
         actor: &str,
+        replace: bool,
     ) -> Result<Vec<u8>> {
         if name.is_empty()
             || name.len() > 64
@@ -238,14 +215,14 @@ impl Kmc {
             ],
             ..Names::default()
         };
-        let der = self.sign_leaf(CLIENT_PROFILE, &names, spki_der, 825)?;
+        let der = self.sign_leaf(profile::INTERNAL_CREDENTIAL, &names, spki_der)?;
         let row = ClientRow {
             sha256: crate::core::fingerprint(&der),
             role,
             name: name.into(),
             disabled: false,
         };
-        self.store.add_client(&row, &der, actor)?;
+        self.store.add_client(&row, &der, actor, replace)?;
         self.checkpoint()?;
         Ok(der)
     }
@@ -284,7 +261,7 @@ impl Kmc {
                         ),
                     }
                 }
-                let der = self.sign_leaf(SERVER_PROFILE, &n, &k.spki_der(), 397)?;
+                let der = self.sign_leaf(profile::INTERNAL_SERVER_TLS, &n, &k.spki_der())?;
                 k.save(&key)?;
                 pemfile::write_public(&cert, pemfile::certs_to_pem([der.as_slice()]).as_bytes())?;
                 der
@@ -501,43 +478,47 @@ impl Kmc {
 
     /// An officer approves a pending recovery (once per officer).
     pub fn approve(&self, caller: &ClientRow, id: &str) -> Result<RecoveryView> {
-        Self::only(caller, KmcRole::Officer)?;
-        let r = self.recovery(id)?;
-        match self.view(&r).state {
-            "expired" | "released" | "refused" => {
-                return Err(Error::Conflict(format!(
-                    "recovery {id} is {}; approvals are closed",
-                    self.view(&r).state
-                )));
-            }
-            _ => {}
-        }
-        let event = Event {
-            actor: &caller.name,
-            event: "kmc.recovery.approved",
-            object: id,
-            detail: format!("officer_sha256={}", caller.sha256),
-        };
-        self.store.approve(id, caller, &event)?;
-        self.checkpoint()?;
-        Ok(self.view(&self.recovery(id)?))
+        let detail = format!("officer_sha256={}", caller.sha256);
+        self.decide(
+            caller,
+            id,
+            "kmc.recovery.approved",
+            detail,
+            |store, event| store.approve(id, caller, event),
+        )
     }
 
     /// An officer refuses a recovery: it is closed, and nothing is ever released for it.
     pub fn refuse(&self, caller: &ClientRow, id: &str, reason: &str) -> Result<RecoveryView> {
+        let detail = format!("officer_sha256={} reason={reason:?}", caller.sha256);
+        self.decide(caller, id, "kmc.recovery.denied", detail, |store, event| {
+            store.refuse(id, caller, event)
+        })
+    }
+
+    /// An officer's decision on an open recovery, recorded with its audit entry.
+    fn decide(
+        &self,
+        caller: &ClientRow,
+        id: &str,
+        event: &str,
+        detail: String,
+        record: impl FnOnce(&KmcStore, &Event<'_>) -> Result<()>,
+    ) -> Result<RecoveryView> {
         Self::only(caller, KmcRole::Officer)?;
-        let r = self.recovery(id)?;
-        let state = self.view(&r).state;
+        let state = self.view(&self.recovery(id)?).state;
         if matches!(state, "expired" | "released" | "refused") {
-            return Err(Error::Conflict(format!("recovery {id} is {state} already")));
+            return Err(Error::Conflict(format!(
+                "recovery {id} is {state}; it is closed"
+            )));
         }
         let event = Event {
             actor: &caller.name,
-            event: "kmc.recovery.denied",
+            event,
             object: id,
-            detail: format!("officer_sha256={} reason={reason:?}", caller.sha256),
+            detail,
         };
-        self.store.refuse(id, caller, &event)?;
+        record(&self.store, &event)?;
         self.checkpoint()?;
         Ok(self.view(&self.recovery(id)?))
     }
@@ -752,7 +733,9 @@ mod tests {
 
     fn client(kmc: &Kmc, role: KmcRole, name: &str) -> ClientRow {
         let key = SoftwareKey::generate(CaKeyAlg::P256).unwrap();
-        let der = kmc.add_client(role, name, &key.spki_der(), "test").unwrap();
+        let der = kmc
+            .add_client(role, name, &key.spki_der(), "test", false)
+            .unwrap();
         kmc.authenticate(Some(&der)).unwrap()
     }
 

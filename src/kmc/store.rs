@@ -256,21 +256,42 @@ impl KmcStore {
         })
     }
 
-    pub fn add_client(&self, row: &ClientRow, cert_der: &[u8], actor: &str) -> Result<()> {
+    /// Registers a client; an officer's name is taken once unless `replace` disables the
+    /// name's earlier credentials (re-enrolment).
+    pub fn add_client(
+        &self,
+        row: &ClientRow,
+        cert_der: &[u8],
+        actor: &str,
+        replace: bool,
+    ) -> Result<()> {
         let event = Event {
             actor,
             event: "kmc.client.added",
             object: &row.name,
-            detail: format!("role={} sha256={}", row.role.as_str(), row.sha256),
+            detail: format!(
+                "role={} sha256={} replaces_earlier={replace}",
+                row.role.as_str(),
+                row.sha256
+            ),
         };
         self.change(&event, |tx| {
+            if replace {
+                tx.execute(
+                    "UPDATE clients SET disabled = 1 WHERE role = ?1 AND name = ?2",
+                    params![row.role.as_str(), row.name],
+                )?;
+            }
             let taken: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM clients WHERE role = ?1 AND name = ?2 AND disabled = 0",
                 params![row.role.as_str(), row.name],
                 |r| r.get(0),
             )?;
             if taken > 0 && row.role == KmcRole::Officer {
-                return Err(Error::Conflict(format!("officer {:?} exists", row.name)));
+                return Err(Error::Conflict(format!(
+                    "officer {:?} exists; `ecca kmc officer add {} --replace` re-enrols them",
+                    row.name, row.name
+                )));
             }
             tx.execute(
                 "INSERT INTO clients (cert_sha256, role, name, cert_der, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",

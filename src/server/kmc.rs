@@ -80,22 +80,25 @@ pub fn kmc_url(dir: &Path) -> Result<String> {
 }
 
 /// Issues a credential from `kmc` into `out` (cert.pem, key.pem 0600, ca.pem = the KMC's
-/// credential CA): for a CA instance or a recovery officer. The key is made here.
+/// credential CA): for a CA instance or a recovery officer. The key is made here. With
+/// `replace`, the files in `out` (and, for an officer, the name's earlier credential) are
+/// replaced: re-enrolment before expiry or after a lost key.
 pub fn write_kmc_credential(
     kmc: &Kmc,
     role: KmcRole,
     name: &str,
     out: &Path,
     actor: &str,
+    replace: bool,
 ) -> Result<String> {
-    if out.join("key.pem").exists() {
+    if out.join("key.pem").exists() && !replace {
         return Err(Error::InvalidArgument(format!(
             "{} holds a credential already; choose another folder",
             out.display()
         )));
     }
     let key = SoftwareKey::generate(crate::core::keys::CaKeyAlg::P256)?;
-    let der = kmc.add_client(role, name, &key.spki_der(), actor)?;
+    let der = kmc.add_client(role, name, &key.spki_der(), actor, replace)?;
     pemfile::private_dir(out)?;
     key.save_plain(&out.join("key.pem"))?;
     pemfile::write_public(
@@ -109,10 +112,24 @@ pub fn write_kmc_credential(
     Ok(crate::core::fingerprint(&der))
 }
 
-/// The CA instance's credential for an embedded KMC (`DIR/kmc-client/`), made on first use.
+/// The CA instance's credential for an embedded KMC (`DIR/kmc-client/`): made on first use,
+/// and made anew at a start within 60 days of its end.
 pub fn ensure_ca_credential(kmc: &Kmc, out: &Path) -> Result<Credentials> {
-    if !out.join("key.pem").exists() {
-        write_kmc_credential(kmc, KmcRole::Ca, "ca", out, "ecca")?;
+    let ends_soon = || -> bool {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        std::fs::read(out.join("cert.pem"))
+            .ok()
+            .and_then(|p| pemfile::parse_certs(&p).ok())
+            .and_then(|c| c.into_iter().next())
+            .and_then(|der| {
+                x509_parser::parse_x509_certificate(&der)
+                    .ok()
+                    .map(|(_, c)| c.validity().not_after.timestamp())
+            })
+            .is_none_or(|end| end - 60 * 86_400 < now)
+    };
+    if !out.join("key.pem").exists() || ends_soon() {
+        write_kmc_credential(kmc, KmcRole::Ca, "ca", out, "ecca", true)?;
     }
     Credentials::load(out)
 }

@@ -21,6 +21,33 @@ mod maintenance;
 
 pub use bootstrap::{ensure_working_keys, prepare, write_credential};
 
+/// Logs to stderr, filtered by $ECCA_LOG (tracing env-filter syntax; default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ECCA_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves at Ctrl-C or SIGTERM: when a daemon should stop.
+pub async fn stop_requested() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 /// A server that is running; dropping it does not stop it, [`Running::shutdown`] does.
 #[derive(Debug)]
 pub struct Running {

@@ -10,7 +10,7 @@ use crate::authority::{Authority, CaCert, IssuingCa, WorkingKey};
 use crate::core::csr;
 use crate::core::issue::{self, IssuerUrls, LeafSpec, Names, SubjectKey};
 use crate::core::keys::Family;
-use crate::core::profile::{Profile, Profiles};
+use crate::core::profile::{self, Profile, Profiles};
 use crate::core::revocation::Reason;
 use crate::core::serial::Serial;
 use crate::error::{Error, Result};
@@ -34,14 +34,6 @@ pub use tenants::{IssuedCredential, PlatformSpec};
 pub(crate) const RESPONDER_PROFILE: &str = "ecca-ocsp";
 
 /// Profiles ecca uses for its own certificates; not offered to callers.
-const INTERNAL_SERVER_TLS: &str = r#"
-description = "ecca's own gRPC server certificate"
-key_algorithms = ["p256"]
-max_validity_days = 397
-default_validity_days = 397
-key_usages = ["digitalSignature"]
-extended_key_usages = ["serverAuth"]
-"#;
 const INTERNAL_OCSP: &str = r#"
 description = "ecca's delegated OCSP responder"
 key_algorithms = ["p256"]
@@ -59,14 +51,6 @@ default_validity_days = 1825
 key_usages = ["digitalSignature"]
 extended_key_usages = ["timeStamping"]
 critical_eku = true
-"#;
-const INTERNAL_CLIENT: &str = r#"
-description = "ecca API client credential"
-key_algorithms = ["p256"]
-max_validity_days = 397
-default_validity_days = 397
-key_usages = ["digitalSignature"]
-extended_key_usages = ["clientAuth"]
 "#;
 
 /// What ecca issues for itself. The API's own TLS (credential CA) lives apart from what
@@ -184,8 +168,16 @@ impl Service {
             authority,
             store,
             profiles,
-            internal_server: Profile::parse("ecca-server-tls", "internal", INTERNAL_SERVER_TLS)?,
-            internal_client: Profile::parse("ecca-credential", "internal", INTERNAL_CLIENT)?,
+            internal_server: Profile::parse(
+                "ecca-server-tls",
+                "internal",
+                profile::INTERNAL_SERVER_TLS,
+            )?,
+            internal_client: Profile::parse(
+                "ecca-credential",
+                "internal",
+                profile::INTERNAL_CREDENTIAL,
+            )?,
             internal_ocsp: Profile::parse(RESPONDER_PROFILE, "internal", INTERNAL_OCSP)?,
             internal_tsa: Profile::parse("ecca-tsa", "internal", INTERNAL_TSA)?,
             tsa: std::sync::RwLock::new(std::collections::HashMap::new()),

@@ -97,6 +97,9 @@ enum OfficerCommand {
         name: String,
         #[arg(long)]
         out: PathBuf,
+        /// Re-enrol an officer (expiring or lost credential): their earlier ones stop working.
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -196,7 +199,7 @@ fn officer_client(
 pub async fn run(g: &Global, a: Args) -> Result<bool> {
     match a.command {
         Command::Officer {
-            command: OfficerCommand::Add { name, out },
+            command: OfficerCommand::Add { name, out, replace },
         } => {
             let kmc = open_local(&kmc_dir(g, &a.kmc_dir)?)?;
             let sha256 = ecca::server::kmc::write_kmc_credential(
@@ -205,6 +208,7 @@ pub async fn run(g: &Global, a: Args) -> Result<bool> {
                 &name,
                 &out,
                 "ecca kmc officer add",
+                replace,
             )?;
             if g.json {
                 output::print_json(

@@ -131,6 +131,20 @@ impl Ca {
         v
     }
 
+    /// Makes the SM2 hierarchy `gm` (the sm2-* profiles' issuer).
+    pub async fn add_gm(&self) -> Value {
+        self.ok(&[
+            "issuer",
+            "add",
+            "--name",
+            "gm",
+            "--algorithm",
+            "sm2",
+            "--yes",
+        ])
+        .await
+    }
+
     /// Writes a CA certificate (fetched from /ca/ID.der, as relying parties do) as PEM.
     pub async fn ca_pem(&self, id: &str, out: &Path) -> PathBuf {
         let der = self.get(&format!("/ca/{id}.der")).await;
