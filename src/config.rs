@@ -110,6 +110,9 @@ pub struct KmcSection {
     pub approvals: Option<u32>,
     /// Hours a recovery request stays open (the KMC run here; default 24).
     pub recovery_hours: Option<u32>,
+    /// Where the KMC run here listens (default 127.0.0.1 on a port the OS picks; officers
+    /// on other hosts need a fixed, reachable address).
+    pub listen: Option<SocketAddr>,
 }
 
 /// The configuration file, every key optional.
@@ -339,6 +342,7 @@ impl ServerConfig {
             credentials: k.credentials.or(self.kmc.credentials.take()),
             approvals: k.approvals.or(self.kmc.approvals),
             recovery_hours: k.recovery_hours.or(self.kmc.recovery_hours),
+            listen: k.listen.or(self.kmc.listen),
         };
         let ca = file.ca;
         let init = &mut self.init;

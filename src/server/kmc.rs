@@ -157,7 +157,10 @@ pub async fn connect(config: &ServerConfig) -> Result<(Option<RunningKmc>, KmcCl
     let defaults = KmcOptions::default();
     let running = serve_kmc(KmcConfig {
         dir: layout.kmc_dir(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: config
+            .kmc
+            .listen
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
         options: KmcOptions {
             approvals: config.kmc.approvals.unwrap_or(defaults.approvals),
             recovery_ttl: config
