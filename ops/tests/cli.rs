@@ -467,6 +467,7 @@ async fn bench_quick_reports_every_measure() {
         "startup_ms",
         "idle_rss_mib",
         "sm2",
+        "dual",
     ] {
         assert!(!v[key].is_null(), "{key} missing in {v}");
     }

@@ -101,7 +101,7 @@ pub struct Kmc {
     store: KmcStore,
     master: MasterKey,
     ca: CaView,
-    ca_key: SoftwareKey,
+    ca_key: std::sync::Arc<SoftwareKey>,
     opts: KmcOptions,
 }
 
@@ -140,9 +140,13 @@ impl Kmc {
             (der, key)
         };
         let ca = CaView::from_der(ca_der)?;
+        let ca_key = std::sync::Arc::new(ca_key);
+        let signer = ca_key.clone();
+        let store = KmcStore::open(&dir.join("kmc.db"))?
+            .with_checkpoints(Box::new(move |message| Ok(signer.sign(message)?)));
         Ok(Kmc {
             dir: dir.to_path_buf(),
-            store: KmcStore::open(&dir.join("kmc.db"))?,
+            store,
             master,
             ca,
             ca_key,
@@ -175,7 +179,7 @@ impl Kmc {
             urls: None,
         })?;
         let subject = SubjectKey::from_spki(spki_der)?;
-        let issuer = IssuerRef::new(&self.ca, &self.ca_key)?;
+        let issuer = IssuerRef::new(&self.ca, self.ca_key.as_ref())?;
         let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity)?;
         Ok(issue::sign(
             &params,
@@ -223,7 +227,6 @@ impl Kmc {
             disabled: false,
         };
         self.store.add_client(&row, &der, actor, replace)?;
-        self.checkpoint()?;
         Ok(der)
     }
 
@@ -294,14 +297,6 @@ impl Kmc {
         }
     }
 
-    /// Signs a checkpoint over the audit log's head with the credential CA's key.
-    fn checkpoint(&self) -> Result<()> {
-        let (id, hash) = self.store.head()?;
-        let message = crate::core::audit::checkpoint_message(id, &hash);
-        let signature = self.ca_key.sign(&message)?;
-        self.store.add_checkpoint(id, &hash, &signature)
-    }
-
     /// Generates an encryption key pair of `algorithm`, escrows it and envelopes it to the
     /// subscriber's signing certificate (the CA service).
     pub fn generate(
@@ -335,7 +330,6 @@ impl Kmc {
             ),
         };
         self.store.insert_escrow(&row, &event)?;
-        self.checkpoint()?;
         Ok(Generated {
             escrow_id: id,
             spki_der,
@@ -376,7 +370,6 @@ impl Kmc {
         };
         self.store
             .bind(escrow_id, &serial, cert_der, &subject, &event)?;
-        self.checkpoint()?;
         Ok((serial, subject))
     }
 
@@ -466,7 +459,6 @@ impl Kmc {
             ),
         };
         self.store.insert_recovery(&row, &event)?;
-        self.checkpoint()?;
         Ok(self.view(&row))
     }
 
@@ -519,7 +511,6 @@ impl Kmc {
             detail,
         };
         record(&self.store, &event)?;
-        self.checkpoint()?;
         Ok(self.view(&self.recovery(id)?))
     }
 
@@ -556,7 +547,6 @@ impl Kmc {
                 detail: e.to_string(),
             };
             self.store.audit(&event)?;
-            self.checkpoint()?;
             return Err(e);
         }
         let escrow = self.store.escrow(&r.escrow_id)?.ok_or_else(|| {
@@ -575,7 +565,6 @@ impl Kmc {
             ),
         };
         self.store.released(id, &event)?;
-        self.checkpoint()?;
         Ok((self.view(&self.recovery(id)?), envelope, kind))
     }
 

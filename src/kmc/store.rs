@@ -145,16 +145,25 @@ pub struct Event<'a> {
 }
 
 /// The KMC's database.
-#[derive(Debug)]
 pub struct KmcStore {
     conn: Mutex<Connection>,
+    /// Signs a checkpoint over the head in the same transaction as every change, so the log is
+    /// vouched for entry by entry at the cost of no extra commit.
+    checkpoints: Option<CheckpointSigner>,
+}
+
+impl std::fmt::Debug for KmcStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KmcStore")
+    }
 }
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn append(tx: &Transaction<'_>, e: &Event<'_>) -> Result<()> {
+/// Appends an entry; returns the new head (id, hash).
+fn append(tx: &Transaction<'_>, e: &Event<'_>) -> Result<(i64, Vec<u8>)> {
     let head: Option<(i64, Vec<u8>)> = tx
         .query_row(
             "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
@@ -172,8 +181,11 @@ fn append(tx: &Transaction<'_>, e: &Event<'_>) -> Result<()> {
             id, at, e.actor, e.event, e.object, e.detail, prev_hash, hash
         ],
     )?;
-    Ok(())
+    Ok((id, hash.to_vec()))
 }
+
+/// Signs a checkpoint message (the KMC's credential CA key).
+pub type CheckpointSigner = Box<dyn Fn(&[u8]) -> Result<Vec<u8>> + Send + Sync>;
 
 impl KmcStore {
     /// Opens (creating) the database: WAL, synchronous=FULL (an acknowledged escrow is durable).
@@ -204,7 +216,16 @@ impl KmcStore {
         }
         Ok(KmcStore {
             conn: Mutex::new(conn),
+            checkpoints: None,
         })
+    }
+
+    /// Signs a checkpoint with every change from now on.
+    pub fn with_checkpoints(self, sign: CheckpointSigner) -> Self {
+        KmcStore {
+            checkpoints: Some(sign),
+            ..self
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -224,7 +245,14 @@ impl KmcStore {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
-            append(&tx, event)?;
+            let (id, hash) = append(&tx, event)?;
+            if let Some(sign) = &self.checkpoints {
+                let signature = sign(&crate::core::audit::checkpoint_message(id, &hash))?;
+                tx.execute(
+                    "INSERT INTO checkpoints (upto_id, head_hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, hash, now(), signature],
+                )?;
+            }
             tx.commit()?;
             Ok(out)
         })
@@ -503,29 +531,6 @@ impl KmcStore {
     /// Appends an audit entry on its own (a refusal worth recording).
     pub fn audit(&self, event: &Event<'_>) -> Result<()> {
         self.change(event, |_| Ok(()))
-    }
-
-    /// The newest audit entry's id and hash (0 and zeros when empty).
-    pub fn head(&self) -> Result<(i64, Vec<u8>)> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, vec![0u8; 32])))
-        })
-    }
-
-    pub fn add_checkpoint(&self, upto_id: i64, head_hash: &[u8], signature: &[u8]) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO checkpoints (upto_id, head_hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
-                params![upto_id, head_hash, now(), signature],
-            )?;
-            Ok(())
-        })
     }
 
     /// The whole log, oldest first, and the checkpoints.

@@ -85,6 +85,48 @@ fn sm2_csr(name: &str) -> Result<Vec<u8>> {
     Ok(ecca::core::issue::request_der(&p, &key)?)
 }
 
+/// A merchant CSR (O, C, USCC) for a fresh key of `alg`: what dual certificates are for.
+fn merchant_csr(alg: ecca::core::keys::CaKeyAlg, i: usize) -> Result<Vec<u8>> {
+    use rcgen::{DnType, DnValue};
+    let failed = |e: rcgen::Error| Error::Internal(format!("bench CSR: {e}"));
+    let key = ecca::signer::SoftwareKey::generate(alg)?;
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(
+        DnType::CountryName,
+        DnValue::PrintableString("CN".try_into().map_err(failed)?),
+    );
+    dn.push(DnType::OrganizationName, "Example Trading Co., Ltd.");
+    dn.push(
+        DnType::CustomDnType(vec![2, 5, 4, 5]),
+        DnValue::PrintableString("91350100M000100Y43".try_into().map_err(failed)?),
+    );
+    dn.push(DnType::CommonName, format!("merchant {i}"));
+    p.distinguished_name = dn;
+    Ok(ecca::core::issue::request_der(&p, &key)?)
+}
+
+/// Single and dual issuance under `profile` with merchant CSRs of `alg`, in this run:
+/// (single per second, dual per second, dual p50 ms).
+async fn dual_levels(
+    clients: &[Client],
+    alg: ecca::core::keys::CaKeyAlg,
+    profile: &'static str,
+    n: usize,
+    c: usize,
+) -> Result<(f64, f64, f64)> {
+    let progress = Progress::new(&format!("generating {} merchant CSRs", alg.as_str()), 2 * n);
+    let mut csrs = Vec::with_capacity(2 * n);
+    for i in 0..2 * n {
+        csrs.push(merchant_csr(alg, i)?);
+        progress.tick();
+    }
+    let second = csrs.split_off(n);
+    let (one, _, _) = issue_level_under(clients, csrs, c, profile, false).await?;
+    let (two, p50, _) = issue_level_under(clients, second, c, profile, true).await?;
+    Ok((one, two, p50))
+}
+
 /// Signatures and verifications per second on one thread with a software key of `alg`.
 fn sign_verify(alg: ecca::core::keys::CaKeyAlg, n: usize) -> Result<(f64, f64)> {
     use ecca::core::keys::{CaKeyAlg, Signer};
@@ -123,15 +165,17 @@ async fn issue_level(
     csrs: Vec<Vec<u8>>,
     concurrency: usize,
 ) -> Result<(f64, f64, f64)> {
-    issue_level_under(clients, csrs, concurrency, "server-tls").await
+    issue_level_under(clients, csrs, concurrency, "server-tls", false).await
 }
 
-/// [`issue_level`] under a given profile.
+/// [`issue_level`] under a given profile; `dual`: IssueDualCertificate (two certificates and
+/// a KMC escrow per request).
 async fn issue_level_under(
     clients: &[Client],
     csrs: Vec<Vec<u8>>,
     concurrency: usize,
     profile: &'static str,
+    dual: bool,
 ) -> Result<(f64, f64, f64)> {
     let total = csrs.len();
     let csrs = Arc::new(csrs);
@@ -154,7 +198,13 @@ async fn issue_level_under(
                     return Ok::<_, Error>(lat);
                 }
                 let t = Instant::now();
-                client.issue(csrs[i].clone(), profile, None).await?;
+                if dual {
+                    client
+                        .issue_dual(csrs[i].clone(), profile, None, "")
+                        .await?;
+                } else {
+                    client.issue(csrs[i].clone(), profile, None).await?;
+                }
                 lat.push(t.elapsed());
                 progress.tick();
             }
@@ -577,7 +627,7 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
         progress.tick();
     }
     let (sm2_rate, sm2_p50, sm2_p99) =
-        issue_level_under(&clients, sm2_csrs, c, "sm2-server-tls").await?;
+        issue_level_under(&clients, sm2_csrs, c, "sm2-server-tls", false).await?;
     let p256_rate = issuance
         .get(level)
         .and_then(|v| v["per_second"].as_f64())
@@ -596,6 +646,29 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
                          "p256_per_second": p256_rate},
         }),
     );
+    // Dual certificates (GM/T 0034): a signing and an encryption certificate plus the KMC's
+    // key generation, escrow and envelope, against one certificate for the same CSRs.
+    let n = (a.requests / 4).max(20);
+    let mut duals = Vec::new();
+    for (alg, profile) in [
+        (ecca::core::keys::CaKeyAlg::Sm2, "sm2-merchant-ov"),
+        (ecca::core::keys::CaKeyAlg::P256, "merchant-ov"),
+    ] {
+        let (one, two, p50) = dual_levels(&clients, alg, profile, n, c).await?;
+        rows.push((
+            format!(
+                "dual issuance {} c={c} (2 certificates + KMC escrow)",
+                alg.as_str()
+            ),
+            format!("{two:.0}/s  p50 {p50:.2} ms"),
+            format!("dual/single = {:.2} (single {one:.0}/s)", two / one),
+        ));
+        duals.push(
+            json!({"algorithm": alg.as_str(), "concurrency": c, "requests": n,
+                          "single_per_second": one, "dual_per_second": two, "dual_p50_ms": p50}),
+        );
+    }
+    report.insert("dual".into(), json!(duals));
     if let Some(url) = &a.postgres {
         let pg = postgres_levels(tmp.path(), url, &csrs, &a).await?;
         for (level, (c, rate, p50, p99)) in pg.iter().enumerate() {
