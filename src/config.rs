@@ -14,6 +14,8 @@ use crate::signer::pkcs11::Pkcs11Config;
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:7443";
 /// Default HTTP listen address (CA certificates, health; CRLs and OCSP later).
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7080";
+/// Default Prometheus metrics listen address (its own listener; "off" disables it).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// Largest gRPC message the CA service accepts.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -121,6 +123,8 @@ pub struct KmcSection {
 pub struct ConfigFile {
     pub grpc_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
+    /// Where /metrics is served (default 127.0.0.1:9464), or "off".
+    pub metrics_listen: Option<String>,
     /// Base URL written into certificates for CRLs, OCSP and CA certificates
     /// (default: http://<http_listen>).
     pub public_base_url: Option<String>,
@@ -182,6 +186,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub grpc_listen: SocketAddr,
     pub http_listen: SocketAddr,
+    /// The Prometheus metrics listener (None: no listener, and nothing counted).
+    pub metrics_listen: Option<SocketAddr>,
     pub public_base_url: Option<String>,
     pub server_names: Vec<String>,
     pub profiles_dir: Option<PathBuf>,
@@ -227,6 +233,11 @@ impl ServerConfig {
             http_listen: DEFAULT_HTTP_LISTEN
                 .parse()
                 .unwrap_or_else(|_| unreachable!()),
+            metrics_listen: Some(
+                DEFAULT_METRICS_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+            ),
             public_base_url: None,
             server_names: Vec::new(),
             profiles_dir: None,
@@ -254,6 +265,7 @@ impl ServerConfig {
         ServerConfig {
             grpc_listen: any,
             http_listen: any,
+            metrics_listen: Some(any),
             ..Self::new(data_dir)
         }
     }
@@ -305,6 +317,9 @@ impl ServerConfig {
         }
         if let Some(a) = file.http_listen {
             self.http_listen = a;
+        }
+        if let Some(a) = &file.metrics_listen {
+            self.metrics_listen = parse_metrics_listen(a)?;
         }
         if file.public_base_url.is_some() {
             self.public_base_url = file.public_base_url;
@@ -362,6 +377,18 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// A metrics listen address, or "off".
+pub fn parse_metrics_listen(s: &str) -> Result<Option<SocketAddr>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| {
+        Error::Config(format!(
+            "metrics_listen {s:?} is neither an address such as 127.0.0.1:9464 nor \"off\""
+        ))
+    })
 }
 
 /// Every `*.toml` in a directory as a profile; the file stem is the profile name.

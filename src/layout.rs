@@ -125,6 +125,9 @@ impl Layout {
 pub struct Endpoints {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    /// The Prometheus metrics listener, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// File name of the endpoints record inside the data directory.

@@ -22,6 +22,7 @@ pub mod http;
 pub mod kmc;
 pub mod layout;
 pub mod listen;
+pub mod metrics;
 pub mod pemfile;
 pub mod publish;
 pub mod server;

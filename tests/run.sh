@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the external verifiers it needs (openssl,
-# SoftHSM2, PostgreSQL, a Python venv with pkilint and grpcio), then formatting, clippy and every test.
+# SoftHSM2, PostgreSQL, Prometheus, a Python venv with pkilint and grpcio), then formatting, clippy and every test.
 # External tools are always required: a missing one fails its test (only ECCA_ALLOW_SKIP=1,
 # never set here, lets tests skip; see tests/common/tools.rs).
 set -euo pipefail
@@ -23,6 +23,10 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "== installing postgresql (throwaway clusters for the store and scale-out tests)"
   as_root apt-get update -qq && as_root apt-get install -y -qq postgresql
+fi
+if ! command -v promtool >/dev/null; then
+  echo "== installing prometheus (scrapes the metrics listener; promtool checks the exposition)"
+  as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends prometheus
 fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   echo "== installing python3-venv"

@@ -422,7 +422,8 @@ async fn an_older_data_directory_is_migrated_on_start() {
 fn undo_migration_5(db: &Path) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.execute_batch(
-        "DROP TABLE certificate_pairs;
+        "DROP INDEX certificates_not_after;
+         DROP TABLE certificate_pairs;
          DROP INDEX certificates_ca_revoked;
          DROP INDEX certificates_ca_expiry;
          ALTER TABLE cross_certificates DROP COLUMN ca;

@@ -468,6 +468,7 @@ async fn bench_quick_reports_every_measure() {
         "idle_rss_mib",
         "sm2",
         "dual",
+        "metrics",
     ] {
         assert!(!v[key].is_null(), "{key} missing in {v}");
     }

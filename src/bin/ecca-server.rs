@@ -26,6 +26,9 @@ struct Args {
     /// HTTP listen address for CA certificates and health [default: 127.0.0.1:7080].
     #[arg(long)]
     http_listen: Option<SocketAddr>,
+    /// Prometheus metrics listener, path /metrics, or "off" [default: 127.0.0.1:9464].
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// Base URL of the HTTP side as relying parties reach it; written into every certificate
     /// for CRLs, OCSP and the CA certificates [default: http://<http-listen>].
     #[arg(long)]
@@ -72,6 +75,15 @@ async fn main() -> ExitCode {
     if let Some(a) = args.http_listen {
         config.http_listen = a;
     }
+    if let Some(m) = &args.metrics_listen {
+        match ecca::config::parse_metrics_listen(m) {
+            Ok(a) => config.metrics_listen = a,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if args.public_base_url.is_some() {
         config.public_base_url = args.public_base_url;
     }
@@ -106,6 +118,9 @@ async fn main() -> ExitCode {
         running.endpoints.http
     );
     println!("ecca: admin credential in {dir}/admin (cert.pem, key.pem, ca.pem)");
+    if let Some(addr) = running.endpoints.metrics {
+        println!("ecca: metrics on http://{addr}/metrics");
+    }
     if let Some(kmc) = running.kmc() {
         println!(
             "ecca: key management centre on {} ({dir}/kmc; dual certificates, `ecca kmc`)",

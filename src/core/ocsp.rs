@@ -226,6 +226,22 @@ pub fn error_response(status: OcspResponseStatus) -> Vec<u8> {
     .unwrap_or_else(|_| vec![0x30, 0x03, 0x0a, 0x01, status as u8])
 }
 
+/// The status of the first single response of a DER OCSP response (what a cached response
+/// says, for counting); None for an error response or anything unparsable.
+pub fn first_status(der: &[u8]) -> Option<Status> {
+    let resp = OcspResponse::from_der(der).ok()?;
+    let basic = BasicOcspResponse::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
+    let single = basic.tbs_response_data.responses.first()?;
+    Some(match &single.cert_status {
+        CertStatus::Good(_) => Status::Good,
+        CertStatus::Unknown(_) => Status::Unknown,
+        CertStatus::Revoked(_) => Status::Revoked {
+            at: 0,
+            reason: Reason::Unspecified,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use crate::verify::{self, RevocationMode};
 mod admin;
 pub mod codec;
 mod status;
+pub mod timing;
 pub mod tls;
 
 pub use admin::AdminApi;

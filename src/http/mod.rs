@@ -25,6 +25,7 @@ use crate::pemfile;
 use crate::publish::{OCSP_MAX_AGE, OcspAnswer, Published};
 use crate::service::Service;
 
+pub mod metrics;
 mod rate;
 
 pub use rate::RateLimiter;

@@ -75,6 +75,7 @@ impl Publisher {
             .map(|(_, e)| e.clone())
             .collect();
         let all: Vec<RevokedEntry> = snapshot.revoked.into_iter().map(|(_, e)| e).collect();
+        let all_len = all.len();
         let issuing = ca.clone();
         let (full, delta) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<u8>)> {
             let mut params = CrlParams {
@@ -94,6 +95,11 @@ impl Publisher {
         })
         .await
         .map_err(|e| Error::Internal(format!("CRL task: {e}")))??;
+        if let Some(m) = crate::metrics::get() {
+            m.crl_entries
+                .with_label_values(&[slot.id.as_str()])
+                .set(i64::try_from(all_len).unwrap_or(i64::MAX));
+        }
         let set = CrlSet {
             full: Published::new(full, at, at + CRL_VALIDITY),
             delta: Some(Published::new(delta, at, at + DELTA_VALIDITY)),
@@ -155,6 +161,11 @@ impl Publisher {
             freshest_url: None,
         };
         let der = slot.cert().sign_crl(&params, &entries)?;
+        if let Some(m) = crate::metrics::get() {
+            m.crl_entries
+                .with_label_values(&[slot.id.as_str()])
+                .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+        }
         self.store
             .audit_event(
                 "ecca",

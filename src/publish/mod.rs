@@ -52,16 +52,29 @@ pub struct Published {
     pub next_update: i64,
     /// Strong validator for HTTP: the SHA-256 of the bytes.
     pub etag: String,
+    /// An OCSP response's certificate status ("good", "revoked", "unknown"; "" for CRLs), for
+    /// the metrics.
+    pub status: &'static str,
 }
 
 impl Published {
     fn new(der: Vec<u8>, this_update: i64, next_update: i64) -> Arc<Self> {
+        Self::with_status(der, this_update, next_update, "")
+    }
+
+    fn with_status(
+        der: Vec<u8>,
+        this_update: i64,
+        next_update: i64,
+        status: &'static str,
+    ) -> Arc<Self> {
         let etag = format!("\"{}\"", crate::core::fingerprint(&der));
         Arc::new(Published {
             der,
             this_update,
             next_update,
             etag,
+            status,
         })
     }
 }
@@ -292,6 +305,32 @@ impl Publisher {
 
     fn all_slots(&self) -> Arc<Vec<Arc<Slot>>> {
         self.slots.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sets the CRL gauges (size, thisUpdate, age now) of every CA's latest full CRL.
+    pub fn observe_crls(&self) {
+        let Some(m) = crate::metrics::get() else {
+            return;
+        };
+        let at = now();
+        for slot in self.all_slots().iter() {
+            let Some(full) = slot
+                .crls
+                .read()
+                .ok()
+                .and_then(|c| c.as_ref().map(|s| s.full.clone()))
+            else {
+                continue;
+            };
+            let ca = [slot.id.as_str()];
+            m.crl_bytes
+                .with_label_values(&ca)
+                .set(i64::try_from(full.der.len()).unwrap_or(i64::MAX));
+            m.crl_this_update
+                .with_label_values(&ca)
+                .set(full.this_update);
+            m.crl_age.with_label_values(&ca).set(at - full.this_update);
+        }
     }
 
     fn slot(&self, id: &CaId) -> Option<Arc<Slot>> {

@@ -115,7 +115,7 @@ impl Publisher {
         slot: &Slot,
         id: &CertId,
         at: i64,
-    ) -> Result<Arc<Published>> {
+    ) -> Result<(Arc<Published>, bool)> {
         let key = id.to_der().map_err(|e| Error::Internal(e.to_string()))?;
         if let Some(p) = self
             .ocsp_cache
@@ -124,7 +124,7 @@ impl Publisher {
             .and_then(|c| c.get(&slot.id, &key))
             && at < p.this_update + OCSP_VALIDITY / 2
         {
-            return Ok(p);
+            return Ok((p, true));
         }
         if let Some(p) = self
             .unknown_cache
@@ -133,7 +133,7 @@ impl Publisher {
             .and_then(|c| c.get(&key).cloned())
             && at < p.this_update + OCSP_VALIDITY / 2
         {
-            return Ok(p);
+            return Ok((p, true));
         }
         let serial = ocsp::serial_of(id);
         let published = match self.shared(slot, &key, at).await {
@@ -141,7 +141,7 @@ impl Publisher {
             None => {
                 let status = self.status(slot, &serial).await?;
                 if status == Status::Unknown {
-                    return self.unknown(slot, id, key, at);
+                    return Ok((self.unknown(slot, id, key, at)?, false));
                 }
                 let der = self.sign(slot, &[(id.clone(), status)], None, at)?;
                 if !slot.is_root() {
@@ -156,13 +156,13 @@ impl Publisher {
                         tracing::warn!(error = %e, "cannot share an OCSP response");
                     }
                 }
-                Published::new(der, at, at + OCSP_VALIDITY)
+                Published::with_status(der, at, at + OCSP_VALIDITY, status_label(&status))
             }
         };
         if let Ok(mut cache) = self.ocsp_cache.lock() {
             cache.insert(&slot.id, key, serial, published.clone());
         }
-        Ok(published)
+        Ok((published, false))
     }
 
     /// An "unknown" answer for a serial never issued, from its own small cache. A root never
@@ -180,7 +180,12 @@ impl Publisher {
         } else {
             self.sign(slot, &[(id.clone(), Status::Unknown)], None, at)?
         };
-        let published = Published::new(der, at, at + OCSP_VALIDITY);
+        let label = if slot.is_root() {
+            "unauthorized"
+        } else {
+            "unknown"
+        };
+        let published = Published::with_status(der, at, at + OCSP_VALIDITY, label);
         if let Ok(mut cache) = self.unknown_cache.lock() {
             if cache.len() >= OCSP_UNKNOWN_CAP {
                 cache.clear();
@@ -196,8 +201,10 @@ impl Publisher {
             return None;
         }
         let (der, this_update) = self.store.shared_ocsp(key).await.ok().flatten()?;
-        (at < this_update + OCSP_VALIDITY / 2)
-            .then(|| Published::new(der, this_update, this_update + OCSP_VALIDITY))
+        (at < this_update + OCSP_VALIDITY / 2).then(|| {
+            let status = ocsp::first_status(&der).map_or("", |s| status_label(&s));
+            Published::with_status(der, this_update, this_update + OCSP_VALIDITY, status)
+        })
     }
 
     pub(super) fn which_ca(&self, id: &CertId) -> Option<Arc<Slot>> {
@@ -207,57 +214,96 @@ impl Publisher {
             .cloned()
     }
 
-    /// Answers a DER OCSP request.
+    /// Answers a DER OCSP request (counted by status).
     pub async fn ocsp(&self, request: &[u8]) -> OcspAnswer {
+        let (answer, status) = self.answer(request).await;
+        if let Some(m) = crate::metrics::get() {
+            let status = match &answer {
+                OcspAnswer::Cached(p) => p.status,
+                OcspAnswer::Fresh(_) => status,
+            };
+            m.ocsp_responses.with_label_values(&[status]).inc();
+        }
+        answer
+    }
+
+    /// A single-certificate answer from the cache, counted as a hit or a miss.
+    async fn answer_cached(&self, slot: &Slot, id: &CertId, at: i64) -> (OcspAnswer, &'static str) {
+        match self.cached_response(slot, id, at).await {
+            Ok((p, hit)) => {
+                if let Some(m) = crate::metrics::get() {
+                    let result = if hit { "hit" } else { "miss" };
+                    m.ocsp_cache.with_label_values(&[result]).inc();
+                }
+                (OcspAnswer::Cached(p), "")
+            }
+            Err(e) => internal(e),
+        }
+    }
+
+    /// The answer and, for a fresh one, its status label.
+    async fn answer(&self, request: &[u8]) -> (OcspAnswer, &'static str) {
         let Some(req) = ocsp::parse_request(request) else {
-            return OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::MalformedRequest));
+            return refusal(OcspResponseStatus::MalformedRequest);
         };
         let cas: Option<Vec<Arc<Slot>>> = req.cert_ids.iter().map(|id| self.which_ca(id)).collect();
         let Some(cas) = cas else {
-            return OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::Unauthorized));
+            return refusal(OcspResponseStatus::Unauthorized);
         };
         let slot = cas[0].clone();
         if cas.iter().any(|c| c.id != slot.id) {
             // One response has one signer: ask about one CA at a time.
-            return OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::MalformedRequest));
+            return refusal(OcspResponseStatus::MalformedRequest);
         }
         let at = now();
         // A root answers from its cache only: one CertID, any nonce ignored (RFC 8954 lets a
         // responder leave it out), so no request makes a root key sign on demand.
         if slot.is_root() {
             if req.cert_ids.len() != 1 {
-                return OcspAnswer::Fresh(ocsp::error_response(
-                    OcspResponseStatus::MalformedRequest,
-                ));
+                return refusal(OcspResponseStatus::MalformedRequest);
             }
-            return self
-                .cached_response(&slot, &req.cert_ids[0], at)
-                .await
-                .map(OcspAnswer::Cached)
-                .unwrap_or_else(internal);
+            return self.answer_cached(&slot, &req.cert_ids[0], at).await;
         }
-        let result = if req.cert_ids.len() == 1 && req.nonce.is_none() {
-            self.cached_response(&slot, &req.cert_ids[0], at)
-                .await
-                .map(OcspAnswer::Cached)
-        } else {
-            let mut answers = Vec::with_capacity(req.cert_ids.len());
-            for id in &req.cert_ids {
-                match self.status(&slot, &ocsp::serial_of(id)).await {
-                    Ok(s) => answers.push((id.clone(), s)),
-                    Err(e) => return internal(e),
-                }
+        if req.cert_ids.len() == 1 && req.nonce.is_none() {
+            return self.answer_cached(&slot, &req.cert_ids[0], at).await;
+        }
+        let mut answers = Vec::with_capacity(req.cert_ids.len());
+        for id in &req.cert_ids {
+            match self.status(&slot, &ocsp::serial_of(id)).await {
+                Ok(s) => answers.push((id.clone(), s)),
+                Err(e) => return internal(e),
             }
-            self.sign(&slot, &answers, req.nonce.as_ref(), at)
-                .map(OcspAnswer::Fresh)
-        };
-        result.unwrap_or_else(internal)
+        }
+        let label = answers.first().map_or("", |(_, s)| status_label(s));
+        match self.sign(&slot, &answers, req.nonce.as_ref(), at) {
+            Ok(der) => (OcspAnswer::Fresh(der), label),
+            Err(e) => internal(e),
+        }
     }
 }
 
-fn internal(e: Error) -> OcspAnswer {
+fn internal(e: Error) -> (OcspAnswer, &'static str) {
     tracing::error!(error = %e, "OCSP responder error");
-    OcspAnswer::Fresh(ocsp::error_response(OcspResponseStatus::InternalError))
+    refusal(OcspResponseStatus::InternalError)
+}
+
+/// An unsigned error response, labelled with its RFC 6960 status name.
+fn refusal(status: OcspResponseStatus) -> (OcspAnswer, &'static str) {
+    let label = match status {
+        OcspResponseStatus::MalformedRequest => "malformedRequest",
+        OcspResponseStatus::Unauthorized => "unauthorized",
+        OcspResponseStatus::TryLater => "tryLater",
+        _ => "internalError",
+    };
+    (OcspAnswer::Fresh(ocsp::error_response(status)), label)
+}
+
+fn status_label(status: &Status) -> &'static str {
+    match status {
+        Status::Good => "good",
+        Status::Revoked { .. } => "revoked",
+        Status::Unknown => "unknown",
+    }
 }
 
 /// One CA's pre-signed responses by CertID DER, indexed by serial.

@@ -52,7 +52,7 @@ pub(super) async fn serve(
     config: &ServerConfig,
     service: Arc<Service>,
     cert: Arc<ServerCert>,
-    (grpc, http): (TcpListener, TcpListener),
+    (grpc, http, metrics): (TcpListener, TcpListener, Option<TcpListener>),
 ) -> Result<Listeners> {
     let trust = super::bootstrap::client_trust(&service).await?;
     let tls = crate::grpc::tls::server_config(cert, config.grpc_tls12, &trust)?;
@@ -74,6 +74,7 @@ pub(super) async fn serve(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (grpc_stop_tx, grpc_stop_rx) = oneshot::channel::<()>();
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
     let grpc_tracker = Tracker::new(config.limits);
     let http_tracker = Tracker::new(config.limits);
     let trackers = (grpc_tracker.clone(), http_tracker.clone());
@@ -81,6 +82,7 @@ pub(super) async fn serve(
         let _ = stop_rx.await;
         let _ = grpc_stop_tx.send(());
         let _ = http_stop_tx.send(());
+        let _ = metrics_stop_tx.send(());
         // Open streams (WatchRevocations) would hold a graceful stop forever: cut them after
         // a grace period.
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -89,6 +91,7 @@ pub(super) async fn serve(
     });
     let grpc_router = Server::builder()
         .layer(crate::grpc::tls::InFlightLayer)
+        .layer(crate::grpc::timing::TimingLayer)
         .concurrency_limit_per_connection(256)
         .timeout(std::time::Duration::from_secs(30))
         .add_service(health_service)
@@ -112,12 +115,29 @@ pub(super) async fn serve(
         // Stopped only once the listening socket is closed (a restart may bind the port).
         let _ = accepting.await;
     });
+    let mut tasks = vec![grpc_task];
+    if let Some(listener) = metrics {
+        let app = crate::http::metrics::router(service.clone());
+        tasks.push(tokio::spawn(crate::http::serve(
+            listener,
+            app,
+            Tracker::new(config.limits),
+            async {
+                let _ = metrics_stop_rx.await;
+            },
+        )));
+    }
     let app = crate::http::router(service, &config.rates);
-    let http_task = tokio::spawn(crate::http::serve(http, app, http_tracker, async {
-        let _ = http_stop_rx.await;
-    }));
+    tasks.push(tokio::spawn(crate::http::serve(
+        http,
+        app,
+        http_tracker,
+        async {
+            let _ = http_stop_rx.await;
+        },
+    )));
     Ok(Listeners {
-        tasks: vec![grpc_task, http_task],
+        tasks,
         stop: stop_tx,
         health,
     })

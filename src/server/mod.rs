@@ -148,9 +148,16 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     };
     let grpc_listener = bind(config.grpc_listen, "gRPC").await?;
     let http_listener = bind(config.http_listen, "HTTP").await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind(addr, "metrics").await?),
+        None => None,
+    };
+    // Counting is process-wide: one server per process in production.
+    crate::metrics::set_enabled(metrics_listener.is_some());
     let local =
         |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| Error::Internal(e.to_string()));
     let (grpc_addr, http_addr) = (local(&grpc_listener)?, local(&http_listener)?);
+    let metrics_addr = metrics_listener.as_ref().map(local).transpose()?;
     let base_url = config.base_url(http_addr);
     let (kmc, kmc_client) = kmc::connect(&config).await?;
     let (service, initialized) = prepare(&config, &base_url, Some(kmc_client)).await?;
@@ -163,7 +170,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         &config,
         service.clone(),
         server_cert.clone(),
-        (grpc_listener, http_listener),
+        (grpc_listener, http_listener, metrics_listener),
     )
     .await?;
 
@@ -192,6 +199,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let endpoints = Endpoints {
         grpc: grpc_addr,
         http: http_addr,
+        metrics: metrics_addr,
     };
     let json = serde_json::to_vec_pretty(&endpoints).map_err(|e| Error::Internal(e.to_string()))?;
     pemfile::write_private(&layout.endpoints(), &json)?;

@@ -24,6 +24,8 @@ pub struct DualIssued {
     pub envelope: Vec<u8>,
     /// "SM2EnvelopedKey" or "EnvelopedData".
     pub envelope_type: String,
+    /// The hierarchy that signed both.
+    pub issuer: String,
 }
 
 /// The encryption key the KMC makes for a signing key: the same algorithm, so that the
@@ -59,8 +61,22 @@ impl Service {
     /// certificate for the CSR's key, then the encryption certificate, with the same subject,
     /// for a key the KMC generates and escrows.
     pub async fn issue_dual(&self, caller: &Caller, req: IssueRequest) -> Result<DualIssued> {
+        let issued = self.issue_pair(caller, &req).await;
+        self.count_issuance(
+            &req.profile,
+            caller,
+            issued.as_ref().map(|p| p.issuer.as_str()),
+            2,
+        );
+        if let (Ok(_), Some(m)) = (&issued, crate::metrics::get()) {
+            m.dual_pairs.inc();
+        }
+        issued
+    }
+
+    async fn issue_pair(&self, caller: &Caller, req: &IssueRequest) -> Result<DualIssued> {
         let _slot = self.tenant_permit(caller)?;
-        let admitted = self.admit(caller, &req).await?;
+        let admitted = self.admit(caller, req).await?;
         let profile = admitted.profile;
         if !profile.dual {
             return Err(Error::field(
@@ -136,6 +152,7 @@ impl Service {
             chain: admitted.ca.chain(),
             envelope: generated.envelope,
             envelope_type: generated.envelope_type,
+            issuer: admitted.ca.hierarchy.clone(),
         })
     }
 
@@ -150,6 +167,7 @@ impl Service {
         match request {
             Ok(r) => match self.store.revoke(r).await {
                 Ok(record) => {
+                    super::count_revocation(Reason::CessationOfOperation);
                     tracing::warn!(%serial, error = %why, "dual issuance failed; signing certificate revoked");
                     self.publisher.revoked(&record).await;
                 }
@@ -190,6 +208,7 @@ impl Service {
             .await;
         match revoked {
             Ok(r) => {
+                super::count_revocation(reason);
                 self.publisher.revoked(&r).await;
                 Ok(())
             }

@@ -295,7 +295,9 @@ impl Service {
             req.anchors = roots;
         }
         req.untrusted.extend(intermediates);
-        Ok(self.verifier.verify_signature(req).await)
+        let outcome = self.verifier.verify_signature(req).await;
+        count_verification("signature", outcome.valid);
+        Ok(outcome)
     }
 
     /// Verifies a certificate: the given intermediates plus everything in our trust bundle,
@@ -307,6 +309,15 @@ impl Service {
             req.anchors = roots;
         }
         req.untrusted.extend(intermediates);
-        Ok(self.verifier.verify(&req).await)
+        let outcome = self.verifier.verify(&req).await;
+        count_verification("certificate", outcome.valid);
+        Ok(outcome)
+    }
+}
+
+fn count_verification(kind: &str, valid: bool) {
+    if let Some(m) = crate::metrics::get() {
+        let outcome = if valid { "valid" } else { "invalid" };
+        m.verifications.with_label_values(&[kind, outcome]).inc();
     }
 }

@@ -89,6 +89,30 @@ pub struct IssueRequest {
 pub struct Issued {
     pub record: CertRecord,
     pub chain: Vec<Vec<u8>>,
+    /// The hierarchy that signed it.
+    pub issuer: String,
+}
+
+/// Counts a revocation this instance made.
+fn count_revocation(reason: Reason) {
+    if let Some(m) = crate::metrics::get() {
+        m.revocations.with_label_values(&[reason.name()]).inc();
+    }
+}
+
+/// The result label of a failed request.
+fn outcome(e: &Error) -> &'static str {
+    match e {
+        Error::BadCsr(_)
+        | Error::InvalidField { .. }
+        | Error::InvalidArgument(_)
+        | Error::UnknownProfile(_) => "invalid",
+        Error::PermissionDenied(_) | Error::Unauthenticated(_) => "denied",
+        Error::LintFailed { .. } => "lint_refused",
+        Error::ResourceExhausted(_) => "throttled",
+        Error::Unavailable(_) | Error::Remote(_) | Error::Rejected { .. } => "unavailable",
+        _ => "error",
+    }
 }
 
 /// A request that passed policy, with what it was checked into.
@@ -246,8 +270,19 @@ impl Service {
 
     /// Issues a certificate from a CSR under a public profile.
     pub async fn issue(&self, caller: &Caller, req: IssueRequest) -> Result<Issued> {
+        let issued = self.issue_one(caller, &req).await;
+        self.count_issuance(
+            &req.profile,
+            caller,
+            issued.as_ref().map(|i| i.issuer.as_str()),
+            1,
+        );
+        issued
+    }
+
+    async fn issue_one(&self, caller: &Caller, req: &IssueRequest) -> Result<Issued> {
         let _slot = self.tenant_permit(caller)?;
-        let admitted = self.admit(caller, &req).await?;
+        let admitted = self.admit(caller, req).await?;
         let record = self
             .sign_and_store(
                 By::Issuing(admitted.ca.clone()),
@@ -263,7 +298,39 @@ impl Service {
         Ok(Issued {
             record,
             chain: admitted.ca.chain(),
+            issuer: admitted.ca.hierarchy.clone(),
         })
+    }
+
+    /// Counts an issuance request by result and, when issued, its `certificates`; labels
+    /// bounded: a profile this CA does not have is "unknown".
+    fn count_issuance(
+        &self,
+        profile: &str,
+        caller: &Caller,
+        issued: std::result::Result<&str, &Error>,
+        certificates: u64,
+    ) {
+        let Some(m) = crate::metrics::get() else {
+            return;
+        };
+        let profile = match self.profiles.get(profile) {
+            Ok(p) => p.name.as_str(),
+            Err(_) => "unknown",
+        };
+        let result = match issued {
+            Ok(issuer) => {
+                let platform = crate::metrics::platform_label(&caller.tenant);
+                m.issued
+                    .with_label_values(&[profile, issuer, &platform])
+                    .inc_by(certificates);
+                "issued"
+            }
+            Err(e) => outcome(e),
+        };
+        m.issuance_requests
+            .with_label_values(&[profile, result])
+            .inc();
     }
 
     /// Checks a request against the caller, its profile and its platform's policy, and picks
@@ -273,7 +340,9 @@ impl Service {
         let profile = self.profiles.get(&req.profile)?;
         let issuer = profile.issuer_for(&req.issuer)?;
         self.offered(profile, issuer)?;
+        let started = std::time::Instant::now();
         let csr = csr::verify_for(&req.csr, &profile.sm2_id)?;
+        crate::metrics::stage("csr_verify", started);
         let names = issue::approve_names(profile, &csr)?;
         let days = self
             .authorize_platform(caller, &profile.name, &names, req.validity_days)
@@ -346,7 +415,9 @@ impl Service {
             key_enciphers,
             validity_days,
         };
+        let started = std::time::Instant::now();
         let prepared = prepare_leaf(&leaf)?;
+        crate::metrics::stage("build_lint", started);
         let intent = IssuanceIntent {
             serial: prepared.serial.clone(),
             issuer,
@@ -374,8 +445,13 @@ impl Service {
             revocation: None,
         };
         let serial = prepared.serial.clone();
+        let started = std::time::Instant::now();
         self.store.reserve(intent).await?;
-        let der = match prepared.sign(ca) {
+        crate::metrics::stage("store", started);
+        let started = std::time::Instant::now();
+        let signed = prepared.sign(ca);
+        crate::metrics::stage("sign", started);
+        let der = match signed {
             Ok(der) => der,
             Err(e) => {
                 // The serial stays burnt; the audit log says why nothing was issued.
@@ -385,7 +461,9 @@ impl Service {
                 return Err(e);
             }
         };
+        let started = std::time::Instant::now();
         self.store.complete(&serial, der.clone(), actor).await?;
+        crate::metrics::stage("store", started);
         if let By::Issuing(ca) = &by {
             self.publisher.issued(&ca.id, &serial);
         }
@@ -418,6 +496,7 @@ impl Service {
             })
             .await?;
         tracing::info!(serial = %record.serial, reason = reason.name(), actor = %caller.actor(), "certificate revoked");
+        count_revocation(reason);
         self.publisher.revoked(&record).await;
         self.revoke_pair(caller, &record, reason).await?;
         Ok(record)
@@ -431,6 +510,23 @@ impl Service {
         caller.may(Action::WatchRevocations)?;
         let tenant = (caller.role == Role::Platform).then(|| caller.tenant.clone());
         Ok((self.publisher.subscribe(), tenant))
+    }
+
+    /// Refreshes the metrics read at scrape time: CRL sizes and ages, certificates expiring
+    /// within 7 and 30 days.
+    pub async fn observe(&self) -> Result<()> {
+        self.publisher.observe_crls();
+        let Some(m) = crate::metrics::get() else {
+            return Ok(());
+        };
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        for (label, days) in [("7d", 7), ("30d", 30)] {
+            let n = self.store.expiring(now, now + days * 86_400).await?;
+            m.expiring
+                .with_label_values(&[label])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Ok(())
     }
 
     /// Sets the TSA policy OID (validated).
@@ -539,6 +635,9 @@ impl Service {
         let at = OffsetDateTime::now_utc().unix_timestamp();
         let token = tsa.stamp(&accepted, &self.tsa_policy, serial, at);
         self.tsa_outcome(token.is_ok()).await;
+        if let (Ok(_), Some(m)) = (&token, crate::metrics::get()) {
+            m.timestamps.inc();
+        }
         token.unwrap_or_else(|e| {
             tracing::error!(error = %e, "time-stamp signing failed");
             tsp::reject(Refusal::SystemFailure)

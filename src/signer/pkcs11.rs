@@ -387,6 +387,7 @@ impl Signer for Pkcs11Key {
         &self.public_raw
     }
     fn sign(&self, msg: &[u8]) -> crate::core::Result<Vec<u8>> {
+        let started = std::time::Instant::now();
         // PKCS#11 blocks: keep it off the async workers when called from one.
         let signed = match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -394,6 +395,7 @@ impl Signer for Pkcs11Key {
             }
             _ => self.sign_blocking(msg),
         };
+        super::observe("pkcs11", started, signed.is_ok());
         signed.map_err(|e| match e {
             Error::Signing(m) => crate::core::Error::Signing(m),
             other => crate::core::Error::Signing(other.to_string()),

@@ -72,6 +72,21 @@ enum Held {
 }
 
 impl SoftwareKey {
+    fn sign_now(&self, msg: &[u8]) -> crate::core::Result<Vec<u8>> {
+        match &self.key {
+            Held::Ring(k) => k
+                .sign(msg)
+                .map_err(|e| crate::core::Error::Signing(e.to_string())),
+            Held::Sm2(k, _) => {
+                use sm2::dsa::signature::RandomizedSigner;
+                let sig: sm2::dsa::Signature = k
+                    .try_sign_with_rng(&mut pkcs8::rand_core::OsRng, msg)
+                    .map_err(|e| crate::core::Error::Signing(format!("SM2: {e}")))?;
+                crate::core::sm2::signature_der(&sig)
+            }
+        }
+    }
+
     /// Generates a fresh key from the system CSPRNG.
     pub fn generate(alg: CaKeyAlg) -> Result<Self> {
         if alg == CaKeyAlg::Sm2 {
@@ -237,18 +252,10 @@ impl Signer for SoftwareKey {
         }
     }
     fn sign(&self, msg: &[u8]) -> crate::core::Result<Vec<u8>> {
-        match &self.key {
-            Held::Ring(k) => k
-                .sign(msg)
-                .map_err(|e| crate::core::Error::Signing(e.to_string())),
-            Held::Sm2(k, _) => {
-                use sm2::dsa::signature::RandomizedSigner;
-                let sig: sm2::dsa::Signature = k
-                    .try_sign_with_rng(&mut pkcs8::rand_core::OsRng, msg)
-                    .map_err(|e| crate::core::Error::Signing(format!("SM2: {e}")))?;
-                crate::core::sm2::signature_der(&sig)
-            }
-        }
+        let started = std::time::Instant::now();
+        let signed = self.sign_now(msg);
+        super::observe("software", started, signed.is_ok());
+        signed
     }
 }
 

@@ -319,6 +319,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         let actor = actor.into();
         self.write(Op::AddIssuer { record, actor }).await.map(drop)
     }
+    /// Unrevoked certificates of the hierarchies (not API credentials) that expire after
+    /// `now` and at or before `until`.
+    async fn expiring(&self, now: i64, until: i64) -> Result<u64>;
     /// The other certificate of a dual pair (by either serial, hex), if it is one.
     async fn pair_of(&self, serial: &str) -> Result<Option<String>>;
     /// Every CA hierarchy by name, each with its CA certificates.

@@ -323,6 +323,17 @@ impl Writer {
     }
 }
 
+/// Records a group's commit latency and the writes still waiting.
+pub fn observe_group(backend: &str, started: std::time::Instant, waiting: usize) {
+    if let Some(m) = crate::metrics::get() {
+        m.store_commit
+            .with_label_values(&[backend])
+            .observe(started.elapsed().as_secs_f64());
+        m.store_queue
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+}
+
 /// Takes the next group of queued jobs (up to [`MAX_GROUP`]) from a batch already received.
 pub fn group(first: Job, rx: &mut mpsc::Receiver<Job>) -> Vec<Job> {
     let mut jobs = vec![first];

@@ -598,6 +598,39 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
     ));
     report.insert("issuance".into(), json!(issuance));
 
+    // Counting costs nothing measurable: the same level with metrics off and on, interleaved
+    // (off, on, off, on) so drift hits both alike.
+    let c = a
+        .concurrency
+        .iter()
+        .copied()
+        .rfind(|c| *c <= 64)
+        .unwrap_or(1);
+    let half = (a.requests / 2).max(20);
+    let mut rates = [Vec::new(), Vec::new()];
+    for round in 0..4 {
+        let on = round % 2 == 1;
+        let mut batch = Vec::with_capacity(half);
+        for i in 0..half {
+            batch.push(p256_csr(&format!("m{round}-{i}.bench.example.cn"))?);
+        }
+        ecca::metrics::set_enabled(on);
+        let (rate, _, _) = issue_level(&clients, batch, c).await?;
+        rates[usize::from(on)].push(rate);
+    }
+    ecca::metrics::set_enabled(true);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (off, on) = (mean(&rates[0]), mean(&rates[1]));
+    rows.push((
+        format!("issuance c={c} metrics off / on"),
+        format!("{off:.0}/s / {on:.0}/s"),
+        format!("on/off = {:.2} (2 interleaved runs each)", on / off),
+    ));
+    report.insert(
+        "metrics".into(),
+        json!({"concurrency": c, "off_per_second": off, "on_per_second": on, "runs": rates}),
+    );
+
     // The national algorithms beside P-256, in this run: SM2 signatures, and SM2 issuance at
     // the largest concurrency level up to 64 (an SM2 hierarchy made for the purpose).
     let n = if a.quick { 300 } else { 3000 };

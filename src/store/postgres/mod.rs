@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_issuers.sql"),
     include_str!("migrations/0006_ca_ids.sql"),
     include_str!("migrations/0007_pairs.sql"),
+    include_str!("migrations/0008_expiry.sql"),
 ];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
@@ -484,6 +485,20 @@ impl Store for PgStore {
             .first()
             .ok_or_else(|| Error::Internal("COUNT returned no row".into()))?;
         Ok((row.try_get::<_, i64>(0)? as u64, row.try_get(1)?))
+    }
+
+    async fn expiring(&self, now: i64, until: i64) -> Result<u64> {
+        let rows = self
+            .rows(
+                "SELECT COUNT(*)::BIGINT FROM certificates WHERE not_after > $1 AND not_after <= $2
+                 AND status = 'issued' AND issuer = 'issuing' AND revoked_at IS NULL",
+                &[&now, &until],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::Internal("COUNT returned no row".into()))?;
+        Ok(row.try_get::<_, i64>(0)? as u64)
     }
 
     async fn pair_of(&self, serial: &str) -> Result<Option<String>> {

@@ -13,7 +13,7 @@ use tokio_postgres::error::SqlState;
 use super::{Args, WRITE_LOCK};
 use crate::error::{Error, Result};
 use crate::store::vocab::{self, Applied, AuditRecord, list_json};
-use crate::store::write::{Alive, Job, check_revocable, deliver, group};
+use crate::store::write::{Alive, Job, check_revocable, deliver, group, observe_group};
 use crate::store::{Done, Op, audit_hash};
 
 fn now() -> i64 {
@@ -31,7 +31,9 @@ pub(super) async fn writer_loop(
     let _alive = alive;
     while let Some(first) = rx.recv().await {
         let jobs = group(first, &mut rx);
+        let started = std::time::Instant::now();
         let outcome = commit_group(&pool, &jobs).await;
+        observe_group("postgres", started, rx.len());
         deliver(jobs, outcome, &auth_generation);
     }
 }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_issuers.sql"),
     include_str!("migrations/0008_ca_ids.sql"),
     include_str!("migrations/0009_pairs.sql"),
+    include_str!("migrations/0010_expiry.sql"),
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -356,6 +357,18 @@ impl Store for SqliteStore {
                 params![ca, now, besides],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
             )?)
+        })
+        .await
+    }
+
+    async fn expiring(&self, now: i64, until: i64) -> Result<u64> {
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM certificates WHERE not_after > ?1 AND not_after <= ?2
+                 AND status = 'issued' AND issuer = 'issuing' AND revoked_at IS NULL",
+                params![now, until],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
         })
         .await
     }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::store::vocab::{self, Applied, AuditRecord, list_json};
-use crate::store::write::{Alive, Job, check_revocable, deliver, group};
+use crate::store::write::{Alive, Job, check_revocable, deliver, group, observe_group};
 use crate::store::{Done, Op, audit_hash};
 
 fn now() -> i64 {
@@ -29,6 +29,7 @@ pub(super) fn writer_loop(
     let _alive = alive;
     while let Some(first) = rx.blocking_recv() {
         let jobs = group(first, &mut rx);
+        let started = std::time::Instant::now();
         let mut results = Vec::with_capacity(jobs.len());
         let committed = (|| -> Result<Vec<u8>> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -54,6 +55,7 @@ pub(super) fn writer_loop(
             last_hash = hash;
             results
         });
+        observe_group("sqlite", started, rx.len());
         deliver(jobs, outcome, &auth_generation);
     }
 }
