@@ -41,6 +41,8 @@ pub enum Action {
     ManageIssuers,
     AddAuditor,
     ReadAudit,
+    /// Statistics and indicators (a platform: its own).
+    ReadStatistics,
     /// Asking the KMC for an escrowed key (which recovery officers must then approve).
     RecoverKeys,
 }
@@ -50,7 +52,9 @@ impl Action {
         use Role::{Admin, Auditor, Platform};
         match self {
             Action::Issue | Action::Revoke | Action::Timestamp => &[Admin, Platform],
-            Action::Read | Action::WatchRevocations | Action::Verify => &[Admin, Platform, Auditor],
+            Action::Read | Action::WatchRevocations | Action::Verify | Action::ReadStatistics => {
+                &[Admin, Platform, Auditor]
+            }
             Action::CrossCertify
             | Action::ManagePeers
             | Action::ManagePlatforms
@@ -81,6 +85,7 @@ impl Action {
             Action::AddAuditor => "add auditors",
             Action::ReadAudit => "read the audit log",
             Action::RecoverKeys => "recover escrowed keys",
+            Action::ReadStatistics => "read statistics",
         }
     }
 }

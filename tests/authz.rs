@@ -135,6 +135,13 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         })
     );
     call!(
+        "GetStatistics",
+        ca.get_statistics(pb::GetStatisticsRequest {
+            by: "fortnight".into(),
+            ..Default::default()
+        })
+    );
+    call!(
         "CrossCertify",
         admin.cross_certify(pb::CrossCertifyRequest {
             peer: Some(pb::cross_certify_request::Peer::CaCert(b"junk".to_vec())),
@@ -257,6 +264,7 @@ const READS: &[&str] = &[
     "GetCrl",
     "VerifyCertificate",
     "VerifySignature",
+    "GetStatistics",
 ];
 const AUDITOR_ADMIN_READS: &[&str] = &[
     "ListPeers",

@@ -43,6 +43,8 @@ enum Command {
     Revoke(commands::revoke::Args),
     /// Write the current CRL (full or delta) to a file.
     Crl(commands::crl::Args),
+    /// Statistics and evaluation indicators (issued, active, revoked, per platform, ...).
+    Stats(commands::stats::Args),
     /// Cross-certify another region's CA with our root (admin).
     CrossCertify(commands::cross_certify::Args),
     /// The CA hierarchies (issuers): list, show, add, rotate (issuing CA or root), retire.
@@ -90,6 +92,7 @@ async fn main() -> ExitCode {
         Command::Profiles(a) => commands::profiles::run(g, a).await,
         Command::Revoke(a) => commands::revoke::run(g, a).await,
         Command::Crl(a) => commands::crl::run(g, a).await,
+        Command::Stats(a) => commands::stats::run(g, a).await,
         Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
         Command::Peers(a) => commands::peers::run(g, a).await,
         Command::Issuer(a) => commands::issuer::run(g, a).await,

@@ -256,6 +256,17 @@ impl Client {
     }
 
     /// One page of certificates.
+    /// Statistics and indicators (GetStatistics).
+    pub async fn statistics(&self, req: pb::GetStatisticsRequest) -> Result<pb::Statistics> {
+        Ok(self
+            .ca
+            .clone()
+            .get_statistics(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
     pub async fn list(
         &self,
         req: pb::ListCertificatesRequest,

@@ -18,6 +18,7 @@ pub mod revcheck;
 pub mod revocation;
 pub mod serial;
 pub mod sm2;
+pub mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tsp;

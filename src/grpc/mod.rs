@@ -21,6 +21,7 @@ use crate::verify::{self, RevocationMode};
 
 mod admin;
 pub mod codec;
+mod statistics;
 mod status;
 pub mod timing;
 pub mod tls;
@@ -473,6 +474,16 @@ impl CertificateAuthority for CaApi {
             reasons: out.reasons,
             warnings: out.warnings,
         }))
+    }
+
+    async fn get_statistics(
+        &self,
+        req: Request<pb::GetStatisticsRequest>,
+    ) -> Result<Response<pb::Statistics>, Status> {
+        let caller = self.caller(&req, Action::ReadStatistics).await?;
+        let query = statistics::query(req.into_inner())?;
+        let out = self.service.statistics(&caller, query).await?;
+        Ok(Response::new(statistics::answer(out)))
     }
 }
 

@@ -205,6 +205,17 @@ pub struct Publisher {
     rebuild: Notify,
     events: broadcast::Sender<RevocationEvent>,
     claims: Mutex<Claims>,
+    /// Events counted for the statistics (OCSP answers here; the service adds its own).
+    tally: Arc<crate::core::stats::Tally>,
+}
+
+/// The health of one CA's current full CRL.
+#[derive(Clone, Debug)]
+pub struct CrlHealth {
+    pub ca: String,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub bytes: usize,
 }
 
 /// Which revocations this instance has already published (OCSP, CRL schedule, watchers):
@@ -255,6 +266,7 @@ impl Publisher {
             rebuild: Notify::new(),
             events: broadcast::channel(1024).0,
             claims: Mutex::new(Claims::default()),
+            tally: Arc::default(),
         };
         publisher.sync_slots();
         publisher
@@ -313,24 +325,36 @@ impl Publisher {
             return;
         };
         let at = now();
-        for slot in self.all_slots().iter() {
-            let Some(full) = slot
-                .crls
-                .read()
-                .ok()
-                .and_then(|c| c.as_ref().map(|s| s.full.clone()))
-            else {
-                continue;
-            };
-            let ca = [slot.id.as_str()];
+        for h in self.crl_health() {
+            let ca = [h.ca.as_str()];
             m.crl_bytes
                 .with_label_values(&ca)
-                .set(i64::try_from(full.der.len()).unwrap_or(i64::MAX));
-            m.crl_this_update
-                .with_label_values(&ca)
-                .set(full.this_update);
-            m.crl_age.with_label_values(&ca).set(at - full.this_update);
+                .set(i64::try_from(h.bytes).unwrap_or(i64::MAX));
+            m.crl_this_update.with_label_values(&ca).set(h.this_update);
+            m.crl_age.with_label_values(&ca).set(at - h.this_update);
         }
+    }
+
+    /// Each CA's current full CRL: when it was signed, until when it holds, its size.
+    pub fn crl_health(&self) -> Vec<CrlHealth> {
+        self.all_slots()
+            .iter()
+            .filter_map(|slot| {
+                let crls = slot.crls.read().ok()?;
+                let full = &crls.as_ref()?.full;
+                Some(CrlHealth {
+                    ca: slot.id.as_str().to_string(),
+                    this_update: full.this_update,
+                    next_update: full.next_update,
+                    bytes: full.der.len(),
+                })
+            })
+            .collect()
+    }
+
+    /// The events counted for the statistics since the last flush.
+    pub fn tally(&self) -> &Arc<crate::core::stats::Tally> {
+        &self.tally
     }
 
     fn slot(&self, id: &CaId) -> Option<Arc<Slot>> {

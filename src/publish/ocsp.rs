@@ -217,13 +217,15 @@ impl Publisher {
     /// Answers a DER OCSP request (counted by status).
     pub async fn ocsp(&self, request: &[u8]) -> OcspAnswer {
         let (answer, status) = self.answer(request).await;
+        let status = match &answer {
+            OcspAnswer::Cached(p) => p.status,
+            OcspAnswer::Fresh(_) => status,
+        };
         if let Some(m) = crate::metrics::get() {
-            let status = match &answer {
-                OcspAnswer::Cached(p) => p.status,
-                OcspAnswer::Fresh(_) => status,
-            };
             m.ocsp_responses.with_label_values(&[status]).inc();
         }
+        self.tally
+            .count("", crate::core::stats::kind::OCSP, status, 0);
         answer
     }
 

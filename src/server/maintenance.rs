@@ -56,6 +56,24 @@ pub(super) async fn maintain(u: Arc<Upkeep>) {
     }
 }
 
+/// How often counted events are stored and new certificates and revocations rolled up.
+const STATISTICS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keeps the statistics current: events stored, the aggregates rolled up (a crash loses at
+/// most this interval's event counts; certificates and revocations are never lost: they are
+/// rolled up from their rows).
+pub(super) async fn statistics(service: Arc<Service>) {
+    loop {
+        tokio::time::sleep(STATISTICS_EVERY).await;
+        if let Err(e) = service.flush_statistics().await {
+            tracing::warn!(error = %e, "statistics events not stored; retrying");
+        }
+        if let Err(e) = service.roll_up_statistics().await {
+            tracing::warn!(error = %e, "statistics roll-up failed; retrying");
+        }
+    }
+}
+
 /// Renews the certificates within their margin of expiry (checked in memory: cheap).
 async fn renew(u: &Upkeep) -> Result<()> {
     let layout = Layout::new(&u.config.data_dir);

@@ -81,6 +81,9 @@ impl Running {
         if let Some(kmc) = self.kmc {
             kmc.shutdown().await;
         }
+        if let Err(e) = self.service.flush_statistics().await {
+            tracing::warn!(error = %e, "statistics counted since the last flush are lost");
+        }
         let store = self.service.store();
         store.stop_writer();
         for _ in 0..200 {
@@ -184,7 +187,11 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let publisher = service.publisher().clone();
     let follower = service.publisher().clone();
     let presigner = service.publisher().clone();
+    let counter = service.clone();
     let background = vec![
+        maintenance::supervised("statistics", move || {
+            maintenance::statistics(counter.clone())
+        }),
         maintenance::supervised("crl-schedule", move || publisher.clone().run()),
         maintenance::supervised("follow", move || follower.clone().follow()),
         maintenance::supervised("ocsp-presign", move || presigner.clone().presign_worker()),

@@ -169,7 +169,7 @@ impl Service {
                 Ok(record) => {
                     super::count_revocation(Reason::CessationOfOperation);
                     tracing::warn!(%serial, error = %why, "dual issuance failed; signing certificate revoked");
-                    self.publisher.revoked(&record).await;
+                    self.published(&record).await;
                 }
                 Err(e) => {
                     tracing::error!(%serial, error = %e, "could not revoke an unpaired signing certificate")
@@ -209,7 +209,7 @@ impl Service {
         match revoked {
             Ok(r) => {
                 super::count_revocation(reason);
-                self.publisher.revoked(&r).await;
+                self.published(&r).await;
                 Ok(())
             }
             Err(Error::Conflict(_)) => Ok(()),

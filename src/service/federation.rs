@@ -297,6 +297,8 @@ impl Service {
         req.untrusted.extend(intermediates);
         let outcome = self.verifier.verify_signature(req).await;
         count_verification("signature", outcome.valid);
+        let kind = crate::core::stats::kind::DOCUMENT;
+        self.tally_verification(&caller.tenant, kind, outcome.valid, &outcome.reasons);
         Ok(outcome)
     }
 
@@ -311,7 +313,41 @@ impl Service {
         req.untrusted.extend(intermediates);
         let outcome = self.verifier.verify(&req).await;
         count_verification("certificate", outcome.valid);
+        let kind = crate::core::stats::kind::CERTIFICATE;
+        self.tally_verification(&caller.tenant, kind, outcome.valid, &outcome.reasons);
+        if let Some(peer) = self.peer_of(&req.leaf, &outcome).await {
+            let label = format!("{peer}:{}", if outcome.valid { "valid" } else { "invalid" });
+            self.tally(&caller.tenant, crate::core::stats::kind::PEER, &label, 0);
+        }
         Ok(outcome)
+    }
+}
+
+impl Service {
+    /// The peer region a verified certificate belongs to: a cross-certificate we issued on
+    /// its path, or (no path) its issuer being a peer's CA.
+    async fn peer_of(&self, leaf: &[u8], outcome: &Outcome) -> Option<String> {
+        let peers = self.store.peers().await.ok()?;
+        if peers.is_empty() {
+            return None;
+        }
+        let crosses = self.store.cross_certs().await.ok()?;
+        for step in &outcome.path {
+            if let Some(c) = crosses.iter().find(|c| {
+                hex::encode(ring::digest::digest(&ring::digest::SHA256, &c.der)) == step.sha256
+            }) {
+                return Some(c.peer.clone());
+            }
+            if let Some(p) = peers.iter().find(|p| p.subject == step.subject) {
+                return Some(p.name.clone());
+            }
+        }
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+        let issuer = cert.issuer().to_string();
+        peers
+            .into_iter()
+            .find(|p| p.subject == issuer)
+            .map(|p| p.name)
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 mod dual;
 mod federation;
 pub mod issuers;
+pub mod statistics;
 mod tenants;
 
 pub use dual::DualIssued;
@@ -94,6 +95,17 @@ pub struct Issued {
 }
 
 /// Counts a revocation this instance made.
+impl Service {
+    /// Publishes a revocation this instance made (OCSP re-signed, CRLs scheduled, watchers
+    /// told) and counts how long publication took.
+    async fn published(&self, record: &CertRecord) {
+        self.publisher.revoked(record).await;
+        if let Some(rev) = record.revocation {
+            self.tally_publication(&record.tenant, rev.revoked_at);
+        }
+    }
+}
+
 fn count_revocation(reason: Reason) {
     if let Some(m) = crate::metrics::get() {
         m.revocations.with_label_values(&[reason.name()]).inc();
@@ -497,7 +509,7 @@ impl Service {
             .await?;
         tracing::info!(serial = %record.serial, reason = reason.name(), actor = %caller.actor(), "certificate revoked");
         count_revocation(reason);
-        self.publisher.revoked(&record).await;
+        self.published(&record).await;
         self.revoke_pair(caller, &record, reason).await?;
         Ok(record)
     }
@@ -635,6 +647,8 @@ impl Service {
         let at = OffsetDateTime::now_utc().unix_timestamp();
         let token = tsa.stamp(&accepted, &self.tsa_policy, serial, at);
         self.tsa_outcome(token.is_ok()).await;
+        let label = if token.is_ok() { "granted" } else { "rejected" };
+        self.tally("", crate::core::stats::kind::TIMESTAMP, label, 0);
         if let (Ok(_), Some(m)) = (&token, crate::metrics::get()) {
             m.timestamps.inc();
         }

@@ -22,6 +22,7 @@ pub mod write;
 pub use crate::core::Issuer;
 pub use crate::core::audit::{AuditEntry, Checkpoint, audit_hash};
 pub use crate::core::records::*;
+pub use crate::core::stats::{Marks, NewCert, NewRevocation, StatsPeriod};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use write::{Done, Op};
@@ -322,6 +323,46 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Unrevoked certificates of the hierarchies (not API credentials) that expire after
     /// `now` and at or before `until`.
     async fn expiring(&self, now: i64, until: i64) -> Result<u64>;
+    /// How far the statistics roll-up has read.
+    async fn stats_marks(&self) -> Result<Marks>;
+    /// What the roll-up reads next: at most `limit` certificates after `from.cert_id` (id
+    /// order) and revocations after `from.revocation_seq` (revocation order).
+    async fn stats_source(
+        &self,
+        from: Marks,
+        limit: u32,
+    ) -> Result<(Vec<NewCert>, Vec<NewRevocation>)>;
+    /// The aggregates of one platform (None: all) for the UTC days [from_day, to_day).
+    async fn stats_period(
+        &self,
+        tenant: Option<String>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<StatsPeriod>;
+    /// Counted certificates alive at the start of `day` by platform and CA.
+    async fn stats_alive(
+        &self,
+        tenant: Option<String>,
+        day: i64,
+    ) -> Result<Vec<(String, String, i64)>>;
+    /// Counted certificates whose notAfter fell on the UTC days [from_day, to_day), by platform.
+    async fn stats_expired(
+        &self,
+        tenant: Option<String>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(String, i64)>>;
+    /// Counted certificates with id up to `upto_id` whose notAfter is in [from, to): how
+    /// many, and how many of them are unrevoked.
+    async fn stats_ending(
+        &self,
+        tenant: Option<String>,
+        from: i64,
+        to: i64,
+        upto_id: i64,
+    ) -> Result<(u64, u64)>;
+    /// How many of `usccs` hold an unexpired, unrevoked certificate of the platform at `now`.
+    async fn merchants_covered(&self, tenant: String, usccs: Vec<String>, now: i64) -> Result<u64>;
     /// The other certificate of a dual pair (by either serial, hex), if it is one.
     async fn pair_of(&self, serial: &str) -> Result<Option<String>>;
     /// Every CA hierarchy by name, each with its CA certificates.

@@ -11,6 +11,7 @@ use crate::core::records::{
     IssuerRecord, PeerRecord, PeerStatus, PlatformRecord, Revocation, Role, WrappedKey,
 };
 use crate::core::revocation::{Reason, RevokedEntry};
+use crate::core::stats::{Marks, Renewal};
 use crate::error::{Error, Result};
 use crate::store::{Done, IssuanceIntent, Op, Positioned};
 
@@ -154,6 +155,7 @@ impl Op {
                 entry(actor, "issuer.added", &record.name, record.audit_detail())
             }
             Op::AddIssuer { .. } => None,
+            Op::AddStats { .. } | Op::CountEvents(_) => None,
             Op::AddIssuerCerts {
                 issuer,
                 certs,
@@ -250,6 +252,11 @@ impl From<Applied> for Done {
 // What the audit log records about each new row.
 
 impl IssuanceIntent {
+    /// The USCC its subject carries (kept in its own column: merchant coverage).
+    pub fn uscc(&self) -> Option<String> {
+        crate::core::stats::uscc_of(&self.subject)
+    }
+
     pub fn audit_detail(&self) -> String {
         format!(
             "profile={} issuer={} ca={} subject={} sans={}",
@@ -813,4 +820,86 @@ pub fn issuers(rows: Vec<IssuerRow>, certs: Vec<IssuerCertRow>) -> Result<Vec<Is
         owner.certs.push(cert);
     }
     Ok(out)
+}
+
+// Statistics: the same SQL on both backends ($n placeholders numbered in order of first use,
+// which SQLite binds by position too).
+
+/// Certificates after a roll-up mark, each with the notAfter of its predecessor (the newest
+/// earlier certificate of the same platform, profile, subject and names).
+pub const STATS_CERTS_SQL: &str = "SELECT c.id, c.status, c.tenant, c.profile, c.ca, c.subject, c.not_before, c.not_after, c.issued_at,
+        (SELECT MAX(p.not_after) FROM certificates p
+         WHERE p.tenant = c.tenant AND p.subject = c.subject AND p.issued_at < c.issued_at
+           AND p.status = 'issued' AND p.profile = c.profile AND p.sans = c.sans)
+ FROM certificates c WHERE c.id > $1 ORDER BY c.id LIMIT $2";
+/// Revocations after a roll-up mark, in revocation order.
+pub const STATS_REVOCATIONS_SQL: &str =
+    "SELECT revocation_seq, id, tenant, profile, ca, revocation_reason, revoked_at, not_after
+ FROM certificates WHERE revocation_seq > $1 ORDER BY revocation_seq LIMIT $2";
+pub const STATS_MARKS_SQL: &str = "SELECT name, value FROM stats_marks";
+pub const STATS_ISSUED_SQL: &str =
+    "SELECT day, tenant, profile, ca, uscc, validity, expiry, renewal, n
+ FROM stats_issued WHERE day >= $1 AND day < $2 AND ($3 IS NULL OR tenant = $3)";
+pub const STATS_REVOKED_SQL: &str = "SELECT day, tenant, profile, ca, reason, expiry, n
+ FROM stats_revoked WHERE day >= $1 AND day < $2 AND ($3 IS NULL OR tenant = $3)";
+pub const STATS_EVENTS_SQL: &str = "SELECT day, tenant, kind, label, n, total_ms
+ FROM stats_events WHERE day >= $1 AND day < $2 AND ($3 IS NULL OR tenant = $3)";
+/// Certificates alive at the start of a day (issued before it, expiring on it or later,
+/// not revoked before it) by platform and CA.
+pub const STATS_ALIVE_SQL: &str = "SELECT tenant, ca, CAST(SUM(n) AS BIGINT) FROM (
+   SELECT tenant, ca, n FROM stats_issued WHERE expiry >= $1 AND day < $1 AND ($2 IS NULL OR tenant = $2)
+   UNION ALL
+   SELECT tenant, ca, -n FROM stats_revoked WHERE expiry >= $1 AND day < $1 AND ($2 IS NULL OR tenant = $2)
+ ) a GROUP BY tenant, ca";
+/// Counted certificates whose notAfter fell on the UTC days [from, to), by platform.
+pub const STATS_EXPIRED_SQL: &str = "SELECT tenant, CAST(SUM(n) AS BIGINT) FROM stats_issued
+ WHERE expiry >= $1 AND expiry < $2 AND ($3 IS NULL OR tenant = $3) GROUP BY tenant";
+/// Counted certificates up to a roll-up mark whose notAfter is in [from, to): all, unrevoked.
+pub const STATS_ENDING_SQL: &str =
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN revocation_seq IS NULL THEN 1 ELSE 0 END), 0)
+ FROM certificates WHERE not_after >= $1 AND not_after < $2 AND id <= $3 AND status = 'issued'
+   AND ca <> 'credential' AND profile NOT LIKE 'ecca-%' AND ($4 IS NULL OR tenant = $4)";
+pub const STATS_ADD_ISSUED_SQL: &str = "INSERT INTO stats_issued (day, tenant, profile, ca, uscc, validity, expiry, renewal, n)
+ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ ON CONFLICT (day, tenant, profile, ca, uscc, validity, expiry, renewal) DO UPDATE SET n = stats_issued.n + excluded.n";
+pub const STATS_ADD_REVOKED_SQL: &str = "INSERT INTO stats_revoked (day, tenant, profile, ca, reason, expiry, n)
+ VALUES ($1, $2, $3, $4, $5, $6, $7)
+ ON CONFLICT (day, tenant, profile, ca, reason, expiry) DO UPDATE SET n = stats_revoked.n + excluded.n";
+pub const STATS_ADD_EVENTS_SQL: &str = "INSERT INTO stats_events (day, tenant, kind, label, n, total_ms)
+ VALUES ($1, $2, $3, $4, $5, $6)
+ ON CONFLICT (day, tenant, kind, label) DO UPDATE SET n = stats_events.n + excluded.n, total_ms = stats_events.total_ms + excluded.total_ms";
+pub const STATS_SET_MARK_SQL: &str = "INSERT INTO stats_marks (name, value) VALUES ($1, $2)
+ ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/// The marks from their rows (absent: nothing read yet).
+pub fn stats_marks(rows: Vec<(String, i64)>) -> Marks {
+    let mut m = Marks::default();
+    for (name, value) in rows {
+        match name.as_str() {
+            "cert_id" => m.cert_id = value,
+            "revocation_seq" => m.revocation_seq = value,
+            _ => {}
+        }
+    }
+    m
+}
+
+/// The marks as rows.
+pub fn stats_mark_rows(m: Marks) -> [(&'static str, i64); 2] {
+    [("cert_id", m.cert_id), ("revocation_seq", m.revocation_seq)]
+}
+
+/// A renewal column value, checked.
+pub fn renewal(text: &str) -> Result<Renewal> {
+    Renewal::parse(text).ok_or_else(|| corrupt(format!("stats_issued: renewal {text:?}")))
+}
+
+/// Another instance rolled up first: this step is dropped (its rows are counted by that one).
+pub fn stats_moved(now: Marks, from: Marks) -> Result<()> {
+    if now == from {
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "statistics marks moved from {from:?} to {now:?}"
+    )))
 }

@@ -1,6 +1,7 @@
 //! Writes as data: every state change is an [`Op`] that a backend applies (with its audit
 //! entry) inside a transaction. Both backends commit ops in groups: requests that arrive while
 //! a commit is in flight share the next transaction, each inside its own savepoint.
+use crate::core::stats::{EventKey, Marks, Rollup};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -145,6 +146,14 @@ pub enum Op {
         object: String,
         detail: String,
     },
+    /// Adds a roll-up step to the statistics aggregates if the marks are still `from` (else
+    /// Conflict: another instance rolled up first). Not audited: derived from audited rows.
+    AddStats {
+        from: Marks,
+        rollup: Rollup,
+    },
+    /// Adds counted events (n and total milliseconds) to the statistics. Not audited.
+    CountEvents(Vec<(EventKey, u64, i64)>),
 }
 
 impl Op {

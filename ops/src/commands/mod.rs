@@ -20,5 +20,6 @@ pub mod revoke;
 pub mod roots;
 pub mod show;
 pub mod sign;
+pub mod stats;
 pub mod verify_chain;
 pub mod verify_signature;

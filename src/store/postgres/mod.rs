@@ -18,14 +18,15 @@ use tokio_postgres::{NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::core::serial::Serial;
+use crate::core::stats::{EventKey, IssuedKey, RevokedKey};
 use crate::error::{Error, Result};
 use crate::store::vocab::{self, IssuerCertRow, IssuerRow};
 use crate::store::vocab::{CertRow, CredentialRow, CrossRow, PeerRow, PlatformRow, RevokedRow};
 use crate::store::write::{QUEUE, Writer};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Done, IssuerRecord,
-    ListFilter, Op, Page, PeerRecord, PlatformRecord, Positioned, RECORD_COLUMNS, SharedOcsp,
-    SqlValue, Store,
+    ListFilter, Marks, NewCert, NewRevocation, Op, Page, PeerRecord, PlatformRecord, Positioned,
+    RECORD_COLUMNS, SharedOcsp, SqlValue, StatsPeriod, Store,
 };
 
 mod write;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_ca_ids.sql"),
     include_str!("migrations/0007_pairs.sql"),
     include_str!("migrations/0008_expiry.sql"),
+    include_str!("migrations/0009_stats.sql"),
 ];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
@@ -493,6 +495,186 @@ impl Store for PgStore {
                 "SELECT COUNT(*)::BIGINT FROM certificates WHERE not_after > $1 AND not_after <= $2
                  AND status = 'issued' AND issuer = 'issuing' AND revoked_at IS NULL",
                 &[&now, &until],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::Internal("COUNT returned no row".into()))?;
+        Ok(row.try_get::<_, i64>(0)? as u64)
+    }
+
+    async fn stats_marks(&self) -> Result<Marks> {
+        let rows = self.rows(vocab::STATS_MARKS_SQL, &[]).await?;
+        let rows = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_>>()?;
+        Ok(vocab::stats_marks(rows))
+    }
+
+    async fn stats_source(
+        &self,
+        from: Marks,
+        limit: u32,
+    ) -> Result<(Vec<NewCert>, Vec<NewRevocation>)> {
+        let limit = i64::from(limit);
+        let rows = self
+            .rows(vocab::STATS_CERTS_SQL, &[&from.cert_id, &limit])
+            .await?;
+        let certs = rows
+            .iter()
+            .map(|r| {
+                Ok(NewCert {
+                    id: r.try_get(0)?,
+                    status: r.try_get(1)?,
+                    tenant: r.try_get(2)?,
+                    profile: r.try_get(3)?,
+                    ca: r.try_get(4)?,
+                    subject: r.try_get(5)?,
+                    not_before: r.try_get(6)?,
+                    not_after: r.try_get(7)?,
+                    issued_at: r.try_get(8)?,
+                    predecessor_not_after: r.try_get(9)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let rows = self
+            .rows(
+                vocab::STATS_REVOCATIONS_SQL,
+                &[&from.revocation_seq, &limit],
+            )
+            .await?;
+        let revocations = rows
+            .iter()
+            .map(|r| {
+                Ok(NewRevocation {
+                    seq: r.try_get(0)?,
+                    cert_id: r.try_get(1)?,
+                    tenant: r.try_get(2)?,
+                    profile: r.try_get(3)?,
+                    ca: r.try_get(4)?,
+                    reason: r.try_get::<_, Option<i64>>(5)?.unwrap_or(0),
+                    revoked_at: r.try_get(6)?,
+                    not_after: r.try_get(7)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok((certs, revocations))
+    }
+
+    async fn stats_period(
+        &self,
+        tenant: Option<String>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<StatsPeriod> {
+        let args: &[&(dyn ToSql + Sync)] = &[&from_day, &to_day, &tenant];
+        let issued = self
+            .rows(vocab::STATS_ISSUED_SQL, args)
+            .await?
+            .iter()
+            .map(|r| {
+                let key = IssuedKey {
+                    day: r.try_get(0)?,
+                    tenant: r.try_get(1)?,
+                    profile: r.try_get(2)?,
+                    ca: r.try_get(3)?,
+                    uscc: r.try_get::<_, i64>(4)? != 0,
+                    validity: r.try_get(5)?,
+                    expiry: r.try_get(6)?,
+                    renewal: vocab::renewal(r.try_get(7)?)?,
+                };
+                Ok((key, r.try_get::<_, i64>(8)? as u64))
+            })
+            .collect::<Result<_>>()?;
+        let revoked = self
+            .rows(vocab::STATS_REVOKED_SQL, args)
+            .await?
+            .iter()
+            .map(|r| {
+                let key = RevokedKey {
+                    day: r.try_get(0)?,
+                    tenant: r.try_get(1)?,
+                    profile: r.try_get(2)?,
+                    ca: r.try_get(3)?,
+                    reason: r.try_get(4)?,
+                    expiry: r.try_get(5)?,
+                };
+                Ok((key, r.try_get::<_, i64>(6)? as u64))
+            })
+            .collect::<Result<_>>()?;
+        let events = self
+            .rows(vocab::STATS_EVENTS_SQL, args)
+            .await?
+            .iter()
+            .map(|r| {
+                let key = EventKey {
+                    day: r.try_get(0)?,
+                    tenant: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    label: r.try_get(3)?,
+                };
+                Ok((key, r.try_get::<_, i64>(4)? as u64, r.try_get(5)?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(StatsPeriod {
+            issued,
+            revoked,
+            events,
+        })
+    }
+
+    async fn stats_alive(
+        &self,
+        tenant: Option<String>,
+        day: i64,
+    ) -> Result<Vec<(String, String, i64)>> {
+        self.rows(vocab::STATS_ALIVE_SQL, &[&day, &tenant])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    async fn stats_expired(
+        &self,
+        tenant: Option<String>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        self.rows(vocab::STATS_EXPIRED_SQL, &[&from_day, &to_day, &tenant])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn stats_ending(
+        &self,
+        tenant: Option<String>,
+        from: i64,
+        to: i64,
+        upto_id: i64,
+    ) -> Result<(u64, u64)> {
+        let rows = self
+            .rows(vocab::STATS_ENDING_SQL, &[&from, &to, &upto_id, &tenant])
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::Internal("COUNT returned no row".into()))?;
+        Ok((
+            row.try_get::<_, i64>(0)? as u64,
+            row.try_get::<_, i64>(1)? as u64,
+        ))
+    }
+
+    async fn merchants_covered(&self, tenant: String, usccs: Vec<String>, now: i64) -> Result<u64> {
+        let rows = self
+            .rows(
+                "SELECT COUNT(DISTINCT uscc)::BIGINT FROM certificates
+                 WHERE tenant = $1 AND uscc = ANY($2) AND not_after > $3
+                 AND status = 'issued' AND revocation_seq IS NULL",
+                &[&tenant, &usccs, &now],
             )
             .await?;
         let row = rows

@@ -107,6 +107,7 @@ struct Columns {
     not_afters: Vec<i64>,
     issuers: Vec<String>,
     cas: Vec<String>,
+    usccs: Vec<Option<String>>,
     completed: Vec<String>,
     ders: Vec<Vec<u8>>,
     audit_ids: Vec<i64>,
@@ -155,6 +156,7 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
                 cols.not_afters.push(i.not_after);
                 cols.issuers.push(i.issuer.as_str().into());
                 cols.cas.push(i.ca.as_str().into());
+                cols.usccs.push(i.uscc());
             }
             Op::Complete { serial, der, .. } => {
                 cols.completed.push(serial.clone());
@@ -168,10 +170,10 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
     // nothing. If the first fails, the others fail too and the group is redone one by one.
     let insert = tx
         .prepare_cached(
-            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca)
-             SELECT s, 'pending', p, t, sub, sa, nb, na, $8, iss, ca
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $9::text[], $10::text[])
-                  AS u(s, p, t, sub, sa, nb, na, iss, ca)",
+            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca, uscc)
+             SELECT s, 'pending', p, t, sub, sa, nb, na, $8, iss, ca, us
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $9::text[], $10::text[], $11::text[])
+                  AS u(s, p, t, sub, sa, nb, na, iss, ca, us)",
         )
         .await?;
     let complete = tx
@@ -200,6 +202,7 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
         &at,
         &cols.issuers,
         &cols.cas,
+        &cols.usccs,
     ];
     let complete_args: &Args = &[&cols.completed, &cols.ders, &at];
     let audit_args: &Args = &[
@@ -341,12 +344,12 @@ async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
             let next = head.next(at, &entry);
             let inserted = exec_raw(
                 tx,
-                "WITH c AS (INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca)
-                            VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $15, $16) RETURNING 1)
+                "WITH c AS (INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca, uscc)
+                            VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $15, $16, $17) RETURNING 1)
                  INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash)
                  SELECT $9, $8, $10, $11, $1, $12, $13, $14 FROM c",
                 &[&i.serial.hex(), &i.profile, &i.tenant, &i.subject, &list_json(&i.sans)?, &i.not_before, &i.not_after, &at,
-                  &next.id, &entry.actor, &entry.event, &entry.detail, &head.hash, &next.hash, &i.issuer.as_str(), &i.ca.as_str()],
+                  &next.id, &entry.actor, &entry.event, &entry.detail, &head.hash, &next.hash, &i.issuer.as_str(), &i.ca.as_str(), &i.uscc()],
             )
             .await;
             unique(inserted, || {
@@ -546,6 +549,33 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             .await?,
         ),
         Op::Event { .. } => Applied::Nothing,
+        Op::AddStats { from, rollup } => {
+            let rows = tx.query(vocab::STATS_MARKS_SQL, &[]).await?;
+            let marks = rows
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_>>()?;
+            vocab::stats_moved(vocab::stats_marks(marks), *from)?;
+            for (k, n) in &rollup.issued {
+                let (uscc, n) = (k.uscc as i64, *n as i64);
+                exec(tx, vocab::STATS_ADD_ISSUED_SQL, &[&k.day, &k.tenant, &k.profile, &k.ca, &uscc, &k.validity, &k.expiry, &k.renewal.as_str(), &n]).await?;
+            }
+            for (k, n) in &rollup.revoked {
+                let n = *n as i64;
+                exec(tx, vocab::STATS_ADD_REVOKED_SQL, &[&k.day, &k.tenant, &k.profile, &k.ca, &k.reason, &k.expiry, &n]).await?;
+            }
+            for (name, value) in vocab::stats_mark_rows(rollup.to) {
+                exec(tx, vocab::STATS_SET_MARK_SQL, &[&name, &value]).await?;
+            }
+            Applied::Nothing
+        }
+        Op::CountEvents(events) => {
+            for (k, n, total_ms) in events {
+                let n = *n as i64;
+                exec(tx, vocab::STATS_ADD_EVENTS_SQL, &[&k.day, &k.tenant, &k.kind, &k.label, &n, total_ms]).await?;
+            }
+            Applied::Nothing
+        }
         Op::AddCheckpoint(c) => {
             exec(
                 tx,

@@ -10,13 +10,15 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::core::serial::Serial;
+use crate::core::stats::{EventKey, IssuedKey, RevokedKey};
 use crate::error::{Error, Result};
 use crate::store::vocab::{self, IssuerCertRow, IssuerRow};
 use crate::store::vocab::{CertRow, CredentialRow, CrossRow, PeerRow, PlatformRow, RevokedRow};
 use crate::store::write::{QUEUE, Writer};
 use crate::store::{
     AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Done, IssuerRecord, ListFilter,
-    Op, Page, PeerRecord, PlatformRecord, Positioned, RECORD_COLUMNS, SqlValue, Store,
+    Marks, NewCert, NewRevocation, Op, Page, PeerRecord, PlatformRecord, Positioned,
+    RECORD_COLUMNS, SqlValue, StatsPeriod, Store,
 };
 
 mod write;
@@ -32,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_ca_ids.sql"),
     include_str!("migrations/0009_pairs.sql"),
     include_str!("migrations/0010_expiry.sql"),
+    include_str!("migrations/0011_stats.sql"),
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -369,6 +372,205 @@ impl Store for SqliteStore {
                 params![now, until],
                 |r| r.get::<_, i64>(0),
             )? as u64)
+        })
+        .await
+    }
+
+    async fn stats_marks(&self) -> Result<Marks> {
+        self.read(|c| {
+            let rows = all(c, vocab::STATS_MARKS_SQL, [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(vocab::stats_marks(rows))
+        })
+        .await
+    }
+
+    async fn stats_source(
+        &self,
+        from: Marks,
+        limit: u32,
+    ) -> Result<(Vec<NewCert>, Vec<NewRevocation>)> {
+        self.read(move |c| {
+            let certs = all(
+                c,
+                vocab::STATS_CERTS_SQL,
+                params![from.cert_id, limit],
+                |r| {
+                    Ok(NewCert {
+                        id: r.get(0)?,
+                        status: r.get(1)?,
+                        tenant: r.get(2)?,
+                        profile: r.get(3)?,
+                        ca: r.get(4)?,
+                        subject: r.get(5)?,
+                        not_before: r.get(6)?,
+                        not_after: r.get(7)?,
+                        issued_at: r.get(8)?,
+                        predecessor_not_after: r.get(9)?,
+                    })
+                },
+            )?;
+            let revocations = all(
+                c,
+                vocab::STATS_REVOCATIONS_SQL,
+                params![from.revocation_seq, limit],
+                |r| {
+                    Ok(NewRevocation {
+                        seq: r.get(0)?,
+                        cert_id: r.get(1)?,
+                        tenant: r.get(2)?,
+                        profile: r.get(3)?,
+                        ca: r.get(4)?,
+                        reason: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                        revoked_at: r.get(6)?,
+                        not_after: r.get(7)?,
+                    })
+                },
+            )?;
+            Ok((certs, revocations))
+        })
+        .await
+    }
+
+    async fn stats_period(
+        &self,
+        tenant: Option<String>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<StatsPeriod> {
+        self.read(move |c| {
+            let args = params![from_day, to_day, tenant];
+            let issued = all(c, vocab::STATS_ISSUED_SQL, args, |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            })?;
+            let revoked = all(c, vocab::STATS_REVOKED_SQL, args, |r| {
+                Ok((
+                    RevokedKey {
+                        day: r.get(0)?,
+                        tenant: r.get(1)?,
+                        profile: r.get(2)?,
+                        ca: r.get(3)?,
+                        reason: r.get(4)?,
+                        expiry: r.get(5)?,
+                    },
+                    r.get::<_, i64>(6)? as u64,
+                ))
+            })?;
+            let events = all(c, vocab::STATS_EVENTS_SQL, args, |r| {
+                Ok((
+                    EventKey {
+                        day: r.get(0)?,
+                        tenant: r.get(1)?,
+                        kind: r.get(2)?,
+                        label: r.get(3)?,
+                    },
+                    r.get::<_, i64>(4)? as u64,
+                    r.get(5)?,
+                ))
+            })?;
+            let issued = issued
+                .into_iter()
+                .map(
+                    |(day, tenant, profile, ca, uscc, validity, expiry, renewal, n)| {
+                        let renewal = vocab::renewal(&renewal)?;
+                        let uscc = uscc != 0;
+                        Ok((
+                            IssuedKey {
+                                day,
+                                tenant,
+                                profile,
+                                ca,
+                                uscc,
+                                validity,
+                                expiry,
+                                renewal,
+                            },
+                            n as u64,
+                        ))
+                    },
+                )
+                .collect::<Result<_>>()?;
+            Ok(StatsPeriod {
+                issued,
+                revoked,
+                events,
+            })
+        })
+        .await
+    }
+
+    async fn stats_alive(
+        &self,
+        tenant: Option<String>,
+        day: i64,
+    ) -> Result<Vec<(String, String, i64)>> {
+        self.read(move |c| {
+            all(c, vocab::STATS_ALIVE_SQL, params![day, tenant], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+        })
+        .await
+    }
+
+    async fn stats_expired(
+        &self,
+        tenant: Option<String>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        self.read(move |c| {
+            all(
+                c,
+                vocab::STATS_EXPIRED_SQL,
+                params![from_day, to_day, tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
+    }
+
+    async fn stats_ending(
+        &self,
+        tenant: Option<String>,
+        from: i64,
+        to: i64,
+        upto_id: i64,
+    ) -> Result<(u64, u64)> {
+        self.read(move |c| {
+            let (all, unrevoked): (i64, i64) = c.query_row(
+                vocab::STATS_ENDING_SQL,
+                params![from, to, upto_id, tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((all as u64, unrevoked as u64))
+        })
+        .await
+    }
+
+    async fn merchants_covered(&self, tenant: String, usccs: Vec<String>, now: i64) -> Result<u64> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM certificates WHERE tenant = ?1 AND uscc = ?2 AND not_after > ?3
+                 AND status = 'issued' AND revocation_seq IS NULL)",
+            )?;
+            let mut n = 0;
+            for u in &usccs {
+                if stmt.query_row(params![tenant, u, now], |r| r.get::<_, bool>(0))? {
+                    n += 1;
+                }
+            }
+            Ok(n)
         })
         .await
     }

@@ -95,9 +95,9 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
     Ok(match op {
         Op::Reserve(i) => {
             tx.execute(
-                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![i.serial.hex(), i.profile, i.tenant, i.subject, list_json(&i.sans)?, i.not_before, i.not_after, at, i.issuer.as_str(), i.ca.as_str()],
+                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca, uscc)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![i.serial.hex(), i.profile, i.tenant, i.subject, list_json(&i.sans)?, i.not_before, i.not_after, at, i.issuer.as_str(), i.ca.as_str(), i.uscc()],
             )
             .map_err(|e| unique(e, || Error::Storage(format!("serial {} already used", i.serial))))?;
             Applied::Nothing
@@ -193,6 +193,36 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             params![tenant, keep],
         )? as u64),
         Op::Event { .. } => Applied::Nothing,
+        Op::AddStats { from, rollup } => {
+            let marks = {
+                let mut stmt = tx.prepare_cached(vocab::STATS_MARKS_SQL)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                vocab::stats_marks(rows)
+            };
+            vocab::stats_moved(marks, *from)?;
+            let mut add = tx.prepare_cached(vocab::STATS_ADD_ISSUED_SQL)?;
+            for (k, n) in &rollup.issued {
+                add.execute(params![k.day, k.tenant, k.profile, k.ca, k.uscc as i64, k.validity, k.expiry, k.renewal.as_str(), *n as i64])?;
+            }
+            let mut add = tx.prepare_cached(vocab::STATS_ADD_REVOKED_SQL)?;
+            for (k, n) in &rollup.revoked {
+                add.execute(params![k.day, k.tenant, k.profile, k.ca, k.reason, k.expiry, *n as i64])?;
+            }
+            let mut set = tx.prepare_cached(vocab::STATS_SET_MARK_SQL)?;
+            for (name, value) in vocab::stats_mark_rows(rollup.to) {
+                set.execute(params![name, value])?;
+            }
+            Applied::Nothing
+        }
+        Op::CountEvents(events) => {
+            let mut add = tx.prepare_cached(vocab::STATS_ADD_EVENTS_SQL)?;
+            for (k, n, total_ms) in events {
+                add.execute(params![k.day, k.tenant, k.kind, k.label, *n as i64, total_ms])?;
+            }
+            Applied::Nothing
+        }
         Op::AddCheckpoint(c) => {
             tx.execute(
                 "INSERT INTO audit_checkpoints (upto_id, head_hash, at, signature) VALUES (?1, ?2, ?3, ?4)",

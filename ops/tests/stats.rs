@@ -1,0 +1,273 @@
+//! `ecca stats` against counts recomputed from the store: a seeded mix of live certificates
+//! (two platforms and the admin), revocations by reason, certificates seeded as expired in
+//! the past, on-time and late renewals; a platform credential sees only its own numbers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use ecca::client::{Client, Credentials};
+use ecca::proto as pb;
+use serde_json::Value;
+
+/// Runs one SQL statement list on the CA's SQLite file with the sqlite3 CLI; returns stdout.
+fn sql(dir: &Path, script: &str) -> String {
+    let Some(sqlite3) = tools::tool("sqlite3") else {
+        panic!("sqlite3 is needed");
+    };
+    let out = Command::new(sqlite3)
+        .arg(dir.join("ecca.db"))
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn count(dir: &Path, filter: &str) -> u64 {
+    let counted = "status = 'issued' AND ca <> 'credential' AND profile NOT LIKE 'ecca-%'";
+    sql(
+        dir,
+        &format!("SELECT COUNT(*) FROM certificates WHERE {counted} AND {filter}"),
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Adds a platform with its credential saved in base/NAME.
+async fn platform(admin: &Client, base: &Path, name: &str, usccs: &[&str]) {
+    let dir = base.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let cred = admin
+        .add_platform(pb::AddPlatformRequest {
+            name: name.into(),
+            dns_suffixes: vec![format!("{name}.example.cn")],
+            profiles: vec!["server-tls".into()],
+            usccs: usccs.iter().map(|s| s.to_string()).collect(),
+            csr: p.serialize_request(&key).unwrap().der().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), &cred.cert_pem).unwrap();
+    std::fs::write(dir.join("ca.pem"), &cred.ca_pem).unwrap();
+}
+
+/// `ecca --server URL --credentials DIR --json stats ARGS`.
+fn stats_as(url: &str, creds: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
+        .args(["--server", url, "--credentials"])
+        .arg(creds)
+        .args(["--json", "stats"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn n(v: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_match_the_store_and_platforms_see_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let mut ca = Ca::start(&dir).await;
+    let admin = ca.client().await;
+    platform(&admin, tmp.path(), "shop", &["91350100M000100Y43"]).await;
+    platform(&admin, tmp.path(), "mall", &[]).await;
+
+    // The template of the seeded rows (a real certificate's DER and subject).
+    let template = issue_server(&admin, "ops.example.cn").await;
+
+    // Seeded history, before anything else is issued: predecessors of shop's w0 and w1 and of
+    // mall's w0, issued 120 days ago and expired 20 days ago (shop's w1 revoked back then).
+    ca.running.take().unwrap().shutdown().await;
+    let day = 86_400i64;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (born, died) = (now - 120 * day, now - 20 * day);
+    let seed = |serial: &str, tenant: &str, name: &str, revoked: Option<(i64, i64)>| {
+        let (rev_at, reason, seq) = match revoked {
+            Some((reason, seq)) => (
+                (born + day).to_string(),
+                reason.to_string(),
+                seq.to_string(),
+            ),
+            None => ("NULL".into(), "NULL".into(), "NULL".into()),
+        };
+        format!(
+            "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after,
+               created_at, issued_at, der, issuer, ca, revoked_at, revocation_reason, revocation_seq)
+             SELECT '{serial}', status, profile, '{tenant}', subject, '[\"DNS:{name}\"]', {born}, {died}, {born}, {born},
+               der, issuer, ca, {rev_at}, {reason}, {seq} FROM certificates WHERE serial = '{}';",
+            template.serial
+        )
+    };
+    let script = [
+        seed("5eed01", "shop", "w0.shop.example.cn", None),
+        seed("5eed02", "shop", "w1.shop.example.cn", Some((4, 1_000_001))),
+        seed("5eed03", "mall", "w0.mall.example.cn", None),
+    ]
+    .concat();
+    sql(&dir, &script);
+    ca = Ca::start(&dir).await;
+    let admin = ca.client().await;
+    let url = Client::data_dir_url(&dir).unwrap();
+    let connect = |name: &str| {
+        let creds = Credentials::load(&tmp.path().join(name)).unwrap();
+        let url = url.clone();
+        async move { Client::connect(&url, &creds).await.unwrap() }
+    };
+    let (shop, mall) = (connect("shop").await, connect("mall").await);
+
+    // Late renewals: shop's w0 and w1 and mall's w0 (their predecessors expired).
+    let mut shop_certs = Vec::new();
+    for i in 0..5 {
+        shop_certs.push(issue_server(&shop, &format!("w{i}.shop.example.cn")).await);
+    }
+    let mut mall_certs = Vec::new();
+    for i in 0..3 {
+        mall_certs.push(issue_server(&mall, &format!("w{i}.mall.example.cn")).await);
+    }
+    let mine = issue_server(&admin, "ops2.example.cn").await;
+    // An on-time renewal (its predecessor, a second older, is still valid).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    issue_server(&shop, "w2.shop.example.cn").await;
+
+    shop.revoke(&shop_certs[3].serial, 1, None).await.unwrap();
+    shop.revoke(&shop_certs[4].serial, 4, None).await.unwrap();
+    admin.revoke(&mall_certs[2].serial, 5, None).await.unwrap();
+    admin.revoke(&mine.serial, 3, None).await.unwrap();
+
+    let admin_creds = dir.join("admin");
+    let (code, all, err) = stats_as(&url, &admin_creds, &[]);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("{}", serde_json::to_string_pretty(&all["total"]).unwrap());
+
+    // Totals and per platform equal the store's own counts.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (tenant, v) in [
+        (None, &all["total"]),
+        (Some("shop"), &all["platforms"]["shop"]),
+        (Some("mall"), &all["platforms"]["mall"]),
+        (Some(""), &all["platforms"][""]),
+    ] {
+        let t = tenant.map_or("1".to_string(), |t| format!("tenant = '{t}'"));
+        assert_eq!(n(v, &["issued"]), count(&dir, &t), "issued {tenant:?}");
+        assert_eq!(
+            n(v, &["revoked"]),
+            count(&dir, &format!("{t} AND revocation_seq IS NOT NULL")),
+            "revoked {tenant:?}"
+        );
+        assert_eq!(
+            n(v, &["expired"]),
+            count(&dir, &format!("{t} AND not_after < {now}")),
+            "expired {tenant:?}"
+        );
+        assert_eq!(
+            n(v, &["active"]),
+            count(
+                &dir,
+                &format!("{t} AND not_after > {now} AND revocation_seq IS NULL")
+            ),
+            "active {tenant:?}"
+        );
+        for (code, name) in [
+            (1, "keyCompromise"),
+            (3, "affiliationChanged"),
+            (4, "superseded"),
+            (5, "cessationOfOperation"),
+        ] {
+            assert_eq!(
+                n(v, &["revoked_by_reason", name]),
+                count(&dir, &format!("{t} AND revocation_reason = {code}")),
+                "{name} {tenant:?}"
+            );
+        }
+    }
+    // The mix as designed: 1 + 5 + 3 + 1 live, 3 seeded, 1 renewal.
+    assert_eq!(n(&all, &["total", "issued"]), 14);
+    assert_eq!(n(&all, &["total", "expired"]), 3);
+    assert_eq!(n(&all, &["total", "revoked_by_reason", "superseded"]), 2);
+    assert_eq!(n(&all, &["platforms", "shop", "renewed_late"]), 2);
+    assert_eq!(n(&all, &["platforms", "shop", "renewed_on_time"]), 1);
+    assert_eq!(n(&all, &["platforms", "mall", "renewed_late"]), 1);
+    assert_eq!(n(&all, &["total", "international"]), 14);
+    let indicator = |v: &Value, name: &str| {
+        v["indicators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("indicator {name} missing"))["value"]
+            .clone()
+    };
+    assert_eq!(
+        indicator(&all, "national_algorithm_share"),
+        Value::from(0.0)
+    );
+    assert_eq!(
+        indicator(&all, "expired_certificate_incidents"),
+        Value::from(3.0)
+    );
+    // Four revocations made through the API were published (OCSP signed) and counted.
+    let published: u64 = all["total"]["events"]["revocation_publication"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    assert_eq!(published, 4);
+    assert!(indicator(&all, "revocation_publication_latency_p99").is_number());
+
+    // By month: the seeded history falls in an earlier month than today's issuance.
+    let since = time::OffsetDateTime::now_utc().date() - time::Duration::days(200);
+    let (code, by, err) = stats_as(
+        &url,
+        &admin_creds,
+        &["--by", "month", "--from", &since.to_string()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let periods = by["periods"].as_array().unwrap();
+    let sum: u64 = periods.iter().map(|p| n(p, &["counts", "issued"])).sum();
+    assert_eq!(sum, 14);
+    assert!(periods.len() >= 7, "{periods:?}");
+    let (code, _, err) = stats_as(&url, &admin_creds, &["--by", "day"]);
+    assert_ne!(code, 0, "a day-by-day answer since 1970 is refused");
+    assert!(err.contains("--from"), "{err}");
+
+    // A platform sees its own numbers, and is refused another's.
+    let shop_creds = tmp.path().join("shop");
+    let (code, own, err) = stats_as(&url, &shop_creds, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(own["platform"], "shop");
+    assert_eq!(own["total"], all["platforms"]["shop"]);
+    assert_eq!(own["platforms"], Value::Object(Default::default()));
+    let (code, _, err) = stats_as(&url, &shop_creds, &["--platform", "mall"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("only its own"), "{err}");
+
+    // Numbers survive a restart (they come from the store).
+    ca.restart(None).await;
+    let (_, again, _) = stats_as(&url, &admin_creds, &[]);
+    assert_eq!(again["total"]["issued"], all["total"]["issued"]);
+    assert_eq!(
+        again["total"]["revoked_by_reason"],
+        all["total"]["revoked_by_reason"]
+    );
+}
