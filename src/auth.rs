@@ -43,6 +43,8 @@ pub enum Action {
     ReadAudit,
     /// Statistics and indicators (a platform: its own).
     ReadStatistics,
+    /// Signed statistics reports, the console.
+    ReadReports,
     /// Asking the KMC for an escrowed key (which recovery officers must then approve).
     RecoverKeys,
 }
@@ -61,9 +63,11 @@ impl Action {
             | Action::ManageIssuers
             | Action::AddAuditor
             | Action::RecoverKeys => &[Admin],
-            Action::ListPeers | Action::ListPlatforms | Action::ListIssuers | Action::ReadAudit => {
-                &[Admin, Auditor]
-            }
+            Action::ListPeers
+            | Action::ListPlatforms
+            | Action::ListIssuers
+            | Action::ReadAudit
+            | Action::ReadReports => &[Admin, Auditor],
         }
     }
 
@@ -86,6 +90,7 @@ impl Action {
             Action::ReadAudit => "read the audit log",
             Action::RecoverKeys => "recover escrowed keys",
             Action::ReadStatistics => "read statistics",
+            Action::ReadReports => "read reports and the console",
         }
     }
 }

@@ -16,6 +16,8 @@ pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:7443";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7080";
 /// Default Prometheus metrics listen address (its own listener; "off" disables it).
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// The web console's default HTTPS address (loopback: reach it through a tunnel or proxy).
+pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:9465";
 /// Largest gRPC message the CA service accepts.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -125,6 +127,11 @@ pub struct ConfigFile {
     pub http_listen: Option<SocketAddr>,
     /// Where /metrics is served (default 127.0.0.1:9464), or "off".
     pub metrics_listen: Option<String>,
+    /// Where the read-only web console is served over HTTPS (default 127.0.0.1:9465), or "off".
+    pub console_listen: Option<String>,
+    /// Write each month's signed statistics report to DATA_DIR/reports/YYYY-MM/ once the
+    /// month is over (default true).
+    pub monthly_reports: Option<bool>,
     /// Base URL written into certificates for CRLs, OCSP and CA certificates
     /// (default: http://<http_listen>).
     pub public_base_url: Option<String>,
@@ -188,6 +195,10 @@ pub struct ServerConfig {
     pub http_listen: SocketAddr,
     /// The Prometheus metrics listener (None: no listener, and nothing counted).
     pub metrics_listen: Option<SocketAddr>,
+    /// The web console's HTTPS listener (None: no console).
+    pub console_listen: Option<SocketAddr>,
+    /// Whether the server writes each finished month's signed report.
+    pub monthly_reports: bool,
     pub public_base_url: Option<String>,
     pub server_names: Vec<String>,
     pub profiles_dir: Option<PathBuf>,
@@ -238,6 +249,12 @@ impl ServerConfig {
                     .parse()
                     .unwrap_or_else(|_| unreachable!()),
             ),
+            console_listen: Some(
+                DEFAULT_CONSOLE_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+            ),
+            monthly_reports: true,
             public_base_url: None,
             server_names: Vec::new(),
             profiles_dir: None,
@@ -266,6 +283,7 @@ impl ServerConfig {
             grpc_listen: any,
             http_listen: any,
             metrics_listen: Some(any),
+            console_listen: Some(any),
             ..Self::new(data_dir)
         }
     }
@@ -319,7 +337,13 @@ impl ServerConfig {
             self.http_listen = a;
         }
         if let Some(a) = &file.metrics_listen {
-            self.metrics_listen = parse_metrics_listen(a)?;
+            self.metrics_listen = parse_listen("metrics_listen", a, DEFAULT_METRICS_LISTEN)?;
+        }
+        if let Some(a) = &file.console_listen {
+            self.console_listen = parse_listen("console_listen", a, DEFAULT_CONSOLE_LISTEN)?;
+        }
+        if let Some(m) = file.monthly_reports {
+            self.monthly_reports = m;
         }
         if file.public_base_url.is_some() {
             self.public_base_url = file.public_base_url;
@@ -380,13 +404,13 @@ impl ServerConfig {
 }
 
 /// A metrics listen address, or "off".
-pub fn parse_metrics_listen(s: &str) -> Result<Option<SocketAddr>> {
+pub fn parse_listen(key: &str, s: &str, example: &str) -> Result<Option<SocketAddr>> {
     if s == "off" {
         return Ok(None);
     }
     s.parse().map(Some).map_err(|_| {
         Error::Config(format!(
-            "metrics_listen {s:?} is neither an address such as 127.0.0.1:9464 nor \"off\""
+            "{key} {s:?} is neither an address such as {example} nor \"off\""
         ))
     })
 }

@@ -96,6 +96,17 @@ impl Layout {
     pub fn tsa_key(&self) -> PathBuf {
         self.dir.join("tsa/tsa.key")
     }
+    /// The statistics reports' signer: certificate and key.
+    pub fn report_signer(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join("report/signer.pem"),
+            self.dir.join("report/signer.key"),
+        )
+    }
+    /// Where the server writes each month's report (reports/YYYY-MM/).
+    pub fn reports(&self) -> PathBuf {
+        self.dir.join("reports")
+    }
     pub fn admin_dir(&self) -> PathBuf {
         self.dir.join("admin")
     }
@@ -128,6 +139,9 @@ pub struct Endpoints {
     /// The Prometheus metrics listener, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<SocketAddr>,
+    /// The web console's HTTPS listener, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<SocketAddr>,
 }
 
 /// File name of the endpoints record inside the data directory.

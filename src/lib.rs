@@ -25,6 +25,7 @@ pub mod listen;
 pub mod metrics;
 pub mod pemfile;
 pub mod publish;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod signer;

@@ -142,6 +142,17 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         })
     );
     call!(
+        "GetReport",
+        admin.get_report(pb::GetReportRequest {
+            period: "not-a-month".into(),
+            ..Default::default()
+        })
+    );
+    call!(
+        "CreateConsoleLogin",
+        admin.create_console_login(pb::CreateConsoleLoginRequest {})
+    );
+    call!(
         "CrossCertify",
         admin.cross_certify(pb::CrossCertifyRequest {
             peer: Some(pb::cross_certify_request::Peer::CaCert(b"junk".to_vec())),
@@ -272,6 +283,8 @@ const AUDITOR_ADMIN_READS: &[&str] = &[
     "ListPlatforms",
     "ListAudit",
     "ListCheckpoints",
+    "GetReport",
+    "CreateConsoleLogin",
     "ListIssuers",
     "GetIssuer",
 ];

@@ -28,6 +28,10 @@ if ! command -v promtool >/dev/null; then
   echo "== installing prometheus (scrapes the metrics listener; promtool checks the exposition)"
   as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends prometheus
 fi
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+  echo "== installing chromium and chromium-driver (the console, opened headless by selenium)"
+  as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   echo "== installing python3-venv"
   as_root apt-get update -qq && as_root apt-get install -y -qq python3-venv
@@ -36,7 +40,7 @@ fi
 venv="${ECCA_VENV:-target/test-venv}"
 stamp="$venv/.requirements"
 if ! cmp -s tests/python/requirements.txt "$stamp" 2>/dev/null; then
-  echo "== preparing $venv (pkilint, grpcio)"
+  echo "== preparing $venv (pkilint, grpcio, gmssl, selenium)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   cp tests/python/requirements.txt "$stamp"

@@ -45,6 +45,10 @@ enum Command {
     Crl(commands::crl::Args),
     /// Statistics and evaluation indicators (issued, active, revoked, per platform, ...).
     Stats(commands::stats::Args),
+    /// A month's statistics report (JSON, HTML with charts), signed by the CA.
+    Report(commands::report::Args),
+    /// The read-only web console: `ecca console login` prints a one-time login link.
+    Console(commands::console::Args),
     /// Cross-certify another region's CA with our root (admin).
     CrossCertify(commands::cross_certify::Args),
     /// The CA hierarchies (issuers): list, show, add, rotate (issuing CA or root), retire.
@@ -93,6 +97,8 @@ async fn main() -> ExitCode {
         Command::Revoke(a) => commands::revoke::run(g, a).await,
         Command::Crl(a) => commands::crl::run(g, a).await,
         Command::Stats(a) => commands::stats::run(g, a).await,
+        Command::Report(a) => commands::report::run(g, a).await,
+        Command::Console(a) => commands::console::run(g, a).await,
         Command::CrossCertify(a) => commands::cross_certify::run(g, a).await,
         Command::Peers(a) => commands::peers::run(g, a).await,
         Command::Issuer(a) => commands::issuer::run(g, a).await,

@@ -262,6 +262,87 @@ async fn stats_match_the_store_and_platforms_see_their_own() {
     assert_ne!(code, 0);
     assert!(err.contains("only its own"), "{err}");
 
+    // This month's signed report: openssl and ecca verify both signatures; a changed byte fails.
+    let month = time::OffsetDateTime::now_utc();
+    let period = format!("{}-{:02}", month.year(), month.month() as u8);
+    let out = tmp.path().join("report");
+    let out_s = out.to_str().unwrap();
+    ca.ok(&["report", "--period", &period, "--out", out_s])
+        .await;
+    let roots = tmp.path().join("roots.pem");
+    ca.ok(&["roots", "--out", roots.to_str().unwrap()]).await;
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(n(&report, &["total", "issued"]) >= 11, "{report}");
+    assert_eq!(
+        report["periods"].as_array().unwrap().len(),
+        month.day() as usize
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Evaluation indicators"));
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
+    let openssl = tools::tool("openssl").unwrap();
+    let cms_verify = |doc: &Path, sig: &Path| {
+        Command::new(&openssl)
+            .args([
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-out",
+                "/dev/null",
+                "-in",
+            ])
+            .arg(sig)
+            .arg("-content")
+            .arg(doc)
+            .arg("-CAfile")
+            .arg(&roots)
+            .output()
+            .unwrap()
+    };
+    for name in ["report.json", "report.html"] {
+        let (doc, sig) = (out.join(name), out.join(format!("{name}.p7s")));
+        let ok = cms_verify(&doc, &sig);
+        assert!(
+            ok.status.success(),
+            "openssl cms -verify {name}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let v = ca
+            .ok(&[
+                "verify-signature",
+                "--in",
+                doc.to_str().unwrap(),
+                "--sig",
+                sig.to_str().unwrap(),
+            ])
+            .await;
+        assert_eq!(v["valid"], true, "{v}");
+    }
+    let mut tampered = std::fs::read(out.join("report.json")).unwrap();
+    let i = tampered.iter().position(|b| b.is_ascii_digit()).unwrap();
+    tampered[i] = if tampered[i] == b'9' {
+        b'8'
+    } else {
+        tampered[i] + 1
+    };
+    let changed = tmp.path().join("changed.json");
+    std::fs::write(&changed, &tampered).unwrap();
+    let bad = cms_verify(&changed, &out.join("report.json.p7s"));
+    assert!(!bad.status.success(), "a changed byte must fail");
+    let (code, _, _) = ecca_json(&dir, &["report", "--period", "2026-13", "--out", out_s]).await;
+    assert_ne!(code, 0);
+    // A platform may not fetch reports.
+    let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
+        .args(["--server", &url, "--credentials"])
+        .arg(&shop_creds)
+        .args(["report", "--period", &period, "--out", out_s])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
     // Numbers survive a restart (they come from the store).
     ca.restart(None).await;
     let (_, again, _) = stats_as(&url, &admin_creds, &[]);
@@ -270,4 +351,82 @@ async fn stats_match_the_store_and_platforms_see_their_own() {
         again["total"]["revoked_by_reason"],
         all["total"]["revoked_by_reason"]
     );
+}
+
+/// The console in headless Chromium: the sign-in page without a session, the dashboard after
+/// a one-time login link (screenshot saved in the test's temp dir), the link single-use, a
+/// platform credential refused a link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_opens_with_a_one_time_link_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let ca = Ca::start(&dir).await;
+    let admin = ca.client().await;
+    platform(&admin, tmp.path(), "shop", &[]).await;
+    let url = Client::data_dir_url(&dir).unwrap();
+    let shop = Client::connect(&url, &Credentials::load(&tmp.path().join("shop")).unwrap())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        issue_server(&shop, &format!("w{i}.shop.example.cn")).await;
+    }
+    let link = ca.ok(&["console", "login"]).await;
+    let login = link["url"].as_str().unwrap().to_string();
+    let console = ca.running.as_ref().unwrap().endpoints.console.unwrap();
+    let base = format!("https://{console}");
+    assert!(
+        login.starts_with(&format!("{base}/login?token=")),
+        "{login}"
+    );
+
+    // A platform credential gets no link.
+    let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
+        .args(["--server", &url, "--credentials"])
+        .arg(tmp.path().join("shop"))
+        .args(["console", "login"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let python = std::env::var("ECCA_PYTHON")
+        .ok()
+        .map(std::path::PathBuf::from)
+        .or_else(|| tools::tool("python3"))
+        .expect("python with selenium");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/console_judge.py");
+    let shot = tmp.path().join("console.png");
+    let args = (python, script, base, login, shot.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(args.0)
+            .arg(args.1)
+            .arg(args.2)
+            .arg(args.3)
+            .arg(args.4)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "console judge: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["dashboard_title"], "ecca console");
+    assert!(
+        seen["tiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().contains("Issued\n3")),
+        "{seen}"
+    );
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
 }

@@ -194,6 +194,27 @@ impl WorkingKey {
         Ok(ocsp::sign_response(key, answers, nonce, times)?)
     }
 
+    /// A detached CMS SignedData (RFC 5652, id-data) over `content`, with this key's
+    /// certificate and `chain` included, signed at `at`.
+    pub fn sign_detached(&self, content: &[u8], chain: &[Vec<u8>], at: i64) -> Result<Vec<u8>> {
+        use crate::core::cms::{self, CmsSigner as _};
+        let signer = cms::CaKey(self.key.as_ref());
+        let (digest, _) = signer.algorithms();
+        Ok(cms::sign(
+            &cms::SignParams {
+                content_type: cms::oid::DATA,
+                format: cms::CmsFormat::Rfc5652,
+                econtent: None,
+                content_digest: &digest.digest(content),
+                signer_cert: &self.cert_der,
+                chain,
+                include_certs: true,
+                signing_time: Some(at),
+            },
+            &signer,
+        )?)
+    }
+
     /// Signs an RFC 3161 token for an accepted request.
     pub fn stamp(
         &self,

@@ -29,6 +29,10 @@ struct Args {
     /// Prometheus metrics listener, path /metrics, or "off" [default: 127.0.0.1:9464].
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Read-only web console (HTTPS; open it with `ecca console login`), or "off"
+    /// [default: 127.0.0.1:9465].
+    #[arg(long)]
+    console_listen: Option<String>,
     /// Base URL of the HTTP side as relying parties reach it; written into every certificate
     /// for CRLs, OCSP and the CA certificates [default: http://<http-listen>].
     #[arg(long)]
@@ -75,12 +79,28 @@ async fn main() -> ExitCode {
     if let Some(a) = args.http_listen {
         config.http_listen = a;
     }
-    if let Some(m) = &args.metrics_listen {
-        match ecca::config::parse_metrics_listen(m) {
-            Ok(a) => config.metrics_listen = a,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
+    let listens = [
+        (
+            "metrics_listen",
+            &args.metrics_listen,
+            &mut config.metrics_listen,
+            ecca::config::DEFAULT_METRICS_LISTEN,
+        ),
+        (
+            "console_listen",
+            &args.console_listen,
+            &mut config.console_listen,
+            ecca::config::DEFAULT_CONSOLE_LISTEN,
+        ),
+    ];
+    for (key, arg, slot, example) in listens {
+        if let Some(m) = arg {
+            match ecca::config::parse_listen(key, m, example) {
+                Ok(a) => *slot = a,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             }
         }
     }
@@ -120,6 +140,9 @@ async fn main() -> ExitCode {
     println!("ecca: admin credential in {dir}/admin (cert.pem, key.pem, ca.pem)");
     if let Some(addr) = running.endpoints.metrics {
         println!("ecca: metrics on http://{addr}/metrics");
+    }
+    if let Some(addr) = running.endpoints.console {
+        println!("ecca: console on https://{addr}/ (sign in with `ecca console login`)");
     }
     if let Some(kmc) = running.kmc() {
         println!(

@@ -726,6 +726,32 @@ impl Client {
         }))
     }
 
+    /// A month's signed statistics report (GetReport).
+    pub async fn report(&self, period: &str, platform: &str) -> Result<pb::Report> {
+        let req = pb::GetReportRequest {
+            period: period.into(),
+            platform: platform.into(),
+        };
+        Ok(self
+            .admin
+            .clone()
+            .get_report(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// A one-time login link to the server's web console.
+    pub async fn console_login(&self) -> Result<pb::ConsoleLogin> {
+        Ok(self
+            .admin
+            .clone()
+            .create_console_login(pb::CreateConsoleLoginRequest {})
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
     /// Signed checkpoints and the certificate that verifies them.
     pub async fn checkpoints(&self) -> Result<pb::ListCheckpointsResponse> {
         let req = pb::ListCheckpointsRequest {};

@@ -514,6 +514,29 @@ impl Admin for AdminApi {
         Ok(Response::new(pb::ListAuditResponse { entries }))
     }
 
+    async fn get_report(
+        &self,
+        req: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::Report>, Status> {
+        let caller = self.caller(&req, Action::ReadReports).await?;
+        let r = req.into_inner();
+        let platform = (!r.platform.is_empty()).then_some(r.platform);
+        let report = crate::report::build(&self.service, &caller, &r.period, platform).await?;
+        Ok(Response::new(report))
+    }
+
+    async fn create_console_login(
+        &self,
+        req: Request<pb::CreateConsoleLoginRequest>,
+    ) -> Result<Response<pb::ConsoleLogin>, Status> {
+        let caller = self.caller(&req, Action::ReadReports).await?;
+        let (url, until) = self.service.console_login(&caller)?;
+        Ok(Response::new(pb::ConsoleLogin {
+            url,
+            expires_at: super::ts(until),
+        }))
+    }
+
     async fn list_checkpoints(
         &self,
         req: Request<pb::ListCheckpointsRequest>,

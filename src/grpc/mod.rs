@@ -483,7 +483,7 @@ impl CertificateAuthority for CaApi {
         let caller = self.caller(&req, Action::ReadStatistics).await?;
         let query = statistics::query(req.into_inner())?;
         let out = self.service.statistics(&caller, query).await?;
-        Ok(Response::new(statistics::answer(out)))
+        Ok(Response::new(crate::report::proto_of(out)))
     }
 }
 

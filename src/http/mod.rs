@@ -25,6 +25,7 @@ use crate::pemfile;
 use crate::publish::{OCSP_MAX_AGE, OcspAnswer, Published};
 use crate::service::Service;
 
+pub mod console;
 pub mod metrics;
 mod rate;
 
@@ -66,10 +67,23 @@ pub async fn serve(
     tracker: Arc<Tracker>,
     stop: impl std::future::Future<Output = ()>,
 ) {
+    serve_with(listener, app, tracker, stop, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (the console): the handshake under the
+/// listener's handshake timeout.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tracker: Arc<Tracker>,
+    stop: impl std::future::Future<Output = ()>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let header_timeout = tracker.limits().header_timeout;
+    let handshake_timeout = tracker.limits().handshake_timeout;
     let connections = tracker.clone();
     crate::listen::accept_loop(listener, tracker, stop, move |stream, peer, state| {
-        let io = hyper_util::rt::TokioIo::new(connections.track(stream, state.clone()));
+        let tracked = connections.track(stream, state.clone());
         let app = app.clone();
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -83,13 +97,30 @@ pub async fn serve(
                     )
                 }
             });
+        let tls = tls.clone();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .max_buf_size(64 * 1024);
-            if let Err(e) = builder.serve_connection(io, svc).await {
+            let served = match tls {
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(tracked);
+                    builder.serve_connection(io, svc).await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(tracked));
+                    let Ok(Ok(stream)) = handshake.await else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    builder.serve_connection(io, svc).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
         });

@@ -229,7 +229,9 @@ async fn ensure_working_key(
     hsm: Option<&Pkcs11Config>,
 ) -> Result<WorkingKey> {
     let national = match &kind {
-        Internal::OcspResponder(ca) | Internal::Tsa(ca) => ca.algorithm() == CaKeyAlg::Sm2,
+        Internal::OcspResponder(ca) | Internal::Tsa(ca) | Internal::ReportSigner(ca) => {
+            ca.algorithm() == CaKeyAlg::Sm2
+        }
         _ => false,
     };
     if expires_within(&cert, renew_before) || !key.exists() {
@@ -320,6 +322,16 @@ pub async fn ensure_working_keys(
         .await?;
         service.set_tsa(family, tsa);
     }
+    let signer = ensure_working_key(
+        service,
+        Internal::ReportSigner(service.authority().active(DEFAULT_ISSUER)?),
+        layout.report_signer(),
+        ("ecca Statistics Reports", "report"),
+        TSA_RENEW_BEFORE,
+        hsm,
+    )
+    .await?;
+    service.set_report_signer(signer);
     Ok(())
 }
 

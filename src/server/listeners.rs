@@ -47,13 +47,42 @@ pub(super) async fn set_health(health: &HealthReporter, serving: bool) {
     }
 }
 
-/// Starts serving gRPC on `grpc` (presenting `cert`) and HTTP on `http`.
+/// The bound sockets.
+pub(super) struct Bound {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+    pub metrics: Option<TcpListener>,
+    pub console: Option<TcpListener>,
+}
+
+/// The console's TLS: the gRPC server's certificate (renewed in place), no client
+/// certificate asked (sign-in is by login link), HTTP/1.1.
+fn console_tls(cert: Arc<ServerCert>) -> Result<tokio_rustls::TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| Error::Config(format!("TLS versions: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Starts serving gRPC on `grpc` (presenting `cert`), HTTP on `http`, metrics and the
+/// console when bound.
 pub(super) async fn serve(
     config: &ServerConfig,
     service: Arc<Service>,
     cert: Arc<ServerCert>,
-    (grpc, http, metrics): (TcpListener, TcpListener, Option<TcpListener>),
+    bound: Bound,
 ) -> Result<Listeners> {
+    let Bound {
+        grpc,
+        http,
+        metrics,
+        console,
+    } = bound;
+    let console_acceptor = console_tls(cert.clone())?;
     let trust = super::bootstrap::client_trust(&service).await?;
     let tls = crate::grpc::tls::server_config(cert, config.grpc_tls12, &trust)?;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -75,6 +104,7 @@ pub(super) async fn serve(
     let (grpc_stop_tx, grpc_stop_rx) = oneshot::channel::<()>();
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
     let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
+    let (console_stop_tx, console_stop_rx) = oneshot::channel::<()>();
     let grpc_tracker = Tracker::new(config.limits);
     let http_tracker = Tracker::new(config.limits);
     let trackers = (grpc_tracker.clone(), http_tracker.clone());
@@ -83,6 +113,7 @@ pub(super) async fn serve(
         let _ = grpc_stop_tx.send(());
         let _ = http_stop_tx.send(());
         let _ = metrics_stop_tx.send(());
+        let _ = console_stop_tx.send(());
         // Open streams (WatchRevocations) would hold a graceful stop forever: cut them after
         // a grace period.
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -125,6 +156,18 @@ pub(super) async fn serve(
             async {
                 let _ = metrics_stop_rx.await;
             },
+        )));
+    }
+    if let Some(listener) = console {
+        let app = crate::http::console::router(service.clone());
+        tasks.push(tokio::spawn(crate::http::serve_with(
+            listener,
+            app,
+            Tracker::new(config.limits),
+            async {
+                let _ = console_stop_rx.await;
+            },
+            Some(console_acceptor),
         )));
     }
     let app = crate::http::router(service, &config.rates);

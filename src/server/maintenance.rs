@@ -62,9 +62,14 @@ const STATISTICS_EVERY: std::time::Duration = std::time::Duration::from_secs(10)
 /// Keeps the statistics current: events stored, the aggregates rolled up (a crash loses at
 /// most this interval's event counts; certificates and revocations are never lost: they are
 /// rolled up from their rows).
-pub(super) async fn statistics(service: Arc<Service>) {
+pub(super) async fn statistics(service: Arc<Service>, reports: Option<std::path::PathBuf>) {
     loop {
         tokio::time::sleep(STATISTICS_EVERY).await;
+        if let Some(dir) = &reports
+            && let Err(e) = crate::report::write_last_month(&service, dir).await
+        {
+            tracing::warn!(error = %e, "monthly report not written; retrying");
+        }
         if let Err(e) = service.flush_statistics().await {
             tracing::warn!(error = %e, "statistics events not stored; retrying");
         }
@@ -89,6 +94,8 @@ async fn renew(u: &Upkeep) -> Result<()> {
         .publisher()
         .responders_due(OCSP_RENEW_BEFORE.whole_seconds())
         || u.service.tsa_due(TSA_RENEW_BEFORE.whole_seconds())
+        || u.service
+            .report_signer_due(TSA_RENEW_BEFORE.whole_seconds())
     {
         ensure_working_keys(&u.service, &layout, u.hsm.as_ref()).await?;
     }

@@ -155,12 +155,17 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         Some(addr) => Some(bind(addr, "metrics").await?),
         None => None,
     };
+    let console_listener = match config.console_listen {
+        Some(addr) => Some(bind(addr, "the console").await?),
+        None => None,
+    };
     // Counting is process-wide: one server per process in production.
     crate::metrics::set_enabled(metrics_listener.is_some());
     let local =
         |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| Error::Internal(e.to_string()));
     let (grpc_addr, http_addr) = (local(&grpc_listener)?, local(&http_listener)?);
     let metrics_addr = metrics_listener.as_ref().map(local).transpose()?;
+    let console_addr = console_listener.as_ref().map(local).transpose()?;
     let base_url = config.base_url(http_addr);
     let (kmc, kmc_client) = kmc::connect(&config).await?;
     let (service, initialized) = prepare(&config, &base_url, Some(kmc_client)).await?;
@@ -169,11 +174,19 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let layout = Layout::new(&config.data_dir);
     let (chain, key) = bootstrap::load_server_cert(&layout)?;
     let server_cert = ServerCert::new(&chain, &key)?;
+    if let Some(addr) = console_addr {
+        service.console().set_addr(addr);
+    }
     let listeners = listeners::serve(
         &config,
         service.clone(),
         server_cert.clone(),
-        (grpc_listener, http_listener, metrics_listener),
+        listeners::Bound {
+            grpc: grpc_listener,
+            http: http_listener,
+            metrics: metrics_listener,
+            console: console_listener,
+        },
     )
     .await?;
 
@@ -188,9 +201,10 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let follower = service.publisher().clone();
     let presigner = service.publisher().clone();
     let counter = service.clone();
+    let reports = config.monthly_reports.then(|| layout.reports());
     let background = vec![
         maintenance::supervised("statistics", move || {
-            maintenance::statistics(counter.clone())
+            maintenance::statistics(counter.clone(), reports.clone())
         }),
         maintenance::supervised("crl-schedule", move || publisher.clone().run()),
         maintenance::supervised("follow", move || follower.clone().follow()),
@@ -207,6 +221,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         grpc: grpc_addr,
         http: http_addr,
         metrics: metrics_addr,
+        console: console_addr,
     };
     let json = serde_json::to_vec_pretty(&endpoints).map_err(|e| Error::Internal(e.to_string()))?;
     pemfile::write_private(&layout.endpoints(), &json)?;

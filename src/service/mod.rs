@@ -20,6 +20,7 @@ use crate::store::{
 };
 use tokio::sync::broadcast;
 
+pub mod console;
 mod dual;
 mod federation;
 pub mod issuers;
@@ -54,6 +55,15 @@ extended_key_usages = ["timeStamping"]
 critical_eku = true
 "#;
 
+const INTERNAL_REPORT: &str = r#"
+description = "ecca's signer of statistics reports"
+key_algorithms = ["p256"]
+max_validity_days = 1825
+default_validity_days = 1825
+key_usages = ["digitalSignature", "contentCommitment"]
+extended_key_usages = ["documentSigning", "emailProtection"]
+"#;
+
 /// What ecca issues for itself. The API's own TLS (credential CA) lives apart from what
 /// relying parties trust (the hierarchies).
 #[derive(Clone, Debug)]
@@ -66,6 +76,8 @@ pub enum Internal {
     OcspResponder(Arc<IssuingCa>),
     /// A time-stamping unit, certified by a hierarchy's active CA.
     Tsa(Arc<IssuingCa>),
+    /// The signer of statistics reports, certified by the default hierarchy's active CA.
+    ReportSigner(Arc<IssuingCa>),
 }
 
 /// Which CA signs a leaf.
@@ -148,6 +160,11 @@ pub struct Service {
     internal_client: Profile,
     internal_ocsp: Profile,
     internal_tsa: Profile,
+    internal_report: Profile,
+    /// The web console's login links and sessions.
+    console: console::ConsoleAuth,
+    /// Signs statistics reports (set at start and on renewal).
+    report_signer: std::sync::RwLock<Option<WorkingKey>>,
     /// The time-stamping units by family (international, and national once an SM2
     /// hierarchy exists): an SM3 imprint is stamped by the national one.
     tsa: std::sync::RwLock<std::collections::HashMap<Family, WorkingKey>>,
@@ -216,6 +233,9 @@ impl Service {
             )?,
             internal_ocsp: Profile::parse(RESPONDER_PROFILE, "internal", INTERNAL_OCSP)?,
             internal_tsa: Profile::parse("ecca-tsa", "internal", INTERNAL_TSA)?,
+            internal_report: Profile::parse("ecca-report", "internal", INTERNAL_REPORT)?,
+            report_signer: std::sync::RwLock::new(None),
+            console: console::ConsoleAuth::default(),
             tsa: std::sync::RwLock::new(std::collections::HashMap::new()),
             tsa_policy: crate::core::tsp::DEFAULT_POLICY.into(),
             tsa_serials: tokio::sync::Mutex::new(TsaSerials::default()),
@@ -383,6 +403,7 @@ impl Service {
             Internal::Credential => (&self.internal_client, By::Credential),
             Internal::OcspResponder(ca) => (&self.internal_ocsp, By::Issuing(ca)),
             Internal::Tsa(ca) => (&self.internal_tsa, By::Issuing(ca)),
+            Internal::ReportSigner(ca) => (&self.internal_report, By::Issuing(ca)),
         };
         self.sign_and_store(
             by,
@@ -554,6 +575,27 @@ impl Service {
         if let Ok(mut t) = self.tsa.write() {
             t.insert(family, tsa);
         }
+    }
+
+    /// Installs the report signer (at start and on renewal).
+    pub fn set_report_signer(&self, signer: WorkingKey) {
+        if let Ok(mut s) = self.report_signer.write() {
+            *s = Some(signer);
+        }
+    }
+
+    /// True if there is no report signer, or one that expires within `margin` seconds.
+    pub fn report_signer_due(&self, margin: i64) -> bool {
+        let at = OffsetDateTime::now_utc().unix_timestamp();
+        self.report_signer
+            .read()
+            .map(|s| s.as_ref().is_none_or(|k| k.not_after - at < margin))
+            .unwrap_or(true)
+    }
+
+    /// The report signer, if installed.
+    pub fn report_signer(&self) -> Option<WorkingKey> {
+        self.report_signer.read().ok().and_then(|s| s.clone())
     }
 
     /// True if a family with a hierarchy has no time-stamping unit, or one that expires

@@ -334,3 +334,31 @@ impl Service {
         self.tally(tenant, kind::PUBLICATION, &stats::delay_label(delay), delay);
     }
 }
+
+impl Service {
+    /// A detached CMS signature over a report by the report signer (its certificate and
+    /// the CA certificate that issued it included).
+    pub fn sign_report(&self, content: &[u8]) -> Result<Vec<u8>> {
+        let signer = self.report_signer().ok_or_else(|| {
+            Error::Unavailable("the report signer is not ready yet; retry in a moment".into())
+        })?;
+        signer.sign_detached(content, &self.report_chain(&signer), now())
+    }
+
+    /// The CA certificate that issued the report signer's.
+    pub fn report_chain(&self, signer: &crate::authority::WorkingKey) -> Vec<Vec<u8>> {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(&signer.cert_der) else {
+            return Vec::new();
+        };
+        let issuer = cert.issuer().as_raw().to_vec();
+        let (_, intermediates) = self.authority.ca_certificates();
+        intermediates
+            .into_iter()
+            .filter(|der| {
+                x509_parser::parse_x509_certificate(der)
+                    .is_ok_and(|(_, c)| c.subject().as_raw() == issuer.as_slice())
+            })
+            .take(1)
+            .collect()
+    }
+}

@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod auditor;
 pub mod bench;
+pub mod console;
 pub mod crl;
 pub mod cross_certify;
 pub mod csr;
@@ -16,6 +17,7 @@ pub mod migrate;
 pub mod peers;
 pub mod platform;
 pub mod profiles;
+pub mod report;
 pub mod revoke;
 pub mod roots;
 pub mod show;

@@ -2,7 +2,6 @@
 use clap::Args as ClapArgs;
 use ecca::proto::{GetStatisticsRequest, Statistics, StatisticsCounts};
 use ecca::{Error, Result};
-use serde_json::{Map, Value, json};
 
 use crate::context::Global;
 use crate::output;
@@ -55,81 +54,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let req = request(a.platform, day("from", &a.from)?, day("to", &a.to)?, a.by);
     let s = g.client().await?.statistics(req).await?;
     if g.json {
-        return output::print_json(&json_of(&s));
+        return output::print_json(&ecca::report::json_of(&s));
     }
     print!("{}", text_of(&s));
     Ok(())
-}
-
-fn seconds(t: &Option<prost_types::Timestamp>) -> i64 {
-    t.as_ref().map_or(0, |t| t.seconds)
-}
-
-fn map<V: Clone + Into<Value>>(m: &std::collections::HashMap<String, V>) -> Value {
-    let mut keys: Vec<_> = m.keys().collect();
-    keys.sort();
-    Value::Object(
-        keys.into_iter()
-            .map(|k| (k.clone(), m[k].clone().into()))
-            .collect::<Map<_, _>>(),
-    )
-}
-
-pub fn counts_json(c: &StatisticsCounts) -> Value {
-    let events: std::collections::HashMap<String, Value> = c
-        .events
-        .iter()
-        .map(|(k, v)| (k.clone(), map(&v.counts)))
-        .collect();
-    json!({
-        "issued": c.issued,
-        "active": c.active,
-        "expired": c.expired,
-        "revoked": c.revoked,
-        "revoked_by_reason": map(&c.revoked_by_reason),
-        "renewed_on_time": c.renewed_on_time,
-        "renewed_late": c.renewed_late,
-        "validity": map(&c.validity),
-        "international": c.international,
-        "national": c.national,
-        "with_uscc": c.with_uscc,
-        "by_profile": map(&c.by_profile),
-        "events": map(&events),
-    })
-}
-
-/// The statistics as JSON (what `--json` prints and report.json holds).
-pub fn json_of(s: &Statistics) -> Value {
-    let platforms: std::collections::HashMap<String, Value> = s
-        .platforms
-        .iter()
-        .map(|(k, v)| (k.clone(), counts_json(v)))
-        .collect();
-    json!({
-        "platform": s.platform,
-        "from": output::time_text(seconds(&s.from)),
-        "to": output::time_text(seconds(&s.to)),
-        "computed_at": output::time_text(seconds(&s.computed_at)),
-        "total": s.total.as_ref().map(counts_json),
-        "periods": s.periods.iter().map(|p| json!({
-            "label": p.label,
-            "from": output::time_text(seconds(&p.from)),
-            "to": output::time_text(seconds(&p.to)),
-            "counts": p.counts.as_ref().map(counts_json),
-        })).collect::<Vec<_>>(),
-        "platforms": map(&platforms),
-        "indicators": s.indicators.iter().map(|i| json!({
-            "name": i.name, "value": i.value, "unit": i.unit,
-        })).collect::<Vec<_>>(),
-        "crls": s.crls.iter().map(|c| json!({
-            "ca": c.ca,
-            "this_update": output::time_text(seconds(&c.this_update)),
-            "next_update": output::time_text(seconds(&c.next_update)),
-            "bytes": c.bytes,
-        })).collect::<Vec<_>>(),
-        "merchants_registered": s.merchants_registered,
-        "merchants_covered": s.merchants_covered,
-    })
 }
 
 fn sorted(m: &std::collections::HashMap<String, u64>) -> String {
@@ -139,6 +67,10 @@ fn sorted(m: &std::collections::HashMap<String, u64>) -> String {
         .map(|(k, n)| format!("{k}={n}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn seconds(t: &Option<prost_types::Timestamp>) -> i64 {
+    t.as_ref().map_or(0, |t| t.seconds)
 }
 
 fn counts_line(c: &StatisticsCounts) -> String {
