@@ -85,6 +85,9 @@ async fn ocsp_status(http: &str, chain: &Path, roots: &Path, leaf: &Path) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_one_postgres() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("ecca=warn")
+        .try_init();
     if tool("openssl").is_none() {
         return;
     }
@@ -223,6 +226,46 @@ async fn two_instances_share_one_postgres() {
     assert_eq!(listed_a, listed_b);
     assert!(number_a > number_a0 && number_b > number_b0);
     assert_ne!(number_a, number_b, "CRL numbers come from one sequence");
+
+    // Statistics come from the shared store: both instances roll up (one wins each step)
+    // and give the same numbers.
+    let stats = |i: usize| {
+        let client = clients[i].clone();
+        async move {
+            client
+                .statistics(ecca::proto::GetStatisticsRequest {
+                    by: "day".into(),
+                    from: Some(prost_types::Timestamp {
+                        seconds: time::OffsetDateTime::now_utc().unix_timestamp() - 86_400,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let (sa, sb) = (stats(0).await, stats(1).await);
+    let (ta, tb) = (sa.total.unwrap(), sb.total.unwrap());
+    assert_eq!(ta.issued as usize, ISSUANCES);
+    assert_eq!(ta.revoked, certs.len() as u64);
+    assert_eq!(ta.revoked_by_reason.get("keyCompromise"), Some(&1));
+    assert_eq!(ta.active as usize, ISSUANCES - certs.len());
+    assert_eq!(
+        (
+            ta.issued,
+            ta.active,
+            ta.revoked,
+            ta.revoked_by_reason.clone()
+        ),
+        (
+            tb.issued,
+            tb.active,
+            tb.revoked,
+            tb.revoked_by_reason.clone()
+        )
+    );
+    assert_eq!(sa.periods.len(), 2);
 
     // One audit chain, extended by both instances, verifies with the checkpoints.
     let verdict = clients[1].verify_audit().await.unwrap();

@@ -430,3 +430,83 @@ async fn console_opens_with_a_one_time_link_in_chromium() {
     );
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
 }
+
+/// Measures statistics on ten million certificates (not part of the suite: it writes ~3 GB):
+/// `cargo test --release -p ecca-ops --test stats -- --ignored --nocapture`. Prints how long
+/// the seeding, the roll-up and each kind of answer took; asserts only the numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_statistics_on_ten_million() {
+    let rows: u64 = std::env::var("ECCA_STATS_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let mut ca = Ca::start(&dir).await;
+    let admin = ca.client().await;
+    let template = issue_server(&admin, "template.example.cn").await;
+    ca.running.take().unwrap().shutdown().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let started = std::time::Instant::now();
+    // 20 platforms, a year of issuance, 90-day certificates, 1 % revoked (reasons 1, 3, 4, 5).
+    sql(
+        &dir,
+        &format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+             INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after,
+               created_at, issued_at, der, issuer, ca, revoked_at, revocation_reason, revocation_seq)
+             SELECT printf('7e%014x', i), 'issued', 'server-tls', 'p' || (i % 20), 'CN=m' || i,
+               '[\"DNS:m' || i || '.example.cn\"]', t, t + 90 * 86400, t, t, x'30', 'issuing', 'issuing',
+               CASE WHEN i % 100 = 0 THEN min(t + 86400, {now} - 60) END, CASE WHEN i % 100 = 0 THEN substr('1345', 1 + (i / 100) % 4, 1) + 0 END,
+               CASE WHEN i % 100 = 0 THEN 1000000000 + i END
+             FROM (SELECT i, {now} - 365 * 86400 + (i * 31536) / ({rows} / 1000) AS t FROM n);
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19)
+             INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, created_at)
+             SELECT 'p' || i, '[]', '[]', '[\"server-tls\"]', {now} FROM n;",
+        ),
+    );
+    let seeded = started.elapsed();
+    let _ = template;
+    ca = Ca::start(&dir).await;
+    let admin_creds = dir.join("admin");
+    let url = Client::data_dir_url(&dir).unwrap();
+    // The background roll-up reads everything (the first answer waits for a few steps only).
+    let started = std::time::Instant::now();
+    let max_id: i64 = sql(&dir, "SELECT MAX(id) FROM certificates")
+        .parse()
+        .unwrap();
+    loop {
+        let mark: i64 = sql(
+            &dir,
+            "SELECT COALESCE(MAX(value), 0) FROM stats_marks WHERE name = 'cert_id'",
+        )
+        .parse()
+        .unwrap();
+        if mark >= max_id {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    let rolled = started.elapsed();
+    let time = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let (code, v, err) = stats_as(&url, &admin_creds, args);
+        assert_eq!(code, 0, "{err}");
+        (started.elapsed(), v)
+    };
+    let (all_time, all) = time(&[]);
+    assert_eq!(n(&all, &["total", "issued"]), rows + 1);
+    let since = (time::OffsetDateTime::now_utc().date() - time::Duration::days(365)).to_string();
+    let (by_month, _) = time(&["--by", "month", "--from", &since]);
+    let (by_day, _) = time(&["--by", "day", "--from", &since]);
+    let (one_platform, p7) = time(&["--platform", "p7", "--by", "week", "--from", &since]);
+    assert_eq!(n(&p7, &["total", "issued"]), rows / 20);
+    let aggregates = sql(&dir, "SELECT COUNT(*) FROM stats_issued");
+    println!(
+        "{rows} certificates: seeded in {seeded:.1?}; rolled up in {rolled:.1?} ({aggregates} aggregate rows)\n\
+         ecca stats (all time): {all_time:.2?}; --by month over a year: {by_month:.2?}; \
+         --by day: {by_day:.2?}; one platform by week: {one_platform:.2?}"
+    );
+}

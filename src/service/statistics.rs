@@ -16,6 +16,8 @@ use crate::store::Role;
 
 /// Rows read per roll-up step.
 const ROLLUP_BATCH: u32 = 20_000;
+/// Roll-up steps an answer waits for at most.
+const ANSWER_BATCHES: u32 = 5;
 /// At most this many periods in one answer.
 const MAX_PERIODS: usize = 400;
 
@@ -60,7 +62,13 @@ impl Service {
     /// Rolls up what was issued and revoked since the last roll-up (run every few seconds and
     /// before each answer). Instances rolling up together: one wins each step.
     pub async fn roll_up_statistics(&self) -> Result<()> {
-        for _ in 0..1_000 {
+        self.roll_up(u32::MAX).await
+    }
+
+    /// Rolls up at most `batches` steps (an answer waits for a few; the background task
+    /// catches up with any backlog).
+    async fn roll_up(&self, batches: u32) -> Result<()> {
+        for _ in 0..batches {
             let from = self.store.stats_marks().await?;
             let (certs, revocations) = self.store.stats_source(from, ROLLUP_BATCH).await?;
             let full =
@@ -141,7 +149,7 @@ impl Service {
         {
             return Err(Error::NotFound(format!("platform {p}")));
         }
-        if let Err(e) = self.roll_up_statistics().await {
+        if let Err(e) = self.roll_up(ANSWER_BATCHES).await {
             tracing::warn!(error = %e, "statistics roll-up failed; answering from what was rolled up");
         }
         if let Err(e) = self.flush_statistics().await {

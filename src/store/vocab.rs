@@ -826,11 +826,13 @@ pub fn issuers(rows: Vec<IssuerRow>, certs: Vec<IssuerCertRow>) -> Result<Vec<Is
 // which SQLite binds by position too).
 
 /// Certificates after a roll-up mark, each with the notAfter of its predecessor (the newest
-/// earlier certificate of the same platform, profile, subject and names).
+/// earlier certificate of the same platform, profile, subject and names: an index walk back
+/// from its issuance, however many certificates share the subject).
 pub const STATS_CERTS_SQL: &str = "SELECT c.id, c.status, c.tenant, c.profile, c.ca, c.subject, c.not_before, c.not_after, c.issued_at,
-        (SELECT MAX(p.not_after) FROM certificates p
+        (SELECT p.not_after FROM certificates p
          WHERE p.tenant = c.tenant AND p.subject = c.subject AND p.issued_at < c.issued_at
-           AND p.status = 'issued' AND p.profile = c.profile AND p.sans = c.sans)
+           AND p.status = 'issued' AND p.profile = c.profile AND p.sans = c.sans
+         ORDER BY p.issued_at DESC LIMIT 1)
  FROM certificates c WHERE c.id > $1 ORDER BY c.id LIMIT $2";
 /// Revocations after a roll-up mark, in revocation order.
 pub const STATS_REVOCATIONS_SQL: &str =
@@ -839,26 +841,26 @@ pub const STATS_REVOCATIONS_SQL: &str =
 pub const STATS_MARKS_SQL: &str = "SELECT name, value FROM stats_marks";
 pub const STATS_ISSUED_SQL: &str =
     "SELECT day, tenant, profile, ca, uscc, validity, expiry, renewal, n
- FROM stats_issued WHERE day >= $1 AND day < $2 AND ($3 IS NULL OR tenant = $3)";
+ FROM stats_issued WHERE day >= $1 AND day < $2 AND (CAST($3 AS TEXT) IS NULL OR tenant = $3)";
 pub const STATS_REVOKED_SQL: &str = "SELECT day, tenant, profile, ca, reason, expiry, n
- FROM stats_revoked WHERE day >= $1 AND day < $2 AND ($3 IS NULL OR tenant = $3)";
+ FROM stats_revoked WHERE day >= $1 AND day < $2 AND (CAST($3 AS TEXT) IS NULL OR tenant = $3)";
 pub const STATS_EVENTS_SQL: &str = "SELECT day, tenant, kind, label, n, total_ms
- FROM stats_events WHERE day >= $1 AND day < $2 AND ($3 IS NULL OR tenant = $3)";
+ FROM stats_events WHERE day >= $1 AND day < $2 AND (CAST($3 AS TEXT) IS NULL OR tenant = $3)";
 /// Certificates alive at the start of a day (issued before it, expiring on it or later,
 /// not revoked before it) by platform and CA.
 pub const STATS_ALIVE_SQL: &str = "SELECT tenant, ca, CAST(SUM(n) AS BIGINT) FROM (
-   SELECT tenant, ca, n FROM stats_issued WHERE expiry >= $1 AND day < $1 AND ($2 IS NULL OR tenant = $2)
+   SELECT tenant, ca, n FROM stats_issued WHERE expiry >= $1 AND day < $1 AND (CAST($2 AS TEXT) IS NULL OR tenant = $2)
    UNION ALL
-   SELECT tenant, ca, -n FROM stats_revoked WHERE expiry >= $1 AND day < $1 AND ($2 IS NULL OR tenant = $2)
+   SELECT tenant, ca, -n FROM stats_revoked WHERE expiry >= $1 AND day < $1 AND (CAST($2 AS TEXT) IS NULL OR tenant = $2)
  ) a GROUP BY tenant, ca";
 /// Counted certificates whose notAfter fell on the UTC days [from, to), by platform.
 pub const STATS_EXPIRED_SQL: &str = "SELECT tenant, CAST(SUM(n) AS BIGINT) FROM stats_issued
- WHERE expiry >= $1 AND expiry < $2 AND ($3 IS NULL OR tenant = $3) GROUP BY tenant";
+ WHERE expiry >= $1 AND expiry < $2 AND (CAST($3 AS TEXT) IS NULL OR tenant = $3) GROUP BY tenant";
 /// Counted certificates up to a roll-up mark whose notAfter is in [from, to): all, unrevoked.
 pub const STATS_ENDING_SQL: &str =
     "SELECT COUNT(*), COALESCE(SUM(CASE WHEN revocation_seq IS NULL THEN 1 ELSE 0 END), 0)
  FROM certificates WHERE not_after >= $1 AND not_after < $2 AND id <= $3 AND status = 'issued'
-   AND ca <> 'credential' AND profile NOT LIKE 'ecca-%' AND ($4 IS NULL OR tenant = $4)";
+   AND ca <> 'credential' AND profile NOT LIKE 'ecca-%' AND (CAST($4 AS TEXT) IS NULL OR tenant = $4)";
 pub const STATS_ADD_ISSUED_SQL: &str = "INSERT INTO stats_issued (day, tenant, profile, ca, uscc, validity, expiry, renewal, n)
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
  ON CONFLICT (day, tenant, profile, ca, uscc, validity, expiry, renewal) DO UPDATE SET n = stats_issued.n + excluded.n";

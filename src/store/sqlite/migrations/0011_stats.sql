@@ -41,8 +41,9 @@ CREATE TABLE stats_marks (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
--- A renewal is found by its predecessor: the same platform, subject and names.
-CREATE INDEX certificates_renewal ON certificates (tenant, subject, id);
+-- A renewal is found by its predecessor: the newest earlier certificate of the same
+-- platform, subject, profile and names.
+CREATE INDEX certificates_renewal ON certificates (tenant, subject, issued_at);
 -- Merchant coverage looks up each registered USCC's unexpired certificates.
 ALTER TABLE certificates ADD COLUMN uscc TEXT;
 CREATE INDEX certificates_uscc ON certificates (tenant, uscc, not_after) WHERE uscc IS NOT NULL;
