@@ -6,7 +6,6 @@ use serde_json::{Map, Value, json};
 use crate::auth::Caller;
 use crate::core::stats::{self, By};
 use crate::error::{Error, Result};
-use crate::grpc::ts;
 use crate::proto::{self as pb, StatisticsCounts};
 use crate::service::Service;
 use crate::service::statistics::{Statistics, StatsQuery};
@@ -82,6 +81,13 @@ pub async fn build(
         json,
         html,
         signer_chain_pem: crate::pemfile::certs_to_pem(chain.iter().map(Vec::as_slice)),
+    })
+}
+
+fn ts(unix: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: unix,
+        nanos: 0,
     })
 }
 
