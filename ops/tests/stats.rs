@@ -445,7 +445,7 @@ async fn measure_statistics_on_ten_million() {
     let dir = tmp.path().join("ca");
     let mut ca = Ca::start(&dir).await;
     let admin = ca.client().await;
-    let template = issue_server(&admin, "template.example.cn").await;
+    issue_server(&admin, "template.example.cn").await;
     ca.running.take().unwrap().shutdown().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let started = std::time::Instant::now();
@@ -468,8 +468,7 @@ async fn measure_statistics_on_ten_million() {
         ),
     );
     let seeded = started.elapsed();
-    let _ = template;
-    ca = Ca::start(&dir).await;
+    let _serving = Ca::start(&dir).await;
     let admin_creds = dir.join("admin");
     let url = Client::data_dir_url(&dir).unwrap();
     // The background roll-up reads everything (the first answer waits for a few steps only).
