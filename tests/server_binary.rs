@@ -27,6 +27,10 @@ fn server_cmd(dir: &Path) -> Command {
         "127.0.0.1:0",
         "--http-listen",
         "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--console-listen",
+        "127.0.0.1:0",
     ]);
     cmd
 }

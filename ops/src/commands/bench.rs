@@ -395,6 +395,10 @@ fn startup_and_idle(tmp: &Path) -> Result<(f64, f64, f64)> {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--console-listen",
+                "127.0.0.1:0",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
