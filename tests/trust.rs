@@ -422,7 +422,14 @@ async fn an_older_data_directory_is_migrated_on_start() {
 fn undo_migration_5(db: &Path) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.execute_batch(
-        "DROP INDEX certificates_not_after;
+        "DROP TABLE stats_issued;
+         DROP TABLE stats_revoked;
+         DROP TABLE stats_events;
+         DROP TABLE stats_marks;
+         DROP INDEX certificates_renewal;
+         DROP INDEX certificates_uscc;
+         ALTER TABLE certificates DROP COLUMN uscc;
+         DROP INDEX certificates_not_after;
          DROP TABLE certificate_pairs;
          DROP INDEX certificates_ca_revoked;
          DROP INDEX certificates_ca_expiry;
