@@ -354,9 +354,20 @@ pub fn ratio(num: u64, den: u64) -> Option<f64> {
 #[derive(Debug, Default)]
 pub struct Tally {
     counts: std::sync::Mutex<BTreeMap<EventKey, (u64, i64)>>,
+    /// Anonymous events with fixed labels (OCSP answers: the hot path), counted without
+    /// allocating.
+    fixed: std::sync::Mutex<std::collections::HashMap<(i64, &'static str, &'static str), u64>>,
 }
 
 impl Tally {
+    /// Counts one anonymous event with a fixed kind and label (no allocation).
+    pub fn count_fixed(&self, kind: &'static str, label: &'static str) {
+        let today = day(OffsetDateTime::now_utc().unix_timestamp());
+        if let Ok(mut c) = self.fixed.lock() {
+            *c.entry((today, kind, label)).or_default() += 1;
+        }
+    }
+
     /// Counts one event now (`ms`: a duration to sum, else 0).
     pub fn count(&self, tenant: &str, kind: &str, label: &str, ms: i64) {
         let key = EventKey {
@@ -374,13 +385,26 @@ impl Tally {
 
     /// Takes what was counted since the last take.
     pub fn take(&self) -> Vec<(EventKey, u64, i64)> {
-        self.counts
+        let mut counts = self
+            .counts
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, (n, ms))| (k, n, ms))
-            .collect()
+            .unwrap_or_default();
+        let fixed = self
+            .fixed
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        for ((day, kind, label), n) in fixed {
+            let key = EventKey {
+                day,
+                tenant: String::new(),
+                kind: kind.into(),
+                label: label.into(),
+            };
+            counts.entry(key).or_default().0 += n;
+        }
+        counts.into_iter().map(|(k, (n, ms))| (k, n, ms)).collect()
     }
 
     /// Puts back what could not be stored (counted again at the next flush).
@@ -664,6 +688,27 @@ mod tests {
         assert_eq!(w.last().unwrap().to, nov.to);
         assert_eq!(periods(nov.from, nov.to, By::Day).len(), 30);
         assert_eq!(date("2026-11-01"), Some(nov.from));
+    }
+
+    #[test]
+    fn tally_takes_both_kinds_of_counts_once() {
+        let t = Tally::default();
+        t.count_fixed(kind::OCSP, "good");
+        t.count_fixed(kind::OCSP, "good");
+        t.count("shop", kind::PUBLICATION, "le_1", 300);
+        let taken = t.take();
+        assert_eq!(taken.len(), 2);
+        assert!(
+            taken
+                .iter()
+                .any(|(k, n, _)| k.kind == kind::OCSP && k.tenant.is_empty() && *n == 2)
+        );
+        assert!(
+            taken
+                .iter()
+                .any(|(k, n, ms)| k.tenant == "shop" && *n == 1 && *ms == 300)
+        );
+        assert!(t.take().is_empty());
     }
 
     #[test]

@@ -225,7 +225,7 @@ impl Publisher {
             m.ocsp_responses.with_label_values(&[status]).inc();
         }
         self.tally
-            .count("", crate::core::stats::kind::OCSP, status, 0);
+            .count_fixed(crate::core::stats::kind::OCSP, status);
         answer
     }
 

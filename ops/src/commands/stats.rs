@@ -61,6 +61,9 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
 }
 
 fn sorted(m: &std::collections::HashMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
     let mut v: Vec<_> = m.iter().collect();
     v.sort();
     v.iter()
