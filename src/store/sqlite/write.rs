@@ -13,6 +13,33 @@ use crate::store::vocab::{self, Applied, AuditRecord, list_json};
 use crate::store::write::{Alive, Job, check_revocable, deliver, group, observe_group};
 use crate::store::{Done, Op, audit_hash};
 
+/// Statements from the connection's cache of prepared statements: the writer runs the same
+/// few for every issuance, so each is parsed once, not per call.
+trait Cached {
+    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    fn row<T>(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(p)
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(p, f)
+    }
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -35,10 +62,10 @@ pub(super) fn writer_loop(
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut hash = last_hash.clone();
             for job in &jobs {
-                tx.execute_batch("SAVEPOINT job")?;
+                tx.exec("SAVEPOINT job", [])?;
                 match apply(&tx, &job.op, &hash) {
                     Ok((new_hash, done)) => {
-                        tx.execute_batch("RELEASE job")?;
+                        tx.exec("RELEASE job", [])?;
                         hash = new_hash;
                         results.push(Ok(done));
                     }
@@ -94,7 +121,7 @@ fn found(n: usize, what: impl FnOnce() -> String) -> Result<Applied> {
 fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
     Ok(match op {
         Op::Reserve(i) => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca, uscc)
                  VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![i.serial.hex(), i.profile, i.tenant, i.subject, list_json(&i.sans)?, i.not_before, i.not_after, at, i.issuer.as_str(), i.ca.as_str(), i.uscc()],
@@ -103,7 +130,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
         Op::Complete { serial, der, .. } => {
-            let n = tx.execute(
+            let n = tx.exec(
                 "UPDATE certificates SET status = 'issued', der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'pending'",
                 params![serial, der, at],
             )?;
@@ -113,14 +140,14 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
         Op::Abandon { serial, .. } => {
-            tx.execute(
+            tx.exec(
                 "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'pending'",
                 params![serial],
             )?;
             Applied::Nothing
         }
         Op::AddCredential { cred, .. } => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO credentials (serial, role, tenant, disabled, cert_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![cred.serial, cred.role.as_str(), cred.tenant, cred.disabled, cred.cert_sha256],
             )?;
@@ -136,7 +163,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
                 )
                 .optional()?;
             check_revocable(&serial, row, r.tenant.as_deref())?;
-            tx.execute(
+            tx.exec(
                 "UPDATE certificates SET revoked_at = ?2, revocation_reason = ?3, invalidity_date = ?4,
                  revocation_seq = (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM certificates)
                  WHERE serial = ?1",
@@ -150,7 +177,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Range(last - u64::from(*size) + 1, last)
         }
         Op::AddPlatform { p, .. } => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO platforms (name, dns_suffixes, ip_ranges, profiles, max_days, rate_per_min, disabled, created_at, organizations, usccs, names)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10)",
                 params![p.name, list_json(&p.dns_suffixes)?, list_json(&p.ip_ranges)?, list_json(&p.profiles)?, p.max_days, p.rate_per_min, at,
@@ -160,7 +187,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
         Op::PlatformDisabled { name, disabled, .. } => found(
-            tx.execute(
+            tx.exec(
                 "UPDATE platforms SET disabled = ?2 WHERE name = ?1",
                 params![name, disabled],
             )?,
@@ -173,7 +200,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             names,
             ..
         } => found(
-            tx.execute(
+            tx.exec(
                 "UPDATE platforms SET organizations = ?2, usccs = ?3, names = ?4 WHERE name = ?1",
                 params![
                     name,
@@ -184,11 +211,11 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             )?,
             || format!("platform {name:?}"),
         )?,
-        Op::DisableCredential { cert_sha256, .. } => Applied::Count(tx.execute(
+        Op::DisableCredential { cert_sha256, .. } => Applied::Count(tx.exec(
             "UPDATE credentials SET disabled = 1 WHERE cert_sha256 = ?1 AND disabled = 0",
             params![cert_sha256],
         )? as u64),
-        Op::DisableCredentials { tenant, keep, .. } => Applied::Count(tx.execute(
+        Op::DisableCredentials { tenant, keep, .. } => Applied::Count(tx.exec(
             "UPDATE credentials SET disabled = 1 WHERE tenant = ?1 AND serial != ?2 AND disabled = 0",
             params![tenant, keep],
         )? as u64),
@@ -224,14 +251,14 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
         Op::AddCheckpoint(c) => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO audit_checkpoints (upto_id, head_hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
                 params![c.upto_id, c.head_hash, c.at, c.signature],
             )?;
             Applied::Nothing
         }
         Op::AddIssuer { record, .. } => {
-            let n = tx.execute(
+            let n = tx.exec(
                 "INSERT INTO issuers (name, algorithm, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (name) DO NOTHING",
                 params![record.name, record.algorithm.as_str(), at],
@@ -273,14 +300,14 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             to,
             ..
         } => found(
-            tx.execute(
+            tx.exec(
                 "UPDATE issuer_certificates SET state = ?4 WHERE issuer = ?1 AND ca_id = ?2 AND state = ?3",
                 params![issuer, ca_id.as_str(), from.as_str(), to.as_str()],
             )?,
             || format!("{} CA certificate {ca_id} of issuer {issuer:?}", from.as_str()),
         )?,
         Op::AddPeer { peer, .. } => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO peers (name, ca_cert, subject, status, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![peer.name, peer.ca_cert, peer.subject, peer.status.as_str(), at],
             )
@@ -288,7 +315,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
         Op::PeerStatus { name, status, .. } => found(
-            tx.execute(
+            tx.exec(
                 "UPDATE peers SET status = ?2 WHERE name = ?1",
                 params![name, status.as_str()],
             )?,
@@ -300,7 +327,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             escrow_id,
             ..
         } => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO certificate_pairs (signing_serial, encryption_serial, escrow_id, created_at)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![signing, encryption, escrow_id, at],
@@ -309,7 +336,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
         }
         Op::RemovePeer { name, .. } => {
             found(
-                tx.execute("DELETE FROM peers WHERE name = ?1", params![name])?,
+                tx.exec("DELETE FROM peers WHERE name = ?1", params![name])?,
                 || format!("peer {name:?}"),
             )?;
             let mut stmt = tx.prepare(
@@ -327,7 +354,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
                 Op::ReserveCross { .. } => ("pending", &[][..]),
                 _ => ("issued", record.der.as_slice()),
             };
-            tx.execute(
+            tx.exec(
                 "INSERT INTO cross_certificates (serial, peer, direction, der, not_after, created_at, status, ca)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![record.serial, record.peer, record.direction.as_str(), der, record.not_after, at, status, record.ca.as_str()],
@@ -336,7 +363,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
         Op::CompleteCross { serial, der, .. } => {
-            let n = tx.execute(
+            let n = tx.exec(
                 "UPDATE cross_certificates SET status = 'issued', der = ?2
                  WHERE serial = ?1 AND direction = 'issued' AND status = 'pending'",
                 params![serial, der],
@@ -349,7 +376,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             Applied::Nothing
         }
         Op::AbandonCross { serial, .. } => {
-            tx.execute(
+            tx.exec(
                 "UPDATE cross_certificates SET status = 'abandoned'
                  WHERE serial = ?1 AND direction = 'issued' AND status = 'pending'",
                 params![serial],
@@ -361,7 +388,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
 
 /// Advances a durable counter (CRL numbers per CA, time-stamp serials) by `by`.
 fn next_number(tx: &Connection, name: &str, by: u32) -> Result<u64> {
-    let n: i64 = tx.query_row(
+    let n: i64 = tx.row(
         "INSERT INTO crl_numbers (ca, last) VALUES (?1, ?2)
          ON CONFLICT (ca) DO UPDATE SET last = last + ?2 RETURNING last",
         params![name, i64::from(by)],
@@ -371,11 +398,11 @@ fn next_number(tx: &Connection, name: &str, by: u32) -> Result<u64> {
 }
 
 fn append_audit(tx: &Connection, prev: &[u8], at: i64, e: &AuditRecord) -> Result<Vec<u8>> {
-    let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log", [], |r| {
+    let id: i64 = tx.row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log", [], |r| {
         r.get(0)
     })?;
     let hash = audit_hash(prev, id, at, &e.actor, &e.event, &e.object, &e.detail);
-    tx.execute(
+    tx.exec(
         "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![id, at, e.actor, e.event, e.object, e.detail, prev, hash],
     )?;
@@ -388,7 +415,7 @@ fn insert_issuer_cert(
     c: &crate::store::IssuerCert,
     at: i64,
 ) -> Result<()> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO issuer_certificates (sha256, issuer, role, state, der, subject, serial, not_after, added_at, ca_id, key_ref, parent, wrapped_key)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![c.sha256, issuer, c.role.as_str(), c.state.as_str(), c.der, c.subject, c.serial, c.not_after, at, c.ca_id.as_str(), c.key_ref, c.parent.as_str(), c.wrapped_key.as_ref().map(|k| k.0.as_slice())],
