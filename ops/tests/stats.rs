@@ -400,7 +400,7 @@ async fn console_opens_with_a_one_time_link_in_chromium() {
         .expect("python with selenium");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/console_judge.py");
     let shot = tmp.path().join("console.png");
-    let args = (python, script, base, login, shot.clone());
+    let args = (python, script, base.clone(), login, shot.clone());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(args.0)
             .arg(args.1)
@@ -429,6 +429,62 @@ async fn console_opens_with_a_one_time_link_in_chromium() {
         "{seen}"
     );
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // A session lasts only as long as its credential: an auditor signs in, its credential is
+    // revoked, and its next page is the sign-in page.
+    let auditor = tmp.path().join("auditor");
+    let added = ca
+        .ok(&[
+            "auditor",
+            "add",
+            "alice",
+            "--out",
+            auditor.to_str().unwrap(),
+        ])
+        .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_ecca"))
+        .args(["--server", &url, "--credentials"])
+        .arg(&auditor)
+        .args(["--json", "console", "login"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let python = std::env::var("ECCA_PYTHON").unwrap_or_else(|_| "python3".into());
+    // One request with urllib (TLS not verified: the throwaway client does not trust the
+    // credential CA): prints the status and the Set-Cookie header; no redirects followed.
+    let fetch = |url: &str, cookie: &str| {
+        let script = "import sys, ssl, urllib.request, urllib.error\n\
+            class Stay(urllib.request.HTTPRedirectHandler):\n    def redirect_request(self, *a): return None\n\
+            ctx = ssl._create_unverified_context()\n\
+            o = urllib.request.build_opener(Stay, urllib.request.HTTPSHandler(context=ctx))\n\
+            r = urllib.request.Request(sys.argv[1], headers={'Cookie': sys.argv[2]})\n\
+            try:\n    res = o.open(r)\nexcept urllib.error.HTTPError as e:\n    res = e\n\
+            print(res.status, (res.headers.get('Set-Cookie') or '').split(';')[0])";
+        let out = Command::new(&python)
+            .args(["-c", script, url, cookie])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let signed_in = fetch(link["url"].as_str().unwrap(), "");
+    let (status, cookie) = signed_in.split_once(' ').unwrap();
+    assert_eq!(status, "303", "{signed_in}");
+    assert!(cookie.starts_with("ecca_console="), "{signed_in}");
+    assert!(fetch(&format!("{base}/"), cookie).starts_with("200"));
+    let serial = added["serial"].as_str().unwrap();
+    ca.ok(&["revoke", "--serial", serial, "--reason", "keyCompromise"])
+        .await;
+    assert!(fetch(&format!("{base}/"), cookie).starts_with("401"));
 }
 
 /// Measures statistics on ten million certificates (not part of the suite: it writes ~3 GB):

@@ -47,7 +47,7 @@ impl CaApi {
 }
 
 /// The client certificate the TLS handshake verified.
-fn peer_leaf<T>(req: &Request<T>) -> Option<std::sync::Arc<Vec<u8>>> {
+pub(super) fn peer_leaf<T>(req: &Request<T>) -> Option<std::sync::Arc<Vec<u8>>> {
     req.extensions()
         .get::<tls::ApiConn>()
         .and_then(|c| c.leaf.clone())

@@ -92,7 +92,7 @@ async fn login(State(s): State<Arc<Service>>, RawQuery(q): RawQuery) -> Response
         .split('&')
         .find_map(|kv| kv.strip_prefix("token="))
         .unwrap_or_default();
-    let Some((session, caller)) = s.console().sign_in(token) else {
+    let Some((session, caller)) = s.console_sign_in(token).await else {
         return login_page("This login link has expired or was already used.");
     };
     tracing::info!(actor = %caller.actor(), "console session opened");
@@ -119,7 +119,11 @@ async fn logout(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
 }
 
 async fn dashboard(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
-    let Some(caller) = cookie(&headers).and_then(|c| s.console().session(&c)) else {
+    let caller = match cookie(&headers) {
+        Some(c) => s.console_session(&c).await,
+        None => None,
+    };
+    let Some(caller) = caller else {
         return login_page("You are not signed in.");
     };
     match render(&s, &caller).await {

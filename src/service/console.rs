@@ -1,9 +1,12 @@
 //! The web console's sign-in: one-time login links (`ecca console login`) that expire in
 //! minutes and work once, and the sessions they open. Kept in memory on the instance whose
 //! console the link names: a restart signs everyone out, which is what a console should do.
+//! A session holds the credential certificate that asked for the link, and every page
+//! authenticates it again (cached like the API's): a revoked, disabled or expired credential
+//! ends its sessions at the next page.
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use time::OffsetDateTime;
@@ -19,7 +22,9 @@ pub const SESSION_TTL: i64 = 3600;
 /// At most this many links outstanding and sessions open (oldest dropped first).
 const CAP: usize = 1024;
 
-type Secrets = Mutex<HashMap<[u8; 32], (Caller, i64)>>;
+/// The DER of the credential certificate a link or session acts for.
+type Credential = Arc<Vec<u8>>;
+type Secrets = Mutex<HashMap<[u8; 32], (Credential, i64)>>;
 
 /// Outstanding login links and open sessions, by the SHA-256 of their secret.
 #[derive(Debug, Default)]
@@ -50,9 +55,9 @@ fn fresh_secret() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Stores a new secret for `caller` valid until `until`, dropping expired ones (and the
+/// Stores a new secret for a credential valid until `until`, dropping expired ones (and the
 /// oldest when full).
-fn put(map: &Secrets, caller: Caller, until: i64) -> Result<String> {
+fn put(map: &Secrets, credential: Credential, until: i64) -> Result<String> {
     let secret = fresh_secret()?;
     let mut m = map
         .lock()
@@ -64,7 +69,7 @@ fn put(map: &Secrets, caller: Caller, until: i64) -> Result<String> {
     {
         m.remove(&oldest);
     }
-    m.insert(digest(&secret), (caller, until));
+    m.insert(digest(&secret), (credential, until));
     Ok(secret)
 }
 
@@ -74,21 +79,20 @@ impl ConsoleAuth {
     }
 
     /// Trades a login link's token for a session secret (the token works once).
-    pub fn sign_in(&self, token: &str) -> Option<(String, Caller)> {
-        let caller = {
+    fn sign_in(&self, token: &str) -> Option<String> {
+        let credential = {
             let mut m = self.logins.lock().ok()?;
-            let (caller, until) = m.remove(&digest(token))?;
-            (until > now()).then_some(caller)?
+            let (credential, until) = m.remove(&digest(token))?;
+            (until > now()).then_some(credential)?
         };
-        let session = put(&self.sessions, caller.clone(), now() + SESSION_TTL).ok()?;
-        Some((session, caller))
+        put(&self.sessions, credential, now() + SESSION_TTL).ok()
     }
 
-    /// The caller of an open session.
-    pub fn session(&self, secret: &str) -> Option<Caller> {
+    /// The credential of an open session.
+    fn session(&self, secret: &str) -> Option<Credential> {
         let m = self.sessions.lock().ok()?;
-        let (caller, until) = m.get(&digest(secret))?;
-        (*until > now()).then(|| caller.clone())
+        let (credential, until) = m.get(&digest(secret))?;
+        (*until > now()).then(|| credential.clone())
     }
 
     /// Ends a session.
@@ -104,18 +108,49 @@ impl Service {
         &self.console
     }
 
-    /// A one-time login link to the console for an admin or auditor: the URL and when it
-    /// stops working.
-    pub fn console_login(&self, caller: &Caller) -> Result<(String, i64)> {
-        caller.may(Action::ReadReports)?;
+    /// A one-time login link to the console for the admin or auditor whose credential
+    /// certificate this is: the URL and when it stops working.
+    pub async fn console_login(&self, credential: Option<Credential>) -> Result<(String, i64)> {
+        let credential =
+            credential.ok_or_else(|| Error::Unauthenticated("no client certificate".into()))?;
+        let caller = self.console_caller(&credential).await?;
         let addr = self.console.addr.get().ok_or_else(|| {
             Error::Conflict(
                 "the console is off on this server: start it with --console-listen ADDR".into(),
             )
         })?;
         let until = now() + LOGIN_TTL;
-        let token = put(&self.console.logins, caller.clone(), until)?;
+        let token = put(&self.console.logins, credential, until)?;
         tracing::info!(actor = %caller.actor(), "console login link made");
         Ok((format!("https://{addr}/login?token={token}"), until))
+    }
+
+    /// A credential authenticated now and allowed on the console.
+    async fn console_caller(&self, credential: &[u8]) -> Result<Caller> {
+        let caller = self.authenticate(Some(credential)).await?;
+        caller.may(Action::ReadReports)?;
+        Ok(caller)
+    }
+
+    /// Opens a session for a login link's token (it works once): the session secret and who
+    /// it acts as.
+    pub async fn console_sign_in(&self, token: &str) -> Option<(String, Caller)> {
+        let session = self.console.sign_in(token)?;
+        let caller = self.console_session(&session).await?;
+        Some((session, caller))
+    }
+
+    /// Who an open session acts as, authenticated again now (None: no such session, or its
+    /// credential is no longer allowed).
+    pub async fn console_session(&self, secret: &str) -> Option<Caller> {
+        let credential = self.console.session(secret)?;
+        match self.console_caller(&credential).await {
+            Ok(caller) => Some(caller),
+            Err(e) => {
+                tracing::info!(error = %e, "console session refused: its credential no longer authenticates");
+                self.console.sign_out(secret);
+                None
+            }
+        }
     }
 }

@@ -29,6 +29,11 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let csr = creds::new_key_and_csr(&out, &format!("auditor {name}"))?;
     let cred = g.client().await?.add_auditor(&name, csr).await?;
     creds::write(&out, &cred)?;
+    if g.json {
+        return crate::output::print_json(&serde_json::json!({
+            "name": name, "serial": cred.serial, "out": out,
+        }));
+    }
     println!(
         "auditor {name}: credential {} in {}",
         cred.serial,
