@@ -137,6 +137,33 @@ pub struct StatsPeriod {
     pub events: Vec<(EventKey, u64, i64)>,
 }
 
+impl StatsPeriod {
+    /// The rows of the days in `days` and, if given, of one platform.
+    pub fn select(&self, days: std::ops::Range<i64>, tenant: Option<&str>) -> StatsPeriod {
+        let keep = |day: i64, t: &str| days.contains(&day) && tenant.is_none_or(|only| only == t);
+        StatsPeriod {
+            issued: self
+                .issued
+                .iter()
+                .filter(|(k, _)| keep(k.day, &k.tenant))
+                .cloned()
+                .collect(),
+            revoked: self
+                .revoked
+                .iter()
+                .filter(|(k, _)| keep(k.day, &k.tenant))
+                .cloned()
+                .collect(),
+            events: self
+                .events
+                .iter()
+                .filter(|(k, ..)| keep(k.day, &k.tenant))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 /// How far the roll-up has read: the last certificate id and revocation position counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Marks {

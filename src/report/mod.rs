@@ -70,14 +70,13 @@ pub async fn build(
         .map_err(|e| Error::Internal(format!("report JSON: {e}")))?;
     json.push(b'\n');
     let html = html::page(&format!("ecca statistics report {period}"), &s, &[]).into_bytes();
-    let signer = service.report_signer().ok_or_else(|| {
-        Error::Unavailable("the report signer is not ready yet; retry in a moment".into())
-    })?;
-    let mut chain = vec![signer.cert_der.clone()];
-    chain.extend(service.report_chain(&signer));
+    let signed = service.sign_reports(&[&json, &html])?;
+    let chain = signed.chain;
+    let [json_signature, html_signature] = <[Vec<u8>; 2]>::try_from(signed.signatures)
+        .map_err(|_| Error::Internal("two documents, not two signatures".into()))?;
     Ok(pb::Report {
-        json_signature: service.sign_report(&json)?,
-        html_signature: service.sign_report(&html)?,
+        json_signature,
+        html_signature,
         json,
         html,
         signer_chain_pem: crate::pemfile::certs_to_pem(chain.iter().map(Vec::as_slice)),

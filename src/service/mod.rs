@@ -594,7 +594,7 @@ impl Service {
     }
 
     /// The report signer, if installed.
-    pub fn report_signer(&self) -> Option<WorkingKey> {
+    fn report_signer(&self) -> Option<WorkingKey> {
         self.report_signer.read().ok().and_then(|s| s.clone())
     }
 

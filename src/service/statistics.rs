@@ -53,6 +53,57 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Report signatures (one per document, DER) and the signer's chain (DER, signer first).
+#[derive(Debug)]
+pub struct ReportSignatures {
+    pub signatures: Vec<Vec<u8>>,
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Expired in a period and valid at its end, by platform.
+#[derive(Debug, Default)]
+struct Ends {
+    expired: BTreeMap<String, u64>,
+    active: BTreeMap<String, u64>,
+}
+
+impl Ends {
+    fn add_expired(&mut self, tenant: String, n: i64) {
+        *self.expired.entry(tenant).or_default() += n.max(0) as u64;
+    }
+
+    fn add_active(&mut self, tenant: String, n: i64) {
+        let e = self.active.entry(tenant).or_default();
+        *e = e.saturating_add_signed(n);
+    }
+
+    /// One platform's (or, None, everyone's) numbers.
+    fn of(&self, tenant: Option<&str>) -> (u64, u64) {
+        let sum = |m: &BTreeMap<String, u64>| match tenant {
+            Some(t) => m.get(t).copied().unwrap_or(0),
+            None => m.values().sum(),
+        };
+        (sum(&self.expired), sum(&self.active))
+    }
+}
+
+/// A period's counts for one platform (None: all in `rows`).
+fn counts(
+    rows: &StatsPeriod,
+    p: &Period,
+    tenant: Option<&str>,
+    ends: &Ends,
+    national: &dyn Fn(&str) -> bool,
+) -> Counts {
+    let mut c = Counts::default();
+    c.add_rows(
+        &rows.select(stats::day(p.from)..day_end(p.to), tenant),
+        national,
+    );
+    (c.expired, c.active) = ends.of(tenant);
+    c
+}
+
 /// The first UTC day after the one holding the last second before `t`.
 fn day_end(t: i64) -> i64 {
     stats::day(t - 1) + 1
@@ -166,46 +217,21 @@ impl Service {
             from,
             to,
         };
-        let total = self
-            .period_counts(&q.platform, &whole, &rows, mark, at, &national)
-            .await?;
+        let is_national = |ca: &str| national.contains(ca);
+        let ends = self.ends(&q.platform, &whole, mark, at).await?;
+        let total = counts(&rows, &whole, None, &ends, &is_national);
         let mut periods = Vec::with_capacity(cut.len());
         for p in cut {
-            let c = self
-                .period_counts(&q.platform, &p, &rows, mark, at, &national)
-                .await?;
+            let e = self.ends(&q.platform, &p, mark, at).await?;
+            let c = counts(&rows, &p, None, &e, &is_national);
             periods.push((p, c));
         }
         let mut per_platform = BTreeMap::new();
         if q.platform.is_none() {
-            let mut names: Vec<String> = platforms.iter().map(|p| p.name.clone()).collect();
-            names.push(String::new());
+            let names = platforms.iter().map(|p| p.name.as_str()).chain([""]);
             for name in names {
-                let only = Some(name.clone());
-                let mine = StatsPeriod {
-                    issued: rows
-                        .issued
-                        .iter()
-                        .filter(|(k, _)| k.tenant == name)
-                        .cloned()
-                        .collect(),
-                    revoked: rows
-                        .revoked
-                        .iter()
-                        .filter(|(k, _)| k.tenant == name)
-                        .cloned()
-                        .collect(),
-                    events: rows
-                        .events
-                        .iter()
-                        .filter(|(k, ..)| k.tenant == name)
-                        .cloned()
-                        .collect(),
-                };
-                let c = self
-                    .period_counts(&only, &whole, &mine, mark, at, &national)
-                    .await?;
-                per_platform.insert(name, c);
+                let c = counts(&rows, &whole, Some(name), &ends, &is_national);
+                per_platform.insert(name.to_string(), c);
             }
         }
         let mut merchants = (0, 0);
@@ -251,72 +277,56 @@ impl Service {
             .collect())
     }
 
-    /// One period's counts: its rows, what expired in it, what was valid at its end.
-    async fn period_counts(
+    /// What expired in a period and what was valid at its end, by platform: whole past days
+    /// from the aggregates, today up to now counted exactly.
+    async fn ends(
         &self,
         tenant: &Option<String>,
         p: &Period,
-        rows: &StatsPeriod,
         mark: Marks,
         at: i64,
-        national: &HashSet<String>,
-    ) -> Result<Counts> {
+    ) -> Result<Ends> {
         let (first, end) = (stats::day(p.from), day_end(p.to));
-        let inside = StatsPeriod {
-            issued: rows
-                .issued
-                .iter()
-                .filter(|(k, _)| (first..end).contains(&k.day))
-                .cloned()
-                .collect(),
-            revoked: rows
-                .revoked
-                .iter()
-                .filter(|(k, _)| (first..end).contains(&k.day))
-                .cloned()
-                .collect(),
-            events: rows
-                .events
-                .iter()
-                .filter(|(k, ..)| (first..end).contains(&k.day))
-                .cloned()
-                .collect(),
-        };
-        let mut c = Counts::default();
-        c.add_rows(&inside, &|ca| national.contains(ca));
         let today = stats::day(at);
-        // Expired: whole past days from the aggregates, today up to now exactly.
-        let expired = self
+        let mut e = Ends::default();
+        for (t, n) in self
             .store
             .stats_expired(tenant.clone(), first, end.min(today))
-            .await?;
-        c.expired = expired.iter().map(|(_, n)| *n).sum::<i64>().max(0) as u64;
-        if p.to > today * DAY {
-            let (ended, _) = self
-                .store
-                .stats_ending(tenant.clone(), (today * DAY).max(p.from), at, mark.cert_id)
-                .await?;
-            c.expired += ended;
+            .await?
+        {
+            e.add_expired(t, n);
         }
-        // Active at the end: alive at a day's start from the aggregates; at now, alive at
-        // tomorrow's start plus those expiring later today.
-        let alive =
-            |v: Vec<(String, String, i64)>| v.iter().map(|(.., n)| *n).sum::<i64>().max(0) as u64;
-        c.active = if p.to >= at {
-            let tomorrow = today + 1;
-            let (_, later_today) = self
+        if p.to > today * DAY {
+            let from = (today * DAY).max(p.from);
+            for (t, all, _) in self
                 .store
-                .stats_ending(tenant.clone(), at, tomorrow * DAY, mark.cert_id)
-                .await?;
-            alive(self.store.stats_alive(tenant.clone(), tomorrow).await?) + later_today
+                .stats_ending(tenant.clone(), from, at, mark.cert_id)
+                .await?
+            {
+                e.add_expired(t, all);
+            }
+        }
+        // Valid at the end: alive at a day's start from the aggregates; at now, alive at
+        // tomorrow's start plus those expiring later today.
+        let day = if p.to >= at {
+            today + 1
         } else {
-            alive(
-                self.store
-                    .stats_alive(tenant.clone(), stats::day(p.to))
-                    .await?,
-            )
+            stats::day(p.to)
         };
-        Ok(c)
+        for (t, _, n) in self.store.stats_alive(tenant.clone(), day).await? {
+            e.add_active(t, n);
+        }
+        if p.to >= at {
+            let until = (today + 1) * DAY;
+            for (t, _, unrevoked) in self
+                .store
+                .stats_ending(tenant.clone(), at, until, mark.cert_id)
+                .await?
+            {
+                e.add_active(t, unrevoked);
+            }
+        }
+        Ok(e)
     }
 
     /// Counts a verification for the statistics (by outcome; other regions' by peer).
@@ -344,27 +354,34 @@ impl Service {
 }
 
 impl Service {
-    /// A detached CMS signature over a report by the report signer (its certificate and
-    /// the CA certificate that issued it included).
-    pub fn sign_report(&self, content: &[u8]) -> Result<Vec<u8>> {
+    /// Detached CMS signatures by the report signer over each of `documents`, and its chain
+    /// (its certificate, then the CA certificate that issued it, both also in each signature).
+    pub fn sign_reports(&self, documents: &[&[u8]]) -> Result<ReportSignatures> {
         let signer = self.report_signer().ok_or_else(|| {
             Error::Unavailable("the report signer is not ready yet; retry in a moment".into())
         })?;
-        signer.sign_detached(content, &self.report_chain(&signer), now())
+        let issuer = self.issuer_of(&signer.cert_der);
+        let at = now();
+        let signatures = documents
+            .iter()
+            .map(|d| signer.sign_detached(d, &issuer, at))
+            .collect::<Result<_>>()?;
+        let mut chain = vec![signer.cert_der.clone()];
+        chain.extend(issuer);
+        Ok(ReportSignatures { signatures, chain })
     }
 
-    /// The CA certificate that issued the report signer's.
-    pub fn report_chain(&self, signer: &crate::authority::WorkingKey) -> Vec<Vec<u8>> {
-        let Ok((_, cert)) = x509_parser::parse_x509_certificate(&signer.cert_der) else {
+    /// The CA certificate (of ours) that issued `cert_der`, if any.
+    fn issuer_of(&self, cert_der: &[u8]) -> Vec<Vec<u8>> {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
             return Vec::new();
         };
-        let issuer = cert.issuer().as_raw().to_vec();
         let (_, intermediates) = self.authority.ca_certificates();
         intermediates
             .into_iter()
             .filter(|der| {
                 x509_parser::parse_x509_certificate(der)
-                    .is_ok_and(|(_, c)| c.subject().as_raw() == issuer.as_slice())
+                    .is_ok_and(|(_, c)| c.subject().as_raw() == cert.issuer().as_raw())
             })
             .take(1)
             .collect()

@@ -352,15 +352,15 @@ pub trait Store: Send + Sync + fmt::Debug {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<(String, i64)>>;
-    /// Counted certificates with id up to `upto_id` whose notAfter is in [from, to): how
-    /// many, and how many of them are unrevoked.
+    /// Counted certificates with id up to `upto_id` whose notAfter is in [from, to), by
+    /// platform: how many, and how many of them are unrevoked.
     async fn stats_ending(
         &self,
         tenant: Option<String>,
         from: i64,
         to: i64,
         upto_id: i64,
-    ) -> Result<(u64, u64)>;
+    ) -> Result<Vec<(String, i64, i64)>>;
     /// How many of `usccs` hold an unexpired, unrevoked certificate of the platform at `now`.
     async fn merchants_covered(&self, tenant: String, usccs: Vec<String>, now: i64) -> Result<u64>;
     /// The other certificate of a dual pair (by either serial, hex), if it is one.

@@ -856,11 +856,12 @@ pub const STATS_ALIVE_SQL: &str = "SELECT tenant, ca, CAST(SUM(n) AS BIGINT) FRO
 /// Counted certificates whose notAfter fell on the UTC days [from, to), by platform.
 pub const STATS_EXPIRED_SQL: &str = "SELECT tenant, CAST(SUM(n) AS BIGINT) FROM stats_issued
  WHERE expiry >= $1 AND expiry < $2 AND (CAST($3 AS TEXT) IS NULL OR tenant = $3) GROUP BY tenant";
-/// Counted certificates up to a roll-up mark whose notAfter is in [from, to): all, unrevoked.
+/// Counted certificates up to a roll-up mark whose notAfter is in [from, to), by platform:
+/// all, unrevoked.
 pub const STATS_ENDING_SQL: &str =
-    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN revocation_seq IS NULL THEN 1 ELSE 0 END), 0)
+    "SELECT tenant, COUNT(*), COALESCE(SUM(CASE WHEN revocation_seq IS NULL THEN 1 ELSE 0 END), 0)
  FROM certificates WHERE not_after >= $1 AND not_after < $2 AND id <= $3 AND status = 'issued'
-   AND ca <> 'credential' AND profile NOT LIKE 'ecca-%' AND (CAST($4 AS TEXT) IS NULL OR tenant = $4)";
+   AND ca <> 'credential' AND profile NOT LIKE 'ecca-%' AND (CAST($4 AS TEXT) IS NULL OR tenant = $4) GROUP BY tenant";
 pub const STATS_ADD_ISSUED_SQL: &str = "INSERT INTO stats_issued (day, tenant, profile, ca, uscc, validity, expiry, renewal, n)
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
  ON CONFLICT (day, tenant, profile, ca, uscc, validity, expiry, renewal) DO UPDATE SET n = stats_issued.n + excluded.n";

@@ -655,17 +655,12 @@ impl Store for PgStore {
         from: i64,
         to: i64,
         upto_id: i64,
-    ) -> Result<(u64, u64)> {
-        let rows = self
-            .rows(vocab::STATS_ENDING_SQL, &[&from, &to, &upto_id, &tenant])
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| Error::Internal("COUNT returned no row".into()))?;
-        Ok((
-            row.try_get::<_, i64>(0)? as u64,
-            row.try_get::<_, i64>(1)? as u64,
-        ))
+    ) -> Result<Vec<(String, i64, i64)>> {
+        self.rows(vocab::STATS_ENDING_SQL, &[&from, &to, &upto_id, &tenant])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     async fn merchants_covered(&self, tenant: String, usccs: Vec<String>, now: i64) -> Result<u64> {

@@ -548,14 +548,14 @@ impl Store for SqliteStore {
         from: i64,
         to: i64,
         upto_id: i64,
-    ) -> Result<(u64, u64)> {
+    ) -> Result<Vec<(String, i64, i64)>> {
         self.read(move |c| {
-            let (all, unrevoked): (i64, i64) = c.query_row(
+            all(
+                c,
                 vocab::STATS_ENDING_SQL,
                 params![from, to, upto_id, tenant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            Ok((all as u64, unrevoked as u64))
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
         })
         .await
     }
