@@ -109,11 +109,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("ecca-kmc: gRPC (mTLS) on {}", running.url());
-    println!(
+    ecca::server::say(format_args!("ecca-kmc: gRPC (mTLS) on {}", running.url()));
+    ecca::server::say(format_args!(
         "ecca-kmc: recoveries need {} officer approvals; stop with Ctrl-C",
         options.approvals
-    );
+    ));
     ecca::server::stop_requested().await;
     running.shutdown().await;
     ExitCode::SUCCESS

@@ -130,31 +130,40 @@ async fn main() -> ExitCode {
     };
     let dir = config.data_dir.display();
     if running.initialized {
-        println!("ecca: created a new CA in {dir}");
+        ecca::server::say(format_args!("ecca: created a new CA in {dir}"));
     }
-    println!("ecca: gRPC (mTLS) on https://{}", running.endpoints.grpc);
-    println!(
+    ecca::server::say(format_args!(
+        "ecca: gRPC (mTLS) on https://{}",
+        running.endpoints.grpc
+    ));
+    ecca::server::say(format_args!(
         "ecca: HTTP on http://{}  (/health, /ca/root.der, /ca/bundle.pem)",
         running.endpoints.http
-    );
-    println!("ecca: admin credential in {dir}/admin (cert.pem, key.pem, ca.pem)");
+    ));
+    ecca::server::say(format_args!(
+        "ecca: admin credential in {dir}/admin (cert.pem, key.pem, ca.pem)"
+    ));
     if let Some(addr) = running.endpoints.metrics {
-        println!("ecca: metrics on http://{addr}/metrics");
+        ecca::server::say(format_args!("ecca: metrics on http://{addr}/metrics"));
     }
     if let Some(addr) = running.endpoints.console {
-        println!("ecca: console on https://{addr}/ (sign in with `ecca console login`)");
+        ecca::server::say(format_args!(
+            "ecca: console on https://{addr}/ (sign in with `ecca console login`)"
+        ));
     }
     if let Some(kmc) = running.kmc() {
-        println!(
+        ecca::server::say(format_args!(
             "ecca: key management centre on {} ({dir}/kmc; dual certificates, `ecca kmc`)",
             kmc.url()
-        );
+        ));
     }
-    println!("ecca: try `ecca --data-dir {dir} profiles`; stop with Ctrl-C");
+    ecca::server::say(format_args!(
+        "ecca: try `ecca --data-dir {dir} profiles`; stop with Ctrl-C"
+    ));
     let failure = running.failure();
     tokio::select! {
         _ = ecca::server::stop_requested() => {
-            println!("ecca: stopping");
+            ecca::server::say(format_args!("ecca: stopping"));
             running.shutdown().await;
         }
         why = failure => {

@@ -32,6 +32,15 @@ pub fn init_logging() {
         .init();
 }
 
+/// A daemon's line on stdout: nobody reading it (a closed pipe) must not stop the daemon, as
+/// `println!` would by panicking.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    let _ = out.flush();
+}
+
 /// Resolves at Ctrl-C or SIGTERM: when a daemon should stop.
 pub async fn stop_requested() {
     let term = async {
