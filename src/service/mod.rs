@@ -180,7 +180,14 @@ pub struct Service {
     /// Authentication results by the SHA-256 of the client certificate, valid for one store
     /// auth generation.
     auth_cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, Caller)>>,
+    /// Platforms by name as of one store auth generation (None: not read yet).
+    platform_cache: std::sync::Mutex<PlatformCache>,
 }
+
+type PlatformCache = (
+    Option<u64>,
+    std::collections::HashMap<String, Arc<crate::store::PlatformRecord>>,
+);
 
 /// Time-stamp serials come in durable, audited blocks, so anonymous requests cannot grow the
 /// audit log one row per token; what was used of a block is audited at each checkpoint.
@@ -241,6 +248,7 @@ impl Service {
             tsa_serials: tokio::sync::Mutex::new(TsaSerials::default()),
             rates: std::sync::Mutex::new(tenants::RateWindows::default()),
             auth_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+            platform_cache: std::sync::Mutex::new((None, std::collections::HashMap::new())),
             ca_days: {
                 let d = crate::authority::InitOptions::default();
                 (d.root_days, d.issuing_days)
@@ -478,9 +486,8 @@ impl Service {
             revocation: None,
         };
         let serial = prepared.serial.clone();
-        let started = std::time::Instant::now();
-        self.store.reserve(intent).await?;
-        crate::metrics::stage("store", started);
+        // Signed before the intent is durable: intent and certificate share one commit, and
+        // the certificate leaves the process only after it (ARCHITECTURE "issuance flow").
         let started = std::time::Instant::now();
         let signed = prepared.sign(ca);
         crate::metrics::stage("sign", started);
@@ -488,14 +495,14 @@ impl Service {
             Ok(der) => der,
             Err(e) => {
                 // The serial stays burnt; the audit log says why nothing was issued.
-                if let Err(abandon) = self.store.abandon(&serial, &e.to_string(), actor).await {
+                if let Err(abandon) = self.store.record_abandoned(intent, &e.to_string()).await {
                     tracing::error!(%serial, error = %abandon, "could not record abandoned issuance");
                 }
                 return Err(e);
             }
         };
         let started = std::time::Instant::now();
-        self.store.complete(&serial, der.clone(), actor).await?;
+        self.store.record_issued(intent, der.clone()).await?;
         crate::metrics::stage("store", started);
         if let By::Issuing(ca) = &by {
             self.publisher.issued(&ca.id, &serial);

@@ -201,13 +201,10 @@ impl Service {
         if caller.role != Role::Platform {
             return Ok(days);
         }
-        let platforms = self.store.platforms().await?;
-        let p = platforms
-            .iter()
-            .find(|p| p.name == caller.tenant)
-            .ok_or_else(|| {
-                Error::PermissionDenied(format!("platform {} does not exist", caller.tenant))
-            })?;
+        let p = self.platform(&caller.tenant).await?.ok_or_else(|| {
+            Error::PermissionDenied(format!("platform {} does not exist", caller.tenant))
+        })?;
+        let p = p.as_ref();
         if !p.profiles.iter().any(|x| x == profile) {
             return Err(Error::PermissionDenied(format!(
                 "platform {} may not use profile {profile}",
@@ -270,6 +267,30 @@ impl Service {
             (None, Some(m)) => Some(m.min(self.profiles.get(profile)?.default_validity_days)),
             (d, None) => d,
         })
+    }
+
+    /// A platform's record from memory, read again from the store whenever the store's auth
+    /// generation moved (every platform change moves it), so issuances do not read the
+    /// platforms table each time.
+    async fn platform(&self, name: &str) -> Result<Option<std::sync::Arc<PlatformRecord>>> {
+        let generation = self.store.auth_generation();
+        if let Ok(cache) = self.platform_cache.lock()
+            && cache.0 == Some(generation)
+        {
+            return Ok(cache.1.get(name).cloned());
+        }
+        let all: std::collections::HashMap<String, std::sync::Arc<PlatformRecord>> = self
+            .store
+            .platforms()
+            .await?
+            .into_iter()
+            .map(|p| (p.name.clone(), std::sync::Arc::new(p)))
+            .collect();
+        let found = all.get(name).cloned();
+        if let Ok(mut cache) = self.platform_cache.lock() {
+            *cache = (Some(generation), all);
+        }
+        Ok(found)
     }
 
     /// A slot among the platform's in-flight issuances (None for admins).

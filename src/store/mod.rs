@@ -242,6 +242,32 @@ pub trait Store: Send + Sync + fmt::Debug {
             .await
             .map(drop)
     }
+    /// Records a signed certificate with its intent in one commit (audits "signing" and
+    /// "issued"): for a leaf signed before its intent was durable, acknowledged only after
+    /// this returns, so it cannot have left the process without its intent. Fails if the
+    /// serial exists.
+    async fn record_issued(&self, intent: IssuanceIntent, der: Vec<u8>) -> Result<()> {
+        let complete = Op::Complete {
+            serial: intent.serial.hex(),
+            der,
+            actor: intent.actor.clone(),
+        };
+        self.write(Op::Together(vec![Op::Reserve(intent), complete]))
+            .await
+            .map(drop)
+    }
+    /// Records an intent whose signing failed (audits "signing" and "abandoned"; the serial
+    /// stays burnt).
+    async fn record_abandoned(&self, intent: IssuanceIntent, reason: &str) -> Result<()> {
+        let abandon = Op::Abandon {
+            serial: intent.serial.hex(),
+            reason: reason.into(),
+            actor: intent.actor.clone(),
+        };
+        self.write(Op::Together(vec![Op::Reserve(intent), abandon]))
+            .await
+            .map(drop)
+    }
     /// Marks a reserved serial as never issued (the serial stays burnt) and audits why.
     async fn abandon(&self, serial: &Serial, reason: &str, actor: &str) -> Result<()> {
         let (serial, reason, actor) = (serial.hex(), reason.into(), actor.into());

@@ -155,7 +155,8 @@ impl Op {
                 entry(actor, "issuer.added", &record.name, record.audit_detail())
             }
             Op::AddIssuer { .. } => None,
-            Op::AddStats { .. } | Op::CountEvents(_) => None,
+            // Not a change of its own: each part is audited as it is applied.
+            Op::AddStats { .. } | Op::CountEvents(_) | Op::Together(_) => None,
             Op::AddIssuerCerts {
                 issuer,
                 certs,

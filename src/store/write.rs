@@ -154,11 +154,25 @@ pub enum Op {
     },
     /// Adds counted events (n and total milliseconds) to the statistics. Not audited.
     CountEvents(Vec<(EventKey, u64, i64)>),
+    /// Ops applied in order in one transaction, all or none, each with its own audit entry
+    /// (an issuance's intent and outcome share one durable commit).
+    Together(Vec<Op>),
 }
 
 impl Op {
+    /// The ops this one applies: its parts when together, else itself.
+    pub fn parts(&self) -> &[Op] {
+        match self {
+            Op::Together(ops) => ops,
+            op => std::slice::from_ref(op),
+        }
+    }
+
     /// Does this write change who may call the API (credentials, platforms, revocations)?
     pub fn affects_auth(&self) -> bool {
+        if let Op::Together(ops) = self {
+            return ops.iter().any(Op::affects_auth);
+        }
         matches!(
             self,
             Op::AddCredential { .. }

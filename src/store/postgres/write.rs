@@ -83,10 +83,12 @@ async fn begin(client: &mut Object) -> Result<(Transaction<'_>, Head)> {
 }
 
 async fn commit_group(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
-    let issuance_only = jobs
-        .iter()
-        .all(|j| matches!(j.op, Op::Reserve(_) | Op::Complete { .. }));
-    if jobs.len() > 1
+    let issuance_only = jobs.iter().all(|j| {
+        j.op.parts()
+            .iter()
+            .all(|op| matches!(op, Op::Reserve(_) | Op::Complete { .. }))
+    });
+    if jobs.iter().map(|j| j.op.parts().len()).sum::<usize>() > 1
         && issuance_only
         && let Some(results) = issuance_group(pool, jobs).await?
     {
@@ -141,11 +143,11 @@ async fn issuance_group(pool: &Pool, jobs: &[Job]) -> Result<Option<Vec<Result<D
     let (tx, mut head) = begin(&mut client).await?;
     let at = now();
     let mut cols = Columns::default();
-    for job in jobs {
-        let Some(entry) = job.op.audit(&Applied::Nothing) else {
+    for op in jobs.iter().flat_map(|j| j.op.parts()) {
+        let Some(entry) = op.audit(&Applied::Nothing) else {
             return Ok(None);
         };
-        match &job.op {
+        match op {
             Op::Reserve(i) => {
                 cols.serials.push(i.serial.hex());
                 cols.profiles.push(i.profile.clone());
@@ -338,6 +340,13 @@ async fn append_audit(
 async fn apply(tx: &Transaction<'_>, op: &Op, head: &mut Head) -> Result<Done> {
     let at = now();
     match op {
+        Op::Together(ops) => {
+            let mut done = Done::Nothing;
+            for op in ops {
+                done = Box::pin(apply(tx, op, head)).await?;
+            }
+            Ok(done)
+        }
         // The issuance path: the row and its audit entry in one statement (one round trip).
         Op::Reserve(i) => {
             let entry = audit_of(op, &Applied::Nothing)?;
@@ -411,7 +420,7 @@ fn found(n: u64, what: impl FnOnce() -> String) -> Result<Applied> {
 /// An op's rows (every op but the two of the issuance path).
 async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
     Ok(match op {
-        Op::Reserve(_) | Op::Complete { .. } => {
+        Op::Reserve(_) | Op::Complete { .. } | Op::Together(_) => {
             return Err(Error::Internal("issuance ops are applied with their audit entry".into()));
         }
         Op::Abandon { serial, .. } => {

@@ -89,6 +89,13 @@ pub(super) fn writer_loop(
 
 /// Applies one op (audit entry included) and returns the new audit chain head.
 fn apply(tx: &Connection, op: &Op, prev: &[u8]) -> Result<(Vec<u8>, Done)> {
+    if let Op::Together(ops) = op {
+        let (mut hash, mut done) = (prev.to_vec(), Done::Nothing);
+        for op in ops {
+            (hash, done) = apply(tx, op, &hash)?;
+        }
+        return Ok((hash, done));
+    }
     let at = now();
     let applied = rows(tx, op, at)?;
     let hash = match op.audit(&applied) {
@@ -242,6 +249,9 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
                 set.execute(params![name, value])?;
             }
             Applied::Nothing
+        }
+        Op::Together(_) => {
+            return Err(Error::Internal("ops together are applied one by one".into()));
         }
         Op::CountEvents(events) => {
             let mut add = tx.prepare_cached(vocab::STATS_ADD_EVENTS_SQL)?;
