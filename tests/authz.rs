@@ -82,6 +82,17 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         })
     );
     call!(
+        "IssueCertificates",
+        ca.issue_certificates(tokio_stream::iter(vec![pb::IssueCertificatesRequest {
+            request: Some(pb::IssueCertificateRequest {
+                csr: csr.clone(),
+                profile: "server-tls".into(),
+                ..Default::default()
+            }),
+            id: "junk".into(),
+        }]))
+    );
+    call!(
         "GetCertificate",
         ca.get_certificate(pb::GetCertificateRequest {
             serial: "0123456789abcdef".into()
@@ -288,7 +299,12 @@ const AUDITOR_ADMIN_READS: &[&str] = &[
     "ListIssuers",
     "GetIssuer",
 ];
-const PLATFORM_WRITES: &[&str] = &["IssueCertificate", "RevokeCertificate", "Timestamp"];
+const PLATFORM_WRITES: &[&str] = &[
+    "IssueCertificate",
+    "IssueCertificates",
+    "RevokeCertificate",
+    "Timestamp",
+];
 
 fn denied(r: &Result<(), Code>) -> bool {
     matches!(
@@ -711,4 +727,95 @@ async fn permission_is_checked_before_arguments() {
         .unwrap_err()
         .code();
     assert_eq!(code, Code::PermissionDenied);
+}
+
+/// IssueCertificates answers every item of a platform's stream on its own: issued within the
+/// platform's names and rate, refused with the code IssueCertificate would give otherwise,
+/// each answer naming its request; the issued certificates are the platform's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_issuance_answers_each_item_under_the_platforms_policy() {
+    let ca = TestCa::start().await;
+    let req = pb::AddPlatformRequest {
+        name: "bulk-shop".into(),
+        dns_suffixes: vec!["bulk.example.cn".into()],
+        profiles: vec!["server-tls".into()],
+        rate_per_minute: Some(5),
+        ..Default::default()
+    };
+    let (_, shop) = platform(&ca, req).await;
+    let mut items: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            let name = format!("m{i}.bulk.example.cn");
+            (name.clone(), p256_csr(&CsrSpec::cn(&name).dns(&name)))
+        })
+        .collect();
+    items.insert(2, ("junk".into(), b"not a CSR".to_vec()));
+    let outside = "shop.other.example.cn";
+    items.insert(
+        4,
+        (outside.into(), p256_csr(&CsrSpec::cn(outside).dns(outside))),
+    );
+    let answers = shop
+        .issue_many(items.clone(), "server-tls", None, "")
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), items.len());
+    let mut seen = vec![false; items.len()];
+    let (mut issued, mut exhausted) = (Vec::new(), 0);
+    for a in &answers {
+        let i = a.index as usize;
+        assert!(
+            !std::mem::replace(&mut seen[i], true),
+            "index {i} answered twice"
+        );
+        assert_eq!(a.id, items[i].0);
+        use pb::issue_certificates_response::Result as R;
+        match (a.id.as_str(), a.result.as_ref().unwrap()) {
+            ("junk", R::Error(e)) => assert_eq!(Code::from(e.code), Code::InvalidArgument, "{e:?}"),
+            (name, R::Error(e)) if name == outside => {
+                assert_eq!(Code::from(e.code), Code::PermissionDenied, "{e:?}");
+                assert!(e.message.contains("outside platform bulk-shop"), "{e:?}");
+            }
+            (_, R::Error(e)) => {
+                assert_eq!(Code::from(e.code), Code::ResourceExhausted, "{e:?}");
+                exhausted += 1;
+            }
+            (name, R::Issued(r)) => {
+                let cert = r.certificate.as_ref().unwrap();
+                assert_eq!(cert.subject_alt_names, vec![format!("DNS:{name}")]);
+                assert!(!r.chain_der.is_empty());
+                issued.push(cert.serial.clone());
+            }
+        }
+    }
+    // Six good requests against a rate of five a minute: five issued, one refused.
+    assert_eq!((issued.len(), exhausted), (5, 1));
+    for serial in &issued {
+        assert_eq!(shop.get(serial).await.unwrap().tenant, "bulk-shop");
+    }
+    // The admin's stream of more items than are in flight at once: all issued.
+    let many: Vec<(String, Vec<u8>)> = (0..80)
+        .map(|i| {
+            let name = format!("n{i}.example.cn");
+            (format!("{i}"), p256_csr(&CsrSpec::cn(&name).dns(&name)))
+        })
+        .collect();
+    let answers = ca
+        .client
+        .issue_many(many, "server-tls", None, "")
+        .await
+        .unwrap();
+    let mut serials: Vec<String> = answers
+        .iter()
+        .map(|a| match a.result.as_ref().unwrap() {
+            pb::issue_certificates_response::Result::Issued(r) => {
+                assert_eq!(a.id, a.index.to_string());
+                r.certificate.as_ref().unwrap().serial.clone()
+            }
+            pb::issue_certificates_response::Result::Error(e) => panic!("{e:?}"),
+        })
+        .collect();
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), 80);
 }

@@ -598,3 +598,78 @@ async fn corrupt_rows_fail_loudly_and_no_wrong_crl_is_signed() {
         "{refused}"
     );
 }
+
+/// `ecca issue --batch`: every CSR of the list over one stream, certificates written to
+/// --out-dir, a bad CSR listed as failed (exit status 1) without stopping the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_batch_writes_each_certificate_and_lists_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ecca-data");
+    let _server = server(&dir).await;
+    let work = tmp.path().to_path_buf();
+    blocking(move || {
+        let (d, w) = (dir.as_path(), work.as_path());
+        std::fs::create_dir_all(w.join("csrs")).unwrap();
+        for name in ["a", "b", "c"] {
+            let host = format!("{name}.batch.example.cn");
+            ok(d, w, &["keygen", "--out", &format!("{name}.key")]);
+            ok(
+                d,
+                w,
+                &[
+                    "csr",
+                    "--key",
+                    &format!("{name}.key"),
+                    "--out",
+                    &format!("csrs/{name}.csr"),
+                    "--cn",
+                    &host,
+                    "--dns",
+                    &host,
+                ],
+            );
+        }
+        std::fs::write(w.join("csrs/bad.csr"), "not a CSR").unwrap();
+        std::fs::write(
+            w.join("csrs/list.txt"),
+            "# merchants of the week\na.csr\nbad.csr\n\nb.csr\nc.csr\n",
+        )
+        .unwrap();
+        let out = ecca(
+            d,
+            w,
+            &[
+                "--json",
+                "issue",
+                "--batch",
+                "csrs/list.txt",
+                "--profile",
+                "server-tls",
+                "--out-dir",
+                "certs",
+                "--chain-out",
+                "chain.pem",
+            ],
+        );
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let items = v.as_array().unwrap();
+        assert_eq!(items.len(), 4, "{v}");
+        assert_eq!(items[1]["code"], "InvalidArgument", "{v}");
+        assert!(items[1]["csr"].as_str().unwrap().ends_with("bad.csr"));
+        for (i, name) in [(0, "a"), (2, "b"), (3, "c")] {
+            assert!(items[i]["serial"].is_string(), "{v}");
+            let pem = std::fs::read_to_string(w.join(format!("certs/{name}.pem"))).unwrap();
+            let der = pem::parse(&pem).unwrap().into_contents();
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+            assert!(
+                cert.subject()
+                    .to_string()
+                    .contains(&format!("{name}.batch.example.cn"))
+            );
+        }
+        assert!(w.join("chain.pem").exists());
+        assert!(out.stderr.contains("1 of 4 requests failed"), "{}", out.stderr);
+    })
+    .await;
+}

@@ -82,7 +82,7 @@ fn endpoint(url: &str, creds: &Credentials) -> Result<tonic::transport::Endpoint
 /// Converts a status into the domain error: a connection that failed (the status carries a
 /// transport error as its source) is `Remote`; anything the server answered is `Rejected`
 /// with its code.
-pub(crate) fn rejected(s: tonic::Status) -> Error {
+pub fn rejected(s: tonic::Status) -> Error {
     let mut source = std::error::Error::source(&s);
     while let Some(e) = source {
         if e.is::<tonic::transport::Error>() || e.is::<hyper::Error>() || e.is::<std::io::Error>() {
@@ -182,6 +182,57 @@ impl Client {
             .await
             .map_err(rejected)?
             .into_inner())
+    }
+
+    /// Bulk issuance over one stream (IssueCertificates): the answers as they come, in
+    /// completion order, each naming its request by index and id; an item's failure is in
+    /// its answer, not an error of the stream.
+    pub async fn issue_stream(
+        &self,
+        requests: Vec<(String, Vec<u8>)>,
+        profile: &str,
+        validity_days: Option<u32>,
+        issuer: &str,
+    ) -> Result<tonic::Streaming<pb::IssueCertificatesResponse>> {
+        let items: Vec<pb::IssueCertificatesRequest> = requests
+            .into_iter()
+            .map(|(id, csr)| pb::IssueCertificatesRequest {
+                request: Some(issue_request(csr, profile, validity_days, issuer)),
+                id,
+            })
+            .collect();
+        Ok(self
+            .ca
+            .clone()
+            .issue_certificates(tokio_stream::iter(items))
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
+    /// [`Client::issue_stream`], collected: one answer per request.
+    pub async fn issue_many(
+        &self,
+        requests: Vec<(String, Vec<u8>)>,
+        profile: &str,
+        validity_days: Option<u32>,
+        issuer: &str,
+    ) -> Result<Vec<pb::IssueCertificatesResponse>> {
+        let expected = requests.len();
+        let mut answers = self
+            .issue_stream(requests, profile, validity_days, issuer)
+            .await?;
+        let mut out = Vec::with_capacity(expected);
+        while let Some(answer) = answers.message().await.map_err(rejected)? {
+            out.push(answer);
+        }
+        if out.len() != expected {
+            return Err(Error::Remote(format!(
+                "IssueCertificates answered {} of {expected} requests",
+                out.len()
+            )));
+        }
+        Ok(out)
     }
 
     /// A dual pair (signing + escrowed encryption certificate) under a profile that allows it.

@@ -20,6 +20,7 @@ use crate::store::{CertRecord, ListFilter};
 use crate::verify::{self, RevocationMode};
 
 mod admin;
+mod bulk;
 pub mod codec;
 mod statistics;
 mod status;
@@ -156,6 +157,15 @@ impl CertificateAuthority for CaApi {
             certificate: Some(certificate(issued.record)),
             chain_der: issued.chain,
         }))
+    }
+
+    type IssueCertificatesStream = bulk::Answers;
+
+    async fn issue_certificates(
+        &self,
+        req: Request<tonic::Streaming<pb::IssueCertificatesRequest>>,
+    ) -> Result<Response<Self::IssueCertificatesStream>, Status> {
+        bulk::issue_certificates(&self.service, req).await
     }
 
     async fn issue_dual_certificate(
