@@ -469,10 +469,20 @@ async fn bench_quick_reports_every_measure() {
         "sm2",
         "dual",
         "metrics",
+        "bulk",
+        "issuance_in_process",
     ] {
         assert!(!v[key].is_null(), "{key} missing in {v}");
     }
     assert!(v["issuance"][0]["per_second"].as_f64().unwrap() > 0.0);
+    // Measured on the separate server process, with its CPU time per issuance.
+    assert!(
+        v["issuance"][0]["server_cpu_ms_per_issuance"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(v["bulk"][0]["per_second"].as_f64().unwrap() > 0.0);
     assert!(v["sm2"]["issuance"]["per_second"].as_f64().unwrap() > 0.0);
     assert!(v["sm2"]["sign_per_second"].as_f64().unwrap() > 0.0);
 }
@@ -669,7 +679,11 @@ async fn issue_batch_writes_each_certificate_and_lists_failures() {
             );
         }
         assert!(w.join("chain.pem").exists());
-        assert!(out.stderr.contains("1 of 4 requests failed"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("1 of 4 requests failed"),
+            "{}",
+            out.stderr
+        );
     })
     .await;
 }

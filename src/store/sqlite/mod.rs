@@ -8,6 +8,7 @@ use std::thread;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use write::Cached;
 
 use crate::core::serial::Serial;
 use crate::core::stats::{EventKey, IssuedKey, RevokedKey};
@@ -22,6 +23,49 @@ use crate::store::{
 };
 
 mod write;
+
+/// The statements of the issuance and revocation paths (and the reads each call needs), named
+/// so a test can show SQLite answers every one by an index, never by a scan.
+mod hot {
+    use super::{CREDENTIAL_COLUMNS, RECORD_COLUMNS};
+
+    pub const RESERVE: &str = "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca, uscc)
+         VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    pub const COMPLETE: &str = "UPDATE certificates SET status = 'issued', der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'pending'";
+    pub const AUDIT_NEXT_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log";
+    pub const AUDIT_APPEND: &str = "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    pub const REVOCABLE: &str =
+        "SELECT tenant, revoked_at FROM certificates WHERE serial = ?1 AND status = 'issued'";
+    pub const REVOKE: &str =
+        "UPDATE certificates SET revoked_at = ?2, revocation_reason = ?3, invalidity_date = ?4,
+         revocation_seq = (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM certificates)
+         WHERE serial = ?1";
+
+    pub fn cert_by_serial() -> String {
+        format!("SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = ?1 AND status = 'issued'")
+    }
+
+    pub fn credential_by_cert() -> String {
+        format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE cert_sha256 = ?1")
+    }
+
+    /// Every statement above.
+    #[cfg(test)]
+    pub fn all() -> Vec<String> {
+        let mut v: Vec<String> = [
+            RESERVE,
+            COMPLETE,
+            AUDIT_NEXT_ID,
+            AUDIT_APPEND,
+            REVOCABLE,
+            REVOKE,
+        ]
+        .map(String::from)
+        .to_vec();
+        v.extend([cert_by_serial(), credential_by_cert()]);
+        v
+    }
+}
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -236,7 +280,7 @@ fn revoked_rows(
     now: i64,
     ca: Option<&str>,
 ) -> Result<(Vec<Positioned>, i64)> {
-    let max: i64 = c.query_row(
+    let max: i64 = c.row(
         "SELECT COALESCE(MAX(revocation_seq), 0) FROM certificates",
         [],
         |r| r.get(0),
@@ -278,10 +322,9 @@ impl Store for SqliteStore {
     async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>> {
         let serial = serial.hex();
         self.read(move |c| {
-            let sql = format!(
-                "SELECT {RECORD_COLUMNS} FROM certificates WHERE serial = ?1 AND status = 'issued'"
-            );
-            let row = c.query_row(&sql, [serial], cert_row).optional()?;
+            let row = c
+                .row(&hot::cert_by_serial(), [serial], cert_row)
+                .optional()?;
             row.map(|r| <(i64, CertRecord)>::try_from(r).map(|(_, r)| r))
                 .transpose()
         })
@@ -304,9 +347,9 @@ impl Store for SqliteStore {
     async fn credential_by_cert(&self, cert_sha256: &str) -> Result<Option<Credential>> {
         let hash = cert_sha256.to_string();
         self.read(move |c| {
-            let sql =
-                format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE cert_sha256 = ?1");
-            let row = c.query_row(&sql, [hash], credential_row).optional()?;
+            let row = c
+                .row(&hot::credential_by_cert(), [hash], credential_row)
+                .optional()?;
             row.map(Credential::try_from).transpose()
         })
         .await
@@ -356,7 +399,7 @@ impl Store for SqliteStore {
     async fn unexpired(&self, ca: &str, now: i64, besides: &str) -> Result<(u64, Option<i64>)> {
         let (ca, besides) = (ca.to_string(), besides.to_string());
         self.read(move |c| {
-            Ok(c.query_row(
+            Ok(c.row(
                 "SELECT COUNT(*), MAX(not_after) FROM certificates
                  WHERE ca = ?1 AND status <> 'abandoned' AND not_after > ?2 AND profile <> ?3",
                 params![ca, now, besides],
@@ -368,7 +411,7 @@ impl Store for SqliteStore {
 
     async fn expiring(&self, now: i64, until: i64) -> Result<u64> {
         self.read(move |c| {
-            Ok(c.query_row(
+            Ok(c.row(
                 "SELECT COUNT(*) FROM certificates WHERE not_after > ?1 AND not_after <= ?2
                  AND status = 'issued' AND issuer = 'issuing' AND revoked_at IS NULL",
                 params![now, until],
@@ -580,7 +623,7 @@ impl Store for SqliteStore {
     async fn pair_of(&self, serial: &str) -> Result<Option<String>> {
         let serial = serial.to_string();
         self.read(move |c| {
-            Ok(c.query_row(
+            Ok(c.row(
                 "SELECT CASE WHEN signing_serial = ?1 THEN encryption_serial ELSE signing_serial END
                  FROM certificate_pairs WHERE signing_serial = ?1 OR encryption_serial = ?1",
                 [serial],
@@ -711,7 +754,7 @@ impl Store for SqliteStore {
 
     async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.row(
                 "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -744,7 +787,7 @@ impl Store for SqliteStore {
 
     async fn last_checkpoint(&self) -> Result<Option<Checkpoint>> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.row(
                 "SELECT id, upto_id, head_hash, at, signature FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
                 [],
                 |r| {
@@ -774,5 +817,32 @@ impl Store for SqliteStore {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::database(e.to_string(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement of the issuance and revocation paths is answered through an index
+    /// (EXPLAIN QUERY PLAN has no full SCAN of a table or index), on the migrated schema.
+    #[test]
+    fn hot_statements_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("ecca.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        for sql in hot::all() {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN")),
+                "{sql}\nscans: {plan:?}"
+            );
+        }
     }
 }

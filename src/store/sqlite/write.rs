@@ -13,9 +13,11 @@ use crate::store::vocab::{self, Applied, AuditRecord, list_json};
 use crate::store::write::{Alive, Job, check_revocable, deliver, group, observe_group};
 use crate::store::{Done, Op, audit_hash};
 
+use super::hot;
+
 /// Statements from the connection's cache of prepared statements: the writer runs the same
 /// few for every issuance, so each is parsed once, not per call.
-trait Cached {
+pub(super) trait Cached {
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize>;
     fn row<T>(
         &self,
@@ -129,8 +131,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
     Ok(match op {
         Op::Reserve(i) => {
             tx.exec(
-                "INSERT INTO certificates (serial, status, profile, tenant, subject, sans, not_before, not_after, created_at, issuer, ca, uscc)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                hot::RESERVE,
                 params![i.serial.hex(), i.profile, i.tenant, i.subject, list_json(&i.sans)?, i.not_before, i.not_after, at, i.issuer.as_str(), i.ca.as_str(), i.uscc()],
             )
             .map_err(|e| unique(e, || Error::Storage(format!("serial {} already used", i.serial))))?;
@@ -138,7 +139,7 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
         }
         Op::Complete { serial, der, .. } => {
             let n = tx.exec(
-                "UPDATE certificates SET status = 'issued', der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'pending'",
+                hot::COMPLETE,
                 params![serial, der, at],
             )?;
             if n != 1 {
@@ -163,17 +164,15 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
         Op::Revoke(r) => {
             let serial = r.serial.hex();
             let row: Option<(String, Option<i64>)> = tx
-                .query_row(
-                    "SELECT tenant, revoked_at FROM certificates WHERE serial = ?1 AND status = 'issued'",
+                .row(
+                    hot::REVOCABLE,
                     [&serial],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
             check_revocable(&serial, row, r.tenant.as_deref())?;
             tx.exec(
-                "UPDATE certificates SET revoked_at = ?2, revocation_reason = ?3, invalidity_date = ?4,
-                 revocation_seq = (SELECT COALESCE(MAX(revocation_seq), 0) + 1 FROM certificates)
-                 WHERE serial = ?1",
+                hot::REVOKE,
                 params![serial, at, r.reason as i64, r.invalidity_date],
             )?;
             Applied::Nothing
@@ -408,12 +407,10 @@ fn next_number(tx: &Connection, name: &str, by: u32) -> Result<u64> {
 }
 
 fn append_audit(tx: &Connection, prev: &[u8], at: i64, e: &AuditRecord) -> Result<Vec<u8>> {
-    let id: i64 = tx.row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log", [], |r| {
-        r.get(0)
-    })?;
+    let id: i64 = tx.row(hot::AUDIT_NEXT_ID, [], |r| r.get(0))?;
     let hash = audit_hash(prev, id, at, &e.actor, &e.event, &e.object, &e.detail);
     tx.exec(
-        "INSERT INTO audit_log (id, at, actor, event, object, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        hot::AUDIT_APPEND,
         params![id, at, e.actor, e.event, e.object, e.detail, prev, hash],
     )?;
     Ok(hash)
