@@ -122,6 +122,9 @@ pub struct PeerCert<'a> {
     /// SHA-256 of the whole certificate: what identifies the credential.
     pub sha256: [u8; 32],
     pub serial: String,
+    /// Validity (Unix seconds), so a cached decision can check expiry without parsing.
+    pub not_before: i64,
+    pub not_after: i64,
 }
 
 impl<'a> PeerCert<'a> {
@@ -140,6 +143,8 @@ impl<'a> PeerCert<'a> {
             der,
             sha256: crate::core::sha256(der),
             serial: Serial::from_der_content(cert.raw_serial()).hex(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 }

@@ -179,9 +179,19 @@ pub struct Service {
     kmc: Option<crate::kmc::client::KmcClient>,
     /// Authentication results by the SHA-256 of the client certificate, valid for one store
     /// auth generation.
-    auth_cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, Caller)>>,
+    auth_cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], AuthDecision>>,
     /// Platforms by name as of one store auth generation (None: not read yet).
     platform_cache: std::sync::Mutex<PlatformCache>,
+}
+
+/// A cached authentication: valid for one store auth generation and within the
+/// certificate's validity.
+#[derive(Clone, Debug)]
+struct AuthDecision {
+    generation: u64,
+    caller: Caller,
+    not_before: i64,
+    not_after: i64,
 }
 
 type PlatformCache = (
@@ -272,23 +282,35 @@ impl Service {
     /// credentials, platforms or revocations changed, so a revoked or disabled credential is
     /// still refused at its next call; expiry is checked every time.
     pub async fn authenticate(&self, peer_cert_der: Option<&[u8]>) -> Result<Caller> {
-        let cert = crate::auth::PeerCert::parse(peer_cert_der)?;
+        // A known certificate is found by its hash without being parsed again.
         let generation = self.store.auth_generation();
-        if let Some((g, caller)) = self
-            .auth_cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&cert.sha256).cloned())
-            && g == generation
-        {
-            return Ok(caller);
+        if let Some(der) = peer_cert_der {
+            let sha256 = crate::core::sha256(der);
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            if let Some(hit) = self
+                .auth_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&sha256).cloned())
+                && hit.generation == generation
+                && (hit.not_before..=hit.not_after).contains(&now)
+            {
+                return Ok(hit.caller);
+            }
         }
+        let cert = crate::auth::PeerCert::parse(peer_cert_der)?;
         let caller = crate::auth::authenticate(&cert, self.store.as_ref()).await?;
         if let Ok(mut cache) = self.auth_cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(cert.sha256, (generation, caller.clone()));
+            let entry = AuthDecision {
+                generation,
+                caller: caller.clone(),
+                not_before: cert.not_before,
+                not_after: cert.not_after,
+            };
+            cache.insert(cert.sha256, entry);
         }
         Ok(caller)
     }
