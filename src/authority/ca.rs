@@ -61,21 +61,9 @@ impl CaCert {
         )?)
     }
 
-    /// Signs an end-entity certificate whose exact bytes `pass` vouches for (others are
-    /// linted again first).
-    pub fn sign_leaf(
-        &self,
-        params: &CertificateParams,
-        subject: &SubjectKey,
-        pass: LintPass,
-    ) -> Result<Vec<u8>> {
-        Ok(issue::sign(
-            params,
-            subject,
-            &self.issuer()?,
-            CertKind::EndEntity,
-            pass,
-        )?)
+    /// Signs the end-entity certificate whose exact bytes `pass` vouches for.
+    pub fn sign_leaf(&self, pass: LintPass) -> Result<Vec<u8>> {
+        Ok(issue::sign(&self.issuer()?, pass)?)
     }
 
     /// Lints a cross-certificate's TBSCertificate without signing it (dry runs).

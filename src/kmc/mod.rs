@@ -181,13 +181,7 @@ impl Kmc {
         let subject = SubjectKey::from_spki(spki_der)?;
         let issuer = IssuerRef::new(&self.ca, self.ca_key.as_ref())?;
         let pass = issue::lint_only(&params, &subject, &issuer, CertKind::EndEntity)?;
-        Ok(issue::sign(
-            &params,
-            &subject,
-            &issuer,
-            CertKind::EndEntity,
-            pass,
-        )?)
+        Ok(issue::sign(&issuer, pass)?)
     }
 
     /// Issues and registers a client credential for `spki_der` (a P-256 key made by its

@@ -44,6 +44,9 @@ pub const OCSP_UNKNOWN_CAP: usize = 4096;
 /// Issuances waiting for their OCSP response to be pre-signed, at most.
 pub const PRESIGN_QUEUE: usize = 4096;
 
+/// Most pre-signatures whose statuses are read together.
+const PRESIGN_BATCH: usize = 128;
+
 /// A signed artifact (CRL or OCSP response) ready to serve.
 #[derive(Debug)]
 pub struct Published {
@@ -428,13 +431,21 @@ impl Publisher {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Pre-signs queued OCSP responses, one at a time. Runs until the process ends.
+    /// Pre-signs queued OCSP responses in batches of up to [`PRESIGN_BATCH`] (one store read
+    /// for a batch's statuses). Runs until the process ends.
     pub async fn presign_worker(self: Arc<Self>) {
         let mut queue = self.presign_rx.lock().await;
-        while let Some((ca, serial)) = queue.recv().await {
-            // Counted down even if this task dies mid-signature (the supervisor restarts it).
-            let _done = Done(&self.presign_pending);
-            if let Err(e) = self.presign(&ca, &serial).await {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < PRESIGN_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            // Counted down even if this task dies mid-batch (the supervisor restarts it).
+            let _done = Done(&self.presign_pending, batch.len());
+            if let Err(e) = self.presign(&batch).await {
                 tracing::warn!(error = %e, "OCSP pre-signing failed");
             }
         }
@@ -460,7 +471,7 @@ impl Publisher {
                     if let Ok(mut cache) = self.ocsp_cache.lock() {
                         cache.forget(&record.ca, &serial);
                     }
-                    if let Err(e) = self.presign(&record.ca, &serial).await {
+                    if let Err(e) = self.presign(&[(record.ca.clone(), serial)]).await {
                         tracing::warn!(error = %e, "OCSP re-signing failed");
                     }
                 }
@@ -520,11 +531,12 @@ impl crate::verify::LocalSource for Publisher {
 }
 
 /// Counts one queued pre-signature done when dropped.
-struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+struct Done<'a>(&'a std::sync::atomic::AtomicUsize, usize);
 
 impl Drop for Done<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .fetch_sub(self.1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -3,6 +3,23 @@
 use super::*;
 use crate::core::ocsp;
 
+/// What an issuing CA answers about a serial, given its issued record (if any). Another CA's
+/// certificate (the credential CA's, another hierarchy's, a predecessor's) is not this CA's
+/// to answer for.
+fn issued_status(slot: &Slot, record: Option<&CertRecord>) -> Status {
+    match record {
+        None => Status::Unknown,
+        Some(r) if r.issuer != Issuer::Issuing || r.ca != slot.id => Status::Unknown,
+        Some(r) => match r.revocation {
+            Some(rev) => Status::Revoked {
+                at: rev.revoked_at,
+                reason: rev.reason,
+            },
+            None => Status::Good,
+        },
+    }
+}
+
 impl Publisher {
     /// The canonical CertID (SHA-1, as openssl and most clients send) for one of a CA's serials.
     pub(super) fn canonical_cert_id(&self, slot: &Slot, serial: &[u8]) -> Result<CertId> {
@@ -26,14 +43,33 @@ impl Publisher {
         })
     }
 
-    /// Pre-signs the answer about one of a CA's certificates (nothing for a CA no longer
-    /// published: retired).
-    pub(super) async fn presign(&self, ca: &CaId, serial: &[u8]) -> Result<()> {
-        let Some(slot) = self.slot(ca) else {
-            return Ok(());
-        };
-        let id = self.canonical_cert_id(&slot, serial)?;
-        self.cached_response(&slot, &id, now()).await.map(drop)
+    /// Pre-signs the answers about a batch of CAs' certificates, their statuses read from the
+    /// store at once (nothing for a CA no longer published: retired).
+    pub(super) async fn presign(&self, jobs: &[(CaId, Vec<u8>)]) -> Result<()> {
+        let serials = jobs
+            .iter()
+            .map(|(_, s)| Serial::from_der_content(s))
+            .collect();
+        let records: std::collections::HashMap<String, CertRecord> = self
+            .store
+            .get_many(serials)
+            .await?
+            .into_iter()
+            .map(|r| (r.serial.clone(), r))
+            .collect();
+        let at = now();
+        for (ca, serial) in jobs {
+            let Some(slot) = self.slot(ca) else {
+                continue;
+            };
+            let id = self.canonical_cert_id(&slot, serial)?;
+            let record = records.get(&Serial::from_der_content(serial).hex());
+            let status = issued_status(&slot, record);
+            self.respond(&slot, &id, at, Some(status)).await?;
+            // One signature at a time: a batch does not hold a runtime thread from requests.
+            tokio::task::yield_now().await;
+        }
+        Ok(())
     }
 
     pub(super) async fn status(&self, slot: &Slot, serial: &[u8]) -> Result<Status> {
@@ -57,19 +93,8 @@ impl Publisher {
                 }
             }
             CaKind::Issuing(_) => {
-                match self.store.get(&Serial::from_der_content(serial)).await? {
-                    None => Status::Unknown,
-                    // Another CA's certificate (the credential CA's, another hierarchy's, a
-                    // predecessor's) is not this CA's to answer for.
-                    Some(r) if r.issuer != Issuer::Issuing || r.ca != slot.id => Status::Unknown,
-                    Some(r) => match r.revocation {
-                        Some(rev) => Status::Revoked {
-                            at: rev.revoked_at,
-                            reason: rev.reason,
-                        },
-                        None => Status::Good,
-                    },
-                }
+                let record = self.store.get(&Serial::from_der_content(serial)).await?;
+                issued_status(slot, record.as_ref())
             }
         })
     }
@@ -116,6 +141,18 @@ impl Publisher {
         id: &CertId,
         at: i64,
     ) -> Result<(Arc<Published>, bool)> {
+        self.respond(slot, id, at, None).await
+    }
+
+    /// The cached response for `id` if still fresh, else a new one signed for `known` (the
+    /// status, when the caller has read it) or for the status read now.
+    async fn respond(
+        &self,
+        slot: &Slot,
+        id: &CertId,
+        at: i64,
+        known: Option<Status>,
+    ) -> Result<(Arc<Published>, bool)> {
         let key = id.to_der().map_err(|e| Error::Internal(e.to_string()))?;
         if let Some(p) = self
             .ocsp_cache
@@ -139,7 +176,10 @@ impl Publisher {
         let published = match self.shared(slot, &key, at).await {
             Some(p) => p,
             None => {
-                let status = self.status(slot, &serial).await?;
+                let status = match known {
+                    Some(status) => status,
+                    None => self.status(slot, &serial).await?,
+                };
                 if status == Status::Unknown {
                     return Ok((self.unknown(slot, id, key, at)?, false));
                 }

@@ -802,15 +802,13 @@ pub struct PreparedLeaf {
     pub serial: Serial,
     pub not_before: i64,
     pub not_after: i64,
-    params: rcgen::CertificateParams,
-    key: SubjectKey,
     pass: issue::LintPass,
 }
 
 impl PreparedLeaf {
     /// Signs the linted bytes with the CA that prepared them.
     pub fn sign(self, ca: &CaCert) -> Result<Vec<u8>> {
-        ca.sign_leaf(&self.params, &self.key, self.pass)
+        ca.sign_leaf(self.pass)
     }
 }
 
@@ -841,8 +839,6 @@ pub fn prepare_leaf(req: &LeafRequest<'_>) -> Result<PreparedLeaf> {
         serial,
         not_before: not_before.unix_timestamp(),
         not_after: not_after.unix_timestamp(),
-        params,
-        key,
         pass,
     })
 }

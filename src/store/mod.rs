@@ -280,6 +280,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
     /// An issued certificate by serial.
     async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>>;
+    /// The issued certificates among `serials` (those not found are left out).
+    async fn get_many(&self, serials: Vec<Serial>) -> Result<Vec<CertRecord>> {
+        let mut found = Vec::with_capacity(serials.len());
+        for serial in &serials {
+            found.extend(self.get(serial).await?);
+        }
+        Ok(found)
+    }
     /// Issued certificates matching a filter.
     async fn list(&self, filter: ListFilter) -> Result<Page>;
     /// Registers a client credential (audited).

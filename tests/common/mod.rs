@@ -352,7 +352,7 @@ pub fn credential_cert(
     let subject = SubjectKey::from_spki(spki_der).unwrap();
     let ca = &authority.credential;
     let pass = ca.lint_leaf(&params, &subject).unwrap();
-    ca.sign_leaf(&params, &subject, pass).unwrap()
+    ca.sign_leaf(pass).unwrap()
 }
 
 /// Polls `check` until it returns Some (every 20 ms), failing after `within` with `what`:

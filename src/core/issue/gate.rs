@@ -97,10 +97,14 @@ impl<'a> IssuerRef<'a> {
     }
 }
 
-/// Proof that a certificate's TBS passed the linter (only [`lint_only`] makes one): the
-/// SHA-256 of the exact bytes that passed.
+/// Proof that a certificate's TBS passed the linter (only [`lint_only`] makes one): the exact
+/// bytes that passed, and the key of the CA they were linted for. Signing signs these bytes
+/// as they are: nothing is laid out or linted twice.
 #[derive(Debug)]
-pub struct LintPass(Vec<u8>);
+pub struct LintPass {
+    tbs: Vec<u8>,
+    issuer_key: Vec<u8>,
+}
 
 /// The CA key as rcgen sees it while it lays out a certificate: rcgen hands over the TBS
 /// bytes, which are kept; the signature it gets back is a placeholder. Linting, signing and
@@ -133,15 +137,9 @@ enum By<'a> {
 }
 
 /// Lays the certificate out (rcgen), names SM2 where rcgen cannot ([`retarget`]), lints the
-/// exact TBS (unless `linted` is its hash), then signs and assembles it (none of that in
-/// `dry_run`). Returns the DER (empty in a dry run) and the TBS hash.
-fn run(
-    params: &CertificateParams,
-    by: By<'_>,
-    kind: CertKind,
-    dry_run: bool,
-    linted: Option<&[u8]>,
-) -> Result<(Vec<u8>, Vec<u8>)> {
+/// exact TBS, then signs and assembles it (not in `dry_run`). Returns the DER, or in a dry
+/// run the linted TBS.
+fn run(params: &CertificateParams, by: By<'_>, kind: CertKind, dry_run: bool) -> Result<Vec<u8>> {
     let (signer, policy, subject_sm2) = match &by {
         By::Issuer(i, subject) => (
             i.signer,
@@ -182,18 +180,12 @@ fn run(
     if signer.algorithm() == CaKeyAlg::Sm2 || subject_sm2.is_some() {
         tbs = retarget(&tbs, signer.algorithm(), subject_sm2.as_deref())?;
     }
-    let hash = ring::digest::digest(&ring::digest::SHA256, &tbs)
-        .as_ref()
-        .to_vec();
-    if linted != Some(hash.as_slice()) {
-        lint::lint_tbs(&tbs, &policy)?;
-    }
+    lint::lint_tbs(&tbs, &policy)?;
     if dry_run {
-        return Ok((Vec::new(), hash));
+        return Ok(tbs);
     }
     let signature = signer.sign(&tbs)?;
-    let der = crate::core::revocation::signed_der(&tbs, signer.algorithm(), &signature)?;
-    Ok((der, hash))
+    crate::core::revocation::signed_der(&tbs, signer.algorithm(), &signature)
 }
 
 /// Names in a TBSCertificate what rcgen cannot: the issuer's signature algorithm (SM3withSM2
@@ -266,26 +258,23 @@ pub fn lint_only(
     issuer: &IssuerRef<'_>,
     kind: CertKind,
 ) -> Result<LintPass> {
-    run(params, By::Issuer(issuer, subject), kind, true, None).map(|(_, hash)| LintPass(hash))
+    let tbs = run(params, By::Issuer(issuer, subject), kind, true)?;
+    Ok(LintPass {
+        tbs,
+        issuer_key: issuer.ca.public_key.clone(),
+    })
 }
 
-/// Signs a certificate for `subject`. The gate signs the exact TBS bytes `pass` vouches for
-/// without linting them twice; any other bytes are linted again first.
-pub fn sign(
-    params: &CertificateParams,
-    subject: &dyn PublicKeyDataDyn,
-    issuer: &IssuerRef<'_>,
-    kind: CertKind,
-    pass: LintPass,
-) -> Result<Vec<u8>> {
-    run(
-        params,
-        By::Issuer(issuer, subject),
-        kind,
-        false,
-        Some(&pass.0),
-    )
-    .map(|(der, _)| der)
+/// Signs the exact TBS bytes `pass` vouches for, with the key of the CA they were linted
+/// for (a pass made for another CA is refused: its TBS names that CA).
+pub fn sign(issuer: &IssuerRef<'_>, pass: LintPass) -> Result<Vec<u8>> {
+    if pass.issuer_key != issuer.ca.public_key {
+        return Err(Error::Internal(
+            "a lint pass is signed only by the CA it was linted for".into(),
+        ));
+    }
+    let signature = issuer.signer.sign(&pass.tbs)?;
+    crate::core::revocation::signed_der(&pass.tbs, issuer.signer.algorithm(), &signature)
 }
 
 /// Signs a CA certificate whose subject key is the given signer's (an intermediate).
@@ -295,14 +284,7 @@ pub fn sign_ca(
     issuer: &IssuerRef<'_>,
 ) -> Result<Vec<u8>> {
     let key = SignerKey(subject);
-    run(
-        params,
-        By::Issuer(issuer, &key),
-        CertKind::SubCa,
-        false,
-        None,
-    )
-    .map(|(der, _)| der)
+    run(params, By::Issuer(issuer, &key), CertKind::SubCa, false)
 }
 
 /// Lints a TBSCertificate built elsewhere (cross-certificates, built with x509-cert to keep the
@@ -322,7 +304,7 @@ pub fn sign_tbs(tbs: &[u8], issuer: &IssuerRef<'_>, kind: CertKind) -> Result<Ve
 
 /// Self-signs a root certificate (linted as a root).
 pub fn self_sign_root(params: &CertificateParams, key: &dyn Signer) -> Result<Vec<u8>> {
-    run(params, By::SelfSigned(key), CertKind::Root, false, None).map(|(der, _)| der)
+    run(params, By::SelfSigned(key), CertKind::Root, false)
 }
 
 /// The SubjectPublicKeyInfo DER of any signer's key (software or HSM).
@@ -426,7 +408,7 @@ mod tests {
         // A good certificate passes the dry run without the key, then signs once.
         let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity).unwrap();
         assert_eq!(counting.count(), 0, "lint_only never touches the key");
-        sign(&params, &key, &issuer, CertKind::EndEntity, pass).unwrap();
+        sign(&issuer, pass).unwrap();
         assert_eq!(counting.count(), 1);
 
         // Each defect is refused by a named lint, and the key is not used.
@@ -464,12 +446,18 @@ mod tests {
             "no refused certificate reached the key"
         );
 
-        // A pass vouches only for the bytes it linted: other bytes are linted again.
+        // A pass signs the bytes it linted, whatever the params became after; and only with
+        // the key of the CA it was linted for.
         params.key_usages.pop();
         let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity).unwrap();
         params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+        let (other_ca, other_key, _, _) = setup();
+        let other = IssuerRef::new(&other_ca, &other_key).unwrap();
+        assert!(matches!(sign(&other, pass), Err(Error::Internal(_))));
+        assert_eq!(other_key.count(), 0, "another CA's key signed nothing");
+        let pass = lint_only(&params, &key, &issuer, CertKind::EndEntity);
         assert!(matches!(
-            sign(&params, &key, &issuer, CertKind::EndEntity, pass),
+            pass,
             Err(Error::LintFailed {
                 lint: "e_ee_key_usage",
                 ..

@@ -58,7 +58,7 @@ fn leaf(ca: &CaView, key: &dyn crate::core::keys::Signer) -> TbsCertificate {
     let issuer = IssuerRef::new(ca, key).unwrap();
     let subject = SubjectKey::from_spki(&spki).unwrap();
     let pass = lint_only(&params, &subject, &issuer, CertKind::EndEntity).unwrap();
-    let der = sign(&params, &subject, &issuer, CertKind::EndEntity, pass).unwrap();
+    let der = sign(&issuer, pass).unwrap();
     tbs_of(&der)
 }
 

@@ -319,6 +319,21 @@ impl Store for SqliteStore {
         self.writer.close();
     }
 
+    async fn get_many(&self, serials: Vec<Serial>) -> Result<Vec<CertRecord>> {
+        // One reader task for the batch, the cached statement once per serial.
+        self.read(move |c| {
+            let mut found = Vec::with_capacity(serials.len());
+            let mut stmt = c.prepare_cached(&hot::cert_by_serial())?;
+            for serial in serials {
+                if let Some(row) = stmt.query_row([serial.hex()], cert_row).optional()? {
+                    found.push(<(i64, CertRecord)>::try_from(row)?.1);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn get(&self, serial: &Serial) -> Result<Option<CertRecord>> {
         let serial = serial.hex();
         self.read(move |c| {
