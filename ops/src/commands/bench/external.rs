@@ -27,6 +27,9 @@ impl Drop for Server {
 impl Server {
     /// Starts `binary` on loopback ports in `dir` and waits for its endpoints.
     pub fn start(binary: &Path, dir: &Path) -> Result<Self> {
+        let endpoints = ecca::layout::Layout::new(dir).endpoints();
+        // A previous start's file would say "started" too early.
+        let _ = std::fs::remove_file(&endpoints);
         let child = Command::new(binary)
             .arg("--data-dir")
             .arg(dir)
@@ -57,14 +60,14 @@ impl Server {
             dir: dir.to_path_buf(),
         };
         let t = Instant::now();
-        while !ecca::layout::Layout::new(dir).endpoints().exists() {
+        while !endpoints.exists() {
             if t.elapsed() > Duration::from_secs(60) {
                 return Err(Error::Remote(format!(
                     "{} did not start within 60 s",
                     binary.display()
                 )));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         }
         Ok(server)
     }
@@ -76,6 +79,16 @@ impl Server {
         let ep: ecca::layout::Endpoints = serde_json::from_slice(&text)
             .map_err(|e| Error::Remote(format!("{}: {e}", path.display())))?;
         Ok(ep.http)
+    }
+
+    /// Resident memory now, MiB.
+    pub fn rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
     }
 
     /// CPU seconds (user + system) the server process has used so far.

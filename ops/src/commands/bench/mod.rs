@@ -387,45 +387,13 @@ fn startup_and_idle(tmp: &Path) -> Result<(f64, f64, f64)> {
     let mut times = Vec::new();
     let mut rss = 0.0;
     for round in 0..2 {
-        let _ = std::fs::remove_file(dir.join("endpoints.json"));
         let t = Instant::now();
-        let mut child = Command::new(server_binary())
-            .arg("--data-dir")
-            .arg(&dir)
-            .args([
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--console-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                Error::Remote(format!(
-                    "cannot start {}: {e} (build it: cargo build --release)",
-                    server_binary().display()
-                ))
-            })?;
-        while !dir.join("endpoints.json").exists() && t.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        let server = external::Server::start(&server_binary(), &dir)?;
         times.push(t.elapsed().as_secs_f64());
         if round == 1 {
             std::thread::sleep(Duration::from_secs(1));
-            rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .map_or(0.0, |kb| kb / 1024.0);
+            rss = server.rss_mib();
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
     Ok((times[0], times[1], rss))
 }
