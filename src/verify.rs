@@ -481,6 +481,16 @@ fn reason_name(code: Option<u8>) -> &'static str {
     }
 }
 
+/// A plain-HTTP GET with a response size cap and timeout (the CLI's own requests: any
+/// address).
+pub async fn http_get(url: &str, max: usize, timeout: Duration) -> Result<Vec<u8>, String> {
+    let policy = FetchPolicy::local_user();
+    tokio::time::timeout(timeout, http_fetch(url, None, max, &policy))
+        .await
+        .map_err(|_| format!("{url}: timed out after {timeout:?}"))?
+        .map_err(|e| e.describe(true))
+}
+
 /// A plain-HTTP POST of `body` as `content_type`, with a response size cap and timeout (the
 /// CLI's own requests, e.g. to a TSA: any address).
 pub async fn http_post(

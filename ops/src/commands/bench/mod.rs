@@ -20,10 +20,11 @@ use serde_json::{Value, json};
 use crate::output::Progress;
 
 mod external;
+mod nginx;
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example:\n  cargo run --release --bin ecca -- bench\n  cargo run --release --bin ecca -- bench --quick --json\n  cargo run --release --bin ecca -- bench --with-cfssl      (installs Debian's golang-cfssl if missing)"
+    after_help = "Example:\n  cargo run --release --bin ecca -- bench\n  cargo run --release --bin ecca -- bench --quick --json\n  cargo run --release --bin ecca -- bench --with-cfssl      (installs Debian's golang-cfssl if missing)\n  cargo run --release --bin ecca -- bench --with-nginx      (OCSP GET beside nginx serving the same response; installs nginx-light and wrk)"
 )]
 pub struct Args {
     /// Issuance requests per concurrency level.
@@ -44,6 +45,10 @@ pub struct Args {
     /// Also measure cfssl serve under the same issuance load.
     #[arg(long)]
     with_cfssl: bool,
+    /// Also serve the same OCSP response with nginx from a file and compare GETs (wrk, same
+    /// run; installs nginx-light and wrk if missing).
+    #[arg(long)]
+    with_nginx: bool,
     /// Also measure issuance with the store in this (empty) PostgreSQL database, next to the
     /// embedded SQLite store, at the same concurrency levels.
     #[arg(long, value_name = "postgres://...")]
@@ -810,6 +815,22 @@ pub async fn run(g: &crate::context::Global, mut a: Args) -> Result<()> {
         ocsp.push(json!({"connections": c, "per_second": rate, "p50_ms": p50, "p99_ms": p99}));
     }
     report.insert("ocsp".into(), json!(ocsp));
+    if a.with_nginx {
+        let levels: Vec<usize> = a.concurrency.iter().copied().filter(|c| *c <= 64).collect();
+        let cmp =
+            nginx::compare(tmp.path(), &http, &request, &levels, a.ocsp_seconds.max(3)).await?;
+        for (c, ours, theirs) in &cmp {
+            rows.push((
+                format!("OCSP GET c={c} (wrk): ecca / nginx file"),
+                format!("{ours:.0}/s / {theirs:.0}/s"),
+                format!("ecca/nginx = {:.2} (target >= 0.90)", ours / theirs),
+            ));
+        }
+        report.insert(
+            "ocsp_get_vs_nginx".into(),
+            json!(cmp.iter().map(|(c, o, t)| json!({"connections": c, "ecca_per_second": o, "nginx_per_second": t})).collect::<Vec<_>>()),
+        );
+    }
 
     // Chains per second (one core) and signatures per second (batch).
     let anchors = vec![Cert::parse(&bundle.roots_der[0])?];
