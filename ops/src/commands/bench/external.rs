@@ -30,9 +30,16 @@ impl Server {
         let endpoints = ecca::layout::Layout::new(dir).endpoints();
         // A previous start's file would say "started" too early.
         let _ = std::fs::remove_file(&endpoints);
+        // The load comes from one address: the per-address OCSP limit would measure itself.
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let config = dir.with_extension("toml");
+        std::fs::write(&config, "[limits]\nocsp_per_ip = 0\n")
+            .map_err(|e| Error::io(&config, e))?;
         let child = Command::new(binary)
             .arg("--data-dir")
             .arg(dir)
+            .arg("--config")
+            .arg(&config)
             .args([
                 "--grpc-listen",
                 "127.0.0.1:0",
@@ -89,6 +96,21 @@ impl Server {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Waits until the server has been idle (under 2 % of a core) for half a second, e.g. once
+    /// OCSP pre-signing has caught up after issuance; at most `limit`.
+    pub async fn settle(&self, limit: Duration) {
+        let start = Instant::now();
+        let mut last = self.cpu_seconds();
+        while start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.cpu_seconds();
+            if now - last < 0.01 {
+                return;
+            }
+            last = now;
+        }
     }
 
     /// CPU seconds (user + system) the server process has used so far.
