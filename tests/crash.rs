@@ -180,8 +180,11 @@ async fn crash_cycles(cycles: usize, database: Option<&str>) {
                 }
             }));
         }
+        // Set once the server is killed: the revoker, which may have nothing left to revoke
+        // and so never hear from the dead server, stops too.
+        let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
-            let (client, acks) = (client.clone(), acks.clone());
+            let (client, acks, killed) = (client.clone(), acks.clone(), killed.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
                     let target = {
@@ -201,6 +204,7 @@ async fn crash_cycles(cycles: usize, database: Option<&str>) {
                             }) => {}
                             Err(_) => return,
                         },
+                        None if killed.load(std::sync::atomic::Ordering::SeqCst) => return,
                         None => tokio::time::sleep(Duration::from_millis(5)).await,
                     }
                 }
@@ -209,6 +213,7 @@ async fn crash_cycles(cycles: usize, database: Option<&str>) {
         tokio::time::sleep(Duration::from_millis(30 + random_below(220))).await;
         child.kill().unwrap(); // SIGKILL: no shutdown path runs
         child.wait().unwrap();
+        killed.store(true, std::sync::atomic::Ordering::SeqCst);
         for t in tasks {
             let _ = t.await;
         }

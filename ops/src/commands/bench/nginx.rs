@@ -39,8 +39,11 @@ fn ensure(binary: &str, package: &str) -> Result<()> {
 struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// SIGTERM, so the master stops its workers too (SIGKILL would orphan them).
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         let _ = self.0.wait();
     }
 }
