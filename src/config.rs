@@ -18,6 +18,7 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7080";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// The web console's default HTTPS address (loopback: reach it through a tunnel or proxy).
 pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:9465";
+pub const DEFAULT_ACME_LISTEN: &str = "127.0.0.1:9466";
 /// Largest gRPC message the CA service accepts.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -119,6 +120,33 @@ pub struct KmcSection {
     pub listen: Option<SocketAddr>,
 }
 
+/// The `[acme]` table: the ACME server (`acme_listen`) and its validator.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSection {
+    /// Accounts must be bound to a platform with a key from `ecca platform acme-key`
+    /// (default true).
+    pub external_account_required: Option<bool>,
+    /// The platform accounts without External Account Binding act for (needed when
+    /// external_account_required = false).
+    pub default_platform: Option<String>,
+    /// The profile orders use when they name none (default "server-tls").
+    pub default_profile: Option<String>,
+    /// Profiles an order's `profile` field may name (default: ["server-tls"]).
+    pub profiles: Option<Vec<String>>,
+    /// Base URL ACME clients use (default: https://HOST of each request).
+    pub base_url: Option<String>,
+    /// DNS server every validation lookup goes to (default: the system's resolvers).
+    /// Loopback addresses are validated only when this is set.
+    pub dns_resolver: Option<SocketAddr>,
+    /// Port HTTP-01 validation connects to (default 80).
+    pub http01_port: Option<u16>,
+    /// Port TLS-ALPN-01 validation connects to (default 443).
+    pub tlsalpn01_port: Option<u16>,
+    /// CAA issuer domains that name this CA (default ["ecca"]).
+    pub caa_identities: Option<Vec<String>>,
+}
+
 /// The configuration file, every key optional.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +157,10 @@ pub struct ConfigFile {
     pub metrics_listen: Option<String>,
     /// Where the read-only web console is served over HTTPS (default 127.0.0.1:9465), or "off".
     pub console_listen: Option<String>,
+    /// Where the ACME server listens over HTTPS (default 127.0.0.1:9466), or "off".
+    pub acme_listen: Option<String>,
+    #[serde(default)]
+    pub acme: AcmeSection,
     /// Write each month's signed statistics report to DATA_DIR/reports/YYYY-MM/ once the
     /// month is over (default true).
     pub monthly_reports: Option<bool>,
@@ -231,6 +263,9 @@ pub struct ServerConfig {
     pub verify_fetch_allow: Vec<crate::verify::Cidr>,
     /// The key management centre (default: one run here under DIR/kmc/).
     pub kmc: KmcSection,
+    /// The ACME listener (None: no ACME).
+    pub acme_listen: Option<SocketAddr>,
+    pub acme: AcmeSection,
 }
 
 impl ServerConfig {
@@ -273,6 +308,12 @@ impl ServerConfig {
             grpc_tls12: false,
             verify_fetch_allow: Vec::new(),
             kmc: KmcSection::default(),
+            acme_listen: Some(
+                DEFAULT_ACME_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+            ),
+            acme: AcmeSection::default(),
         }
     }
 
@@ -284,6 +325,7 @@ impl ServerConfig {
             http_listen: any,
             metrics_listen: Some(any),
             console_listen: Some(any),
+            acme_listen: Some(any),
             ..Self::new(data_dir)
         }
     }
@@ -342,6 +384,10 @@ impl ServerConfig {
         if let Some(a) = &file.console_listen {
             self.console_listen = parse_listen("console_listen", a, DEFAULT_CONSOLE_LISTEN)?;
         }
+        if let Some(a) = &file.acme_listen {
+            self.acme_listen = parse_listen("acme_listen", a, DEFAULT_ACME_LISTEN)?;
+        }
+        self.acme = file.acme.clone();
         if let Some(m) = file.monthly_reports {
             self.monthly_reports = m;
         }

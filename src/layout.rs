@@ -121,6 +121,10 @@ impl Layout {
     pub fn database(&self) -> PathBuf {
         self.dir.join("ecca.db")
     }
+    /// The secret ACME External Account Binding keys are derived from (0600).
+    pub fn acme_secret(&self) -> PathBuf {
+        self.dir.join("acme.key")
+    }
     /// Where a running server records its addresses.
     pub fn endpoints(&self) -> PathBuf {
         self.dir.join(ENDPOINTS_FILE)
@@ -142,6 +146,9 @@ pub struct Endpoints {
     /// The web console's HTTPS listener, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<SocketAddr>,
+    /// The ACME server's HTTPS listener (directory at /acme/directory), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<SocketAddr>,
 }
 
 /// File name of the endpoints record inside the data directory.

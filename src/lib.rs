@@ -11,6 +11,7 @@
 //! - [`client`]: the typed client the ops CLI and Rust users share.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod auth;
 pub mod authority;
 pub mod client;
@@ -30,6 +31,7 @@ pub mod server;
 pub mod service;
 pub mod signer;
 pub mod store;
+pub mod validation;
 pub mod verify;
 
 /// Generated protobuf and gRPC code for package `ecca.kmc.v1` (the key management centre).

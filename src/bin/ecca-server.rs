@@ -33,6 +33,21 @@ struct Args {
     /// [default: 127.0.0.1:9465].
     #[arg(long)]
     console_listen: Option<String>,
+    /// ACME server (RFC 8555, HTTPS; directory at /acme/directory; accounts bound to a
+    /// platform with `ecca platform acme-key`), or "off" [default: 127.0.0.1:9466].
+    #[arg(long)]
+    acme_listen: Option<String>,
+    /// DNS server every ACME validation lookup (A/AAAA/TXT/CAA) goes to, e.g. 127.0.0.1:8053
+    /// (tests, closed networks; loopback names are validated only with it) [default: the
+    /// system's resolvers].
+    #[arg(long)]
+    acme_dns_resolver: Option<SocketAddr>,
+    /// Port ACME HTTP-01 validation connects to [default: 80].
+    #[arg(long = "acme-http01-port")]
+    acme_http01_port: Option<u16>,
+    /// Port ACME TLS-ALPN-01 validation connects to [default: 443].
+    #[arg(long = "acme-tlsalpn01-port")]
+    acme_tlsalpn01_port: Option<u16>,
     /// Base URL of the HTTP side as relying parties reach it; written into every certificate
     /// for CRLs, OCSP and the CA certificates [default: http://<http-listen>].
     #[arg(long)]
@@ -92,6 +107,12 @@ async fn main() -> ExitCode {
             &mut config.console_listen,
             ecca::config::DEFAULT_CONSOLE_LISTEN,
         ),
+        (
+            "acme_listen",
+            &args.acme_listen,
+            &mut config.acme_listen,
+            ecca::config::DEFAULT_ACME_LISTEN,
+        ),
     ];
     for (key, arg, slot, example) in listens {
         if let Some(m) = arg {
@@ -103,6 +124,15 @@ async fn main() -> ExitCode {
                 }
             }
         }
+    }
+    if args.acme_dns_resolver.is_some() {
+        config.acme.dns_resolver = args.acme_dns_resolver;
+    }
+    if args.acme_http01_port.is_some() {
+        config.acme.http01_port = args.acme_http01_port;
+    }
+    if args.acme_tlsalpn01_port.is_some() {
+        config.acme.tlsalpn01_port = args.acme_tlsalpn01_port;
     }
     if args.public_base_url.is_some() {
         config.public_base_url = args.public_base_url;
@@ -149,6 +179,11 @@ async fn main() -> ExitCode {
     if let Some(addr) = running.endpoints.console {
         ecca::server::say(format_args!(
             "ecca: console on https://{addr}/ (sign in with `ecca console login`)"
+        ));
+    }
+    if let Some(addr) = running.endpoints.acme {
+        ecca::server::say(format_args!(
+            "ecca: ACME on https://{addr}/acme/directory (EAB keys: `ecca platform acme-key NAME`)"
         ));
     }
     if let Some(kmc) = running.kmc() {

@@ -688,6 +688,20 @@ impl Client {
             .into_inner())
     }
 
+    /// Creates an ACME External Account Binding key for a platform.
+    pub async fn create_acme_key(&self, platform: &str) -> Result<pb::AcmeKey> {
+        let req = pb::CreateAcmeKeyRequest {
+            platform: platform.into(),
+        };
+        Ok(self
+            .admin
+            .clone()
+            .create_acme_key(req)
+            .await
+            .map_err(rejected)?
+            .into_inner())
+    }
+
     /// Replaces what a platform may put in subjects (organizations, USCCs, free-text names).
     pub async fn set_platform_subjects(
         &self,

@@ -477,6 +477,20 @@ impl Admin for AdminApi {
         self.platform_named(&caller, &r.name).await
     }
 
+    async fn create_acme_key(
+        &self,
+        req: Request<pb::CreateAcmeKeyRequest>,
+    ) -> Result<Response<pb::AcmeKey>, Status> {
+        let caller = self.caller(&req, Action::ManagePlatforms).await?;
+        let platform = req.into_inner().platform;
+        let (kid, hmac) = self.service.create_acme_key(&caller, &platform).await?;
+        Ok(Response::new(pb::AcmeKey {
+            kid,
+            hmac,
+            platform,
+        }))
+    }
+
     async fn add_auditor(
         &self,
         req: Request<pb::AddAuditorRequest>,

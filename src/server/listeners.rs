@@ -53,11 +53,13 @@ pub(super) struct Bound {
     pub http: TcpListener,
     pub metrics: Option<TcpListener>,
     pub console: Option<TcpListener>,
+    pub acme: Option<(TcpListener, Arc<crate::acme::Acme>)>,
 }
 
-/// The console's TLS: the gRPC server's certificate (renewed in place), no client
-/// certificate asked (sign-in is by login link), HTTP/1.1.
-fn console_tls(cert: Arc<ServerCert>) -> Result<tokio_rustls::TlsAcceptor> {
+/// The console's and the ACME server's TLS: the gRPC server's certificate (renewed in
+/// place, chaining to DIR/admin/ca.pem), no client certificate asked (sign-in is by login
+/// link; ACME requests are JWS-signed), HTTP/1.1.
+fn https_tls(cert: Arc<ServerCert>) -> Result<tokio_rustls::TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -81,8 +83,9 @@ pub(super) async fn serve(
         http,
         metrics,
         console,
+        acme,
     } = bound;
-    let console_acceptor = console_tls(cert.clone())?;
+    let https_acceptor = https_tls(cert.clone())?;
     let trust = super::bootstrap::client_trust(&service).await?;
     let tls = crate::grpc::tls::server_config(cert, config.grpc_tls12, &trust)?;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -105,6 +108,7 @@ pub(super) async fn serve(
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
     let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
     let (console_stop_tx, console_stop_rx) = oneshot::channel::<()>();
+    let (acme_stop_tx, acme_stop_rx) = oneshot::channel::<()>();
     let grpc_tracker = Tracker::new(config.limits);
     let http_tracker = Tracker::new(config.limits);
     let trackers = (grpc_tracker.clone(), http_tracker.clone());
@@ -114,6 +118,7 @@ pub(super) async fn serve(
         let _ = http_stop_tx.send(());
         let _ = metrics_stop_tx.send(());
         let _ = console_stop_tx.send(());
+        let _ = acme_stop_tx.send(());
         // Open streams (WatchRevocations) would hold a graceful stop forever: cut them after
         // a grace period.
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -167,7 +172,18 @@ pub(super) async fn serve(
             async {
                 let _ = console_stop_rx.await;
             },
-            Some(console_acceptor),
+            Some(https_acceptor.clone()),
+        )));
+    }
+    if let Some((listener, state)) = acme {
+        tasks.push(tokio::spawn(crate::http::serve_with(
+            listener,
+            crate::acme::router(state),
+            Tracker::new(config.limits),
+            async {
+                let _ = acme_stop_rx.await;
+            },
+            Some(https_acceptor),
         )));
     }
     let app = crate::http::router(service, &config.rates);

@@ -14,6 +14,7 @@ use crate::layout::{Endpoints, Layout};
 use crate::pemfile;
 use crate::service::Service;
 
+mod acme;
 mod bootstrap;
 pub mod kmc;
 mod listeners;
@@ -168,6 +169,10 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         Some(addr) => Some(bind(addr, "the console").await?),
         None => None,
     };
+    let acme_listener = match config.acme_listen {
+        Some(addr) => Some(bind(addr, "ACME").await?),
+        None => None,
+    };
     // Counting is process-wide: one server per process in production.
     crate::metrics::set_enabled(metrics_listener.is_some());
     let local =
@@ -175,6 +180,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let (grpc_addr, http_addr) = (local(&grpc_listener)?, local(&http_listener)?);
     let metrics_addr = metrics_listener.as_ref().map(local).transpose()?;
     let console_addr = console_listener.as_ref().map(local).transpose()?;
+    let acme_addr = acme_listener.as_ref().map(local).transpose()?;
     let base_url = config.base_url(http_addr);
     let (kmc, kmc_client) = kmc::connect(&config).await?;
     let (service, initialized) = prepare(&config, &base_url, Some(kmc_client)).await?;
@@ -186,6 +192,10 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     if let Some(addr) = console_addr {
         service.console().set_addr(addr);
     }
+    let acme = match acme_listener {
+        Some(listener) => Some((listener, acme::prepare(&config, &layout, &service)?)),
+        None => None,
+    };
     let listeners = listeners::serve(
         &config,
         service.clone(),
@@ -195,6 +205,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
             http: http_listener,
             metrics: metrics_listener,
             console: console_listener,
+            acme,
         },
     )
     .await?;
@@ -216,6 +227,10 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
             maintenance::statistics(counter.clone(), reports.clone())
         }),
         maintenance::supervised("crl-schedule", move || publisher.clone().run()),
+        maintenance::supervised("acme-purge", {
+            let service = service.clone();
+            move || acme::purge(service.clone())
+        }),
         maintenance::supervised("follow", move || follower.clone().follow()),
         maintenance::supervised("ocsp-presign", move || presigner.clone().presign_worker()),
         maintenance::supervised("maintenance", move || maintenance::maintain(upkeep.clone())),
@@ -231,6 +246,7 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         http: http_addr,
         metrics: metrics_addr,
         console: console_addr,
+        acme: acme_addr,
     };
     let json = serde_json::to_vec_pretty(&endpoints).map_err(|e| Error::Internal(e.to_string()))?;
     pemfile::write_private(&layout.endpoints(), &json)?;

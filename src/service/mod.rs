@@ -20,6 +20,7 @@ use crate::store::{
 };
 use tokio::sync::broadcast;
 
+pub mod acme;
 pub mod console;
 mod dual;
 mod federation;
@@ -182,6 +183,8 @@ pub struct Service {
     auth_cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], AuthDecision>>,
     /// Platforms by name as of one store auth generation (None: not read yet).
     platform_cache: std::sync::Mutex<PlatformCache>,
+    /// The secret ACME EAB keys are derived from (None: ACME not set up).
+    acme_secret: std::sync::RwLock<Option<[u8; 32]>>,
 }
 
 /// A cached authentication: valid for one store auth generation and within the
@@ -259,6 +262,7 @@ impl Service {
             rates: std::sync::Mutex::new(tenants::RateWindows::default()),
             auth_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             platform_cache: std::sync::Mutex::new((None, std::collections::HashMap::new())),
+            acme_secret: std::sync::RwLock::new(None),
             ca_days: {
                 let d = crate::authority::InitOptions::default();
                 (d.root_days, d.issuing_days)

@@ -188,6 +188,50 @@ fn check_registrations(organizations: &[String], usccs: &[String], names: &[Stri
     Ok(())
 }
 
+/// A platform's policy for a request: the profile is one of its own, every name within its
+/// suffixes, ranges and registered subjects.
+pub(super) fn check_policy(p: &PlatformRecord, profile: &str, names: &Names) -> Result<()> {
+    if !p.profiles.iter().any(|x| x == profile) {
+        return Err(Error::PermissionDenied(format!(
+            "platform {} may not use profile {profile}",
+            p.name
+        )));
+    }
+    for d in &names.dns {
+        if !p.dns_suffixes.iter().any(|s| within_suffix(d, s)) {
+            return Err(Error::PermissionDenied(format!(
+                "{d} is outside platform {}'s names ({})",
+                p.name,
+                p.dns_suffixes.join(", ")
+            )));
+        }
+    }
+    check_subject(p, names)?;
+    for e in &names.emails {
+        let domain = e.rsplit_once('@').map_or("", |(_, d)| d);
+        if !p.dns_suffixes.iter().any(|s| within_suffix(domain, s)) {
+            return Err(Error::PermissionDenied(format!(
+                "{e} is outside platform {}'s names",
+                p.name
+            )));
+        }
+    }
+    let ranges = p
+        .ip_ranges
+        .iter()
+        .map(|r| cidr(r))
+        .collect::<Result<Vec<_>>>()?;
+    for ip in &names.ips {
+        if !ranges.iter().any(|r| in_range(ip, *r)) {
+            return Err(Error::PermissionDenied(format!(
+                "{ip} is outside platform {}'s address ranges",
+                p.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Service {
     /// Platform policy for an issuance by a platform: its profiles, names, validity and rate.
     /// Returns the validity to use (clamped to the platform's maximum).
@@ -205,44 +249,17 @@ impl Service {
             Error::PermissionDenied(format!("platform {} does not exist", caller.tenant))
         })?;
         let p = p.as_ref();
-        if !p.profiles.iter().any(|x| x == profile) {
-            return Err(Error::PermissionDenied(format!(
-                "platform {} may not use profile {profile}",
-                p.name
-            )));
-        }
-        for d in &names.dns {
-            if !p.dns_suffixes.iter().any(|s| within_suffix(d, s)) {
-                return Err(Error::PermissionDenied(format!(
-                    "{d} is outside platform {}'s names ({})",
-                    p.name,
-                    p.dns_suffixes.join(", ")
-                )));
-            }
-        }
-        check_subject(p, names)?;
-        for e in &names.emails {
-            let domain = e.rsplit_once('@').map_or("", |(_, d)| d);
-            if !p.dns_suffixes.iter().any(|s| within_suffix(domain, s)) {
-                return Err(Error::PermissionDenied(format!(
-                    "{e} is outside platform {}'s names",
-                    p.name
-                )));
-            }
-        }
-        let ranges = p
-            .ip_ranges
-            .iter()
-            .map(|r| cidr(r))
-            .collect::<Result<Vec<_>>>()?;
-        for ip in &names.ips {
-            if !ranges.iter().any(|r| in_range(ip, *r)) {
-                return Err(Error::PermissionDenied(format!(
-                    "{ip} is outside platform {}'s address ranges",
-                    p.name
-                )));
-            }
-        }
+        check_policy(p, profile, names)?;
+        self.take_rate(p, true)?;
+        Ok(match (days, p.max_days) {
+            (Some(d), Some(m)) => Some(d.min(m)),
+            (None, Some(m)) => Some(m.min(self.profiles.get(profile)?.default_validity_days)),
+            (d, None) => d,
+        })
+    }
+
+    /// Checks a platform's rate for this minute, counting one issuance when `take`.
+    pub(super) fn take_rate(&self, p: &PlatformRecord, take: bool) -> Result<()> {
         if let Some(limit) = p.rate_per_min {
             let minute = OffsetDateTime::now_utc().unix_timestamp() / 60;
             let mut rates = self
@@ -260,19 +277,17 @@ impl Service {
                     60 - OffsetDateTime::now_utc().unix_timestamp() % 60
                 )));
             }
-            w.1 += 1;
+            if take {
+                w.1 += 1;
+            }
         }
-        Ok(match (days, p.max_days) {
-            (Some(d), Some(m)) => Some(d.min(m)),
-            (None, Some(m)) => Some(m.min(self.profiles.get(profile)?.default_validity_days)),
-            (d, None) => d,
-        })
+        Ok(())
     }
 
-    /// A platform's record from memory, read again from the store whenever the store's auth
-    /// generation moved (every platform change moves it), so issuances do not read the
-    /// platforms table each time.
-    async fn platform(&self, name: &str) -> Result<Option<std::sync::Arc<PlatformRecord>>> {
+    pub(super) async fn platform(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::sync::Arc<PlatformRecord>>> {
         let generation = self.store.auth_generation();
         if let Ok(cache) = self.platform_cache.lock()
             && cache.0 == Some(generation)

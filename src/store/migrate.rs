@@ -233,6 +233,21 @@ const TABLES: &[Table] = &[
         sqlite_order: "name",
         pg_order: "name COLLATE \"C\"",
     },
+    Table {
+        name: "acme_objects",
+        columns: &[
+            ("kind", Text),
+            ("id", Text),
+            ("owner", Text),
+            ("status", Text),
+            ("expires", Int),
+            ("lookup", Text),
+            ("version", Int),
+            ("doc", Text),
+        ],
+        sqlite_order: "kind, id",
+        pg_order: "kind COLLATE \"C\", id COLLATE \"C\"",
+    },
 ];
 
 /// The schema every backend's migrations must produce: each table's columns, in order. The

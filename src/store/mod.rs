@@ -223,6 +223,45 @@ impl Page {
     }
 }
 
+/// What kind of ACME object a row holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcmeKind {
+    Account,
+    Order,
+    Authz,
+    /// An External Account Binding key (owner: its platform; doc: the sealed HMAC key).
+    Eab,
+}
+
+impl AcmeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcmeKind::Account => "account",
+            AcmeKind::Order => "order",
+            AcmeKind::Authz => "authz",
+            AcmeKind::Eab => "eab",
+        }
+    }
+}
+
+/// An ACME object as the ACME edge stores it: its own JSON document plus the columns the
+/// store looks it up by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcmeObject {
+    pub kind: AcmeKind,
+    pub id: String,
+    /// The account (orders, authorizations) or the platform (accounts, EAB keys).
+    pub owner: String,
+    pub status: String,
+    /// Unix seconds; 0: does not expire.
+    pub expires: i64,
+    /// A second unique key within the kind (an account's key thumbprint).
+    pub lookup: Option<String>,
+    /// Bumped by every write; a write names the version it replaces.
+    pub version: i64,
+    pub doc: String,
+}
+
 /// The storage contract every backend implements: [`Store::write`] applies a state change
 /// (the write methods below are built on it) and the read methods query. What each change
 /// audits and how rows decode is shared (`vocab`); a backend holds SQL only.
@@ -470,6 +509,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
     /// All platforms.
     async fn platforms(&self) -> Result<Vec<PlatformRecord>>;
+    /// One ACME object by kind and id.
+    async fn acme_get(&self, kind: AcmeKind, id: &str) -> Result<Option<AcmeObject>>;
+    /// One ACME object by its second key.
+    async fn acme_find(&self, kind: AcmeKind, lookup: &str) -> Result<Option<AcmeObject>>;
     /// Enables or disables a platform (audited).
     async fn set_platform_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<()> {
         let (name, actor) = (name.into(), actor.into());

@@ -13,7 +13,7 @@ use crate::core::records::{
 use crate::core::revocation::{Reason, RevokedEntry};
 use crate::core::stats::{Marks, Renewal};
 use crate::error::{Error, Result};
-use crate::store::{Done, IssuanceIntent, Op, Positioned};
+use crate::store::{AcmeKind, AcmeObject, Done, IssuanceIntent, Op, Positioned};
 
 /// What applying an op's rows did, as its audit entry and its caller need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +229,24 @@ impl Op {
                 reason,
                 actor,
             } => entry(actor, "cross_certificate.abandoned", serial, reason.clone()),
+            Op::AcmePut {
+                object,
+                event,
+                actor,
+                ..
+            } => entry(
+                actor,
+                event,
+                &format!("{}/{}", object.kind.as_str(), object.id),
+                format!("owner={} status={}", object.owner, object.status),
+            ),
+            Op::AcmePurge { .. } if count == 0 => None,
+            Op::AcmePurge { before } => entry(
+                "ecca",
+                "acme.purged",
+                "acme",
+                format!("expired_before={before} deleted={count}"),
+            ),
             Op::AddCross { record, actor } => entry(
                 actor,
                 "cross_certificate.stored",
@@ -570,6 +588,59 @@ impl TryFrom<CrossRow> for CrossRecord {
             not_after: r.not_after,
             created_at: r.created_at,
             revoked,
+        })
+    }
+}
+
+/// A write of an ACME object that lost to another (or whose id or lookup exists).
+pub fn acme_conflict(o: &AcmeObject) -> Error {
+    Error::Conflict(format!(
+        "acme {} {} changed meanwhile or exists",
+        o.kind.as_str(),
+        o.id
+    ))
+}
+
+/// The ACME object columns, in `ACME_COLUMNS` order.
+#[derive(Clone, Debug)]
+pub struct AcmeRow {
+    pub kind: String,
+    pub id: String,
+    pub owner: String,
+    pub status: String,
+    pub expires: i64,
+    pub lookup: Option<String>,
+    pub version: i64,
+    pub doc: String,
+}
+
+/// The columns an [`AcmeRow`] is read from.
+pub const ACME_COLUMNS: &str = "kind, id, owner, status, expires, lookup, version, doc";
+
+impl TryFrom<AcmeRow> for AcmeObject {
+    type Error = Error;
+    fn try_from(r: AcmeRow) -> Result<Self> {
+        let kind = match r.kind.as_str() {
+            "account" => AcmeKind::Account,
+            "order" => AcmeKind::Order,
+            "authz" => AcmeKind::Authz,
+            "eab" => AcmeKind::Eab,
+            other => {
+                return Err(corrupt(format!(
+                    "acme object {:?}: unknown kind {other:?}",
+                    r.id
+                )));
+            }
+        };
+        Ok(AcmeObject {
+            kind,
+            id: r.id,
+            owner: r.owner,
+            status: r.status,
+            expires: r.expires,
+            lookup: r.lookup,
+            version: r.version,
+            doc: r.doc,
         })
     }
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::store::{CaId, CaState, IssuerCert, IssuerRecord, PlatformRecord, RevokeRequest};
+use crate::store::{
+    AcmeObject, CaId, CaState, IssuerCert, IssuerRecord, PlatformRecord, RevokeRequest,
+};
 use crate::store::{Checkpoint, Credential, CrossRecord, IssuanceIntent, PeerRecord, PeerStatus};
 
 /// Most requests sharing one commit.
@@ -154,6 +156,19 @@ pub enum Op {
     },
     /// Adds counted events (n and total milliseconds) to the statistics. Not audited.
     CountEvents(Vec<(EventKey, u64, i64)>),
+    /// Stores an ACME object: inserted when `replaces` is None (Conflict if its id or lookup
+    /// exists), else updated only if the stored version is `replaces` (Conflict otherwise:
+    /// another request or instance changed it first). Audited as `event`.
+    AcmePut {
+        object: AcmeObject,
+        replaces: Option<i64>,
+        event: &'static str,
+        actor: String,
+    },
+    /// Deletes orders and authorizations that expired before `before` (audited with the count).
+    AcmePurge {
+        before: i64,
+    },
     /// Ops applied in order in one transaction, all or none, each with its own audit entry
     /// (an issuance's intent and outcome share one durable commit).
     Together(Vec<Op>),

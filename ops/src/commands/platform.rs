@@ -64,6 +64,13 @@ enum Command {
     Disable { name: String },
     /// Re-enable a disabled platform.
     Enable { name: String },
+    /// Create an ACME External Account Binding key: an ACME account registered with it acts
+    /// as this platform (its names, profiles, validity and rate). One account per key.
+    #[command(
+        name = "acme-key",
+        after_help = "Example:\n  ecca platform acme-key shopmall --json\n  certbot certonly --standalone --server https://127.0.0.1:9466/acme/directory --eab-kid KID --eab-hmac-key HMAC -d www.shopmall.example.cn\n  lego --server https://127.0.0.1:9466/acme/directory --eab --kid KID --hmac HMAC --email ops@shopmall.example.cn --domains www.shopmall.example.cn --http run"
+    )]
+    AcmeKey { name: String },
 }
 
 /// What a platform may put in a certificate's subject (O, serialNumber, free-text CN/OU).
@@ -213,6 +220,21 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         }
         Command::Disable { name } => print(&client.set_platform_disabled(&name, true).await?),
         Command::Enable { name } => print(&client.set_platform_disabled(&name, false).await?),
+        Command::AcmeKey { name } => {
+            let key = client.create_acme_key(&name).await?;
+            if g.json {
+                return output::print_json(
+                    &json!({"platform": key.platform, "kid": key.kid, "hmac": key.hmac}),
+                );
+            }
+            println!("ACME EAB key for platform {}:", key.platform);
+            println!("  kid:  {}", key.kid);
+            println!("  hmac: {}", key.hmac);
+            println!(
+                "use once: certbot --eab-kid {} --eab-hmac-key {} (lego: --eab --kid ... --hmac ...)",
+                key.kid, key.hmac
+            );
+        }
     }
     Ok(())
 }

@@ -20,13 +20,13 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::core::serial::Serial;
 use crate::core::stats::{EventKey, IssuedKey, RevokedKey};
 use crate::error::{Error, Result};
-use crate::store::vocab::{self, IssuerCertRow, IssuerRow};
+use crate::store::vocab::{self, ACME_COLUMNS, AcmeRow, IssuerCertRow, IssuerRow};
 use crate::store::vocab::{CertRow, CredentialRow, CrossRow, PeerRow, PlatformRow, RevokedRow};
 use crate::store::write::{QUEUE, Writer};
 use crate::store::{
-    AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord, Done, IssuerRecord,
-    ListFilter, Marks, NewCert, NewRevocation, Op, Page, PeerRecord, PlatformRecord, Positioned,
-    RECORD_COLUMNS, SharedOcsp, SqlValue, StatsPeriod, Store,
+    AcmeKind, AcmeObject, AuditEntry, CertRecord, Checkpoint, Credential, CrlSnapshot, CrossRecord,
+    Done, IssuerRecord, ListFilter, Marks, NewCert, NewRevocation, Op, Page, PeerRecord,
+    PlatformRecord, Positioned, RECORD_COLUMNS, SharedOcsp, SqlValue, StatsPeriod, Store,
 };
 
 mod write;
@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_pairs.sql"),
     include_str!("migrations/0008_expiry.sql"),
     include_str!("migrations/0009_stats.sql"),
+    include_str!("migrations/0010_acme.sql"),
 ];
 /// Advisory lock held by every write transaction (the audit chain is one sequence).
 const WRITE_LOCK: i64 = 0x6563_6361_0001;
@@ -203,6 +204,27 @@ impl PgStore {
 
     async fn client(&self) -> Result<Object> {
         Ok(self.pool.get().await?)
+    }
+
+    /// One ACME row by a (kind, text) key.
+    async fn acme_one(&self, sql: &str, kind: AcmeKind, key: &str) -> Result<Option<AcmeObject>> {
+        let kind = kind.as_str();
+        let rows = self.rows(sql, &[&kind, &key]).await?;
+        rows.first()
+            .map(|r| {
+                AcmeRow {
+                    kind: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    owner: r.try_get(2)?,
+                    status: r.try_get(3)?,
+                    expires: r.try_get(4)?,
+                    lookup: r.try_get(5)?,
+                    version: r.try_get(6)?,
+                    doc: r.try_get(7)?,
+                }
+                .try_into()
+            })
+            .transpose()
     }
 
     async fn rows(&self, sql: &str, args: &Args<'_>) -> Result<Vec<Row>> {
@@ -770,6 +792,17 @@ impl Store for PgStore {
                 .try_into()
             })
             .collect()
+    }
+
+    async fn acme_get(&self, kind: AcmeKind, id: &str) -> Result<Option<AcmeObject>> {
+        let sql = format!("SELECT {ACME_COLUMNS} FROM acme_objects WHERE kind = $1 AND id = $2");
+        self.acme_one(&sql, kind, id).await
+    }
+
+    async fn acme_find(&self, kind: AcmeKind, lookup: &str) -> Result<Option<AcmeObject>> {
+        let sql =
+            format!("SELECT {ACME_COLUMNS} FROM acme_objects WHERE kind = $1 AND lookup = $2");
+        self.acme_one(&sql, kind, lookup).await
     }
 
     async fn platforms(&self) -> Result<Vec<PlatformRecord>> {

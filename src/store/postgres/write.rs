@@ -578,6 +578,47 @@ async fn rows(tx: &Transaction<'_>, op: &Op, at: i64) -> Result<Applied> {
             }
             Applied::Nothing
         }
+        Op::AcmePut {
+            object: o,
+            replaces,
+            ..
+        } => {
+            let kind = o.kind.as_str();
+            let n = match replaces {
+                None => unique(
+                    exec_raw(
+                        tx,
+                        "INSERT INTO acme_objects (kind, id, owner, status, expires, lookup, version, doc)
+                         VALUES ($1, $2, $3, $4, $5, $6, 1, $7)",
+                        &[&kind, &o.id, &o.owner, &o.status, &o.expires, &o.lookup, &o.doc],
+                    )
+                    .await,
+                    || vocab::acme_conflict(o),
+                )?,
+                Some(v) => unique(
+                    exec_raw(
+                        tx,
+                        "UPDATE acme_objects SET owner = $3, status = $4, expires = $5, lookup = $6, version = $7 + 1, doc = $8
+                         WHERE kind = $1 AND id = $2 AND version = $7",
+                        &[&kind, &o.id, &o.owner, &o.status, &o.expires, &o.lookup, v, &o.doc],
+                    )
+                    .await,
+                    || vocab::acme_conflict(o),
+                )?,
+            };
+            if n == 0 {
+                return Err(vocab::acme_conflict(o));
+            }
+            Applied::Nothing
+        }
+        Op::AcmePurge { before } => Applied::Count(
+            exec(
+                tx,
+                "DELETE FROM acme_objects WHERE kind IN ('order', 'authz') AND expires > 0 AND expires < $1",
+                &[before],
+            )
+            .await?,
+        ),
         Op::CountEvents(events) => {
             for (k, n, total_ms) in events {
                 let n = *n as i64;

@@ -13,13 +13,13 @@ use write::Cached;
 use crate::core::serial::Serial;
 use crate::core::stats::{EventKey, IssuedKey, RevokedKey};
 use crate::error::{Error, Result};
-use crate::store::vocab::{self, IssuerCertRow, IssuerRow};
+use crate::store::vocab::{self, ACME_COLUMNS, AcmeRow, IssuerCertRow, IssuerRow};
 use crate::store::vocab::{CertRow, CredentialRow, CrossRow, PeerRow, PlatformRow, RevokedRow};
 use crate::store::write::{QUEUE, Writer};
 use crate::store::{
-    AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Done, IssuerRecord, ListFilter,
-    Marks, NewCert, NewRevocation, Op, Page, PeerRecord, PlatformRecord, Positioned,
-    RECORD_COLUMNS, SqlValue, StatsPeriod, Store,
+    AcmeKind, AcmeObject, AuditEntry, CertRecord, Checkpoint, Credential, CrossRecord, Done,
+    IssuerRecord, ListFilter, Marks, NewCert, NewRevocation, Op, Page, PeerRecord, PlatformRecord,
+    Positioned, RECORD_COLUMNS, SqlValue, StatsPeriod, Store,
 };
 
 mod write;
@@ -79,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_pairs.sql"),
     include_str!("migrations/0010_expiry.sql"),
     include_str!("migrations/0011_stats.sql"),
+    include_str!("migrations/0012_acme.sql"),
 ];
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -190,6 +191,33 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// One ACME row by a (kind, text) key.
+    async fn acme_one(
+        &self,
+        sql: String,
+        kind: AcmeKind,
+        key: String,
+    ) -> Result<Option<AcmeObject>> {
+        self.read(move |c| {
+            let row = c
+                .row(&sql, params![kind.as_str(), key], |r| {
+                    Ok(AcmeRow {
+                        kind: r.get(0)?,
+                        id: r.get(1)?,
+                        owner: r.get(2)?,
+                        status: r.get(3)?,
+                        expires: r.get(4)?,
+                        lookup: r.get(5)?,
+                        version: r.get(6)?,
+                        doc: r.get(7)?,
+                    })
+                })
+                .optional()?;
+            row.map(AcmeObject::try_from).transpose()
+        })
+        .await
     }
 
     async fn read<T: Send + 'static>(
@@ -725,6 +753,17 @@ impl Store for SqliteStore {
             decode(rows)
         })
         .await
+    }
+
+    async fn acme_get(&self, kind: AcmeKind, id: &str) -> Result<Option<AcmeObject>> {
+        let sql = format!("SELECT {ACME_COLUMNS} FROM acme_objects WHERE kind = ?1 AND id = ?2");
+        self.acme_one(sql, kind, id.to_string()).await
+    }
+
+    async fn acme_find(&self, kind: AcmeKind, lookup: &str) -> Result<Option<AcmeObject>> {
+        let sql =
+            format!("SELECT {ACME_COLUMNS} FROM acme_objects WHERE kind = ?1 AND lookup = ?2");
+        self.acme_one(sql, kind, lookup.to_string()).await
     }
 
     async fn platforms(&self) -> Result<Vec<PlatformRecord>> {

@@ -249,6 +249,35 @@ fn rows(tx: &Connection, op: &Op, at: i64) -> Result<Applied> {
             }
             Applied::Nothing
         }
+        Op::AcmePut {
+            object: o,
+            replaces,
+            ..
+        } => {
+            let n = match replaces {
+                None => tx
+                    .exec(
+                        "INSERT INTO acme_objects (kind, id, owner, status, expires, lookup, version, doc)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
+                        params![o.kind.as_str(), o.id, o.owner, o.status, o.expires, o.lookup, o.doc],
+                    )
+                    .map_err(|e| unique(e, || vocab::acme_conflict(o)))?,
+                Some(v) => tx.exec(
+                    "UPDATE acme_objects SET owner = ?3, status = ?4, expires = ?5, lookup = ?6, version = ?7 + 1, doc = ?8
+                     WHERE kind = ?1 AND id = ?2 AND version = ?7",
+                    params![o.kind.as_str(), o.id, o.owner, o.status, o.expires, o.lookup, v, o.doc],
+                )
+                .map_err(|e| unique(e, || vocab::acme_conflict(o)))?,
+            };
+            if n == 0 {
+                return Err(vocab::acme_conflict(o));
+            }
+            Applied::Nothing
+        }
+        Op::AcmePurge { before } => Applied::Count(tx.exec(
+            "DELETE FROM acme_objects WHERE kind IN ('order', 'authz') AND expires > 0 AND expires < ?1",
+            params![before],
+        )? as u64),
         Op::Together(_) => {
             return Err(Error::Internal("ops together are applied one by one".into()));
         }
