@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the external verifiers it needs (openssl,
-# SoftHSM2, PostgreSQL, Prometheus, a Python venv with pkilint and grpcio), then formatting, clippy and every test.
+# SoftHSM2, PostgreSQL, Prometheus, certbot, lego, pebble, a Python venv with pkilint and grpcio), then formatting, clippy and every test.
 # External tools are always required: a missing one fails its test (only ECCA_ALLOW_SKIP=1,
 # never set here, lets tests skip; see tests/common/tools.rs).
 set -euo pipefail
@@ -31,6 +31,10 @@ fi
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
   echo "== installing chromium and chromium-driver (the console, opened headless by selenium)"
   as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
+if ! command -v certbot >/dev/null || ! command -v lego >/dev/null || ! command -v pebble >/dev/null; then
+  echo "== installing certbot, lego and pebble (ACME clients, and the reference ACME server)"
+  as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends certbot lego pebble
 fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   echo "== installing python3-venv"

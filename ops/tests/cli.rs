@@ -687,3 +687,54 @@ async fn issue_batch_writes_each_certificate_and_lists_failures() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_acme_key_prints_an_eab_key_id_and_hmac() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ecca-data");
+    let _server = server(&dir).await;
+    let work = tmp.path().to_path_buf();
+    blocking(move || {
+        let (d, w) = (dir.as_path(), work.as_path());
+        ok(
+            d,
+            w,
+            &[
+                "platform",
+                "add",
+                "shop",
+                "--dns-suffix",
+                "shop.example.cn",
+                "--profiles",
+                "server-tls",
+                "--out",
+                "shop-creds",
+            ],
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&ok(d, w, &["platform", "acme-key", "shop", "--json"])).unwrap();
+        let kid = json["kid"].as_str().unwrap();
+        let hmac = json["hmac"].as_str().unwrap();
+        assert_eq!(json["platform"], "shop");
+        assert!(!kid.is_empty());
+        // base64url without padding, a 256-bit HMAC key.
+        assert!(
+            hmac.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(hmac)
+            .unwrap();
+        assert_eq!(key.len(), 32);
+        // Each call makes a new key; the text form names both values and how to use them.
+        let text = ok(d, w, &["platform", "acme-key", "shop"]);
+        assert!(!text.contains(kid), "a new kid each time");
+        assert!(text.contains("kid:") && text.contains("hmac:") && text.contains("--eab-kid"));
+        // An unknown platform: a clear error, exit status not 0.
+        let o = ecca(d, w, &["platform", "acme-key", "nosuch"]);
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains("ecca platform list"), "{}", o.stderr);
+    })
+    .await;
+}
