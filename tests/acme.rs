@@ -421,6 +421,7 @@ struct Acme {
     tls: tokio_rustls::TlsConnector,
     addr: SocketAddr,
     key: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
     kid: Option<String>,
     nonce: Option<String>,
 }
@@ -447,10 +448,21 @@ impl Resp {
     }
 }
 
-fn new_key() -> EcdsaKeyPair {
+fn new_pkcs8() -> Vec<u8> {
     let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+fn key_of(pkcs8: &[u8]) -> EcdsaKeyPair {
+    let rng = ring::rand::SystemRandom::new();
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).unwrap()
+}
+
+fn new_key() -> EcdsaKeyPair {
+    key_of(&new_pkcs8())
 }
 
 fn jwk(key: &EcdsaKeyPair) -> Value {
@@ -493,12 +505,27 @@ impl Acme {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+        let pkcs8 = new_pkcs8();
         Acme {
             base: format!("https://{addr}"),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             addr,
-            key: new_key(),
+            key: key_of(&pkcs8),
+            pkcs8,
             kid: None,
+            nonce: None,
+        }
+    }
+
+    /// The same account, talking to the server at `addr` (another instance).
+    fn at(&self, addr: SocketAddr) -> Acme {
+        Acme {
+            base: self.base.clone(),
+            tls: self.tls.clone(),
+            addr,
+            key: key_of(&self.pkcs8),
+            pkcs8: self.pkcs8.clone(),
+            kid: self.kid.clone(),
             nonce: None,
         }
     }
@@ -617,36 +644,46 @@ impl Acme {
             String::from_utf8_lossy(&r.body)
         );
         let order_url = r.header("location").unwrap().to_string();
-        let order = r.json();
+        self.ready_order_of(dns, &order_url).await
+    }
+
+    /// Proves an existing order's authorizations with DNS-01 and waits for "ready".
+    async fn ready_order_of(&mut self, dns: &TestDns, order_url: &str) -> Value {
+        let order = self.post(order_url, None).await.json();
         for authz in order["authorizations"].as_array().unwrap() {
-            let z = self.post(authz.as_str().unwrap(), None).await.json();
-            let c = z["challenges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["type"] == "dns-01")
-                .unwrap()
-                .clone();
-            let key_auth = format!("{}.{}", c["token"].as_str().unwrap(), thumbprint(&self.key));
-            let digest = B64.encode(ring::digest::digest(
-                &ring::digest::SHA256,
-                key_auth.as_bytes(),
-            ));
-            let host = format!(
-                "_acme-challenge.{}.",
-                z["identifier"]["value"].as_str().unwrap()
-            );
-            dns.call("/set-txt", json!({"host": host, "value": digest}))
-                .await;
-            let r = self.post(c["url"].as_str().unwrap(), Some(json!({}))).await;
-            assert_eq!(
-                r.status,
-                200,
-                "challenge: {}",
-                String::from_utf8_lossy(&r.body)
-            );
+            self.prove_dns(dns, authz.as_str().unwrap()).await;
         }
-        self.poll(&order_url, "ready").await
+        self.poll(order_url, "ready").await
+    }
+
+    /// Answers an authorization's DNS-01 challenge through the test DNS.
+    async fn prove_dns(&mut self, dns: &TestDns, authz: &str) {
+        let z = self.post(authz, None).await.json();
+        let c = z["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "dns-01")
+            .unwrap()
+            .clone();
+        let key_auth = format!("{}.{}", c["token"].as_str().unwrap(), thumbprint(&self.key));
+        let digest = B64.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            key_auth.as_bytes(),
+        ));
+        let host = format!(
+            "_acme-challenge.{}.",
+            z["identifier"]["value"].as_str().unwrap()
+        );
+        dns.call("/set-txt", json!({"host": host, "value": digest}))
+            .await;
+        let r = self.post(c["url"].as_str().unwrap(), Some(json!({}))).await;
+        assert_eq!(
+            r.status,
+            200,
+            "challenge: {}",
+            String::from_utf8_lossy(&r.body)
+        );
     }
 
     /// Polls `url` (POST-as-GET) until its status is `want` (or panics with the last answer).
@@ -1000,4 +1037,97 @@ async fn hostile_acme_requests_get_problem_documents_and_platform_policy_holds()
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["meta"]["externalAccountRequired"], true);
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_moves_between_two_instances_on_one_postgres() {
+    let Some(pg) = common::pg::PgCluster::start() else {
+        return;
+    };
+    let database = pg.database("ecca");
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Behind one name, as behind a load balancer: both instances answer for https://acme.test.
+    let config = |data: &Path| {
+        let mut c = ecca::config::ServerConfig::loopback(data);
+        c.database = Some(database.clone());
+        c.acme.dns_resolver = Some(dns.dns);
+        c.acme.base_url = Some("https://acme.test".into());
+        c
+    };
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    let running_a = ecca::server::start(config(&dir_a)).await.unwrap();
+    let (ok, out) = common::run(Command::new("cp").arg("-a").arg(&dir_a).arg(&dir_b));
+    assert!(ok, "cp: {out}");
+    let running_b = ecca::server::start(config(&dir_b)).await.unwrap();
+    let admin = ecca::client::Client::connect_data_dir(&dir_a)
+        .await
+        .unwrap();
+    admin
+        .add_platform(pb::AddPlatformRequest {
+            name: "shop".into(),
+            dns_suffixes: vec!["shop.test".into()],
+            profiles: vec!["server-tls".into()],
+            csr: p256_csr(&CsrSpec::cn("platform shop")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The key made through instance A binds an account through instance B (same secret).
+    let key = admin.create_acme_key("shop").await.unwrap();
+    let (addr_a, addr_b) = (
+        running_a.endpoints.acme.unwrap(),
+        running_b.endpoints.acme.unwrap(),
+    );
+    let mut b = Acme::new(addr_b, &dir_a.join("admin/ca.pem"));
+    b.base = "https://acme.test".into();
+    let r = b.register(&key.kid, &key.hmac).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let mut a = b.at(addr_a);
+    // Ordered on A, proven and validated through B, finalized on both at once: one wins.
+    let r = a
+        .post(
+            "/acme/new-order",
+            Some(json!({"identifiers": [{"type": "dns", "value": "www.shop.test"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let order_url = r.header("location").unwrap().to_string();
+    let order = b.ready_order_of(&dns, &order_url).await;
+    let csr = p256_csr(&CsrSpec::cn("www.shop.test").dns("www.shop.test"));
+    let finalize = order["finalize"].as_str().unwrap().to_string();
+    let body = json!({"csr": B64.encode(&csr)});
+    let (ra, rb) = tokio::join!(
+        a.post(&finalize, Some(body.clone())),
+        b.post(&finalize, Some(body))
+    );
+    let statuses = [ra.status, rb.status];
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "exactly one finalize wins: {} / {}",
+        ra.json(),
+        rb.json()
+    );
+    let loser = if ra.status == 200 { &rb } else { &ra };
+    assert!(
+        matches!(loser.problem().as_str(), "orderNotReady" | "malformed"),
+        "{}",
+        loser.json()
+    );
+    let done = a.poll(&order_url, "valid").await;
+    let cert = b.post(done["certificate"].as_str().unwrap(), None).await;
+    assert_eq!(cert.status, 200);
+    assert_eq!(ecca::pemfile::parse_certs(&cert.body).unwrap().len(), 2);
+    // One issuance on the platform's books, audited once.
+    let listed = admin
+        .list(pb::ListCertificatesRequest {
+            name_contains: "www.shop.test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.certificates.len(), 1, "one certificate issued");
+    running_a.shutdown().await;
+    running_b.shutdown().await;
 }

@@ -11,9 +11,11 @@ use super::{Attempt, Dns, Failure, TIMEOUT};
 const MAX_BODY: usize = 8 * 1024;
 
 fn digest_b64(key_authorization: &str) -> String {
-    crate::acme::b64(
-        ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes()).as_ref(),
-    )
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        key_authorization.as_bytes(),
+    ))
 }
 
 async fn connect(addrs: &[std::net::IpAddr], port: u16) -> Result<tokio::net::TcpStream, Failure> {
