@@ -1131,3 +1131,134 @@ async fn an_order_moves_between_two_instances_on_one_postgres() {
     running_a.shutdown().await;
     running_b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_alternate_chains_deactivation_revocation_by_key_and_purge() {
+    let dns = TestDns::start().await;
+    let ca = TestCa::start_with(|c| c.acme.dns_resolver = Some(dns.dns)).await;
+    ca.client
+        .add_platform(pb::AddPlatformRequest {
+            name: "shop".into(),
+            dns_suffixes: vec!["shop.test".into()],
+            profiles: vec!["server-tls".into()],
+            csr: p256_csr(&CsrSpec::cn("platform shop")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let addr = ca.running.as_ref().unwrap().endpoints.acme.unwrap();
+    let key = ca.client.create_acme_key("shop").await.unwrap();
+    let mut a = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
+    assert_eq!(a.register(&key.kid, &key.hmac).await.status, 201);
+    let order = |name: &str, profile: Option<&str>| {
+        let mut p = json!({"identifiers": [{"type": "dns", "value": name}]});
+        if let Some(profile) = profile {
+            p["profile"] = Value::String(profile.into());
+        }
+        p
+    };
+
+    // An authorization deactivated by its account: the order can no longer become ready.
+    let r = a
+        .post("/acme/new-order", Some(order("gone.shop.test", None)))
+        .await;
+    let order_url = r.header("location").unwrap().to_string();
+    let authz = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let z = a.post(&authz, Some(json!({"status": "deactivated"}))).await;
+    assert_eq!(z.json()["status"], "deactivated", "{}", z.json());
+    a.poll(&order_url, "invalid").await;
+
+    // After a root rollover the certificate comes with an alternate chain through the link
+    // certificate (new root certified by the old one); the order echoes its profile.
+    ca.client
+        .rotate_issuer("default", true, false)
+        .await
+        .unwrap();
+    let r = a
+        .post(
+            "/acme/new-order",
+            Some(order("alt.shop.test", Some("server-tls"))),
+        )
+        .await;
+    assert_eq!(r.json()["profile"], "server-tls", "{}", r.json());
+    let order_url = r.header("location").unwrap().to_string();
+    let ready = a.ready_order_of(&dns, &order_url).await;
+    let (leaf_key, csr) = common::csr(
+        &CsrSpec::cn("alt.shop.test").dns("alt.shop.test"),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    );
+    let done = a
+        .post(
+            ready["finalize"].as_str().unwrap(),
+            Some(json!({"csr": B64.encode(&csr)})),
+        )
+        .await
+        .json();
+    let cert_url = done["certificate"].as_str().unwrap().to_string();
+    let main = a.post(&cert_url, None).await;
+    let links: Vec<&str> = main
+        .headers
+        .iter()
+        .filter(|(k, v)| k == "link" && v.contains("rel=\"alternate\""))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(links.len(), 1, "{:?}", main.headers);
+    let alt_url = links[0]
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    let alt = a.post(&alt_url, None).await;
+    assert_eq!(alt.status, 200);
+    let main_chain = ecca::pemfile::parse_certs(&main.body).unwrap();
+    let alt_chain = ecca::pemfile::parse_certs(&alt.body).unwrap();
+    assert_eq!(alt_chain.len(), main_chain.len() + 1);
+    assert_eq!(alt_chain[..main_chain.len()], main_chain[..]);
+    let (issuing, link) = (
+        common::parse(&alt_chain[1]),
+        common::parse(alt_chain.last().unwrap()),
+    );
+    assert_eq!(link.subject().as_raw(), issuing.issuer().as_raw());
+    assert_ne!(
+        link.issuer().as_raw(),
+        link.subject().as_raw(),
+        "signed by the old root"
+    );
+
+    // Revocation signed with the certificate's own key (no account); a stranger's key is
+    // refused; twice is alreadyRevoked.
+    let mut stranger = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
+    let payload = json!({"certificate": B64.encode(&main_chain[0]), "reason": 4});
+    let r = stranger
+        .post("/acme/revoke-cert", Some(payload.clone()))
+        .await;
+    assert_eq!((r.status, r.problem().as_str()), (403, "unauthorized"));
+    let mut holder = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
+    holder.pkcs8 = leaf_key.serialize_der();
+    holder.key = key_of(&holder.pkcs8);
+    let r = holder
+        .post("/acme/revoke-cert", Some(payload.clone()))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = holder.post("/acme/revoke-cert", Some(payload)).await;
+    assert_eq!(r.problem(), "alreadyRevoked");
+    let serial = hex::encode(common::parse(&main_chain[0]).raw_serial());
+    let record = ca.client.get(&serial).await.unwrap();
+    assert!(record.revoked_at.is_some(), "the store has the revocation");
+
+    // Expired orders and authorizations are purged (audited with the count).
+    let store = ca.running.as_ref().unwrap().service().store();
+    let far = time::OffsetDateTime::now_utc().unix_timestamp() + 30 * 86_400;
+    store
+        .write(ecca::store::Op::AcmePurge { before: far })
+        .await
+        .unwrap();
+    let r = a.post(&order_url, None).await;
+    assert_eq!(
+        r.status,
+        404,
+        "purged: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+}

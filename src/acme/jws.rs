@@ -332,6 +332,68 @@ mod tests {
         );
     }
 
+    /// A flattened JWS signed by `sign` over protected header `h` and `payload`.
+    fn signed(h: &Value, payload: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+        let protected = b64(h.to_string().as_bytes());
+        let input = format!("{protected}.{payload}");
+        serde_json::json!({"protected": protected, "payload": payload, "signature": b64(&sign(input.as_bytes()))})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn es384_and_eddsa_requests_verify_and_a_changed_payload_does_not() {
+        use ring::signature::{self as sig, KeyPair as _};
+        let rng = ring::rand::SystemRandom::new();
+        let p384 =
+            sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
+        let p384 = sig::EcdsaKeyPair::from_pkcs8(
+            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            p384.as_ref(),
+            &rng,
+        )
+        .unwrap();
+        let point = p384.public_key().as_ref().to_vec();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-384", "x": b64(&point[1..49]), "y": b64(&point[49..])});
+        let ed = sig::Ed25519KeyPair::from_pkcs8(
+            sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref(),
+        )
+        .unwrap();
+        let okp =
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())});
+        type Signer<'a> = Box<dyn Fn(&[u8]) -> Vec<u8> + 'a>;
+        let cases: Vec<(&str, Value, Signer)> = vec![
+            (
+                "ES384",
+                jwk,
+                Box::new(|m: &[u8]| p384.sign(&rng, m).unwrap().as_ref().to_vec()),
+            ),
+            (
+                "EdDSA",
+                okp,
+                Box::new(|m: &[u8]| ed.sign(m).as_ref().to_vec()),
+            ),
+        ];
+        for (alg, jwk, sign) in cases {
+            let h = serde_json::json!({"alg": alg, "nonce": "n", "url": "https://x/acme/new-account", "jwk": jwk});
+            let body = signed(&h, &b64(b"{}"), &sign);
+            let parsed = parse(&body).unwrap();
+            let key = Jwk::parse(parsed.header.jwk.as_ref().unwrap()).unwrap();
+            key.verify(alg, &parsed.signing_input, &parsed.signature)
+                .unwrap();
+            assert!(
+                key.verify("ES256", &parsed.signing_input, &parsed.signature)
+                    .is_err()
+            );
+            let mut tampered = parsed.signing_input.clone();
+            tampered.push(b'x');
+            assert!(
+                key.verify(alg, &tampered, &parsed.signature).is_err(),
+                "{alg}"
+            );
+        }
+    }
+
     #[test]
     fn private_keys_and_unknown_algorithms_are_refused() {
         let jwk =
