@@ -918,6 +918,26 @@ async fn hostile_acme_requests_get_problem_documents_and_platform_policy_holds()
         "{}",
         r.json()
     );
+    // A CSR for the account's own key: badCSR.
+    let account_key = rcgen::KeyPair::try_from(a.pkcs8.as_slice()).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["one.shop.test".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "one.shop.test");
+    let same_key = params
+        .serialize_request(&account_key)
+        .unwrap()
+        .der()
+        .to_vec();
+    let r = a
+        .post(&finalize, Some(json!({"csr": B64.encode(&same_key)})))
+        .await;
+    assert_eq!(
+        (r.status, r.problem().as_str()),
+        (400, "badCSR"),
+        "{}",
+        r.json()
+    );
     let good = p256_csr(&CsrSpec::cn("one.shop.test").dns("one.shop.test"));
     let r = a
         .post(&finalize, Some(json!({"csr": B64.encode(&good)})))

@@ -403,7 +403,7 @@ async fn new_account_inner(a: &Acme, headers: &HeaderMap, body: &[u8]) -> Answer
             created: now(),
         },
     );
-    account.row.lookup = Some(thumbprint);
+    account.row.lookup = Some(thumbprint.clone());
     ops.insert(
         0,
         put_op(
@@ -413,7 +413,19 @@ async fn new_account_inner(a: &Acme, headers: &HeaderMap, body: &[u8]) -> Answer
             true,
         ),
     );
-    a.service.store().write(Op::Together(ops)).await?;
+    if let Err(e) = a.service.store().write(Op::Together(ops)).await {
+        // The same key registered meanwhile (another request or instance): that account.
+        if let Some(row) = store.acme_find(AcmeKind::Account, &thumbprint).await? {
+            let existing: Stored<Account> = Stored::decode(row)?;
+            let url = a.url(headers, &format!("/acme/account/{}", existing.row.id));
+            return Ok(json_response(
+                StatusCode::OK,
+                account_json(&existing, None),
+                Some(&url),
+            ));
+        }
+        return Err(e.into());
+    }
     tracing::info!(account = %id, %platform, "ACME account created");
     let url = a.url(headers, &format!("/acme/account/{id}"));
     Ok(json_response(
@@ -919,9 +931,11 @@ async fn challenge_inner(
         .iter()
         .position(|c| c.kind == kind)
         .ok_or_else(|| Problem::not_found(format!("no {kind} challenge in authorization {id}")))?;
+    // One validation at a time per authorization.
     let start = !req.is_get()
         && z.row.status == "pending"
         && z.doc.challenges[index].status == "pending"
+        && !z.doc.challenges.iter().any(|c| c.status == "processing")
         && now() <= z.row.expires;
     if start {
         let method = Method::parse(kind)
@@ -983,7 +997,9 @@ impl From<Failure> for Problem {
 }
 
 impl Acme {
-    /// Stores a validation's outcome: the challenge and its authorization valid or invalid.
+    /// Stores a validation's outcome: the challenge valid or invalid, and its authorization
+    /// with it while still pending (a deactivated or expired one stays so). Retried when
+    /// another change to the authorization came first.
     async fn record_validation(
         &self,
         authz_id: &str,
@@ -991,24 +1007,39 @@ impl Acme {
         index: usize,
         result: Result<(), Failure>,
     ) -> Result<(), Problem> {
-        let mut z: Stored<Authz> = self.load_owned(AcmeKind::Authz, authz_id, account).await?;
-        let c = &mut z.doc.challenges[index];
-        let event = match result {
-            Ok(()) => {
-                c.status = "valid".into();
-                c.validated = Some(now());
-                z.row.status = "valid".into();
-                "acme.authz.valid"
+        let outcome = result.map_err(|f| {
+            tracing::info!(authz = %authz_id, failure = ?f, "ACME validation failed");
+            StoredProblem::from(&Problem::from(f))
+        });
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut z: Stored<Authz> = self.load_owned(AcmeKind::Authz, authz_id, account).await?;
+            let pending = z.row.status == "pending";
+            let c = &mut z.doc.challenges[index];
+            let event = match &outcome {
+                Ok(()) => {
+                    c.status = "valid".into();
+                    c.validated = Some(now());
+                    if pending {
+                        z.row.status = "valid".into();
+                    }
+                    "acme.authz.valid"
+                }
+                Err(problem) => {
+                    c.status = "invalid".into();
+                    c.error = Some(problem.clone());
+                    if pending {
+                        z.row.status = "invalid".into();
+                    }
+                    "acme.authz.invalid"
+                }
+            };
+            match self.put(&z, event, &Self::actor(account), false).await {
+                Err(p) if tries < 3 && p.status == StatusCode::CONFLICT.as_u16() => continue,
+                other => return other,
             }
-            Err(f) => {
-                tracing::info!(authz = %authz_id, failure = ?f, "ACME validation failed");
-                c.status = "invalid".into();
-                c.error = Some(StoredProblem::from(&Problem::from(f)));
-                z.row.status = "invalid".into();
-                "acme.authz.invalid"
-            }
-        };
-        self.put(&z, event, &Self::actor(account), false).await
+        }
     }
 }
 
@@ -1050,6 +1081,13 @@ fn csr_names(der: &[u8]) -> Result<Vec<String>, Problem> {
     Ok(names)
 }
 
+/// Is the CSR's subject key this account key?
+fn csr_key_is(der: &[u8], jwk: &Jwk) -> bool {
+    use x509_parser::prelude::{FromDer, X509CertificationRequest};
+    X509CertificationRequest::from_der(der)
+        .is_ok_and(|(_, csr)| jwk.matches_spki(csr.certification_request_info.subject_pki.raw))
+}
+
 pub async fn finalize(
     State(a): State<Arc<Acme>>,
     Path(id): Path<String>,
@@ -1080,6 +1118,11 @@ async fn finalize_inner(a: &Acme, id: &str, headers: &HeaderMap, body: &[u8]) ->
         .collect();
     wanted.sort();
     let asked = csr_names(&csr)?;
+    if csr_key_is(&csr, &req.jwk) {
+        return Err(Problem::bad_csr(
+            "the CSR's key is the account key; certify another key".into(),
+        ));
+    }
     if asked != wanted {
         return Err(Problem::bad_csr(format!(
             "the CSR names {asked:?} but the order is for {wanted:?}"
