@@ -448,6 +448,17 @@ impl Resp {
     }
 }
 
+/// The challenge of `kind` in an authorization.
+fn challenge_of(authz: &Value, kind: &str) -> Value {
+    authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap()
+        .clone()
+}
+
 fn new_pkcs8() -> Vec<u8> {
     let rng = ring::rand::SystemRandom::new();
     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -659,13 +670,7 @@ impl Acme {
     /// Answers an authorization's DNS-01 challenge through the test DNS.
     async fn prove_dns(&mut self, dns: &TestDns, authz: &str) {
         let z = self.post(authz, None).await.json();
-        let c = z["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "dns-01")
-            .unwrap()
-            .clone();
+        let c = challenge_of(&z, "dns-01");
         let key_auth = format!("{}.{}", c["token"].as_str().unwrap(), thumbprint(&self.key));
         let digest = B64.encode(ring::digest::digest(
             &ring::digest::SHA256,
@@ -839,25 +844,13 @@ async fn hostile_acme_requests_get_problem_documents_and_platform_policy_holds()
         .await;
     let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
     let z = a.post(&authz_url, None).await.json();
-    let http01 = z["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "http-01")
-        .unwrap()
-        .clone();
+    let http01 = challenge_of(&z, "http-01");
     let r = a
         .post(http01["url"].as_str().unwrap(), Some(json!({})))
         .await;
     assert_eq!(r.status, 200);
     let z = a.poll(&authz_url, "invalid").await;
-    let c = z["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "http-01")
-        .unwrap()
-        .clone();
+    let c = challenge_of(&z, "http-01");
     assert_eq!(c["error"]["type"], "urn:ietf:params:acme:error:dns", "{c}");
     assert!(
         c["error"]["detail"].as_str().unwrap().contains("10.1.2.3"),
@@ -874,13 +867,7 @@ async fn hostile_acme_requests_get_problem_documents_and_platform_policy_holds()
         .await;
     let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
     let z = a.post(&authz_url, None).await.json();
-    let c = z["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "dns-01")
-        .unwrap()
-        .clone();
+    let c = challenge_of(&z, "dns-01");
     let key_auth = format!("{}.{}", c["token"].as_str().unwrap(), thumbprint(&a.key));
     let digest = B64.encode(ring::digest::digest(
         &ring::digest::SHA256,

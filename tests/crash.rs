@@ -73,6 +73,8 @@ fn spawn(dir: &Path, database: Option<&str>) -> Child {
             "127.0.0.1:0",
             "--console-listen",
             "127.0.0.1:0",
+            "--acme-listen",
+            "127.0.0.1:0",
         ])
         .args(["--public-base-url", PUBLIC_BASE_URL])
         .env("ECCA_LOG", "error")

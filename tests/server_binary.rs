@@ -31,6 +31,8 @@ fn server_cmd(dir: &Path) -> Command {
         "127.0.0.1:0",
         "--console-listen",
         "127.0.0.1:0",
+        "--acme-listen",
+        "127.0.0.1:0",
     ]);
     cmd
 }

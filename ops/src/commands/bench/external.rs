@@ -51,6 +51,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--console-listen",
                 "127.0.0.1:0",
+                "--acme-listen",
+                "127.0.0.1:0",
             ])
             .env("ECCA_LOG", "error")
             .stdout(Stdio::null())
