@@ -99,14 +99,21 @@ struct ChallengePorts {
     tls: u16,
 }
 
-/// Runs a client command, returning (success, output).
-async fn client(mut cmd: Command, env: &[(&str, &Path)]) -> (bool, String) {
+/// Runs a client command, returning (success, output); prints how long it took, so one run
+/// compares ecca with pebble under the same clients (`-- --nocapture`).
+async fn client(step: &str, mut cmd: Command, env: &[(&str, &Path)]) -> (bool, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    tokio::time::timeout(Duration::from_secs(180), run_blocking(cmd))
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(180), run_blocking(cmd))
         .await
-        .expect("the ACME client finished within 3 minutes")
+        .expect("the ACME client finished within 3 minutes");
+    eprintln!(
+        "acme timing: {step}: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    out
 }
 
 /// The same client script for every ACME server: certbot (HTTP-01, renew, revoke) and lego
@@ -162,7 +169,7 @@ async fn run_clients(
     .args(["--http-01-port", &ports.http.to_string()])
     .args(["--eab-kid", &kid, "--eab-hmac-key", &hmac, "-d", &name]);
     certbot_dirs(&mut cmd);
-    let (ok, out) = client(cmd, &env).await;
+    let (ok, out) = client(&format!("{label} certbot certonly"), cmd, &env).await;
     assert!(ok, "[{label}] certbot certonly: {out}");
     let live = work.join("certbot/config/live").join(&name);
     let first = std::fs::read(live.join("cert.pem")).unwrap();
@@ -175,7 +182,7 @@ async fn run_clients(
         "--non-interactive",
     ]);
     certbot_dirs(&mut cmd);
-    let (ok, out) = client(cmd, &env).await;
+    let (ok, out) = client(&format!("{label} certbot renew"), cmd, &env).await;
     assert!(ok, "[{label}] certbot renew: {out}");
     let renewed = std::fs::read(live.join("cert.pem")).unwrap();
     assert_ne!(first, renewed, "[{label}] renew made a new certificate");
@@ -186,7 +193,7 @@ async fn run_clients(
         .arg("--cert-path")
         .arg(live.join("cert.pem"));
     certbot_dirs(&mut cmd);
-    let (ok, out) = client(cmd, &env).await;
+    let (ok, out) = client(&format!("{label} certbot revoke"), cmd, &env).await;
     assert!(ok, "[{label}] certbot revoke: {out}");
 
     let lego_env = [("LEGO_CA_CERTIFICATES", ca_bundle)];
@@ -212,7 +219,7 @@ async fn run_clients(
         &format!("127.0.0.1:{}", ports.http),
         "run",
     ]);
-    let (ok, out) = client(cmd, &lego_env).await;
+    let (ok, out) = client(&format!("{label} lego http-01"), cmd, &lego_env).await;
     assert!(ok, "[{label}] lego http-01: {out}");
     // lego over TLS-ALPN-01.
     let (kid, hmac) = eab();
@@ -224,7 +231,7 @@ async fn run_clients(
         &format!("127.0.0.1:{}", ports.tls),
         "run",
     ]);
-    let (ok, out) = client(cmd, &lego_env).await;
+    let (ok, out) = client(&format!("{label} lego tls-alpn-01"), cmd, &lego_env).await;
     assert!(ok, "[{label}] lego tls-alpn-01: {out}");
     // lego over DNS-01 (with a wildcard): its exec hook sets the TXT records in the test DNS.
     let hook = work.join("dns-hook.py");
@@ -246,8 +253,9 @@ async fn run_clients(
         .args(["--dns.resolvers", &dns.dns.to_string(), "run"])
         .env("EXEC_PATH", &hook)
         .env("EXEC_POLLING_INTERVAL", "1")
-        .env("EXEC_PROPAGATION_TIMEOUT", "30");
-    let (ok, out) = client(cmd, &lego_env).await;
+        .env("EXEC_PROPAGATION_TIMEOUT", "30")
+        .env("EXEC_SEQUENCE_INTERVAL", "1");
+    let (ok, out) = client(&format!("{label} lego dns-01"), cmd, &lego_env).await;
     assert!(ok, "[{label}] lego dns-01: {out}");
     for (path, name) in [
         ("lego-http", &http_name),

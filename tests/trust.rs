@@ -422,7 +422,8 @@ async fn an_older_data_directory_is_migrated_on_start() {
 fn undo_migration_5(db: &Path) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.execute_batch(
-        "DROP TABLE stats_issued;
+        "DROP TABLE acme_objects;
+         DROP TABLE stats_issued;
          DROP TABLE stats_revoked;
          DROP TABLE stats_events;
          DROP TABLE stats_marks;

@@ -962,7 +962,9 @@ async fn challenge_inner(
         };
         let (acme, authz_id) = (a.clone(), id.to_string());
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let result = acme.validator.validate(&attempt).await;
+            tracing::debug!(authz = %authz_id, method = ?attempt.method, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "ACME validation");
             if let Err(e) = acme
                 .record_validation(&authz_id, &account, index, result)
                 .await
@@ -981,6 +983,11 @@ async fn challenge_inner(
         &a.url(headers, &format!("/acme/authz/{id}")),
         "up",
     );
+    if z.doc.challenges[index].status == "processing" {
+        // Validation takes milliseconds here; clients otherwise wait their default (lego: 5 s).
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
+    }
     Ok(resp)
 }
 
