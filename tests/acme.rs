@@ -1262,6 +1262,42 @@ async fn profiles_alternate_chains_deactivation_revocation_by_key_and_purge() {
     let record = ca.client.get(&serial).await.unwrap();
     assert!(record.revoked_at.is_some(), "the store has the revocation");
 
+    // Every ACME state change is in the audit chain, next to the issuance it led to, and
+    // the certificate is issued as the account's platform.
+    let events: Vec<(String, String)> = ca
+        .client
+        .audit_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event, e.actor))
+        .collect();
+    for wanted in [
+        "acme.eab_key.created",
+        "acme.eab_key.bound",
+        "acme.account.created",
+        "acme.order.created",
+        "acme.authz.created",
+        "acme.challenge.processing",
+        "acme.authz.valid",
+        "acme.authz.deactivated",
+        "acme.order.ready",
+        "acme.order.processing",
+        "acme.order.valid",
+        "certificate.issued",
+        "certificate.revoked",
+    ] {
+        assert!(
+            events.iter().any(|(e, _)| e == wanted),
+            "audit has {wanted}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|(e, actor)| e == "certificate.issued" && actor.starts_with("platform:acme-")),
+        "issued as the platform, by the account"
+    );
     // Expired orders and authorizations are purged (audited with the count).
     let store = ca.running.as_ref().unwrap().service().store();
     let far = time::OffsetDateTime::now_utc().unix_timestamp() + 30 * 86_400;
@@ -1276,4 +1312,69 @@ async fn profiles_alternate_chains_deactivation_revocation_by_key_and_purge() {
         "purged: {}",
         String::from_utf8_lossy(&r.body)
     );
+    let purged = ca.client.audit_log().await.unwrap();
+    assert!(
+        purged.iter().any(|e| e.event == "acme.purged"),
+        "the purge is audited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_required_binding_accounts_act_for_the_default_platform() {
+    let ca = TestCa::start_with(|c| {
+        c.acme.external_account_required = Some(false);
+        c.acme.default_platform = Some("open".into());
+    })
+    .await;
+    ca.client
+        .add_platform(pb::AddPlatformRequest {
+            name: "open".into(),
+            dns_suffixes: vec!["open.test".into()],
+            profiles: vec!["server-tls".into()],
+            csr: p256_csr(&CsrSpec::cn("platform open")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let addr = ca.running.as_ref().unwrap().endpoints.acme.unwrap();
+    let mut a = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
+    let r = a.raw("GET", &a.url("/acme/directory"), b"").await;
+    assert_eq!(r.json()["meta"]["externalAccountRequired"], false);
+    let r = a
+        .post(
+            "/acme/new-account",
+            Some(json!({"termsOfServiceAgreed": true, "contact": ["mailto:ops@open.test"]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let kid = r.header("location").map(str::to_string);
+    // The same key again: the same account (200, same URL).
+    let r = a
+        .post(
+            "/acme/new-account",
+            Some(json!({"onlyReturnExisting": true})),
+        )
+        .await;
+    assert_eq!((r.status, r.header("location")), (200, kid.as_deref()));
+    a.kid = kid;
+    let order = |name: &str| json!({"identifiers": [{"type": "dns", "value": name}]});
+    assert_eq!(
+        a.post("/acme/new-order", Some(order("www.open.test")))
+            .await
+            .status,
+        201
+    );
+    let r = a
+        .post("/acme/new-order", Some(order("www.elsewhere.test")))
+        .await;
+    assert_eq!(r.problem(), "rejectedIdentifier");
+    // A contact that is not mailto: is refused with unsupportedContact.
+    let mut b = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
+    let r = b
+        .post(
+            "/acme/new-account",
+            Some(json!({"contact": ["tel:+86100"]})),
+        )
+        .await;
+    assert_eq!(r.problem(), "unsupportedContact");
 }
