@@ -136,9 +136,23 @@ impl Dns {
                     TokioRuntimeProvider::default(),
                 )
             }
-            None => TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?,
+            None => TokioResolver::builder_tokio().unwrap_or_else(|e| {
+                // No usable /etc/resolv.conf: the server still starts; every validation then
+                // fails with a dns problem until a resolver is configured.
+                tracing::warn!(error = %e, "no system DNS resolver; ACME validation needs --acme-dns-resolver");
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(Vec::new()),
+                    TokioRuntimeProvider::default(),
+                )
+            }),
         };
-        let mut builder = builder;
+        Self::build(builder, server.is_some())
+    }
+
+    fn build(
+        mut builder: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>,
+        allow_loopback: bool,
+    ) -> Result<Dns, String> {
         builder.options_mut().timeout = Duration::from_secs(5);
         builder.options_mut().attempts = 2;
         // Validation must see the zone as it is now, not as cached before the client set it.
@@ -146,7 +160,7 @@ impl Dns {
         let resolver = builder.build().map_err(|e| format!("resolver: {e}"))?;
         Ok(Dns {
             resolver: Arc::new(resolver),
-            allow_loopback: server.is_some(),
+            allow_loopback,
         })
     }
 
@@ -301,5 +315,43 @@ impl Validator {
                 .map_err(|why| Failure::Caa(format!("CAA records at {name} {why}")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_name_servers_lookups_fail_as_dns_problems_and_nothing_panics() {
+        let builder = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(Vec::new()),
+            TokioRuntimeProvider::default(),
+        );
+        let dns = Dns::build(builder, false).expect("a resolver without servers builds");
+        assert!(matches!(
+            dns.addresses("example.com").await,
+            Err(Failure::Dns(_))
+        ));
+        assert!(matches!(dns.caa("example.com").await, Err(Failure::Dns(_))));
+    }
+
+    #[test]
+    fn loopback_only_with_an_explicit_resolver() {
+        let builder = || {
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(Vec::new()),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let (strict, tests) = (
+            Dns::build(builder(), false).unwrap(),
+            Dns::build(builder(), true).unwrap(),
+        );
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let private: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(!strict.permits(lo) && tests.permits(lo));
+        assert!(!strict.permits(private) && !tests.permits(private));
+        assert!(strict.permits("93.184.216.34".parse().unwrap()));
     }
 }
