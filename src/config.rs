@@ -80,6 +80,8 @@ pub struct LimitsSection {
     pub ocsp_per_ip: Option<u32>,
     /// Time-stamp requests per second per client address; 0 = unlimited (default 10).
     pub tsa_per_ip: Option<u32>,
+    /// ACME requests per second per client address; 0 = unlimited (default 50).
+    pub acme_per_ip: Option<u32>,
 }
 
 /// Per-client-address request rates on the anonymous HTTP endpoints.
@@ -89,6 +91,8 @@ pub struct RateLimits {
     pub ocsp_per_ip: u32,
     /// Time-stamp requests per second (burst: twice that); 0 = unlimited.
     pub tsa_per_ip: u32,
+    /// ACME requests per second (burst: twice that); 0 = unlimited.
+    pub acme_per_ip: u32,
 }
 
 impl Default for RateLimits {
@@ -96,6 +100,7 @@ impl Default for RateLimits {
         RateLimits {
             ocsp_per_ip: 200,
             tsa_per_ip: 10,
+            acme_per_ip: 50,
         }
     }
 }
@@ -359,6 +364,9 @@ impl ServerConfig {
         }
         if let Some(v) = l.tsa_per_ip {
             self.rates.tsa_per_ip = v;
+        }
+        if let Some(v) = l.acme_per_ip {
+            self.rates.acme_per_ip = v;
         }
         if let Some(v) = file.grpc_tls12 {
             self.grpc_tls12 = v;

@@ -1378,3 +1378,24 @@ async fn without_required_binding_accounts_act_for_the_default_platform() {
         .await;
     assert_eq!(r.problem(), "unsupportedContact");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_address_has_an_acme_request_rate() {
+    let ca = TestCa::start_with(|c| c.rates.acme_per_ip = 1).await;
+    let addr = ca.running.as_ref().unwrap().endpoints.acme.unwrap();
+    let a = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
+    // A burst of two, then rateLimited with Retry-After (nothing read or written).
+    let url = a.url("/acme/directory");
+    let statuses: Vec<Resp> =
+        futures_util::future::join_all((0..4).map(|_| a.raw("GET", &url, b""))).await;
+    let limited: Vec<&Resp> = statuses.iter().filter(|r| r.status == 429).collect();
+    assert!(!limited.is_empty(), "over the rate");
+    assert_eq!(limited[0].problem(), "rateLimited");
+    assert!(limited[0].header("retry-after").is_some());
+    // After the wait, served again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        a.raw("GET", &a.url("/acme/directory"), b"").await.status,
+        200
+    );
+}

@@ -42,6 +42,8 @@ pub struct Settings {
     /// Base URL clients reach the listener at (default: https://HOST from each request).
     pub base_url: Option<String>,
     pub caa_identities: Vec<String>,
+    /// Requests per second per client address (0: unlimited).
+    pub per_ip: u32,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             profiles: vec![("server-tls".into(), "TLS server certificate".into())],
             base_url: None,
             caa_identities: vec!["ecca".into()],
+            per_ip: 50,
         }
     }
 }
@@ -63,6 +66,7 @@ pub struct Acme {
     service: Arc<Service>,
     nonces: nonce::Nonces,
     validator: Arc<Validator>,
+    rate: Option<crate::listen::RateLimiter>,
     settings: Settings,
 }
 
@@ -72,6 +76,7 @@ impl Acme {
             service,
             nonces: nonce::Nonces::default(),
             validator: Arc::new(validator),
+            rate: crate::listen::RateLimiter::new(settings.per_ip),
             settings,
         })
     }
@@ -89,10 +94,25 @@ impl Acme {
     }
 }
 
-/// Every answer carries a fresh nonce (RFC 8555 §6.5) and the directory link (§7.1).
+/// Every answer carries a fresh nonce (RFC 8555 §6.5) and the directory link (§7.1); a
+/// client address over its rate gets `rateLimited` with Retry-After before anything is read.
 async fn decorate(State(acme): State<Arc<Acme>>, req: Request, next: Next) -> Response {
     let base = acme.base(req.headers());
-    let mut resp = next.run(req).await;
+    let client = req.extensions().get::<crate::listen::ClientAddr>().copied();
+    let over = match (&acme.rate, client) {
+        (Some(limiter), Some(c)) => limiter.check(c.0.ip()).err(),
+        _ => None,
+    };
+    let mut resp = match over {
+        Some(wait) => {
+            let mut p = Problem::rate_limited(
+                "too many ACME requests from this address; retry after the given seconds".into(),
+            );
+            p.retry_after = Some(wait);
+            axum::response::IntoResponse::into_response(p)
+        }
+        None => next.run(req).await,
+    };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&acme.nonces.issue()) {
         h.insert("replay-nonce", v);

@@ -1,7 +1,6 @@
 //! The plain-HTTP side: what relying parties fetch by URL (CA certificates, health, CRLs,
 //! OCSP, timestamps). Anonymous: every connection is capped and timed out (`crate::listen`),
 //! and /ocsp and /tsa are rate-limited per client address.
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -27,9 +26,7 @@ use crate::service::Service;
 
 pub mod console;
 pub mod metrics;
-mod rate;
-
-pub use rate::RateLimiter;
+pub use crate::listen::{ClientAddr, RateLimiter};
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -40,10 +37,6 @@ pub struct Http {
 }
 
 type S = Arc<Http>;
-
-/// The client's address, set on each request by [`serve`].
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// 429 with Retry-After when `limiter` refuses this client.
 fn over_rate(limiter: &Option<RateLimiter>, client: Option<ClientAddr>) -> Option<Response> {

@@ -96,6 +96,7 @@ pub(super) fn prepare(
             profiles,
             base_url: c.base_url.clone(),
             caa_identities,
+            per_ip: config.rates.acme_per_ip,
         },
     ))
 }

@@ -1,4 +1,4 @@
-//! Per-client-address token buckets for the anonymous endpoints (/ocsp, /tsa).
+//! Per-client-address token buckets for the anonymous endpoints (/ocsp, /tsa, ACME).
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
