@@ -309,16 +309,7 @@ async fn certbot_and_lego_issue_renew_and_revoke_against_ecca_and_pebble() {
         c.acme.tlsalpn01_port = Some(ports.tls);
     })
     .await;
-    ca.client
-        .add_platform(pb::AddPlatformRequest {
-            name: "shop".into(),
-            dns_suffixes: vec!["shop.test".into()],
-            profiles: vec!["server-tls".into()],
-            csr: p256_csr(&CsrSpec::cn("platform shop")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_platform(&ca.client, "shop", "shop.test", None).await;
     let acme = ca.running.as_ref().unwrap().endpoints.acme.unwrap();
     let directory = format!("https://{acme}/acme/directory");
     let admin_ca = ca.data_dir().join("admin/ca.pem");
@@ -454,6 +445,21 @@ impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
         common::header(&self.headers, name)
     }
+}
+
+/// Adds a platform that may issue server-tls under `suffix` (its credential is not used).
+async fn add_platform(admin: &ecca::client::Client, name: &str, suffix: &str, rate: Option<u32>) {
+    admin
+        .add_platform(pb::AddPlatformRequest {
+            name: name.into(),
+            dns_suffixes: vec![suffix.into()],
+            profiles: vec!["server-tls".into()],
+            rate_per_minute: rate,
+            csr: p256_csr(&CsrSpec::cn(&format!("platform {name}"))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 }
 
 /// The challenge of `kind` in an authorization.
@@ -725,17 +731,7 @@ async fn hostile_acme_requests_get_problem_documents_and_platform_policy_holds()
         ("shop", "shop.test", Some(2)),
         ("other", "other.test", None),
     ] {
-        ca.client
-            .add_platform(pb::AddPlatformRequest {
-                name: name.into(),
-                dns_suffixes: vec![suffix.into()],
-                profiles: vec!["server-tls".into()],
-                rate_per_minute: rate,
-                csr: p256_csr(&CsrSpec::cn(&format!("platform {name}"))),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        add_platform(&ca.client, name, suffix, rate).await;
     }
     let addr = ca.running.as_ref().unwrap().endpoints.acme.unwrap();
     let admin_ca = ca.data_dir().join("admin/ca.pem");
@@ -1078,16 +1074,7 @@ async fn an_order_moves_between_two_instances_on_one_postgres() {
     let admin = ecca::client::Client::connect_data_dir(&dir_a)
         .await
         .unwrap();
-    admin
-        .add_platform(pb::AddPlatformRequest {
-            name: "shop".into(),
-            dns_suffixes: vec!["shop.test".into()],
-            profiles: vec!["server-tls".into()],
-            csr: p256_csr(&CsrSpec::cn("platform shop")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_platform(&admin, "shop", "shop.test", None).await;
     // The key made through instance A binds an account through instance B (same secret).
     let key = admin.create_acme_key("shop").await.unwrap();
     let (addr_a, addr_b) = (
@@ -1151,16 +1138,7 @@ async fn an_order_moves_between_two_instances_on_one_postgres() {
 async fn profiles_alternate_chains_deactivation_revocation_by_key_and_purge() {
     let dns = TestDns::start().await;
     let ca = TestCa::start_with(|c| c.acme.dns_resolver = Some(dns.dns)).await;
-    ca.client
-        .add_platform(pb::AddPlatformRequest {
-            name: "shop".into(),
-            dns_suffixes: vec!["shop.test".into()],
-            profiles: vec!["server-tls".into()],
-            csr: p256_csr(&CsrSpec::cn("platform shop")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_platform(&ca.client, "shop", "shop.test", None).await;
     let addr = ca.running.as_ref().unwrap().endpoints.acme.unwrap();
     let key = ca.client.create_acme_key("shop").await.unwrap();
     let mut a = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
@@ -1240,6 +1218,34 @@ async fn profiles_alternate_chains_deactivation_revocation_by_key_and_purge() {
         link.subject().as_raw(),
         "signed by the old root"
     );
+
+    // Another platform's account sees none of this account's objects and cannot revoke its
+    // certificate with its own account key.
+    add_platform(&ca.client, "rival", "rival.test", None).await;
+    let rival_key = ca.client.create_acme_key("rival").await.unwrap();
+    let mut rival = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
+    assert_eq!(
+        rival.register(&rival_key.kid, &rival_key.hmac).await.status,
+        201
+    );
+    for url in [&order_url, &cert_url, &authz] {
+        let r = rival.post(url, None).await;
+        assert_eq!(r.status, 404, "{url}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let r = rival
+        .post(
+            ready["finalize"].as_str().unwrap(),
+            Some(json!({"csr": B64.encode(&csr)})),
+        )
+        .await;
+    assert_eq!(r.status, 404, "another account's order cannot be finalized");
+    let r = rival
+        .post(
+            "/acme/revoke-cert",
+            Some(json!({"certificate": B64.encode(&main_chain[0])})),
+        )
+        .await;
+    assert_eq!((r.status, r.problem().as_str()), (403, "unauthorized"));
 
     // Revocation signed with the certificate's own key (no account); a stranger's key is
     // refused; twice is alreadyRevoked.
@@ -1326,16 +1332,7 @@ async fn without_required_binding_accounts_act_for_the_default_platform() {
         c.acme.default_platform = Some("open".into());
     })
     .await;
-    ca.client
-        .add_platform(pb::AddPlatformRequest {
-            name: "open".into(),
-            dns_suffixes: vec!["open.test".into()],
-            profiles: vec!["server-tls".into()],
-            csr: p256_csr(&CsrSpec::cn("platform open")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_platform(&ca.client, "open", "open.test", None).await;
     let addr = ca.running.as_ref().unwrap().endpoints.acme.unwrap();
     let mut a = Acme::new(addr, &ca.data_dir().join("admin/ca.pem"));
     let r = a.raw("GET", &a.url("/acme/directory"), b"").await;

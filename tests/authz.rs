@@ -224,6 +224,12 @@ async fn call_all(ch: Channel) -> Vec<(&'static str, Result<(), Code>)> {
         })
     );
     call!(
+        "CreateAcmeKey",
+        admin.create_acme_key(pb::CreateAcmeKeyRequest {
+            platform: "nope".into()
+        })
+    );
+    call!(
         "AddAuditor",
         admin.add_auditor(pb::AddAuditorRequest {
             name: "x".into(),
